@@ -1,0 +1,179 @@
+//! Command-line flags (clap). The only module that knows about clap: it turns
+//! flags into a validated [`Command`].
+
+use crate::config::{self, Command, ProduceConfig, RunConfig};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "host", version, about = "Run WebAssembly consumer plugins on Redis Streams")]
+struct Cli {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Consume a stream through a consumer group, calling the plugin's `handle` per entry.
+    Run(RunArgs),
+    /// Append one entry to a stream (XADD), printing its id.
+    Produce(ProduceArgs),
+}
+
+#[derive(Args, Debug)]
+struct RedisArgs {
+    /// Redis server URL.
+    #[arg(long = "redis", env = "REDIS_URL", default_value = config::DEFAULT_REDIS_URL, value_name = "URL")]
+    url: String,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Plugin component (.wasm) exporting `handle`.
+    #[arg(long, value_name = "FILE")]
+    plugin: PathBuf,
+    /// Stream key to consume.
+    #[arg(long, value_name = "KEY")]
+    stream: String,
+    /// Consumer group (created with MKSTREAM if missing).
+    #[arg(long, value_name = "NAME")]
+    group: String,
+    /// Name of the single consumer [default: HOSTNAME-1].
+    #[arg(long, value_name = "NAME", conflicts_with = "consumers")]
+    consumer: Option<String>,
+    /// Number of consumers in this process, named HOSTNAME-1..N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    consumers: Option<u32>,
+    #[command(flatten)]
+    redis: RedisArgs,
+    /// Entries per XREADGROUP.
+    #[arg(long, value_name = "N", default_value_t = config::DEFAULT_COUNT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    count: u64,
+    /// Milliseconds one XREADGROUP blocks waiting for entries.
+    #[arg(long, value_name = "MS", default_value_t = config::DEFAULT_BLOCK_MS,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    block_ms: u64,
+    /// Where a newly created group starts: 0 = the whole stream, $ = only new entries.
+    #[arg(long, value_name = "ID", default_value = config::DEFAULT_START_ID, value_parser = parse_start_id)]
+    start_id: String,
+    /// Wall-clock limit of one `handle` call, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = config::DEFAULT_CALL_DEADLINE_MS,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    call_deadline_ms: u64,
+}
+
+#[derive(Args, Debug)]
+struct ProduceArgs {
+    /// Stream key to append to.
+    #[arg(long, value_name = "KEY")]
+    stream: String,
+    /// Keep the stream at about N entries (XADD MAXLEN ~ N).
+    #[arg(long, value_name = "N")]
+    maxlen: Option<u64>,
+    #[command(flatten)]
+    redis: RedisArgs,
+    /// Fields of the entry, in order.
+    #[arg(value_name = "FIELD=VALUE", required = true, value_parser = parse_field)]
+    fields: Vec<(String, String)>,
+}
+
+/// Parses the process arguments; on a bad flag prints clap's message and exits 2.
+pub fn parse() -> Command {
+    from_cli(Cli::parse())
+}
+
+/// Parses `args` (the first is the program name), for tests.
+pub fn try_parse<I, T>(args: I) -> Result<Command, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args).map(from_cli)
+}
+
+fn from_cli(cli: Cli) -> Command {
+    match cli.command {
+        Sub::Run(a) => Command::Run(RunConfig {
+            redis_url: a.redis.url,
+            plugin: a.plugin,
+            stream: a.stream,
+            group: a.group,
+            consumers: consumer_names(a.consumer, a.consumers),
+            count: a.count as usize,
+            block: Duration::from_millis(a.block_ms),
+            start_id: a.start_id,
+            call_deadline: Duration::from_millis(a.call_deadline_ms),
+        }),
+        Sub::Produce(a) => Command::Produce(ProduceConfig {
+            redis_url: a.redis.url,
+            stream: a.stream,
+            maxlen: a.maxlen,
+            fields: a.fields.into_iter().map(|(f, v)| (f.into_bytes(), v.into_bytes())).collect(),
+        }),
+    }
+}
+
+/// `--consumer NAME` → [NAME]; otherwise HOSTNAME-1..N, stable across restarts
+/// so a restarted consumer finds its own pending entries.
+fn consumer_names(single: Option<String>, count: Option<u32>) -> Vec<String> {
+    if let Some(name) = single {
+        return vec![name];
+    }
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let host = if host.is_empty() { "host".to_string() } else { host };
+    (1..=count.unwrap_or(1)).map(|i| format!("{host}-{i}")).collect()
+}
+
+fn parse_field(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((field, value)) if !field.is_empty() => Ok((field.to_string(), value.to_string())),
+        _ => Err(format!("expected FIELD=VALUE, got {s:?}")),
+    }
+}
+
+fn parse_start_id(s: &str) -> Result<String, String> {
+    let valid_id = |id: &str| {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok()
+    };
+    if s == "$" || valid_id(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a stream id: use 0, $ or MS-SEQ (e.g. 1700000000000-0)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_flags_become_a_config() {
+        let Command::Run(c) = try_parse([
+            "host", "run", "--plugin", "p.wasm", "--stream", "s", "--group", "g", "--consumer", "c",
+            "--count", "10", "--redis", "redis://x:1",
+        ])
+        .unwrap() else {
+            panic!("expected run")
+        };
+        assert_eq!((c.consumers, c.count, c.redis_url.as_str()), (vec!["c".to_string()], 10, "redis://x:1"));
+    }
+
+    #[test]
+    fn consumers_are_numbered() {
+        let names = consumer_names(None, Some(3));
+        assert_eq!(names.len(), 3);
+        assert!(names[2].ends_with("-3"));
+    }
+
+    #[test]
+    fn bad_flags_are_rejected() {
+        let run = ["host", "run", "--plugin", "p", "--stream", "s", "--group", "g"];
+        assert!(try_parse(run.iter().copied().chain(["--count", "0"])).is_err());
+        assert!(try_parse(run.iter().copied().chain(["--start-id", "abc"])).is_err());
+        assert!(try_parse(run.iter().copied().chain(["--consumer", "a", "--consumers", "2"])).is_err());
+        assert!(try_parse(["host", "produce", "--stream", "s", "novalue"]).is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! Validated settings for each command. Built by `cli.rs` (or by tests
+//! directly); nothing here knows about flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What the binary was asked to do.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Consume a stream through a plugin.
+    Run(RunConfig),
+    /// Add one entry to a stream.
+    Produce(ProduceConfig),
+}
+
+/// Settings of `host run`.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Redis URL, e.g. `redis://127.0.0.1:6379`.
+    pub redis_url: String,
+    /// The plugin component to load.
+    pub plugin: PathBuf,
+    /// Stream key to consume.
+    pub stream: String,
+    /// Consumer group name.
+    pub group: String,
+    /// Consumer names; one task (and one connection) each.
+    pub consumers: Vec<String>,
+    /// Entries per `XREADGROUP` (COUNT).
+    pub count: usize,
+    /// How long one `XREADGROUP` blocks waiting for entries (BLOCK).
+    pub block: Duration,
+    /// Where a newly created group starts reading (`0` = whole stream, `$` = only new).
+    pub start_id: String,
+    /// Wall-clock limit of one `handle` call.
+    pub call_deadline: Duration,
+}
+
+impl RunConfig {
+    /// A configuration with the CLI's defaults, for one consumer named `consumer`.
+    pub fn new(redis_url: &str, plugin: PathBuf, stream: &str, group: &str, consumer: &str) -> Self {
+        RunConfig {
+            redis_url: redis_url.to_string(),
+            plugin,
+            stream: stream.to_string(),
+            group: group.to_string(),
+            consumers: vec![consumer.to_string()],
+            count: DEFAULT_COUNT,
+            block: Duration::from_millis(DEFAULT_BLOCK_MS),
+            start_id: DEFAULT_START_ID.to_string(),
+            call_deadline: Duration::from_millis(DEFAULT_CALL_DEADLINE_MS),
+        }
+    }
+}
+
+/// Settings of `host produce`.
+#[derive(Debug, Clone)]
+pub struct ProduceConfig {
+    /// Redis URL.
+    pub redis_url: String,
+    /// Stream key to append to.
+    pub stream: String,
+    /// Approximate cap on the stream length (`MAXLEN ~`), if any.
+    pub maxlen: Option<u64>,
+    /// Field/value pairs of the new entry, in order.
+    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Default Redis URL when neither `--redis` nor `REDIS_URL` is given.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// Entries per read: large enough to amortise the round trip, small enough
+/// that a shutdown leaves little in hand.
+pub const DEFAULT_COUNT: usize = 100;
+/// A blocked read is abandoned on shutdown at once, so this only bounds how
+/// often an idle consumer polls.
+pub const DEFAULT_BLOCK_MS: u64 = 2_000;
+/// A new group sees the whole stream: nothing already written is skipped.
+pub const DEFAULT_START_ID: &str = "0";
+/// Per-call wall-clock limit.
+pub const DEFAULT_CALL_DEADLINE_MS: u64 = 5_000;

@@ -1,0 +1,63 @@
+//! The wasmtime engine shared by every plugin: configuration, the linker with
+//! the host's imports, and the epoch ticker that enforces call deadlines.
+
+use crate::bindings::Consumer;
+use crate::guest_log::HostState;
+use anyhow::Result;
+use wasmtime::error::Context as _;
+use std::thread;
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+
+/// One epoch tick. Deadlines are whole ticks, so this is their resolution;
+/// 10 ms keeps the ticker's cost negligible while cutting runaway calls promptly.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// A configured engine plus the linker every plugin is instantiated against.
+#[derive(Clone)]
+pub struct Engine {
+    /// The wasmtime engine (compiled code is tied to its settings).
+    pub(crate) engine: wasmtime::Engine,
+    /// WASI p2 and the `log` import; nothing else is granted.
+    pub(crate) linker: Linker<HostState>,
+}
+
+impl Engine {
+    /// Builds the engine and starts its epoch ticker (which stops by itself
+    /// once the engine is dropped).
+    pub fn new() -> Result<Self> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        // Plugins are synchronous; concurrency support roughly doubles call cost.
+        config.concurrency_support(false);
+        let engine = wasmtime::Engine::new(&config).context("cannot configure wasmtime")?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .context("cannot add WASI to the plugin linker")?;
+        Consumer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .context("cannot add host imports to the plugin linker")?;
+
+        start_epoch_ticker(&engine);
+        Ok(Engine { engine, linker })
+    }
+
+    /// Deadline in epoch ticks, rounded up, at least one.
+    pub(crate) fn ticks(deadline: Duration) -> u64 {
+        (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
+    }
+}
+
+fn start_epoch_ticker(engine: &wasmtime::Engine) {
+    let weak = engine.weak();
+    thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}

@@ -1,0 +1,170 @@
+//! Per-instance host state, and everything a plugin says: the `log` import
+//! and its stdout/stderr, all routed into the host log tagged with the plugin.
+
+use crate::bindings::{Level, redis_streams};
+use bytes::Bytes;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// A plugin's identity in log lines: file name and version hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginTag {
+    /// Plugin name (the file stem of `NAME.wasm`).
+    pub name: String,
+    /// Short hash of the plugin's bytes.
+    pub version: String,
+}
+
+/// The data of one plugin instance's `Store`.
+pub struct HostState {
+    /// WASI context: no preopens, no network, no environment.
+    wasi: WasiCtx,
+    /// WASI resources.
+    table: ResourceTable,
+    /// Who is talking, for the log.
+    tag: Arc<PluginTag>,
+}
+
+impl HostState {
+    /// A sandboxed state: stdout/stderr go to the host log, nothing else is granted.
+    pub fn new(tag: Arc<PluginTag>) -> Self {
+        let wasi = WasiCtx::builder()
+            .stdout(GuestOutput { tag: tag.clone(), stream: "stdout" })
+            .stderr(GuestOutput { tag: tag.clone(), stream: "stderr" })
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        HostState { wasi, table: ResourceTable::new(), tag }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl redis_streams::plugin::types::Host for HostState {}
+
+impl redis_streams::plugin::log::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        let (name, version) = (&self.tag.name, &self.tag.version);
+        match level {
+            Level::Trace => tracing::trace!(target: "plugin", plugin = %name, version = %version, "{message}"),
+            Level::Debug => tracing::debug!(target: "plugin", plugin = %name, version = %version, "{message}"),
+            Level::Info => tracing::info!(target: "plugin", plugin = %name, version = %version, "{message}"),
+            Level::Warn => tracing::warn!(target: "plugin", plugin = %name, version = %version, "{message}"),
+            Level::Error => tracing::error!(target: "plugin", plugin = %name, version = %version, "{message}"),
+        }
+    }
+}
+
+/// Longest partial line kept before it is logged anyway, so a plugin that
+/// never writes a newline cannot grow host memory.
+const MAX_LINE: usize = 16 * 1024;
+
+/// A guest's stdout or stderr: each line becomes one host log record.
+struct GuestOutput {
+    tag: Arc<PluginTag>,
+    stream: &'static str,
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.line_writer())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.line_writer())
+    }
+}
+
+impl GuestOutput {
+    fn line_writer(&self) -> LineWriter {
+        LineWriter { tag: self.tag.clone(), stream: self.stream, partial: Vec::new() }
+    }
+}
+
+/// Splits written bytes into lines and logs each.
+struct LineWriter {
+    tag: Arc<PluginTag>,
+    stream: &'static str,
+    partial: Vec<u8>,
+}
+
+impl LineWriter {
+    fn push(&mut self, mut bytes: &[u8]) {
+        while let Some(newline) = bytes.iter().position(|&b| b == b'\n') {
+            self.partial.extend_from_slice(&bytes[..newline]);
+            self.emit();
+            bytes = &bytes[newline + 1..];
+        }
+        self.partial.extend_from_slice(bytes);
+        if self.partial.len() >= MAX_LINE {
+            self.emit();
+        }
+    }
+
+    fn emit(&mut self) {
+        let line = String::from_utf8_lossy(&self.partial);
+        let line = line.trim_end_matches('\r');
+        tracing::info!(target: "plugin", plugin = %self.tag.name, version = %self.tag.version, stream = self.stream, "{line}");
+        self.partial.clear();
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.partial.is_empty() {
+            self.emit();
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(MAX_LINE)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LineWriter {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for LineWriter {
+    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,116 @@
+//! One live plugin instance: calls `handle` for an entry under a deadline and
+//! re-instantiates itself after a trap.
+
+use crate::bindings::{Consumer, Field, WitEntry};
+use crate::engine::Engine;
+use crate::entry::Entry;
+use crate::guest_log::HostState;
+use crate::plugin::Plugin;
+use crate::verdict::Verdict;
+use anyhow::Result;
+use wasmtime::error::Context as _;
+use std::time::Duration;
+use wasmtime::Store;
+
+/// Where an entry is delivered: fixed for the life of a consumer.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Stream key.
+    pub stream: String,
+    /// Consumer group.
+    pub group: String,
+    /// Consumer name.
+    pub consumer: String,
+}
+
+/// A plugin instance owned by one consumer and reused for every entry.
+pub struct Instance {
+    plugin: Plugin,
+    deadline: Duration,
+    store: Store<HostState>,
+    bindings: Consumer,
+    /// The record passed to `handle`. Stream, group and consumer are set once;
+    /// id and fields are moved in and out per call, so no entry data is copied.
+    template: WitEntry,
+    /// True after a trap: the instance must not be entered again.
+    poisoned: bool,
+}
+
+impl Instance {
+    /// Instantiates `plugin` for one consumer; `deadline` bounds each call.
+    pub fn new(plugin: &Plugin, delivery: Delivery, deadline: Duration) -> Result<Self> {
+        let (store, bindings) = instantiate(plugin)?;
+        let template = WitEntry {
+            stream: delivery.stream,
+            id: String::new(),
+            fields: Vec::new(),
+            delivery_count: 0,
+            group: delivery.group,
+            consumer: delivery.consumer,
+        };
+        Ok(Instance { plugin: plugin.clone(), deadline, store, bindings, template, poisoned: false })
+    }
+
+    /// Calls the plugin's `handle` for `entry` and returns its verdict. The
+    /// entry is lent to the plugin and comes back unchanged.
+    pub fn handle(&mut self, entry: &mut Entry) -> Verdict {
+        if self.poisoned {
+            if let Err(error) = self.recycle() {
+                return Verdict::Fault { reason: format!("cannot re-instantiate plugin: {error:#}") };
+            }
+        }
+        if let Err(reason) = self.lend(entry) {
+            return Verdict::Reject { reason };
+        }
+        self.store.set_epoch_deadline(Engine::ticks(self.deadline));
+        let result = self.bindings.call_handle(&mut self.store, &self.template);
+        self.take_back(entry);
+        let verdict = Verdict::from_call(result, self.deadline);
+        self.poisoned = verdict.poisons_instance();
+        verdict
+    }
+
+    /// Moves the entry's id and fields into the template. A field name that is
+    /// not UTF-8 cannot cross the WIT boundary: that entry is rejected.
+    fn lend(&mut self, entry: &mut Entry) -> Result<(), String> {
+        if let Some((name, _)) = entry.fields.iter().find(|(n, _)| std::str::from_utf8(n).is_err()) {
+            return Err(format!(
+                "field name {:?} is not UTF-8; plugins receive field names as text",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        self.template.id = std::mem::take(&mut entry.id);
+        self.template.delivery_count = entry.delivery_count;
+        self.template.fields.clear();
+        self.template.fields.extend(entry.fields.drain(..).map(|(name, value)| Field {
+            name: String::from_utf8(name).expect("checked above"),
+            value,
+        }));
+        Ok(())
+    }
+
+    fn take_back(&mut self, entry: &mut Entry) {
+        entry.id = std::mem::take(&mut self.template.id);
+        entry.fields.extend(self.template.fields.drain(..).map(|f| (f.name.into_bytes(), f.value)));
+    }
+
+    /// Drops the trapped instance and starts a fresh one from the pre-instance.
+    fn recycle(&mut self) -> Result<()> {
+        let (store, bindings) = instantiate(&self.plugin)?;
+        self.store = store;
+        self.bindings = bindings;
+        self.poisoned = false;
+        tracing::debug!(plugin = %self.plugin.tag.name, version = %self.plugin.tag.version, "plugin instance recycled after a fault");
+        Ok(())
+    }
+}
+
+fn instantiate(plugin: &Plugin) -> Result<(Store<HostState>, Consumer)> {
+    let mut store = Store::new(&plugin.engine.engine, HostState::new(plugin.tag.clone()));
+    // Instantiation runs guest start-up code: give it a deadline too.
+    store.set_epoch_deadline(Engine::ticks(Duration::from_secs(30)));
+    let bindings = plugin.pre.instantiate(&mut store).with_context(|| {
+        format!("cannot instantiate plugin {} ({})", plugin.tag.name, plugin.path.display())
+    })?;
+    Ok((store, bindings))
+}

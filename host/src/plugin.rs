@@ -1,0 +1,112 @@
+//! Loading a plugin: read the file, check it is a component of our world,
+//! compile it once, and pre-link it so instances are cheap to create.
+
+use crate::bindings::{ConsumerPre, WORLD};
+use crate::engine::Engine;
+use crate::guest_log::PluginTag;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmtime::component::Component;
+
+/// Why a plugin file cannot be used. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file does not exist.
+    #[error("plugin file {} not found (check --plugin; `make plugins` builds the bundled ones into plugins/dist/)", .0.display())]
+    NotFound(PathBuf),
+    /// The file exists but cannot be read.
+    #[error("cannot read plugin file {}: {}", .0.display(), .1)]
+    Unreadable(PathBuf, std::io::Error),
+    /// Not WebAssembly at all.
+    #[error("{} is not a WebAssembly file (no \\0asm header); build a component with a wasm32-wasip2 toolchain", .0.display())]
+    NotWasm(PathBuf),
+    /// A core module, not a component.
+    #[error("{} is a core WebAssembly module, not a component: build it for wasm32-wasip2, or wrap it with `wasm-tools component new`", .0.display())]
+    CoreModule(PathBuf),
+    /// A component wasmtime cannot compile.
+    #[error("{} is not a valid component: {}", .0.display(), .1)]
+    Invalid(PathBuf, String),
+    /// A valid component that does not fit the plugin world.
+    #[error("{} does not implement world {}: {}", .0.display(), WORLD, .1)]
+    WrongWorld(PathBuf, String),
+}
+
+/// A compiled, pre-linked plugin, ready to instantiate.
+#[derive(Clone)]
+pub struct Plugin {
+    /// Name and version for log lines.
+    pub tag: Arc<PluginTag>,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// Compiled and linked; each consumer instantiates its own copy.
+    pub(crate) pre: ConsumerPre<crate::guest_log::HostState>,
+    /// The engine the plugin was compiled for.
+    pub(crate) engine: Engine,
+}
+
+impl Plugin {
+    /// Reads, validates, compiles and links the plugin at `path`.
+    pub fn load(engine: &Engine, path: &Path) -> Result<Self, LoadError> {
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => LoadError::NotFound(path.to_owned()),
+            _ => LoadError::Unreadable(path.to_owned(), e),
+        })?;
+        check_header(path, &bytes)?;
+        let component = Component::new(&engine.engine, &bytes)
+            .map_err(|e| LoadError::Invalid(path.to_owned(), format!("{e:#}")))?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld(path.to_owned(), format!("{e:#}"));
+        let instance_pre = engine.linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let pre = ConsumerPre::new(instance_pre).map_err(|e| {
+            let exports: Vec<String> = component
+                .component_type()
+                .exports(&engine.engine)
+                .map(|(name, _)| format!("`{name}`"))
+                .collect();
+            let exports = if exports.is_empty() { "nothing".into() } else { exports.join(", ") };
+            LoadError::WrongWorld(
+                path.to_owned(),
+                format!("{e:#} (it must export `handle: func(entry) -> result<_, error>`; it exports {exports})"),
+            )
+        })?;
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let tag = Arc::new(PluginTag { name, version: version_of(&bytes) });
+        Ok(Plugin { tag, path: path.to_owned(), pre, engine: engine.clone() })
+    }
+}
+
+/// A plugin's version: the first 12 hex digits of the SHA-256 of its bytes.
+pub fn version_of(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Tells a component from a core module or a non-Wasm file by its 8-byte
+/// header: `\0asm`, then version 1 layer 0 (module) or layer 1 (component).
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm(path.to_owned()));
+    }
+    match bytes[6..8] {
+        [0, 0] => Err(LoadError::CoreModule(path.to_owned())),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_classifies_files() {
+        let p = Path::new("x.wasm");
+        assert!(matches!(check_header(p, b"hello world"), Err(LoadError::NotWasm(_))));
+        assert!(matches!(check_header(p, b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule(_))));
+        assert!(check_header(p, b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn version_is_short_and_stable() {
+        assert_eq!(version_of(b"abc"), "ba7816bf8f01");
+    }
+}

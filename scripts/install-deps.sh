@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the project needs from Debian's packages, skipping what is
+# already there. Usage: scripts/install-deps.sh [redis] [guest]
+#   redis  - redis-server (tests and the demo start their own instances)
+#   guest  - the guest toolchain: Debian's rustc 1.96 with std sources, wasi-libc
+#            and lld, used to build plugins for wasm32-wasip2 (see plugins/Cargo.toml)
+set -euo pipefail
+
+need=()
+want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need+=("$1"); }
+
+for what in "${@:-redis guest}"; do
+  for w in $what; do
+    case "$w" in
+      redis) want redis-server ;;
+      make) want make ;;
+      guest) for p in rustc-web cargo-web rust-web-src wasi-libc lld-22; do want "$p"; done ;;
+      *) echo "install-deps: unknown component '$w' (expected redis or guest)" >&2; exit 2 ;;
+    esac
+  done
+done
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${need[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${need[@]}"
