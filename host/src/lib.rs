@@ -26,7 +26,7 @@ pub use engine::Engine;
 pub use entry::Entry;
 pub use plugin::{LoadError, Plugin};
 pub use produce::produce;
-pub use run::run;
+pub use run::{RunReport, run};
 pub use verdict::Verdict;
 
 use tokio_util::sync::CancellationToken;

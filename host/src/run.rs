@@ -12,10 +12,28 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Consumes `config.stream` until `shutdown` is cancelled. Returns the summed
-/// statistics of all consumers, or the first error that ended one of them
-/// (which also stops the others).
-pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<ConsumerStats> {
+/// What a run did, per consumer.
+#[derive(Debug, Default, Clone)]
+pub struct RunReport {
+    /// Each consumer's name and statistics.
+    pub consumers: Vec<(String, ConsumerStats)>,
+}
+
+impl RunReport {
+    /// The statistics of all consumers added up.
+    pub fn total(&self) -> ConsumerStats {
+        let mut total = ConsumerStats::default();
+        for (_, stats) in &self.consumers {
+            total += *stats;
+        }
+        total
+    }
+}
+
+/// Consumes `config.stream` until `shutdown` is cancelled. Returns what each
+/// consumer did, or the first error that ended one of them (which also stops
+/// the others).
+pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<RunReport> {
     let engine = Engine::new()?;
     let path = config.plugin.clone();
     // Compiling is CPU-bound and can take seconds for big plugins.
@@ -41,14 +59,16 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<Consu
     let mut tasks = JoinSet::new();
     for name in &config.consumers {
         let consumer = Consumer::new(redis.clone(), &plugin, settings.clone(), name.clone())?;
-        tasks.spawn(consumer.run(stop.clone()));
+        let name = name.clone();
+        let stop = stop.clone();
+        tasks.spawn(async move { consumer.run(stop).await.map(|stats| (name, stats)) });
     }
 
-    let mut total = ConsumerStats::default();
+    let mut report = RunReport::default();
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
         match joined.context("consumer task panicked").and_then(|r| r) {
-            Ok(stats) => total += stats,
+            Ok(named) => report.consumers.push(named),
             Err(error) => {
                 tracing::error!("consumer stopped with an error, stopping the others: {error:#}");
                 stop.cancel();
@@ -58,6 +78,9 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<Consu
     }
     match first_error {
         Some(error) => Err(error),
-        None => Ok(total),
+        None => {
+            report.consumers.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(report)
+        }
     }
 }

@@ -1,1 +1,7 @@
+//! Integration tests: the host against a real redis-server and real plugins.
 
+mod cli;
+mod consume;
+mod faults;
+mod shutdown;
+mod support;

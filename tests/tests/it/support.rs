@@ -1,0 +1,228 @@
+//! Owns the external resources of the test binary: one `redis-server` on a
+//! free loopback port (killed by pid when the binary exits), the fixture
+//! plugins (built once per run with `make plugins`) and the `host` binary.
+
+use anyhow::{Context, Result, bail};
+use host::{RunConfig, RunReport};
+use redis::aio::MultiplexedConnection;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+static REDIS_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn kill_redis() {
+    let pid = REDIS_PID.swap(0, Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: plain syscalls on a pid this process started.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// URL of this test binary's own redis-server, started on first use.
+pub fn redis_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| start_redis().unwrap_or_else(|e| panic!("{e:#}")))
+}
+
+fn start_redis() -> Result<String> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child: Child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start redis-server: install Debian's redis-server package (`make test` does)")?;
+    REDIS_PID.store(child.id() as i32, Ordering::SeqCst);
+    // SAFETY: registering a plain extern "C" fn.
+    unsafe { libc::atexit(kill_redis) };
+    let url = format!("redis://127.0.0.1:{port}");
+    let client = redis::Client::open(url.as_str())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut conn) = client.get_connection()
+            && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+        {
+            return Ok(url);
+        }
+        if Instant::now() > deadline {
+            bail!("redis-server on port {port} did not answer within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A connection to the test Redis.
+pub async fn redis() -> MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to test redis")
+}
+
+/// A stream key no other test uses.
+pub fn unique_stream(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("test:{name}:{}", N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Path of a fixture plugin, building all of them once per run.
+pub fn plugin(name: &str) -> PathBuf {
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !*built {
+        let status = Command::new("make")
+            .arg("-C")
+            .arg(root())
+            .arg("plugins")
+            .stdout(Stdio::null())
+            .status()
+            .expect("cannot run make: install make");
+        assert!(status.success(), "`make plugins` failed: the guest toolchain is required");
+        *built = true;
+    }
+    let path = root().join("plugins/dist").join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} missing after `make plugins`", path.display());
+    path
+}
+
+/// The `host` binary of this build (`make test` builds it before the tests).
+pub fn host_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/it-<hash> → target/<profile>/host
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("host");
+    assert!(bin.exists(), "{} not found: run `cargo build -p host` first (`make test` does)", bin.display());
+    bin
+}
+
+/// Appends entries, pipelined; returns their ids in order.
+pub async fn produce(conn: &mut MultiplexedConnection, stream: &str, entries: &[Vec<(&str, Vec<u8>)>]) -> Vec<String> {
+    let mut ids = Vec::with_capacity(entries.len());
+    for chunk in entries.chunks(500) {
+        let mut pipe = redis::pipe();
+        for fields in chunk {
+            let cmd = pipe.cmd("XADD").arg(stream).arg("*");
+            for (name, value) in fields {
+                cmd.arg(*name).arg(value.as_slice());
+            }
+        }
+        let chunk_ids: Vec<String> = pipe.query_async(conn).await.expect("XADD");
+        ids.extend(chunk_ids);
+    }
+    ids
+}
+
+/// A valid order event of the redis.io guide.
+pub fn order(i: usize) -> Vec<(&'static str, Vec<u8>)> {
+    let kinds = ["order.placed", "order.paid", "order.shipped", "order.cancelled"];
+    vec![
+        ("type", kinds[i % 4].as_bytes().to_vec()),
+        ("order_id", format!("o-{i}").into_bytes()),
+        ("customer", format!("customer-{}", i % 7).into_bytes()),
+        ("amount", format!("{}.{:02}", i % 500, i % 100).into_bytes()),
+    ]
+}
+
+/// One consumer group's state, as `XINFO GROUPS` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub pending: u64,
+    pub lag: Option<u64>,
+    pub last_delivered_id: String,
+    pub entries_read: Option<u64>,
+}
+
+/// `None` until the group exists.
+pub async fn group_info(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> Option<GroupInfo> {
+    let groups: Vec<std::collections::HashMap<String, redis::Value>> =
+        redis::cmd("XINFO").arg("GROUPS").arg(stream).query_async(conn).await.unwrap_or_default();
+    let g = groups
+        .into_iter()
+        .find(|g| matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes()))?;
+    let int = |k: &str| match g.get(k) {
+        Some(redis::Value::Int(n)) => Some(*n as u64),
+        _ => None,
+    };
+    let last = match g.get("last-delivered-id") {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("last-delivered-id: {other:?}"),
+    };
+    Some(GroupInfo { pending: int("pending").unwrap_or(0), lag: int("lag"), last_delivered_id: last, entries_read: int("entries-read") })
+}
+
+/// Pending entries of a group: (id, consumer, delivery count).
+pub async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> Vec<(String, String, u64)> {
+    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .arg("-")
+        .arg("+")
+        .arg(100_000)
+        .query_async(conn)
+        .await
+        .expect("XPENDING");
+    rows.into_iter().map(|(id, consumer, _idle, count)| (id, consumer, count)).collect()
+}
+
+/// Waits until `group` has read every entry of `stream` (lag 0) and holds
+/// exactly `pending` of them.
+pub async fn wait_drained(conn: &mut MultiplexedConnection, stream: &str, group: &str, pending: u64) -> GroupInfo {
+    let limit = Duration::from_secs(60);
+    let start = Instant::now();
+    loop {
+        let info = group_info(conn, stream, group).await;
+        if let Some(info) = &info
+            && info.lag == Some(0)
+            && info.pending == pending
+        {
+            return info.clone();
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for group {group} to drain {stream}: {info:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `host::run` in this process, stopped on demand.
+pub struct HostRun {
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<RunReport>>,
+}
+
+impl HostRun {
+    pub fn start(config: RunConfig) -> Self {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(host::run(config, shutdown.clone()));
+        HostRun { shutdown, task }
+    }
+
+    pub async fn stop(self) -> RunReport {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("host stops within 10 s")
+            .expect("host task did not panic")
+            .expect("host run ends without error")
+    }
+}
+
+/// A run configuration against the test Redis.
+pub fn config(plugin_name: &str, stream: &str, group: &str, consumers: &[&str]) -> RunConfig {
+    let mut config = RunConfig::new(redis_url(), plugin(plugin_name), stream, group, consumers[0]);
+    config.consumers = consumers.iter().map(|c| c.to_string()).collect();
+    config.block = Duration::from_millis(200);
+    config
+}
