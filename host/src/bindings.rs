@@ -6,9 +6,9 @@ wasmtime::component::bindgen!({
 });
 
 pub use redis_streams::plugin::log::Level;
-pub use redis_streams::plugin::types::{Entry as WitEntry, Error as WitError, Field};
 #[cfg(test)]
 pub use redis_streams::plugin::types::Retry;
+pub use redis_streams::plugin::types::{Entry as WitEntry, Error as WitError, Field};
 
 /// The fully qualified name of the world every plugin must target.
 pub const WORLD: &str = "redis-streams:plugin/consumer@0.1.0";

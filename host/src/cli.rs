@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "host", version, about = "Run WebAssembly consumer plugins on Redis Streams")]
+#[command(
+    name = "host",
+    version,
+    about = "Run WebAssembly consumer plugins on Redis Streams"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Sub,
@@ -110,7 +114,11 @@ fn from_cli(cli: Cli) -> Command {
             redis_url: a.redis.url,
             stream: a.stream,
             maxlen: a.maxlen,
-            fields: a.fields.into_iter().map(|(f, v)| (f.into_bytes(), v.into_bytes())).collect(),
+            fields: a
+                .fields
+                .into_iter()
+                .map(|(f, v)| (f.into_bytes(), v.into_bytes()))
+                .collect(),
         }),
     }
 }
@@ -122,8 +130,14 @@ fn consumer_names(single: Option<String>, count: Option<u32>) -> Vec<String> {
         return vec![name];
     }
     let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let host = if host.is_empty() { "host".to_string() } else { host };
-    (1..=count.unwrap_or(1)).map(|i| format!("{host}-{i}")).collect()
+    let host = if host.is_empty() {
+        "host".to_string()
+    } else {
+        host
+    };
+    (1..=count.unwrap_or(1))
+        .map(|i| format!("{host}-{i}"))
+        .collect()
 }
 
 fn parse_field(s: &str) -> Result<(String, String), String> {
@@ -141,7 +155,9 @@ fn parse_start_id(s: &str) -> Result<String, String> {
     if s == "$" || valid_id(s) {
         Ok(s.to_string())
     } else {
-        Err(format!("{s:?} is not a stream id: use 0, $ or MS-SEQ (e.g. 1700000000000-0)"))
+        Err(format!(
+            "{s:?} is not a stream id: use 0, $ or MS-SEQ (e.g. 1700000000000-0)"
+        ))
     }
 }
 
@@ -152,13 +168,28 @@ mod tests {
     #[test]
     fn run_flags_become_a_config() {
         let Command::Run(c) = try_parse([
-            "host", "run", "--plugin", "p.wasm", "--stream", "s", "--group", "g", "--consumer", "c",
-            "--count", "10", "--redis", "redis://x:1",
+            "host",
+            "run",
+            "--plugin",
+            "p.wasm",
+            "--stream",
+            "s",
+            "--group",
+            "g",
+            "--consumer",
+            "c",
+            "--count",
+            "10",
+            "--redis",
+            "redis://x:1",
         ])
         .unwrap() else {
             panic!("expected run")
         };
-        assert_eq!((c.consumers, c.count, c.redis_url.as_str()), (vec!["c".to_string()], 10, "redis://x:1"));
+        assert_eq!(
+            (c.consumers, c.count, c.redis_url.as_str()),
+            (vec!["c".to_string()], 10, "redis://x:1")
+        );
     }
 
     #[test]
@@ -170,10 +201,19 @@ mod tests {
 
     #[test]
     fn bad_flags_are_rejected() {
-        let run = ["host", "run", "--plugin", "p", "--stream", "s", "--group", "g"];
+        let run = [
+            "host", "run", "--plugin", "p", "--stream", "s", "--group", "g",
+        ];
         assert!(try_parse(run.iter().copied().chain(["--count", "0"])).is_err());
         assert!(try_parse(run.iter().copied().chain(["--start-id", "abc"])).is_err());
-        assert!(try_parse(run.iter().copied().chain(["--consumer", "a", "--consumers", "2"])).is_err());
+        assert!(
+            try_parse(
+                run.iter()
+                    .copied()
+                    .chain(["--consumer", "a", "--consumers", "2"])
+            )
+            .is_err()
+        );
         assert!(try_parse(["host", "produce", "--stream", "s", "novalue"]).is_err());
     }
 }

@@ -38,7 +38,13 @@ pub struct RunConfig {
 
 impl RunConfig {
     /// A configuration with the CLI's defaults, for one consumer named `consumer`.
-    pub fn new(redis_url: &str, plugin: PathBuf, stream: &str, group: &str, consumer: &str) -> Self {
+    pub fn new(
+        redis_url: &str,
+        plugin: PathBuf,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+    ) -> Self {
         RunConfig {
             redis_url: redis_url.to_string(),
             plugin,

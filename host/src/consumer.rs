@@ -72,7 +72,12 @@ pub struct Consumer {
 
 impl Consumer {
     /// Instantiates the plugin for consumer `name`.
-    pub fn new(redis: Redis, plugin: &Plugin, settings: Arc<ReadSettings>, name: String) -> Result<Self> {
+    pub fn new(
+        redis: Redis,
+        plugin: &Plugin,
+        settings: Arc<ReadSettings>,
+        name: String,
+    ) -> Result<Self> {
         let delivery = Delivery {
             stream: settings.stream.clone(),
             group: settings.group.clone(),
@@ -131,7 +136,8 @@ impl Consumer {
             }
             self.flush_acks().await?;
             let conn = self.conn.as_mut().expect("connected above");
-            conn.read_new(&s.stream, &s.group, &self.name, s.count, s.block).await
+            conn.read_new(&s.stream, &s.group, &self.name, s.count, s.block)
+                .await
         };
         tokio::select! {
             _ = shutdown.cancelled() => None,
@@ -141,8 +147,15 @@ impl Consumer {
 
     /// Calls the plugin for each entry, in stream order, on a blocking thread
     /// (Wasm must not stall the async reactor). Stops early on shutdown.
-    async fn invoke(&mut self, entries: Vec<Entry>, shutdown: CancellationToken) -> Result<Vec<(String, Verdict)>> {
-        let mut instance = self.instance.take().expect("instance is returned after every batch");
+    async fn invoke(
+        &mut self,
+        entries: Vec<Entry>,
+        shutdown: CancellationToken,
+    ) -> Result<Vec<(String, Verdict)>> {
+        let mut instance = self
+            .instance
+            .take()
+            .expect("instance is returned after every batch");
         let join = tokio::task::spawn_blocking(move || {
             let mut outcomes = Vec::with_capacity(entries.len());
             for mut entry in entries {
@@ -190,7 +203,9 @@ impl Consumer {
             self.conn = Some(self.redis.connect(self.settings.block).await?);
         }
         let conn = self.conn.as_mut().expect("connected above");
-        let acked = conn.ack(&self.settings.stream, &self.settings.group, &self.unacked).await?;
+        let acked = conn
+            .ack(&self.settings.stream, &self.settings.group, &self.unacked)
+            .await?;
         tracing::debug!(consumer = %self.name, stream = %self.settings.stream, "acked {acked} of {} entries", self.unacked.len());
         self.stats.acked += self.unacked.len() as u64;
         self.unacked.clear();

@@ -4,10 +4,10 @@
 use crate::bindings::Consumer;
 use crate::guest_log::HostState;
 use anyhow::Result;
-use wasmtime::error::Context as _;
 use std::thread;
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
+use wasmtime::error::Context as _;
 
 /// One epoch tick. Deadlines are whole ticks, so this is their resolution;
 /// 10 ms keeps the ticker's cost negligible while cutting runaway calls promptly.

@@ -34,19 +34,32 @@ impl HostState {
     /// A sandboxed state: stdout/stderr go to the host log, nothing else is granted.
     pub fn new(tag: Arc<PluginTag>) -> Self {
         let wasi = WasiCtx::builder()
-            .stdout(GuestOutput { tag: tag.clone(), stream: "stdout" })
-            .stderr(GuestOutput { tag: tag.clone(), stream: "stderr" })
+            .stdout(GuestOutput {
+                tag: tag.clone(),
+                stream: "stdout",
+            })
+            .stderr(GuestOutput {
+                tag: tag.clone(),
+                stream: "stderr",
+            })
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        HostState { wasi, table: ResourceTable::new(), tag }
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            tag,
+        }
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -56,11 +69,21 @@ impl redis_streams::plugin::log::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
         let (name, version) = (&self.tag.name, &self.tag.version);
         match level {
-            Level::Trace => tracing::trace!(target: "plugin", plugin = %name, version = %version, "{message}"),
-            Level::Debug => tracing::debug!(target: "plugin", plugin = %name, version = %version, "{message}"),
-            Level::Info => tracing::info!(target: "plugin", plugin = %name, version = %version, "{message}"),
-            Level::Warn => tracing::warn!(target: "plugin", plugin = %name, version = %version, "{message}"),
-            Level::Error => tracing::error!(target: "plugin", plugin = %name, version = %version, "{message}"),
+            Level::Trace => {
+                tracing::trace!(target: "plugin", plugin = %name, version = %version, "{message}")
+            }
+            Level::Debug => {
+                tracing::debug!(target: "plugin", plugin = %name, version = %version, "{message}")
+            }
+            Level::Info => {
+                tracing::info!(target: "plugin", plugin = %name, version = %version, "{message}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: "plugin", plugin = %name, version = %version, "{message}")
+            }
+            Level::Error => {
+                tracing::error!(target: "plugin", plugin = %name, version = %version, "{message}")
+            }
         }
     }
 }
@@ -93,7 +116,11 @@ impl StdoutStream for GuestOutput {
 
 impl GuestOutput {
     fn line_writer(&self) -> LineWriter {
-        LineWriter { tag: self.tag.clone(), stream: self.stream, partial: Vec::new() }
+        LineWriter {
+            tag: self.tag.clone(),
+            stream: self.stream,
+            partial: Vec::new(),
+        }
     }
 }
 
@@ -155,7 +182,11 @@ impl Pollable for LineWriter {
 }
 
 impl tokio::io::AsyncWrite for LineWriter {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }

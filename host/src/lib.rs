@@ -11,13 +11,13 @@ mod engine;
 mod entry;
 mod guest_log;
 mod instance;
+pub mod logging;
 mod plugin;
 mod produce;
 mod run;
 pub mod shutdown;
 mod streams;
 mod verdict;
-pub mod logging;
 
 pub use bindings::WORLD;
 pub use config::{Command, ProduceConfig, RunConfig};

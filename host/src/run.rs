@@ -43,7 +43,9 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<RunRe
 
     let redis = Redis::open(&config.redis_url)?;
     let mut admin = redis.connect(Duration::ZERO).await?;
-    let created = admin.ensure_group(&config.stream, &config.group, &config.start_id).await?;
+    let created = admin
+        .ensure_group(&config.stream, &config.group, &config.start_id)
+        .await?;
     tracing::info!(stream = %config.stream, group = %config.group, plugin = %plugin.tag.name,
         version = %plugin.tag.version, consumers = config.consumers.len(), redis = %redis.url(),
         "consuming{}", if created { format!(" (created group at {})", config.start_id) } else { String::new() });

@@ -65,7 +65,12 @@ pub struct Connection {
 impl Connection {
     /// `XGROUP CREATE stream group start MKSTREAM`; an existing group is fine.
     /// Returns whether the group was created.
-    pub async fn ensure_group(&mut self, stream: &str, group: &str, start_id: &str) -> Result<bool> {
+    pub async fn ensure_group(
+        &mut self,
+        stream: &str,
+        group: &str,
+        start_id: &str,
+    ) -> Result<bool> {
         let reply: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(stream)
@@ -78,7 +83,9 @@ impl Connection {
             Ok(()) => Ok(true),
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(false),
             Err(e) => Err(e).with_context(|| {
-                format!("cannot create consumer group {group:?} on stream {stream:?} at {start_id:?}")
+                format!(
+                    "cannot create consumer group {group:?} on stream {stream:?} at {start_id:?}"
+                )
             }),
         }
     }
@@ -123,7 +130,10 @@ impl Connection {
             .query_async(&mut self.conn)
             .await
             .with_context(|| {
-                format!("XACK of {} entries on stream {stream:?} group {group:?} failed", ids.len())
+                format!(
+                    "XACK of {} entries on stream {stream:?} group {group:?} failed",
+                    ids.len()
+                )
             })
     }
 
@@ -160,7 +170,9 @@ fn parse_read_reply(reply: Value, delivery_count: u32) -> Result<Vec<Entry>> {
                 Value::Array(pair) if pair.len() == 2 => {
                     Ok(pair.into_iter().nth(1).unwrap_or(Value::Nil))
                 }
-                other => Err(anyhow!("stream reply is not a [key, entries] pair: {other:?}")),
+                other => Err(anyhow!(
+                    "stream reply is not a [key, entries] pair: {other:?}"
+                )),
             })
             .collect::<Result<Vec<_>>>()?,
         Value::Map(streams) => streams.into_iter().map(|(_, entries)| entries).collect(),
@@ -196,14 +208,21 @@ fn parse_entry(item: Value, delivery_count: u32) -> Result<Entry> {
         other => bail!("entry {id} has no field list: {other:?}"),
     };
     if flat.len() % 2 != 0 {
-        bail!("entry {id} has an odd number of field items ({})", flat.len());
+        bail!(
+            "entry {id} has an odd number of field items ({})",
+            flat.len()
+        );
     }
     let mut fields = Vec::with_capacity(flat.len() / 2);
     let mut flat = flat.into_iter();
     while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
         fields.push((bytes(name, &id)?, bytes(value, &id)?));
     }
-    Ok(Entry { id, fields, delivery_count })
+    Ok(Entry {
+        id,
+        fields,
+        delivery_count,
+    })
 }
 
 fn bytes(value: Value, id: &str) -> Result<Vec<u8>> {
@@ -243,7 +262,12 @@ mod tests {
             bulk(b"orders"),
             Value::Array(vec![Value::Array(vec![
                 bulk(b"1-0"),
-                Value::Array(vec![bulk(b"b"), bulk(&[0xff, 0x00]), bulk(b"a"), bulk(b"x")]),
+                Value::Array(vec![
+                    bulk(b"b"),
+                    bulk(&[0xff, 0x00]),
+                    bulk(b"a"),
+                    bulk(b"x"),
+                ]),
             ])]),
         ])]);
         let entries = parse_read_reply(reply, 1).unwrap();
@@ -251,7 +275,10 @@ mod tests {
             entries,
             vec![Entry {
                 id: "1-0".into(),
-                fields: vec![(b"b".to_vec(), vec![0xff, 0x00]), (b"a".to_vec(), b"x".to_vec())],
+                fields: vec![
+                    (b"b".to_vec(), vec![0xff, 0x00]),
+                    (b"a".to_vec(), b"x".to_vec())
+                ],
                 delivery_count: 1,
             }]
         );

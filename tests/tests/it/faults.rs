@@ -35,9 +35,19 @@ async fn faulty_entries_stay_pending_and_the_host_keeps_going() {
     let report = run.stop().await;
 
     let left = pending(&mut conn, &stream, "g").await;
-    let expected: Vec<(String, String, u64)> = faulty.iter().map(|id| (id.clone(), "c1".to_string(), 1)).collect();
-    assert_eq!(left, expected, "exactly the faulty entries stay pending, delivered once");
+    let expected: Vec<(String, String, u64)> = faulty
+        .iter()
+        .map(|id| (id.clone(), "c1".to_string(), 1))
+        .collect();
+    assert_eq!(
+        left, expected,
+        "exactly the faulty entries stay pending, delivered once"
+    );
     let total = report.total();
     assert_eq!(total.acked, 8, "{total:?}");
-    assert_eq!((total.retried, total.rejected, total.faulted), (2, 1, 2), "{total:?}");
+    assert_eq!(
+        (total.retried, total.rejected, total.faulted),
+        (2, 1, 2),
+        "{total:?}"
+    );
 }

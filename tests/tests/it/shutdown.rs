@@ -14,11 +14,23 @@ use std::time::{Duration, Instant};
 async fn sigterm_mid_stream_exits_zero_and_acks_only_handled_entries() {
     let mut conn = redis().await;
     let stream = unique_stream("sigterm");
-    let entries: Vec<_> = (0..400).map(|_| vec![("sleep_ms", b"10".to_vec())]).collect();
+    let entries: Vec<_> = (0..400)
+        .map(|_| vec![("sleep_ms", b"10".to_vec())])
+        .collect();
     let ids = produce(&mut conn, &stream, &entries).await;
 
     let mut child = Command::new(host_bin())
-        .args(["run", "--stream", &stream, "--group", "g", "--consumer", "c1", "--count", "50"])
+        .args([
+            "run",
+            "--stream",
+            &stream,
+            "--group",
+            "g",
+            "--consumer",
+            "c1",
+            "--count",
+            "50",
+        ])
         .arg("--plugin")
         .arg(plugin("chaos"))
         .args(["--redis", redis_url()])
@@ -41,7 +53,10 @@ async fn sigterm_mid_stream_exits_zero_and_acks_only_handled_entries() {
     let mut handled = HashSet::new();
     let started = Instant::now();
     while handled.len() < 30 {
-        assert!(started.elapsed() < Duration::from_secs(60), "host did not start handling: {lines:#?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "host did not start handling: {lines:#?}"
+        );
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
             if let Some(id) = line.split("handled ").nth(1) {
                 handled.insert(id.split_whitespace().next().unwrap().to_string());
@@ -73,11 +88,20 @@ async fn sigterm_mid_stream_exits_zero_and_acks_only_handled_entries() {
     }
 
     assert!(status.success(), "exit status {status:?}; log: {lines:#?}");
-    assert!(exit_time < Duration::from_secs(2), "took {exit_time:?} to exit");
+    assert!(
+        exit_time < Duration::from_secs(2),
+        "took {exit_time:?} to exit"
+    );
 
     // Delivered = every id up to the group's last-delivered-id; acked = delivered - pending.
-    let info = group_info(&mut conn, &stream, "g").await.expect("group exists");
-    let last: Vec<u64> = info.last_delivered_id.split('-').map(|p| p.parse().unwrap()).collect();
+    let info = group_info(&mut conn, &stream, "g")
+        .await
+        .expect("group exists");
+    let last: Vec<u64> = info
+        .last_delivered_id
+        .split('-')
+        .map(|p| p.parse().unwrap())
+        .collect();
     let delivered: HashSet<String> = ids
         .iter()
         .filter(|id| {
@@ -86,9 +110,19 @@ async fn sigterm_mid_stream_exits_zero_and_acks_only_handled_entries() {
         })
         .cloned()
         .collect();
-    let still_pending: HashSet<String> = pending(&mut conn, &stream, "g").await.into_iter().map(|p| p.0).collect();
+    let still_pending: HashSet<String> = pending(&mut conn, &stream, "g")
+        .await
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
     let acked: HashSet<String> = delivered.difference(&still_pending).cloned().collect();
 
-    assert!(acked.len() < ids.len(), "stopped mid-stream, not after everything");
-    assert_eq!(acked, handled, "acked entries must be exactly the handled ones");
+    assert!(
+        acked.len() < ids.len(),
+        "stopped mid-stream, not after everything"
+    );
+    assert_eq!(
+        acked, handled,
+        "acked entries must be exactly the handled ones"
+    );
 }

@@ -16,7 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 static REDIS_PID: AtomicI32 = AtomicI32::new(0);
@@ -41,11 +44,22 @@ pub fn redis_url() -> &'static str {
 fn start_redis() -> Result<String> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child: Child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .context("cannot start redis-server: install Debian's redis-server package (`make test` does)")?;
+        .context(
+            "cannot start redis-server: install Debian's redis-server package (`make test` does)",
+        )?;
     REDIS_PID.store(child.id() as i32, Ordering::SeqCst);
     // SAFETY: registering a plain extern "C" fn.
     unsafe { libc::atexit(kill_redis) };
@@ -92,11 +106,18 @@ pub fn plugin(name: &str) -> PathBuf {
             .stdout(Stdio::null())
             .status()
             .expect("cannot run make: install make");
-        assert!(status.success(), "`make plugins` failed: the guest toolchain is required");
+        assert!(
+            status.success(),
+            "`make plugins` failed: the guest toolchain is required"
+        );
         *built = true;
     }
     let path = root().join("plugins/dist").join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} missing after `make plugins`", path.display());
+    assert!(
+        path.exists(),
+        "{} missing after `make plugins`",
+        path.display()
+    );
     path
 }
 
@@ -104,13 +125,25 @@ pub fn plugin(name: &str) -> PathBuf {
 pub fn host_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/it-<hash> → target/<profile>/host
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("host");
-    assert!(bin.exists(), "{} not found: run `cargo build -p host` first (`make test` does)", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("host");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build -p host` first (`make test` does)",
+        bin.display()
+    );
     bin
 }
 
 /// Appends entries, pipelined; returns their ids in order.
-pub async fn produce(conn: &mut MultiplexedConnection, stream: &str, entries: &[Vec<(&str, Vec<u8>)>]) -> Vec<String> {
+pub async fn produce(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    entries: &[Vec<(&str, Vec<u8>)>],
+) -> Vec<String> {
     let mut ids = Vec::with_capacity(entries.len());
     for chunk in entries.chunks(500) {
         let mut pipe = redis::pipe();
@@ -128,7 +161,12 @@ pub async fn produce(conn: &mut MultiplexedConnection, stream: &str, entries: &[
 
 /// A valid order event of the redis.io guide.
 pub fn order(i: usize) -> Vec<(&'static str, Vec<u8>)> {
-    let kinds = ["order.placed", "order.paid", "order.shipped", "order.cancelled"];
+    let kinds = [
+        "order.placed",
+        "order.paid",
+        "order.shipped",
+        "order.cancelled",
+    ];
     vec![
         ("type", kinds[i % 4].as_bytes().to_vec()),
         ("order_id", format!("o-{i}").into_bytes()),
@@ -147,12 +185,20 @@ pub struct GroupInfo {
 }
 
 /// `None` until the group exists.
-pub async fn group_info(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> Option<GroupInfo> {
-    let groups: Vec<std::collections::HashMap<String, redis::Value>> =
-        redis::cmd("XINFO").arg("GROUPS").arg(stream).query_async(conn).await.unwrap_or_default();
-    let g = groups
-        .into_iter()
-        .find(|g| matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes()))?;
+pub async fn group_info(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> Option<GroupInfo> {
+    let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    let g = groups.into_iter().find(
+        |g| matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes()),
+    )?;
     let int = |k: &str| match g.get(k) {
         Some(redis::Value::Int(n)) => Some(*n as u64),
         _ => None,
@@ -161,11 +207,20 @@ pub async fn group_info(conn: &mut MultiplexedConnection, stream: &str, group: &
         Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
         other => panic!("last-delivered-id: {other:?}"),
     };
-    Some(GroupInfo { pending: int("pending").unwrap_or(0), lag: int("lag"), last_delivered_id: last, entries_read: int("entries-read") })
+    Some(GroupInfo {
+        pending: int("pending").unwrap_or(0),
+        lag: int("lag"),
+        last_delivered_id: last,
+        entries_read: int("entries-read"),
+    })
 }
 
 /// Pending entries of a group: (id, consumer, delivery count).
-pub async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> Vec<(String, String, u64)> {
+pub async fn pending(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> Vec<(String, String, u64)> {
     let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
         .arg(stream)
         .arg(group)
@@ -175,12 +230,19 @@ pub async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str
         .query_async(conn)
         .await
         .expect("XPENDING");
-    rows.into_iter().map(|(id, consumer, _idle, count)| (id, consumer, count)).collect()
+    rows.into_iter()
+        .map(|(id, consumer, _idle, count)| (id, consumer, count))
+        .collect()
 }
 
 /// Waits until `group` has read every entry of `stream` (lag 0) and holds
 /// exactly `pending` of them.
-pub async fn wait_drained(conn: &mut MultiplexedConnection, stream: &str, group: &str, pending: u64) -> GroupInfo {
+pub async fn wait_drained(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+    pending: u64,
+) -> GroupInfo {
     let limit = Duration::from_secs(60);
     let start = Instant::now();
     loop {
@@ -191,7 +253,10 @@ pub async fn wait_drained(conn: &mut MultiplexedConnection, stream: &str, group:
         {
             return info.clone();
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for group {group} to drain {stream}: {info:?}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for group {group} to drain {stream}: {info:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -221,7 +286,13 @@ impl HostRun {
 
 /// A run configuration against the test Redis.
 pub fn config(plugin_name: &str, stream: &str, group: &str, consumers: &[&str]) -> RunConfig {
-    let mut config = RunConfig::new(redis_url(), plugin(plugin_name), stream, group, consumers[0]);
+    let mut config = RunConfig::new(
+        redis_url(),
+        plugin(plugin_name),
+        stream,
+        group,
+        consumers[0],
+    );
     config.consumers = consumers.iter().map(|c| c.to_string()).collect();
     config.block = Duration::from_millis(200);
     config
