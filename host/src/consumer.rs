@@ -5,7 +5,7 @@
 use crate::entry::Entry;
 use crate::instance::{Delivery, Instance};
 use crate::plugin::Plugin;
-use crate::streams::{Connection, Redis};
+use crate::streams::{Connection, Redis, is_missing_group};
 use crate::verdict::Verdict;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -102,6 +102,10 @@ impl Consumer {
         while !shutdown.is_cancelled() {
             let entries = match self.read(&shutdown).await {
                 Some(Ok(entries)) => entries,
+                Some(Err(error)) if is_missing_group(&error) => {
+                    self.recreate_group(&error, &shutdown).await;
+                    continue;
+                }
                 Some(Err(error)) => {
                     self.redis_failed(&error, &shutdown).await;
                     continue;
@@ -210,6 +214,22 @@ impl Consumer {
         self.stats.acked += self.unacked.len() as u64;
         self.unacked.clear();
         Ok(())
+    }
+
+    /// The group vanished under us (stream key deleted, or Redis restarted
+    /// without persistence). Re-create it from the start of the stream, so
+    /// nothing written since is skipped, and go on.
+    async fn recreate_group(&mut self, error: &anyhow::Error, shutdown: &CancellationToken) {
+        let (stream, group) = (&self.settings.stream, &self.settings.group);
+        tracing::warn!(consumer = %self.name, %stream, %group,
+            "consumer group is gone ({error:#}); re-creating it at 0");
+        let result = match self.conn.as_mut() {
+            Some(conn) => conn.ensure_group(stream, group, "0").await.map(|_| ()),
+            None => Ok(()), // reconnecting first; the next read finds out again
+        };
+        if let Err(error) = result {
+            self.redis_failed(&error, shutdown).await;
+        }
     }
 
     /// Logs a Redis failure, drops the connection and backs off before retrying.

@@ -24,7 +24,7 @@ pub use config::{Command, ProduceConfig, RunConfig};
 pub use consumer::ConsumerStats;
 pub use engine::Engine;
 pub use entry::Entry;
-pub use plugin::{LoadError, Plugin};
+pub use plugin::{LoadError, Plugin, version_of as plugin_version};
 pub use produce::produce;
 pub use run::{RunReport, run};
 pub use verdict::Verdict;

@@ -159,6 +159,17 @@ impl Connection {
     }
 }
 
+/// True when `error` says the consumer group (or its stream) no longer exists:
+/// the key was deleted, or Redis restarted without persistence.
+pub fn is_missing_group(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<redis::RedisError>()
+            .and_then(|e| e.code())
+            == Some("NOGROUP")
+    })
+}
+
 /// Parses an `XREADGROUP`/`XREAD` reply for one stream into entries, each
 /// given `delivery_count`. RESP2 (array) and RESP3 (map) shapes both parse.
 fn parse_read_reply(reply: Value, delivery_count: u32) -> Result<Vec<Entry>> {

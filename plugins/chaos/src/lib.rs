@@ -10,6 +10,7 @@
 //! | `sleep_ms=N`     | busy-wait N ms, then Ok                              |
 //! | `alloc_mb=N`     | allocate and touch N MiB, then Ok                    |
 //! | `expect_hex=HEX` | reject unless field `data` hex-encodes to HEX        |
+//! | `print=TEXT`     | write TEXT to stdout and to stderr, then Ok          |
 //! | anything else    | Ok                                                   |
 //!
 //! Every entry that ends Ok logs `handled <id>`.
@@ -46,6 +47,10 @@ impl Guest for Chaos {
                             "chaos: data hex {actual} != expected {value}"
                         )));
                     }
+                }
+                "print" => {
+                    println!("stdout: {value}");
+                    eprintln!("stderr: {value}");
                 }
                 _ => {}
             }

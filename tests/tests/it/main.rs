@@ -3,5 +3,6 @@
 mod cli;
 mod consume;
 mod faults;
+mod outages;
 mod shutdown;
 mod support;

@@ -1,11 +1,8 @@
-//! SIGTERM mid-stream: the binary exits 0 promptly and acks only what it handled.
+//! The `host` binary as a process: SIGTERM mid-stream, and plugin output in the log.
 
 use crate::support::*;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The host, started as a child process on a stream of slow entries, gets
 /// SIGTERM while busy: it exits 0 within 2 s, every acked entry was handled
@@ -19,97 +16,45 @@ async fn sigterm_mid_stream_exits_zero_and_acks_only_handled_entries() {
         .collect();
     let ids = produce(&mut conn, &stream, &entries).await;
 
-    let mut child = Command::new(host_bin())
-        .args([
-            "run",
-            "--stream",
-            &stream,
-            "--group",
-            "g",
-            "--consumer",
-            "c1",
-            "--count",
-            "50",
-        ])
-        .arg("--plugin")
-        .arg(plugin("chaos"))
-        .args(["--redis", redis_url()])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn host");
-    let pid = child.id() as i32;
-
-    // The chaos plugin logs "handled <id>" for each entry it finishes.
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
+    let chaos = plugin("chaos");
+    let mut host = HostProcess::start(&[
+        "run",
+        "--stream",
+        &stream,
+        "--group",
+        "g",
+        "--consumer",
+        "c1",
+        "--count",
+        "50",
+        "--plugin",
+        chaos.to_str().unwrap(),
+        "--redis",
+        redis_url(),
+    ]);
+    host.wait_log(Duration::from_secs(60), "30 handled entries", |log| {
+        handled_ids(log).len() >= 30
     });
-    let mut lines = Vec::new();
-    let mut handled = HashSet::new();
-    let started = Instant::now();
-    while handled.len() < 30 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "host did not start handling: {lines:#?}"
-        );
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            if let Some(id) = line.split("handled ").nth(1) {
-                handled.insert(id.split_whitespace().next().unwrap().to_string());
-            }
-            lines.push(line);
-        }
-    }
+    let (status, took) = host.terminate();
+    let handled = handled_ids(&host.log);
 
-    // SAFETY: signalling the child this test started.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let signalled = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if signalled.elapsed() > Duration::from_secs(5) {
-            child.kill().unwrap();
-            panic!("host did not exit within 5 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let exit_time = signalled.elapsed();
-    reader.join().unwrap();
-    for line in rx.try_iter() {
-        if let Some(id) = line.split("handled ").nth(1) {
-            handled.insert(id.split_whitespace().next().unwrap().to_string());
-        }
-        lines.push(line);
-    }
-
-    assert!(status.success(), "exit status {status:?}; log: {lines:#?}");
     assert!(
-        exit_time < Duration::from_secs(2),
-        "took {exit_time:?} to exit"
+        status.success(),
+        "exit status {status:?}; log: {:#?}",
+        host.log
     );
+    assert!(took < Duration::from_secs(2), "took {took:?} to exit");
 
     // Delivered = every id up to the group's last-delivered-id; acked = delivered - pending.
     let info = group_info(&mut conn, &stream, "g")
         .await
         .expect("group exists");
-    let last: Vec<u64> = info
-        .last_delivered_id
-        .split('-')
-        .map(|p| p.parse().unwrap())
-        .collect();
-    let delivered: HashSet<String> = ids
-        .iter()
-        .filter(|id| {
-            let v: Vec<u64> = id.split('-').map(|p| p.parse().unwrap()).collect();
-            v <= last
-        })
-        .cloned()
-        .collect();
+    let seq = |id: &str| -> (u64, u64) {
+        let (ms, n) = id.split_once('-').unwrap();
+        (ms.parse().unwrap(), n.parse().unwrap())
+    };
+    let last = seq(&info.last_delivered_id);
+    let delivered: HashSet<String> = ids.iter().filter(|id| seq(id) <= last).cloned().collect();
     let still_pending: HashSet<String> = pending(&mut conn, &stream, "g")
         .await
         .into_iter()
@@ -125,4 +70,61 @@ async fn sigterm_mid_stream_exits_zero_and_acks_only_handled_entries() {
         acked, handled,
         "acked entries must be exactly the handled ones"
     );
+}
+
+/// What a plugin writes to stdout/stderr and through the `log` import reaches
+/// the host log, tagged with the plugin's name and version.
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_output_reaches_the_host_log_tagged() {
+    let mut conn = redis().await;
+    let stream = unique_stream("output");
+    let ids = produce(
+        &mut conn,
+        &stream,
+        &[vec![("print", b"hello from the guest".to_vec())]],
+    )
+    .await;
+
+    let chaos = plugin("chaos");
+    let mut host = HostProcess::start(&[
+        "run",
+        "--stream",
+        &stream,
+        "--group",
+        "g",
+        "--plugin",
+        chaos.to_str().unwrap(),
+        "--redis",
+        redis_url(),
+    ]);
+    let has = |needle: String| move |log: &[String]| log.iter().any(|l| l.contains(&needle));
+    host.wait_log(
+        Duration::from_secs(30),
+        "stdout line",
+        has("stdout: hello from the guest".into()),
+    );
+    host.wait_log(
+        Duration::from_secs(30),
+        "stderr line",
+        has("stderr: hello from the guest".into()),
+    );
+    host.wait_log(
+        Duration::from_secs(30),
+        "log import line",
+        has(format!("handled {}", ids[0])),
+    );
+    let (status, _) = host.terminate();
+    assert!(status.success());
+
+    let version = host::plugin_version(&std::fs::read(&chaos).unwrap());
+    for line in host
+        .log
+        .iter()
+        .filter(|l| l.contains("hello from the guest") || l.contains("handled "))
+    {
+        assert!(
+            line.contains("plugin=chaos") && line.contains(&version),
+            "untagged line: {line}"
+        );
+    }
 }

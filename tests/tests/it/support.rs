@@ -42,8 +42,18 @@ pub fn redis_url() -> &'static str {
 }
 
 fn start_redis() -> Result<String> {
+    let (child, url) = spawn_redis_server()?;
+    REDIS_PID.store(child.id() as i32, Ordering::SeqCst);
+    // SAFETY: registering a plain extern "C" fn.
+    unsafe { libc::atexit(kill_redis) };
+    Ok(url)
+}
+
+/// Starts a `redis-server` (no persistence) on a free loopback port and waits
+/// until it answers.
+fn spawn_redis_server() -> Result<(Child, String)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child: Child = Command::new("redis-server")
+    let mut child: Child = Command::new("redis-server")
         .args([
             "--port",
             &port.to_string(),
@@ -60,9 +70,6 @@ fn start_redis() -> Result<String> {
         .context(
             "cannot start redis-server: install Debian's redis-server package (`make test` does)",
         )?;
-    REDIS_PID.store(child.id() as i32, Ordering::SeqCst);
-    // SAFETY: registering a plain extern "C" fn.
-    unsafe { libc::atexit(kill_redis) };
     let url = format!("redis://127.0.0.1:{port}");
     let client = redis::Client::open(url.as_str())?;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -70,12 +77,43 @@ fn start_redis() -> Result<String> {
         if let Ok(mut conn) = client.get_connection()
             && redis::cmd("PING").query::<String>(&mut conn).is_ok()
         {
-            return Ok(url);
+            return Ok((child, url));
         }
         if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
             bail!("redis-server on port {port} did not answer within 10 s");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A redis-server of one test's own, for tests that disturb the server
+/// (killing connections); killed by pid when dropped.
+pub struct PrivateRedis {
+    child: Child,
+    pub url: String,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let (child, url) = spawn_redis_server().unwrap_or_else(|e| panic!("{e:#}"));
+        PrivateRedis { child, url }
+    }
+
+    pub async fn connect(&self) -> MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -296,4 +334,104 @@ pub fn config(plugin_name: &str, stream: &str, group: &str, consumers: &[&str]) 
     config.consumers = consumers.iter().map(|c| c.to_string()).collect();
     config.block = Duration::from_millis(200);
     config
+}
+
+/// The `host` binary as a child process, its stderr collected line by line.
+pub struct HostProcess {
+    pub child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// Every stderr line seen so far.
+    pub log: Vec<String>,
+}
+
+impl HostProcess {
+    /// Starts `host ARGS…` with `RUST_LOG=info` and colours off.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(host_bin())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env_remove("REDIS_URL")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn host");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        HostProcess {
+            child,
+            lines,
+            reader: Some(reader),
+            log: Vec::new(),
+        }
+    }
+
+    /// Collects log lines until `done(log)` holds; fails after `limit`.
+    pub fn wait_log(&mut self, limit: Duration, what: &str, done: impl Fn(&[String]) -> bool) {
+        let start = Instant::now();
+        while !done(&self.log) {
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {what}; log: {:#?}",
+                self.log
+            );
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
+                self.log.push(line);
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 5 s) for the exit; returns the status
+    /// and how long the exit took. The rest of the log is collected.
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        // SAFETY: signalling the child this helper started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let signalled = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for host") {
+                break status;
+            }
+            if signalled.elapsed() > Duration::from_secs(5) {
+                let _ = self.child.kill();
+                panic!(
+                    "host did not exit within 5 s of SIGTERM; log: {:#?}",
+                    self.log
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let took = signalled.elapsed();
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("stderr reader");
+        }
+        self.log.extend(self.lines.try_iter());
+        (status, took)
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Ids the chaos plugin logged as handled (`handled <id>`).
+pub fn handled_ids(log: &[String]) -> std::collections::HashSet<String> {
+    log.iter()
+        .filter_map(|line| line.split("handled ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
 }
