@@ -121,3 +121,49 @@ fn bad_flags() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
 }
+
+/// `host produce` appends one entry with its fields in order, honours
+/// `--maxlen`, prints the new id, and rejects a field without `=`.
+#[tokio::test(flavor = "multi_thread")]
+async fn produce_appends_an_entry() {
+    let mut conn = redis().await;
+    let stream = unique_stream("produce");
+    let produce = |fields: &[&str]| {
+        Command::new(host_bin())
+            .args([
+                "produce",
+                "--stream",
+                &stream,
+                "--maxlen",
+                "1000",
+                "--redis",
+                redis_url(),
+            ])
+            .args(fields)
+            .output()
+            .expect("spawn host produce")
+    };
+    let out = produce(&["type=order.placed", "amount=12.50", "note=a=b"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let expected = ["type", "order.placed", "amount", "12.50", "note", "a=b"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(entries, vec![(id, expected)]);
+
+    let out = produce(&["novalue"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected FIELD=VALUE"));
+}
