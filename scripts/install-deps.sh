@@ -3,7 +3,7 @@
 # already there. Usage: scripts/install-deps.sh [redis] [guest]
 #   redis  - redis-server (tests and the demo start their own instances)
 #   guest  - the guest toolchain: Debian's rustc 1.96 with std sources, wasi-libc
-#            and lld, used to build plugins for wasm32-wasip2 (see plugins/Cargo.toml)
+#            and lld (rust-web-llvm brings wasm-component-ld), used to build plugins for wasm32-wasip2 (see plugins/Cargo.toml)
 set -euo pipefail
 
 need=()
@@ -14,7 +14,7 @@ for what in "${@:-redis guest}"; do
     case "$w" in
       redis) want redis-server ;;
       make) want make ;;
-      guest) for p in rustc-web cargo-web rust-web-src wasi-libc lld-22; do want "$p"; done ;;
+      guest) for p in rustc-web cargo-web rust-web-src rust-web-llvm wasi-libc lld-22; do want "$p"; done ;;
       *) echo "install-deps: unknown component '$w' (expected redis or guest)" >&2; exit 2 ;;
     esac
   done
