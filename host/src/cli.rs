@@ -1,17 +1,13 @@
 //! Command-line flags (clap). The only module that knows about clap: it turns
 //! flags into a validated [`Command`].
 
-use crate::config::{self, Command, ProduceConfig, RunConfig};
+use crate::config::{self, Command, InspectConfig, ProduceConfig, RequeueConfig, RunConfig};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "host",
-    version,
-    about = "Run WebAssembly consumer plugins on Redis Streams"
-)]
+#[command(name = "host", version, about = "Run WebAssembly consumer plugins on Redis Streams")]
 struct Cli {
     #[command(subcommand)]
     command: Sub,
@@ -23,6 +19,68 @@ enum Sub {
     Run(RunArgs),
     /// Append one entry to a stream (XADD), printing its id.
     Produce(ProduceArgs),
+    /// Show a group's pending entries: per consumer, then each with idle time and deliveries.
+    Pending(PendingArgs),
+    /// Inspect or requeue dead letters.
+    #[command(subcommand)]
+    Dlq(DlqSub),
+}
+
+#[derive(Subcommand, Debug)]
+enum DlqSub {
+    /// List dead letters with their metadata and original fields.
+    List(DlqListArgs),
+    /// Move dead letters back onto their origin stream (atomically off the dead-letter stream).
+    Requeue(DlqRequeueArgs),
+}
+
+#[derive(Args, Debug)]
+struct PendingArgs {
+    /// Stream key.
+    #[arg(long, value_name = "KEY")]
+    stream: String,
+    /// Consumer group.
+    #[arg(long, value_name = "NAME")]
+    group: String,
+    /// List at most N entries.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    count: usize,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
+#[derive(Args, Debug)]
+struct DlqListArgs {
+    /// Origin stream key.
+    #[arg(long, value_name = "KEY")]
+    stream: String,
+    /// Dead-letter stream [default: STREAM:dlq].
+    #[arg(long, value_name = "KEY")]
+    dead_letter: Option<String>,
+    /// List at most N dead letters.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    count: usize,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+struct DlqRequeueArgs {
+    /// Origin stream key.
+    #[arg(long, value_name = "KEY")]
+    stream: String,
+    /// Dead-letter stream [default: STREAM:dlq].
+    #[arg(long, value_name = "KEY")]
+    dead_letter: Option<String>,
+    /// Dead-letter entry ids to requeue.
+    #[arg(long, value_name = "ID", num_args = 1..)]
+    id: Vec<String>,
+    /// Requeue every dead letter.
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    redis: RedisArgs,
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +124,24 @@ struct RunArgs {
     #[arg(long, value_name = "MS", default_value_t = config::DEFAULT_CALL_DEADLINE_MS,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     call_deadline_ms: u64,
+    /// Pending entries idle this long (ms) are reclaimed by the group's reapers.
+    #[arg(long, value_name = "MS", default_value_t = config::DEFAULT_MIN_IDLE_MS,
+          value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
+    min_idle_ms: u64,
+    /// How often each consumer reaps idle entries (ms).
+    #[arg(long, value_name = "MS", default_value_t = config::DEFAULT_REAP_INTERVAL_MS,
+          value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
+    reap_interval_ms: u64,
+    /// Deliveries allowed before an entry goes to the dead-letter stream.
+    #[arg(long, value_name = "N", default_value_t = config::DEFAULT_MAX_DELIVERIES,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_deliveries: u32,
+    /// Dead-letter stream [default: STREAM:dlq].
+    #[arg(long, value_name = "KEY")]
+    dead_letter: Option<String>,
+    /// On shutdown, hand pending entries to a live peer and delete the consumers.
+    #[arg(long)]
+    handover: bool,
 }
 
 #[derive(Args, Debug)]
@@ -102,23 +178,43 @@ fn from_cli(cli: Cli) -> Command {
         Sub::Run(a) => Command::Run(RunConfig {
             redis_url: a.redis.url,
             plugin: a.plugin,
-            stream: a.stream,
             group: a.group,
             consumers: consumer_names(a.consumer, a.consumers),
             count: a.count as usize,
             block: Duration::from_millis(a.block_ms),
             start_id: a.start_id,
             call_deadline: Duration::from_millis(a.call_deadline_ms),
+            min_idle: Duration::from_millis(a.min_idle_ms),
+            reap_interval: Duration::from_millis(a.reap_interval_ms),
+            max_deliveries: a.max_deliveries,
+            dead_letter: a.dead_letter.unwrap_or_else(|| config::dead_letter_key(&a.stream)),
+            handover: a.handover,
+            stream: a.stream,
         }),
         Sub::Produce(a) => Command::Produce(ProduceConfig {
             redis_url: a.redis.url,
             stream: a.stream,
             maxlen: a.maxlen,
-            fields: a
-                .fields
-                .into_iter()
-                .map(|(f, v)| (f.into_bytes(), v.into_bytes()))
-                .collect(),
+            fields: a.fields.into_iter().map(|(f, v)| (f.into_bytes(), v.into_bytes())).collect(),
+        }),
+        Sub::Pending(a) => Command::Pending(InspectConfig {
+            redis_url: a.redis.url,
+            dead_letter: config::dead_letter_key(&a.stream),
+            stream: a.stream,
+            group: a.group,
+            count: a.count,
+        }),
+        Sub::Dlq(DlqSub::List(a)) => Command::DlqList(InspectConfig {
+            redis_url: a.redis.url,
+            dead_letter: a.dead_letter.unwrap_or_else(|| config::dead_letter_key(&a.stream)),
+            stream: a.stream,
+            group: String::new(),
+            count: a.count,
+        }),
+        Sub::Dlq(DlqSub::Requeue(a)) => Command::DlqRequeue(RequeueConfig {
+            redis_url: a.redis.url,
+            dead_letter: a.dead_letter.unwrap_or_else(|| config::dead_letter_key(&a.stream)),
+            ids: if a.all { Vec::new() } else { a.id },
         }),
     }
 }
@@ -130,14 +226,8 @@ fn consumer_names(single: Option<String>, count: Option<u32>) -> Vec<String> {
         return vec![name];
     }
     let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let host = if host.is_empty() {
-        "host".to_string()
-    } else {
-        host
-    };
-    (1..=count.unwrap_or(1))
-        .map(|i| format!("{host}-{i}"))
-        .collect()
+    let host = if host.is_empty() { "host".to_string() } else { host };
+    (1..=count.unwrap_or(1)).map(|i| format!("{host}-{i}")).collect()
 }
 
 fn parse_field(s: &str) -> Result<(String, String), String> {
@@ -155,9 +245,7 @@ fn parse_start_id(s: &str) -> Result<String, String> {
     if s == "$" || valid_id(s) {
         Ok(s.to_string())
     } else {
-        Err(format!(
-            "{s:?} is not a stream id: use 0, $ or MS-SEQ (e.g. 1700000000000-0)"
-        ))
+        Err(format!("{s:?} is not a stream id: use 0, $ or MS-SEQ (e.g. 1700000000000-0)"))
     }
 }
 
@@ -186,10 +274,7 @@ mod tests {
         .unwrap() else {
             panic!("expected run")
         };
-        assert_eq!(
-            (c.consumers, c.count, c.redis_url.as_str()),
-            (vec!["c".to_string()], 10, "redis://x:1")
-        );
+        assert_eq!((c.consumers, c.count, c.redis_url.as_str()), (vec!["c".to_string()], 10, "redis://x:1"));
     }
 
     #[test]
@@ -201,19 +286,10 @@ mod tests {
 
     #[test]
     fn bad_flags_are_rejected() {
-        let run = [
-            "host", "run", "--plugin", "p", "--stream", "s", "--group", "g",
-        ];
+        let run = ["host", "run", "--plugin", "p", "--stream", "s", "--group", "g"];
         assert!(try_parse(run.iter().copied().chain(["--count", "0"])).is_err());
         assert!(try_parse(run.iter().copied().chain(["--start-id", "abc"])).is_err());
-        assert!(
-            try_parse(
-                run.iter()
-                    .copied()
-                    .chain(["--consumer", "a", "--consumers", "2"])
-            )
-            .is_err()
-        );
+        assert!(try_parse(run.iter().copied().chain(["--consumer", "a", "--consumers", "2"])).is_err());
         assert!(try_parse(["host", "produce", "--stream", "s", "novalue"]).is_err());
     }
 }

@@ -11,6 +11,38 @@ pub enum Command {
     Run(RunConfig),
     /// Add one entry to a stream.
     Produce(ProduceConfig),
+    /// Show a group's pending entries.
+    Pending(InspectConfig),
+    /// List a stream's dead letters.
+    DlqList(InspectConfig),
+    /// Move dead letters back onto their origin stream.
+    DlqRequeue(RequeueConfig),
+}
+
+/// Settings of `host pending` and `host dlq list`.
+#[derive(Debug, Clone)]
+pub struct InspectConfig {
+    /// Redis URL.
+    pub redis_url: String,
+    /// Origin stream key.
+    pub stream: String,
+    /// Consumer group (for `pending`).
+    pub group: String,
+    /// Dead-letter stream key (for `dlq`).
+    pub dead_letter: String,
+    /// At most this many entries listed.
+    pub count: usize,
+}
+
+/// Settings of `host dlq requeue`.
+#[derive(Debug, Clone)]
+pub struct RequeueConfig {
+    /// Redis URL.
+    pub redis_url: String,
+    /// Dead-letter stream key.
+    pub dead_letter: String,
+    /// Dead-letter ids to requeue; empty means all.
+    pub ids: Vec<String>,
 }
 
 /// Settings of `host run`.
@@ -34,17 +66,21 @@ pub struct RunConfig {
     pub start_id: String,
     /// Wall-clock limit of one `handle` call.
     pub call_deadline: Duration,
+    /// Pending entries idle this long may be reclaimed by any consumer.
+    pub min_idle: Duration,
+    /// How often each consumer reaps idle entries.
+    pub reap_interval: Duration,
+    /// Deliveries allowed before an entry is dead-lettered.
+    pub max_deliveries: u32,
+    /// Dead-letter stream key.
+    pub dead_letter: String,
+    /// On shutdown, hand pending entries to a live peer and delete the consumers.
+    pub handover: bool,
 }
 
 impl RunConfig {
     /// A configuration with the CLI's defaults, for one consumer named `consumer`.
-    pub fn new(
-        redis_url: &str,
-        plugin: PathBuf,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-    ) -> Self {
+    pub fn new(redis_url: &str, plugin: PathBuf, stream: &str, group: &str, consumer: &str) -> Self {
         RunConfig {
             redis_url: redis_url.to_string(),
             plugin,
@@ -55,6 +91,11 @@ impl RunConfig {
             block: Duration::from_millis(DEFAULT_BLOCK_MS),
             start_id: DEFAULT_START_ID.to_string(),
             call_deadline: Duration::from_millis(DEFAULT_CALL_DEADLINE_MS),
+            min_idle: Duration::from_millis(DEFAULT_MIN_IDLE_MS),
+            reap_interval: Duration::from_millis(DEFAULT_REAP_INTERVAL_MS),
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
+            dead_letter: dead_letter_key(stream),
+            handover: false,
         }
     }
 }
@@ -84,3 +125,15 @@ pub const DEFAULT_BLOCK_MS: u64 = 2_000;
 pub const DEFAULT_START_ID: &str = "0";
 /// Per-call wall-clock limit.
 pub const DEFAULT_CALL_DEADLINE_MS: u64 = 5_000;
+/// An entry idle this long is presumed abandoned (its consumer died) and is
+/// reclaimed; longer than any healthy batch takes, short enough to recover fast.
+pub const DEFAULT_MIN_IDLE_MS: u64 = 5_000;
+/// Reaping at a fifth of the idle window bounds recovery at ~1.2× min-idle.
+pub const DEFAULT_REAP_INTERVAL_MS: u64 = 1_000;
+/// Five tries ride out transient failures; a poison entry stops after that.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+
+/// The default dead-letter stream of `stream`.
+pub fn dead_letter_key(stream: &str) -> String {
+    format!("{stream}:dlq")
+}

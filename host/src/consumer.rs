@@ -1,30 +1,53 @@
-//! One consumer of a group: read a batch (XREADGROUP) → invoke the plugin per
-//! entry → settle (XACK the acked, leave the rest pending). Survives bad
-//! entries and Redis outages; stops promptly on shutdown.
+//! One consumer of a group. Each step: on start-up drain its own pending list
+//! once; when due, reap idle entries of the group (XAUTOCLAIM); otherwise read
+//! new entries (XREADGROUP >). Every batch then goes the same way: invoke the
+//! plugin per entry (leases kept fresh meanwhile) → settle each verdict (XACK,
+//! dead-letter, or leave pending). Survives bad entries and Redis outages;
+//! stops promptly on shutdown, optionally handing its pending entries over.
 
+use crate::dead_letter::{self, Origin, Reason};
 use crate::entry::Entry;
+use crate::guest_log::PluginTag;
+use crate::handover::{Handover, hand_over};
 use crate::instance::{Delivery, Instance};
+use crate::lease::{Holds, refresh_every};
 use crate::plugin::Plugin;
-use crate::streams::{Connection, Redis, is_missing_group};
+use crate::reaper::{MAX_PAGES_PER_TICK, Reaper};
+use crate::settle::{Action, decide, over_limit_error};
+use crate::streams::{Batch, Connection, Redis, is_missing_group};
 use crate::verdict::Verdict;
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-/// Read settings shared by every consumer of a run.
+/// Settings shared by every consumer of a run.
 #[derive(Debug, Clone)]
-pub struct ReadSettings {
+pub struct GroupSettings {
     /// Stream key.
     pub stream: String,
     /// Consumer group.
     pub group: String,
-    /// COUNT per read.
+    /// COUNT per read and per claim page.
     pub count: usize,
-    /// BLOCK per read.
+    /// Longest BLOCK per read.
     pub block: Duration,
     /// Per-call deadline.
     pub call_deadline: Duration,
+    /// Idle time after which a pending entry may be reclaimed.
+    pub min_idle: Duration,
+    /// How often the reaper runs.
+    pub reap_interval: Duration,
+    /// Deliveries allowed before an entry is dead-lettered.
+    pub max_deliveries: u32,
+    /// Dead-letter stream key.
+    pub dead_letter: String,
+    /// On shutdown, hand pending entries to a peer and delete the consumer.
+    pub handover: bool,
+    /// Every consumer name of this process (never a handover target).
+    pub local_consumers: Vec<String>,
 }
 
 /// What one consumer did, reported when it stops.
@@ -34,12 +57,18 @@ pub struct ConsumerStats {
     pub handled: u64,
     /// Entries acknowledged.
     pub acked: u64,
-    /// Entries left pending because the plugin asked for a retry.
+    /// Entries left pending for a retry (plugin asked to retry).
     pub retried: u64,
-    /// Entries the plugin (or host) rejected.
-    pub rejected: u64,
     /// Entries whose call trapped or ran past its deadline.
     pub faulted: u64,
+    /// Entries the plugin (or host) rejected.
+    pub rejected: u64,
+    /// Records written to the dead-letter stream (including trimmed audits).
+    pub dead_lettered: u64,
+    /// Entries taken over by this consumer's reaper (XAUTOCLAIM).
+    pub claimed: u64,
+    /// Pending ids found without payload (trimmed), recorded as audits.
+    pub trimmed: u64,
 }
 
 impl std::ops::AddAssign for ConsumerStats {
@@ -47,150 +76,243 @@ impl std::ops::AddAssign for ConsumerStats {
         self.handled += o.handled;
         self.acked += o.acked;
         self.retried += o.retried;
-        self.rejected += o.rejected;
         self.faulted += o.faulted;
+        self.rejected += o.rejected;
+        self.dead_lettered += o.dead_lettered;
+        self.claimed += o.claimed;
+        self.trimmed += o.trimmed;
     }
 }
 
 /// First and longest pause after a Redis error; doubles in between.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Last-error texts remembered for pending entries (for dead-letter records);
+/// bounded so a flood of failures cannot grow memory without limit.
+const MAX_REMEMBERED_ERRORS: usize = 10_000;
+
+/// A host bug (not a plugin or Redis problem) that ends the consumer.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+struct Fatal(anyhow::Error);
 
 /// One consumer's loop state.
 pub struct Consumer {
     redis: Redis,
-    settings: Arc<ReadSettings>,
+    settings: Arc<GroupSettings>,
     name: String,
+    tag: Arc<PluginTag>,
     /// `None` while a batch is being handled on a blocking thread.
     instance: Option<Instance>,
     conn: Option<Connection>,
     /// Ids handled Ok whose XACK has not yet succeeded (e.g. Redis went away).
     unacked: Vec<String>,
+    /// `Some(after)` until the start-up drain of the own pending list is done.
+    own_cursor: Option<String>,
+    reap_cursor: String,
+    next_reap: Instant,
+    next_refresh: Instant,
+    holds: Holds,
+    last_errors: HashMap<String, String>,
     backoff: Duration,
     stats: ConsumerStats,
 }
 
 impl Consumer {
     /// Instantiates the plugin for consumer `name`.
-    pub fn new(
-        redis: Redis,
-        plugin: &Plugin,
-        settings: Arc<ReadSettings>,
-        name: String,
-    ) -> Result<Self> {
-        let delivery = Delivery {
-            stream: settings.stream.clone(),
-            group: settings.group.clone(),
-            consumer: name.clone(),
-        };
+    pub fn new(redis: Redis, plugin: &Plugin, settings: Arc<GroupSettings>, name: String) -> Result<Self> {
+        let delivery =
+            Delivery { stream: settings.stream.clone(), group: settings.group.clone(), consumer: name.clone() };
         let instance = Instance::new(plugin, delivery, settings.call_deadline)?;
+        let now = Instant::now();
         Ok(Consumer {
             redis,
-            settings,
             name,
+            tag: plugin.tag.clone(),
             instance: Some(instance),
             conn: None,
             unacked: Vec::new(),
+            own_cursor: Some("0".into()),
+            reap_cursor: "0-0".into(),
+            next_reap: now,
+            next_refresh: now + refresh_every(settings.min_idle),
+            holds: Holds::default(),
+            last_errors: HashMap::new(),
             backoff: BACKOFF_MIN,
             stats: ConsumerStats::default(),
+            settings,
         })
     }
 
-    /// Runs until `shutdown`; the entry in hand is finished and acked, the
-    /// rest of its batch stays pending.
+    /// Runs until `shutdown`; the entry in hand is finished and settled, the
+    /// rest of its batch stays pending (or is handed over with `--handover`).
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<ConsumerStats> {
         while !shutdown.is_cancelled() {
-            let entries = match self.read(&shutdown).await {
-                Some(Ok(entries)) => entries,
-                Some(Err(error)) if is_missing_group(&error) => {
-                    self.recreate_group(&error, &shutdown).await;
-                    continue;
-                }
-                Some(Err(error)) => {
-                    self.redis_failed(&error, &shutdown).await;
-                    continue;
-                }
-                None => break,
-            };
-            self.backoff = BACKOFF_MIN;
-            if !entries.is_empty() {
-                let outcomes = self.invoke(entries, shutdown.clone()).await?;
-                self.settle(outcomes).await;
+            match self.step(&shutdown).await {
+                Ok(()) => self.backoff = BACKOFF_MIN,
+                Err(error) if error.is::<Fatal>() => return Err(error),
+                Err(error) if is_missing_group(&error) => self.recreate_group(&error, &shutdown).await,
+                Err(error) => self.redis_failed(&error, &shutdown).await,
             }
         }
-        if !self.unacked.is_empty() {
-            // One last try, so handled entries are not redelivered after a restart.
-            if let Err(error) = self.flush_acks().await {
-                tracing::warn!(consumer = %self.name, "{} handled entries stay pending: {error:#}", self.unacked.len());
-            }
+        if let Err(error) = self.flush_acks().await {
+            tracing::warn!(consumer = %self.name, "{} handled entries stay pending: {error:#}", self.unacked.len());
         }
+        if self.settings.handover {
+            self.hand_over().await;
+        }
+        let s = &self.stats;
         tracing::info!(consumer = %self.name, stream = %self.settings.stream, group = %self.settings.group,
-            handled = self.stats.handled, acked = self.stats.acked, retried = self.stats.retried,
-            rejected = self.stats.rejected, faulted = self.stats.faulted, "consumer stopped");
+            handled = s.handled, acked = s.acked, retried = s.retried, faulted = s.faulted, rejected = s.rejected,
+            dead_lettered = s.dead_lettered, claimed = s.claimed, "consumer stopped");
         Ok(self.stats)
     }
 
-    /// Connects if needed, retries unsent acks, then reads the next batch.
-    /// `None` means shutdown came first.
-    async fn read(&mut self, shutdown: &CancellationToken) -> Option<Result<Vec<Entry>>> {
-        let s = self.settings.clone();
-        let attempt = async {
-            if self.conn.is_none() {
-                self.conn = Some(self.redis.connect(s.block).await?);
-            }
-            self.flush_acks().await?;
-            let conn = self.conn.as_mut().expect("connected above");
-            conn.read_new(&s.stream, &s.group, &self.name, s.count, s.block)
-                .await
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => None,
-            result = attempt => Some(result),
+    /// One step: connect if needed, re-send failed acks, then drain the own
+    /// pending list (start-up only), reap if due, or read new entries.
+    async fn step(&mut self, shutdown: &CancellationToken) -> Result<()> {
+        let conn = self.connection().await?;
+        self.flush_acks().await?;
+        let (settings, name) = (self.settings.clone(), self.name.clone());
+        let reaper =
+            Reaper { stream: &settings.stream, group: &settings.group, consumer: &name, count: settings.count };
+        if let Some(after) = &self.own_cursor {
+            let (batch, next) = reaper.own_pending(&mut conn.clone(), after).await?;
+            self.own_cursor = if batch.is_empty() { None } else { Some(next) };
+            return self.process(batch, shutdown).await;
         }
+        let now = Instant::now();
+        if now >= self.next_refresh {
+            let held = self.holds.current();
+            conn.clone().touch(reaper.stream, reaper.group, reaper.consumer, &held).await?;
+            self.next_refresh = now + refresh_every(self.settings.min_idle);
+        }
+        if now >= self.next_reap {
+            self.next_reap = now + self.settings.reap_interval;
+            for _ in 0..MAX_PAGES_PER_TICK {
+                let batch = reaper.claim_page(&mut conn.clone(), self.settings.min_idle, &mut self.reap_cursor).await?;
+                self.stats.claimed += batch.entries.len() as u64;
+                let wrapped = self.reap_cursor == "0-0";
+                self.process(batch, shutdown).await?;
+                if wrapped || shutdown.is_cancelled() {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        // Block no longer than until the next reap (or lease refresh), so
+        // those run on time without abandoning a read in flight.
+        let mut until = self.next_reap;
+        if !self.holds.is_empty() {
+            until = until.min(self.next_refresh);
+        }
+        let block = until.saturating_duration_since(now).min(self.settings.block).max(Duration::from_millis(1));
+        let mut reader = conn.clone();
+        let read = reader.read_new(&settings.stream, &settings.group, &name, settings.count, block);
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            batch = read => batch?,
+        };
+        self.process(batch, shutdown).await
     }
 
-    /// Calls the plugin for each entry, in stream order, on a blocking thread
-    /// (Wasm must not stall the async reactor). Stops early on shutdown.
-    async fn invoke(
-        &mut self,
-        entries: Vec<Entry>,
-        shutdown: CancellationToken,
-    ) -> Result<Vec<(String, Verdict)>> {
-        let mut instance = self
-            .instance
-            .take()
-            .expect("instance is returned after every batch");
-        let join = tokio::task::spawn_blocking(move || {
+    /// The one path for every batch, fresh or recovered: record trimmed ids,
+    /// dead-letter entries past their delivery limit, invoke the plugin for
+    /// the rest, and settle each verdict.
+    async fn process(&mut self, batch: Batch, shutdown: &CancellationToken) -> Result<()> {
+        for id in &batch.trimmed {
+            self.stats.trimmed += 1;
+            self.dead_letter(id, &[], 0, Reason::Trimmed, "payload trimmed from the stream before processing").await;
+        }
+        let max = self.settings.max_deliveries;
+        let (over, fresh): (Vec<Entry>, Vec<Entry>) = batch.entries.into_iter().partition(|e| e.delivery_count > max);
+        for entry in over {
+            let error =
+                over_limit_error(entry.delivery_count, max, self.last_errors.get(&entry.id).map(String::as_str));
+            self.dead_letter(&entry.id, &entry.fields, entry.delivery_count, Reason::MaxDeliveries, &error).await;
+        }
+        if !fresh.is_empty() {
+            let outcomes = self.invoke(fresh, shutdown.clone()).await.map_err(|e| anyhow::Error::new(Fatal(e)))?;
+            self.settle(outcomes).await;
+        }
+        Ok(())
+    }
+
+    /// Calls the plugin for each entry, in order, on a blocking thread (Wasm
+    /// must not stall the async reactor), stopping early on shutdown. While
+    /// it runs, the batch's leases (and held retries) are refreshed.
+    async fn invoke(&mut self, entries: Vec<Entry>, shutdown: CancellationToken) -> Result<Vec<(Entry, Verdict)>> {
+        let in_hand: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+        let mut instance = self.instance.take().context("plugin instance lost by an earlier failure")?;
+        let worker = tokio::task::spawn_blocking(move || {
             let mut outcomes = Vec::with_capacity(entries.len());
             for mut entry in entries {
                 if shutdown.is_cancelled() {
                     break;
                 }
                 let verdict = instance.handle(&mut entry);
-                outcomes.push((entry.id, verdict));
+                outcomes.push((entry, verdict));
             }
             (instance, outcomes)
         });
-        let (instance, outcomes) = join.await.context("plugin worker thread panicked")?;
+        tokio::pin!(worker);
+        let every = refresh_every(self.settings.min_idle);
+        let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let (instance, outcomes) = loop {
+            tokio::select! {
+                joined = &mut worker => break joined.context("plugin worker thread panicked")?,
+                _ = refresh.tick() => {
+                    let mut leased = in_hand.clone();
+                    leased.extend(self.holds.current());
+                    self.refresh_leases(&leased).await;
+                }
+            }
+        };
         self.instance = Some(instance);
         Ok(outcomes)
     }
 
-    /// Acks every Ok entry in one XACK; logs the rest, which stay pending.
-    async fn settle(&mut self, outcomes: Vec<(String, Verdict)>) {
-        let (stream, group) = (&self.settings.stream, &self.settings.group);
-        for (id, verdict) in outcomes {
+    async fn refresh_leases(&mut self, ids: &[String]) {
+        let Some(conn) = &self.conn else { return };
+        let s = &self.settings;
+        if let Err(error) = conn.clone().touch(&s.stream, &s.group, &self.name, ids).await {
+            tracing::warn!(consumer = %self.name, "lease refresh failed (a peer may reclaim entries in progress): {error:#}");
+        }
+    }
+
+    /// Acts on each verdict: acks (one XACK for the batch), dead letters,
+    /// and retries left pending (held back when their delay needs it).
+    async fn settle(&mut self, outcomes: Vec<(Entry, Verdict)>) {
+        let (stream, group) = (self.settings.stream.clone(), self.settings.group.clone());
+        for (entry, verdict) in outcomes {
             self.stats.handled += 1;
             match &verdict {
-                Verdict::Ack => {
-                    self.unacked.push(id);
-                    continue;
-                }
                 Verdict::Retry { .. } => self.stats.retried += 1,
-                Verdict::Reject { .. } => self.stats.rejected += 1,
                 Verdict::Fault { .. } => self.stats.faulted += 1,
+                Verdict::Reject { .. } => self.stats.rejected += 1,
+                Verdict::Ack => {}
             }
-            tracing::warn!(%stream, %group, consumer = %self.name, entry = %id, "left pending: {verdict}");
+            let verdict_text = verdict.to_string();
+            match decide(verdict, entry.delivery_count, self.settings.max_deliveries) {
+                Action::Ack => {
+                    self.forget(&entry.id);
+                    self.unacked.push(entry.id);
+                }
+                Action::DeadLetter { reason, error } => {
+                    self.dead_letter(&entry.id, &entry.fields, entry.delivery_count, reason, &error).await;
+                }
+                Action::Leave { error, hold } => {
+                    tracing::warn!(%stream, %group, consumer = %self.name, entry = %entry.id,
+                        deliveries = entry.delivery_count, "left pending: {verdict_text}");
+                    if let Some(delay) = hold {
+                        self.holds.hold(entry.id.clone(), delay, self.settings.min_idle);
+                    }
+                    if self.last_errors.len() < MAX_REMEMBERED_ERRORS || self.last_errors.contains_key(&entry.id) {
+                        self.last_errors.insert(entry.id, error);
+                    }
+                }
+            }
         }
         if let Err(error) = self.flush_acks().await {
             tracing::warn!(consumer = %self.name, "ack deferred: {error:#}");
@@ -198,34 +320,95 @@ impl Consumer {
         }
     }
 
+    /// Writes a dead-letter record and acks the original in one atomic step.
+    /// On failure the entry simply stays pending and is retried later.
+    async fn dead_letter(
+        &mut self,
+        id: &str,
+        fields: &[(Vec<u8>, Vec<u8>)],
+        deliveries: u32,
+        reason: Reason,
+        error: &str,
+    ) {
+        let s = self.settings.clone();
+        let origin = Origin {
+            stream: &s.stream,
+            group: &s.group,
+            consumer: &self.name,
+            plugin: &self.tag.name,
+            version: &self.tag.version,
+        };
+        let record = dead_letter::record(&origin, id, fields, deliveries, reason, error);
+        let result = match self.connection().await {
+            Ok(mut conn) => conn.dead_letter(&s.stream, &s.group, id, &s.dead_letter, &record).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(dead_id) => {
+                self.stats.dead_lettered += 1;
+                self.forget(id);
+                tracing::warn!(stream = %s.stream, group = %s.group, consumer = %self.name, entry = %id,
+                    dead_letter = %s.dead_letter, %dead_id, deliveries, reason = reason.as_str(), "dead-lettered: {error}");
+            }
+            Err(failure) => {
+                tracing::warn!(consumer = %self.name, entry = %id, "dead-lettering failed, entry stays pending: {failure:#}");
+                self.conn = None;
+            }
+        }
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.last_errors.remove(id);
+        self.holds.release(id);
+    }
+
     /// XACKs the ids handled Ok so far.
     async fn flush_acks(&mut self) -> Result<()> {
         if self.unacked.is_empty() {
             return Ok(());
         }
-        if self.conn.is_none() {
-            self.conn = Some(self.redis.connect(self.settings.block).await?);
-        }
-        let conn = self.conn.as_mut().expect("connected above");
-        let acked = conn
-            .ack(&self.settings.stream, &self.settings.group, &self.unacked)
-            .await?;
+        let mut conn = self.connection().await?;
+        let acked = conn.ack(&self.settings.stream, &self.settings.group, &self.unacked).await?;
         tracing::debug!(consumer = %self.name, stream = %self.settings.stream, "acked {acked} of {} entries", self.unacked.len());
         self.stats.acked += self.unacked.len() as u64;
         self.unacked.clear();
         Ok(())
     }
 
+    /// The consumer's connection (a cheap handle), opened if needed.
+    async fn connection(&mut self) -> Result<Connection> {
+        if self.conn.is_none() {
+            self.conn = Some(self.redis.connect(self.settings.block).await?);
+        }
+        Ok(self.conn.clone().expect("connected above"))
+    }
+
+    /// Gives the pending list to a live peer and deletes this consumer.
+    async fn hand_over(&mut self) {
+        let s = self.settings.clone();
+        let result = match self.connection().await {
+            Ok(mut conn) => hand_over(&mut conn, &s.stream, &s.group, &self.name, &s.local_consumers, s.min_idle).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(Handover::Done { peer, moved }) => tracing::info!(consumer = %self.name, stream = %s.stream,
+                group = %s.group, "handed over {moved} pending entries to {}; consumer deleted",
+                peer.as_deref().unwrap_or("nobody (none pending)")),
+            Ok(Handover::NoPeer { pending }) => tracing::warn!(consumer = %self.name, stream = %s.stream,
+                "no live peer to hand {pending} pending entries to; they stay pending for the group's reapers"),
+            Err(error) => tracing::warn!(consumer = %self.name, "handover failed, entries stay pending: {error:#}"),
+        }
+    }
+
     /// The group vanished under us (stream key deleted, or Redis restarted
     /// without persistence). Re-create it from the start of the stream, so
     /// nothing written since is skipped, and go on.
     async fn recreate_group(&mut self, error: &anyhow::Error, shutdown: &CancellationToken) {
-        let (stream, group) = (&self.settings.stream, &self.settings.group);
-        tracing::warn!(consumer = %self.name, %stream, %group,
-            "consumer group is gone ({error:#}); re-creating it at 0");
-        let result = match self.conn.as_mut() {
-            Some(conn) => conn.ensure_group(stream, group, "0").await.map(|_| ()),
-            None => Ok(()), // reconnecting first; the next read finds out again
+        let (stream, group) = (self.settings.stream.clone(), self.settings.group.clone());
+        tracing::warn!(consumer = %self.name, %stream, %group, "consumer group is gone ({error:#}); re-creating it at 0");
+        let result = match self.connection().await {
+            Ok(mut conn) => conn.ensure_group(&stream, &group, "0").await.map(|_| ()),
+            Err(error) => Err(error),
         };
         if let Err(error) = result {
             self.redis_failed(&error, shutdown).await;

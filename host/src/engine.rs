@@ -33,8 +33,7 @@ impl Engine {
         let engine = wasmtime::Engine::new(&config).context("cannot configure wasmtime")?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .context("cannot add WASI to the plugin linker")?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("cannot add WASI to the plugin linker")?;
         Consumer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
             .context("cannot add host imports to the plugin linker")?;
 

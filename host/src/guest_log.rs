@@ -34,32 +34,19 @@ impl HostState {
     /// A sandboxed state: stdout/stderr go to the host log, nothing else is granted.
     pub fn new(tag: Arc<PluginTag>) -> Self {
         let wasi = WasiCtx::builder()
-            .stdout(GuestOutput {
-                tag: tag.clone(),
-                stream: "stdout",
-            })
-            .stderr(GuestOutput {
-                tag: tag.clone(),
-                stream: "stderr",
-            })
+            .stdout(GuestOutput { tag: tag.clone(), stream: "stdout" })
+            .stderr(GuestOutput { tag: tag.clone(), stream: "stderr" })
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        HostState {
-            wasi,
-            table: ResourceTable::new(),
-            tag,
-        }
+        HostState { wasi, table: ResourceTable::new(), tag }
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -116,11 +103,7 @@ impl StdoutStream for GuestOutput {
 
 impl GuestOutput {
     fn line_writer(&self) -> LineWriter {
-        LineWriter {
-            tag: self.tag.clone(),
-            stream: self.stream,
-            partial: Vec::new(),
-        }
+        LineWriter { tag: self.tag.clone(), stream: self.stream, partial: Vec::new() }
     }
 }
 
@@ -182,11 +165,7 @@ impl Pollable for LineWriter {
 }
 
 impl tokio::io::AsyncWrite for LineWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }

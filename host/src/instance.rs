@@ -48,14 +48,7 @@ impl Instance {
             group: delivery.group,
             consumer: delivery.consumer,
         };
-        Ok(Instance {
-            plugin: plugin.clone(),
-            deadline,
-            store,
-            bindings,
-            template,
-            poisoned: false,
-        })
+        Ok(Instance { plugin: plugin.clone(), deadline, store, bindings, template, poisoned: false })
     }
 
     /// Calls the plugin's `handle` for `entry` and returns its verdict. The
@@ -64,9 +57,7 @@ impl Instance {
         if self.poisoned
             && let Err(error) = self.recycle()
         {
-            return Verdict::Fault {
-                reason: format!("cannot re-instantiate plugin: {error:#}"),
-            };
+            return Verdict::Fault { reason: format!("cannot re-instantiate plugin: {error:#}") };
         }
         if let Err(reason) = self.lend(entry) {
             return Verdict::Reject { reason };
@@ -82,11 +73,7 @@ impl Instance {
     /// Moves the entry's id and fields into the template. A field name that is
     /// not UTF-8 cannot cross the WIT boundary: that entry is rejected.
     fn lend(&mut self, entry: &mut Entry) -> Result<(), String> {
-        if let Some((name, _)) = entry
-            .fields
-            .iter()
-            .find(|(n, _)| std::str::from_utf8(n).is_err())
-        {
+        if let Some((name, _)) = entry.fields.iter().find(|(n, _)| std::str::from_utf8(n).is_err()) {
             return Err(format!(
                 "field name {:?} is not UTF-8; plugins receive field names as text",
                 String::from_utf8_lossy(name)
@@ -95,23 +82,18 @@ impl Instance {
         self.template.id = std::mem::take(&mut entry.id);
         self.template.delivery_count = entry.delivery_count;
         self.template.fields.clear();
-        self.template
-            .fields
-            .extend(entry.fields.drain(..).map(|(name, value)| Field {
-                name: String::from_utf8(name).expect("checked above"),
-                value,
-            }));
+        self.template.fields.extend(
+            entry
+                .fields
+                .drain(..)
+                .map(|(name, value)| Field { name: String::from_utf8(name).expect("checked above"), value }),
+        );
         Ok(())
     }
 
     fn take_back(&mut self, entry: &mut Entry) {
         entry.id = std::mem::take(&mut self.template.id);
-        entry.fields.extend(
-            self.template
-                .fields
-                .drain(..)
-                .map(|f| (f.name.into_bytes(), f.value)),
-        );
+        entry.fields.extend(self.template.fields.drain(..).map(|f| (f.name.into_bytes(), f.value)));
     }
 
     /// Drops the trapped instance and starts a fresh one from the pre-instance.
@@ -129,12 +111,9 @@ fn instantiate(plugin: &Plugin) -> Result<(Store<HostState>, Consumer)> {
     let mut store = Store::new(&plugin.engine.engine, HostState::new(plugin.tag.clone()));
     // Instantiation runs guest start-up code: give it a deadline too.
     store.set_epoch_deadline(Engine::ticks(Duration::from_secs(30)));
-    let bindings = plugin.pre.instantiate(&mut store).with_context(|| {
-        format!(
-            "cannot instantiate plugin {} ({})",
-            plugin.tag.name,
-            plugin.path.display()
-        )
-    })?;
+    let bindings = plugin
+        .pre
+        .instantiate(&mut store)
+        .with_context(|| format!("cannot instantiate plugin {} ({})", plugin.tag.name, plugin.path.display()))?;
     Ok((store, bindings))
 }

@@ -1,27 +1,35 @@
 //! Host for WebAssembly consumer plugins on Redis Streams.
 //!
 //! Data flows one way: Redis ([`streams`]) → [`entry`] → plugin ([`instance`])
-//! → [`verdict`] → ack or leave pending ([`consumer`]). [`run`] wires it up.
+//! → [`verdict`] → ack, dead-letter or leave pending ([`consumer`]). [`run`]
+//! wires it up.
 
 mod bindings;
 pub mod cli;
 pub mod config;
 mod consumer;
+mod dead_letter;
 mod engine;
 mod entry;
 mod guest_log;
+mod handover;
+mod inspect;
 mod instance;
+mod lease;
 pub mod logging;
 mod plugin;
 mod produce;
+mod reaper;
 mod run;
+mod settle;
 pub mod shutdown;
 mod streams;
 mod verdict;
 
 pub use bindings::WORLD;
-pub use config::{Command, ProduceConfig, RunConfig};
+pub use config::{Command, InspectConfig, ProduceConfig, RequeueConfig, RunConfig};
 pub use consumer::ConsumerStats;
+pub use dead_letter::DeadLetter;
 pub use engine::Engine;
 pub use entry::Entry;
 pub use plugin::{LoadError, Plugin, version_of as plugin_version};
@@ -39,5 +47,8 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
             println!("{}", produce(&config).await?);
             Ok(())
         }
+        Command::Pending(config) => Ok(print!("{}", inspect::pending(&config).await?)),
+        Command::DlqList(config) => Ok(print!("{}", inspect::dlq_list(&config).await?)),
+        Command::DlqRequeue(config) => Ok(print!("{}", inspect::dlq_requeue(&config).await?)),
     }
 }

@@ -55,38 +55,20 @@ impl Plugin {
         check_header(path, &bytes)?;
         let component = Component::new(&engine.engine, &bytes)
             .map_err(|e| LoadError::Invalid(path.to_owned(), format!("{e:#}")))?;
-        let wrong_world =
-            |e: wasmtime::Error| LoadError::WrongWorld(path.to_owned(), format!("{e:#}"));
-        let instance_pre = engine
-            .linker
-            .instantiate_pre(&component)
-            .map_err(wrong_world)?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld(path.to_owned(), format!("{e:#}"));
+        let instance_pre = engine.linker.instantiate_pre(&component).map_err(wrong_world)?;
         let pre = ConsumerPre::new(instance_pre).map_err(|e| {
-            let exports: Vec<String> = component
-                .component_type()
-                .exports(&engine.engine)
-                .map(|(name, _)| format!("`{name}`"))
-                .collect();
+            let exports: Vec<String> =
+                component.component_type().exports(&engine.engine).map(|(name, _)| format!("`{name}`")).collect();
             let exports = if exports.is_empty() { "nothing".into() } else { exports.join(", ") };
             LoadError::WrongWorld(
                 path.to_owned(),
                 format!("{e:#} (it must export `handle: func(entry) -> result<_, error>`; it exports {exports})"),
             )
         })?;
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tag = Arc::new(PluginTag {
-            name,
-            version: version_of(&bytes),
-        });
-        Ok(Plugin {
-            tag,
-            path: path.to_owned(),
-            pre,
-            engine: engine.clone(),
-        })
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let tag = Arc::new(PluginTag { name, version: version_of(&bytes) });
+        Ok(Plugin { tag, path: path.to_owned(), pre, engine: engine.clone() })
     }
 }
 
@@ -115,14 +97,8 @@ mod tests {
     #[test]
     fn header_classifies_files() {
         let p = Path::new("x.wasm");
-        assert!(matches!(
-            check_header(p, b"hello world"),
-            Err(LoadError::NotWasm(_))
-        ));
-        assert!(matches!(
-            check_header(p, b"\0asm\x01\0\0\0"),
-            Err(LoadError::CoreModule(_))
-        ));
+        assert!(matches!(check_header(p, b"hello world"), Err(LoadError::NotWasm(_))));
+        assert!(matches!(check_header(p, b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule(_))));
         assert!(check_header(p, b"\0asm\x0d\0\x01\0").is_ok());
     }
 

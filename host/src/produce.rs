@@ -9,6 +9,5 @@ use std::time::Duration;
 pub async fn produce(config: &ProduceConfig) -> Result<String> {
     let redis = Redis::open(&config.redis_url)?;
     let mut conn = redis.connect(Duration::ZERO).await?;
-    conn.add(&config.stream, config.maxlen, &config.fields)
-        .await
+    conn.add(&config.stream, config.maxlen, &config.fields).await
 }

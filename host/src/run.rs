@@ -2,7 +2,7 @@
 //! task per name until shutdown, and report what they did.
 
 use crate::config::RunConfig;
-use crate::consumer::{Consumer, ConsumerStats, ReadSettings};
+use crate::consumer::{Consumer, ConsumerStats, GroupSettings};
 use crate::engine::Engine;
 use crate::plugin::Plugin;
 use crate::streams::Redis;
@@ -37,25 +37,28 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<RunRe
     let engine = Engine::new()?;
     let path = config.plugin.clone();
     // Compiling is CPU-bound and can take seconds for big plugins.
-    let plugin = tokio::task::spawn_blocking(move || Plugin::load(&engine, &path))
-        .await
-        .context("plugin loader panicked")??;
+    let plugin =
+        tokio::task::spawn_blocking(move || Plugin::load(&engine, &path)).await.context("plugin loader panicked")??;
 
     let redis = Redis::open(&config.redis_url)?;
     let mut admin = redis.connect(Duration::ZERO).await?;
-    let created = admin
-        .ensure_group(&config.stream, &config.group, &config.start_id)
-        .await?;
+    let created = admin.ensure_group(&config.stream, &config.group, &config.start_id).await?;
     tracing::info!(stream = %config.stream, group = %config.group, plugin = %plugin.tag.name,
         version = %plugin.tag.version, consumers = config.consumers.len(), redis = %redis.url(),
         "consuming{}", if created { format!(" (created group at {})", config.start_id) } else { String::new() });
 
-    let settings = Arc::new(ReadSettings {
+    let settings = Arc::new(GroupSettings {
         stream: config.stream.clone(),
         group: config.group.clone(),
         count: config.count,
         block: config.block,
         call_deadline: config.call_deadline,
+        min_idle: config.min_idle,
+        reap_interval: config.reap_interval,
+        max_deliveries: config.max_deliveries,
+        dead_letter: config.dead_letter.clone(),
+        handover: config.handover,
+        local_consumers: config.consumers.clone(),
     });
     let stop = shutdown.child_token();
     let mut tasks = JoinSet::new();

@@ -39,10 +39,9 @@ impl Verdict {
     pub fn from_call(result: wasmtime::Result<Result<(), WitError>>, deadline: Duration) -> Self {
         match result {
             Ok(Ok(())) => Verdict::Ack,
-            Ok(Err(WitError::Retry(retry))) => Verdict::Retry {
-                reason: retry.reason,
-                delay: retry.delay_ms.map(Duration::from_millis),
-            },
+            Ok(Err(WitError::Retry(retry))) => {
+                Verdict::Retry { reason: retry.reason, delay: retry.delay_ms.map(Duration::from_millis) }
+            }
             Ok(Err(WitError::Reject(reason))) => Verdict::Reject { reason },
             Err(error) => Verdict::Fault {
                 reason: match error.downcast_ref::<Trap>() {
@@ -71,16 +70,10 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Ack => f.write_str("ack"),
-            Verdict::Retry {
-                reason,
-                delay: Some(d),
-            } => {
+            Verdict::Retry { reason, delay: Some(d) } => {
                 write!(f, "retry after {} ms: {reason}", d.as_millis())
             }
-            Verdict::Retry {
-                reason,
-                delay: None,
-            } => write!(f, "retry: {reason}"),
+            Verdict::Retry { reason, delay: None } => write!(f, "retry: {reason}"),
             Verdict::Reject { reason } => write!(f, "reject: {reason}"),
             Verdict::Fault { reason } => write!(f, "fault: {reason}"),
         }
@@ -97,33 +90,19 @@ mod tests {
     #[test]
     fn plugin_results_map_to_verdicts() {
         assert_eq!(Verdict::from_call(Ok(Ok(())), DEADLINE), Verdict::Ack);
-        let retry = WitError::Retry(Retry {
-            reason: "busy".into(),
-            delay_ms: Some(250),
-        });
+        let retry = WitError::Retry(Retry { reason: "busy".into(), delay_ms: Some(250) });
         assert_eq!(
             Verdict::from_call(Ok(Err(retry)), DEADLINE),
-            Verdict::Retry {
-                reason: "busy".into(),
-                delay: Some(Duration::from_millis(250))
-            }
+            Verdict::Retry { reason: "busy".into(), delay: Some(Duration::from_millis(250)) }
         );
         let reject = WitError::Reject("bad".into());
-        assert_eq!(
-            Verdict::from_call(Ok(Err(reject)), DEADLINE),
-            Verdict::Reject {
-                reason: "bad".into()
-            }
-        );
+        assert_eq!(Verdict::from_call(Ok(Err(reject)), DEADLINE), Verdict::Reject { reason: "bad".into() });
     }
 
     #[test]
     fn deadline_trap_is_a_fault_that_names_the_deadline() {
         let verdict = Verdict::from_call(Err(wasmtime::Error::from(Trap::Interrupt)), DEADLINE);
         assert!(verdict.poisons_instance());
-        assert!(
-            verdict.to_string().contains("deadline of 5000 ms"),
-            "{verdict}"
-        );
+        assert!(verdict.to_string().contains("deadline of 5000 ms"), "{verdict}");
     }
 }

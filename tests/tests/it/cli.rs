@@ -7,33 +7,20 @@ use std::process::Command;
 /// Runs `host run` with `plugin` (and extra flags) and returns (exit code, stderr).
 fn run_host(plugin: &Path, redis: &str, extra: &[&str]) -> (i32, String) {
     let out = Command::new(host_bin())
-        .args([
-            "run", "--stream", "test:cli", "--group", "g", "--redis", redis, "--plugin",
-        ])
+        .args(["run", "--stream", "test:cli", "--group", "g", "--redis", redis, "--plugin"])
         .arg(plugin)
         .args(extra)
         .env_remove("REDIS_URL")
         .output()
         .expect("spawn host");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn assert_error(code: i32, stderr: &str, expected: &str) {
     assert_ne!(code, 0, "must exit non-zero; stderr: {stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "exactly one error line expected, got: {stderr}"
-    );
-    assert!(
-        errors[0].contains(expected),
-        "error line {:?} should mention {expected:?}",
-        errors[0]
-    );
+    assert_eq!(errors.len(), 1, "exactly one error line expected, got: {stderr}");
+    assert!(errors[0].contains(expected), "error line {:?} should mention {expected:?}", errors[0]);
     assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
 }
 
@@ -69,39 +56,22 @@ fn file_that_is_not_a_component() {
 fn component_of_another_world() {
     let empty = fixture("empty.wasm", &wat::parse_str("(component)").unwrap());
     let (code, err) = run_host(&empty, redis_url(), &[]);
-    assert_error(
-        code,
-        &err,
-        "does not implement world redis-streams:plugin/consumer@0.1.0",
-    );
-    assert!(
-        err.contains("handle"),
-        "should say `handle` is missing: {err}"
-    );
+    assert_error(code, &err, "does not implement world redis-streams:plugin/consumer@0.1.0");
+    assert!(err.contains("handle"), "should say `handle` is missing: {err}");
 
     let foreign = fixture(
         "foreign.wasm",
-        &wat::parse_str(
-            r#"(component (import "acme:db/query@1.0.0" (instance (export "run" (func)))))"#,
-        )
-        .unwrap(),
+        &wat::parse_str(r#"(component (import "acme:db/query@1.0.0" (instance (export "run" (func)))))"#).unwrap(),
     );
     let (code, err) = run_host(&foreign, redis_url(), &[]);
     assert_error(code, &err, "does not implement world");
-    assert!(
-        err.contains("acme:db/query@1.0.0"),
-        "should name the missing import: {err}"
-    );
+    assert!(err.contains("acme:db/query@1.0.0"), "should name the missing import: {err}");
 }
 
 /// An unreachable Redis names the URL.
 #[test]
 fn unreachable_redis() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("redis://127.0.0.1:{port}");
     let (code, err) = run_host(&plugin("orders"), &url, &[]);
     assert_error(code, &err, &format!("cannot reach Redis at {url}"));
@@ -114,10 +84,7 @@ fn bad_flags() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--count"), "{err}");
 
-    let out = Command::new(host_bin())
-        .args(["run", "--bogus"])
-        .output()
-        .unwrap();
+    let out = Command::new(host_bin()).args(["run", "--bogus"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
 }
@@ -130,37 +97,18 @@ async fn produce_appends_an_entry() {
     let stream = unique_stream("produce");
     let produce = |fields: &[&str]| {
         Command::new(host_bin())
-            .args([
-                "produce",
-                "--stream",
-                &stream,
-                "--maxlen",
-                "1000",
-                "--redis",
-                redis_url(),
-            ])
+            .args(["produce", "--stream", &stream, "--maxlen", "1000", "--redis", redis_url()])
             .args(fields)
             .output()
             .expect("spawn host produce")
     };
     let out = produce(&["type=order.placed", "amount=12.50", "note=a=b"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
 
-    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg(&stream)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let expected = ["type", "order.placed", "amount", "12.50", "note", "a=b"]
-        .map(String::from)
-        .to_vec();
+    let entries: Vec<(String, Vec<String>)> =
+        redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+    let expected = ["type", "order.placed", "amount", "12.50", "note", "a=b"].map(String::from).to_vec();
     assert_eq!(entries, vec![(id, expected)]);
 
     let out = produce(&["novalue"]);

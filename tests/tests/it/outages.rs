@@ -19,21 +19,14 @@ async fn consumer_survives_dropped_connections_and_a_deleted_stream() {
     wait_drained(&mut conn, &stream, "g", 0).await;
 
     // Every connection but ours is cut; the consumer must reconnect.
-    let killed: u64 = redis::cmd("CLIENT")
-        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let killed: u64 =
+        redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"]).query_async(&mut conn).await.unwrap();
     assert!(killed >= 1, "the host's connection should have been killed");
     produce(&mut conn, &stream, &batch).await;
     wait_drained(&mut conn, &stream, "g", 0).await;
 
     // The stream (and with it the group) disappears; new entries arrive.
-    let _: () = redis::cmd("DEL")
-        .arg(&stream)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await.unwrap();
     produce(&mut conn, &stream, &batch[..20]).await;
     let info = wait_drained(&mut conn, &stream, "g", 0).await;
     assert_eq!(info.entries_read, Some(20));

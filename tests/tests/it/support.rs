@@ -16,10 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 static REDIS_PID: AtomicI32 = AtomicI32::new(0);
@@ -54,22 +51,11 @@ fn start_redis() -> Result<String> {
 fn spawn_redis_server() -> Result<(Child, String)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut child: Child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .context(
-            "cannot start redis-server: install Debian's redis-server package (`make test` does)",
-        )?;
+        .context("cannot start redis-server: install Debian's redis-server package (`make test` does)")?;
     let url = format!("redis://127.0.0.1:{port}");
     let client = redis::Client::open(url.as_str())?;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -102,11 +88,7 @@ impl PrivateRedis {
     }
 
     pub async fn connect(&self) -> MultiplexedConnection {
-        redis::Client::open(self.url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+        redis::Client::open(self.url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap()
     }
 }
 
@@ -119,11 +101,7 @@ impl Drop for PrivateRedis {
 
 /// A connection to the test Redis.
 pub async fn redis() -> MultiplexedConnection {
-    redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect to test redis")
+    redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.expect("connect to test redis")
 }
 
 /// A stream key no other test uses.
@@ -144,18 +122,11 @@ pub fn plugin(name: &str) -> PathBuf {
             .stdout(Stdio::null())
             .status()
             .expect("cannot run make: install make");
-        assert!(
-            status.success(),
-            "`make plugins` failed: the guest toolchain is required"
-        );
+        assert!(status.success(), "`make plugins` failed: the guest toolchain is required");
         *built = true;
     }
     let path = root().join("plugins/dist").join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} missing after `make plugins`",
-        path.display()
-    );
+    assert!(path.exists(), "{} missing after `make plugins`", path.display());
     path
 }
 
@@ -163,25 +134,13 @@ pub fn plugin(name: &str) -> PathBuf {
 pub fn host_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/it-<hash> → target/<profile>/host
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("host");
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build -p host` first (`make test` does)",
-        bin.display()
-    );
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("host");
+    assert!(bin.exists(), "{} not found: run `cargo build -p host` first (`make test` does)", bin.display());
     bin
 }
 
 /// Appends entries, pipelined; returns their ids in order.
-pub async fn produce(
-    conn: &mut MultiplexedConnection,
-    stream: &str,
-    entries: &[Vec<(&str, Vec<u8>)>],
-) -> Vec<String> {
+pub async fn produce(conn: &mut MultiplexedConnection, stream: &str, entries: &[Vec<(&str, Vec<u8>)>]) -> Vec<String> {
     let mut ids = Vec::with_capacity(entries.len());
     for chunk in entries.chunks(500) {
         let mut pipe = redis::pipe();
@@ -199,12 +158,7 @@ pub async fn produce(
 
 /// A valid order event of the redis.io guide.
 pub fn order(i: usize) -> Vec<(&'static str, Vec<u8>)> {
-    let kinds = [
-        "order.placed",
-        "order.paid",
-        "order.shipped",
-        "order.cancelled",
-    ];
+    let kinds = ["order.placed", "order.paid", "order.shipped", "order.cancelled"];
     vec![
         ("type", kinds[i % 4].as_bytes().to_vec()),
         ("order_id", format!("o-{i}").into_bytes()),
@@ -223,20 +177,12 @@ pub struct GroupInfo {
 }
 
 /// `None` until the group exists.
-pub async fn group_info(
-    conn: &mut MultiplexedConnection,
-    stream: &str,
-    group: &str,
-) -> Option<GroupInfo> {
-    let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(stream)
-        .query_async(conn)
-        .await
-        .unwrap_or_default();
-    let g = groups.into_iter().find(
-        |g| matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes()),
-    )?;
+pub async fn group_info(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> Option<GroupInfo> {
+    let groups: Vec<std::collections::HashMap<String, redis::Value>> =
+        redis::cmd("XINFO").arg("GROUPS").arg(stream).query_async(conn).await.unwrap_or_default();
+    let g = groups
+        .into_iter()
+        .find(|g| matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes()))?;
     let int = |k: &str| match g.get(k) {
         Some(redis::Value::Int(n)) => Some(*n as u64),
         _ => None,
@@ -254,11 +200,7 @@ pub async fn group_info(
 }
 
 /// Pending entries of a group: (id, consumer, delivery count).
-pub async fn pending(
-    conn: &mut MultiplexedConnection,
-    stream: &str,
-    group: &str,
-) -> Vec<(String, String, u64)> {
+pub async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> Vec<(String, String, u64)> {
     let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
         .arg(stream)
         .arg(group)
@@ -268,19 +210,12 @@ pub async fn pending(
         .query_async(conn)
         .await
         .expect("XPENDING");
-    rows.into_iter()
-        .map(|(id, consumer, _idle, count)| (id, consumer, count))
-        .collect()
+    rows.into_iter().map(|(id, consumer, _idle, count)| (id, consumer, count)).collect()
 }
 
 /// Waits until `group` has read every entry of `stream` (lag 0) and holds
 /// exactly `pending` of them.
-pub async fn wait_drained(
-    conn: &mut MultiplexedConnection,
-    stream: &str,
-    group: &str,
-    pending: u64,
-) -> GroupInfo {
+pub async fn wait_drained(conn: &mut MultiplexedConnection, stream: &str, group: &str, pending: u64) -> GroupInfo {
     let limit = Duration::from_secs(60);
     let start = Instant::now();
     loop {
@@ -324,13 +259,7 @@ impl HostRun {
 
 /// A run configuration against the test Redis.
 pub fn config(plugin_name: &str, stream: &str, group: &str, consumers: &[&str]) -> RunConfig {
-    let mut config = RunConfig::new(
-        redis_url(),
-        plugin(plugin_name),
-        stream,
-        group,
-        consumers[0],
-    );
+    let mut config = RunConfig::new(redis_url(), plugin(plugin_name), stream, group, consumers[0]);
     config.consumers = consumers.iter().map(|c| c.to_string()).collect();
     config.block = Duration::from_millis(200);
     config
@@ -360,30 +289,18 @@ impl HostProcess {
         let stderr = child.stderr.take().expect("piped stderr");
         let reader = std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
             }
         });
-        HostProcess {
-            child,
-            lines,
-            reader: Some(reader),
-            log: Vec::new(),
-        }
+        HostProcess { child, lines, reader: Some(reader), log: Vec::new() }
     }
 
     /// Collects log lines until `done(log)` holds; fails after `limit`.
     pub fn wait_log(&mut self, limit: Duration, what: &str, done: impl Fn(&[String]) -> bool) {
         let start = Instant::now();
         while !done(&self.log) {
-            assert!(
-                start.elapsed() < limit,
-                "timed out waiting for {what}; log: {:#?}",
-                self.log
-            );
+            assert!(start.elapsed() < limit, "timed out waiting for {what}; log: {:#?}", self.log);
             if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
                 self.log.push(line);
             }
@@ -402,10 +319,7 @@ impl HostProcess {
             }
             if signalled.elapsed() > Duration::from_secs(5) {
                 let _ = self.child.kill();
-                panic!(
-                    "host did not exit within 5 s of SIGTERM; log: {:#?}",
-                    self.log
-                );
+                panic!("host did not exit within 5 s of SIGTERM; log: {:#?}", self.log);
             }
             std::thread::sleep(Duration::from_millis(5));
         };
@@ -433,5 +347,23 @@ pub fn handled_ids(log: &[String]) -> std::collections::HashSet<String> {
         .filter_map(|line| line.split("handled ").nth(1))
         .filter_map(|rest| rest.split_whitespace().next())
         .map(str::to_string)
+        .collect()
+}
+
+/// Every record of `stream`'s default dead-letter stream, parsed.
+pub async fn dead_letters(conn: &mut MultiplexedConnection, stream: &str) -> Vec<host::DeadLetter> {
+    let reply: redis::Value =
+        redis::cmd("XRANGE").arg(format!("{stream}:dlq")).arg("-").arg("+").query_async(conn).await.expect("XRANGE");
+    let redis::Value::Array(items) = reply else { panic!("XRANGE reply {reply:?}") };
+    items
+        .into_iter()
+        .map(|item| {
+            let redis::Value::Array(parts) = item else { panic!("entry {item:?}") };
+            let mut parts = parts.into_iter();
+            let id: String = redis::from_redis_value(parts.next().unwrap()).unwrap();
+            let flat: Vec<Vec<u8>> = redis::from_redis_value(parts.next().unwrap()).unwrap();
+            let fields = flat.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+            host::DeadLetter::parse(host::Entry { id, fields, delivery_count: 0 }).expect("a dead-letter record")
+        })
         .collect()
 }

@@ -1,0 +1,74 @@
+//! Handover: a leaving consumer gives its pending entries to a live peer and
+//! deletes itself from the group, so nothing waits in a dead consumer's PEL.
+
+use crate::streams::Connection;
+use anyhow::Result;
+use std::time::Duration;
+
+/// A peer that has not read or claimed for this long is not trusted to be alive.
+const LIVE_WITHIN: Duration = Duration::from_secs(30);
+/// Pending entries moved per XCLAIM.
+const PAGE: usize = 1000;
+
+/// What a handover did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handover {
+    /// All pending entries went to `peer` and the consumer was deleted.
+    Done {
+        /// The peer that received them.
+        peer: Option<String>,
+        /// How many entries moved.
+        moved: usize,
+    },
+    /// No live peer: the entries stay pending (the group's reapers take
+    /// them after `--min-idle-ms`) and the consumer is kept.
+    NoPeer {
+        /// How many entries stay.
+        pending: usize,
+    },
+}
+
+/// Hands `consumer`'s pending entries to the most recently active other
+/// consumer of the group that is not also leaving, already idle for
+/// `min_idle` so that the peer's reaper takes them on its next tick (the
+/// handover itself counts no delivery). Then deletes `consumer`.
+pub async fn hand_over(
+    conn: &mut Connection,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    leaving: &[String],
+    min_idle: Duration,
+) -> Result<Handover> {
+    let peers = conn.consumers(stream, group).await?;
+    let peer = peers
+        .iter()
+        .filter(|c| c.name != consumer && !leaving.contains(&c.name))
+        .filter(|c| c.idle_ms < LIVE_WITHIN.as_millis() as u64)
+        .min_by_key(|c| c.idle_ms)
+        .map(|c| c.name.clone());
+    let mut moved = 0;
+    loop {
+        let ids: Vec<String> =
+            conn.pending(stream, group, Some(consumer), PAGE).await?.into_iter().map(|p| p.id).collect();
+        if ids.is_empty() {
+            break;
+        }
+        let Some(peer) = &peer else {
+            return Ok(Handover::NoPeer { pending: ids.len() });
+        };
+        let claimed = conn.hand_to(stream, group, peer, &ids, min_idle).await?.len();
+        if claimed == 0 {
+            // Nothing moved (entries deleted under us): re-read once more, then stop.
+            let left = conn.pending(stream, group, Some(consumer), PAGE).await?.len();
+            if left > 0 {
+                return Ok(Handover::NoPeer { pending: left });
+            }
+            break;
+        }
+        moved += claimed;
+    }
+    // DELCONSUMER drops whatever is still pending: only now, with the PEL empty.
+    conn.delete_consumer(stream, group, consumer).await?;
+    Ok(Handover::Done { peer, moved })
+}

@@ -1,0 +1,67 @@
+//! Leases: keeping the idle clock of entries this consumer still owns fresh
+//! (`XCLAIM … JUSTID`, which does not count a delivery), so the group's
+//! reapers do not steal them. Two kinds are held: entries whose handler is
+//! still running, and retries whose delay outlasts `--min-idle-ms`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How often a lease is refreshed, as a fraction of `--min-idle-ms`: three
+/// refreshes per idle window leave room for one to be late or fail.
+pub const REFRESHES_PER_IDLE_WINDOW: u32 = 3;
+
+/// The refresh period for a given `min_idle`.
+pub fn refresh_every(min_idle: Duration) -> Duration {
+    (min_idle / REFRESHES_PER_IDLE_WINDOW).max(Duration::from_millis(10))
+}
+
+/// Retries held back until their delay has (nearly) passed.
+#[derive(Debug, Default)]
+pub struct Holds {
+    /// Entry id → when to stop refreshing (then the reaper takes it after `min_idle`).
+    until: HashMap<String, Instant>,
+}
+
+impl Holds {
+    /// Holds `id` so that it is not reclaimed before `delay` from now: the
+    /// lease ends `min_idle` before that, and the reaper waits `min_idle`.
+    /// A delay the reaper already covers needs no hold.
+    pub fn hold(&mut self, id: String, delay: Duration, min_idle: Duration) {
+        if delay > min_idle {
+            self.until.insert(id, Instant::now() + (delay - min_idle));
+        }
+    }
+
+    /// Forgets expired holds; returns the ids still held.
+    pub fn current(&mut self) -> Vec<String> {
+        let now = Instant::now();
+        self.until.retain(|_, until| *until > now);
+        self.until.keys().cloned().collect()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.until.is_empty()
+    }
+
+    /// Stops holding `id` (it was acked or dead-lettered).
+    pub fn release(&mut self, id: &str) {
+        self.until.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_delays_need_no_hold_and_long_ones_expire() {
+        let mut holds = Holds::default();
+        holds.hold("a".into(), Duration::from_millis(100), Duration::from_secs(1));
+        assert!(holds.is_empty());
+        holds.hold("b".into(), Duration::from_millis(1030), Duration::from_secs(1));
+        assert_eq!(holds.current(), vec!["b".to_string()]);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(holds.current().is_empty());
+    }
+}

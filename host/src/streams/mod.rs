@@ -1,0 +1,391 @@
+//! Every Redis command the host sends, with typed replies. The rest of the
+//! code never builds a raw command.
+
+mod reply;
+
+pub use reply::{Batch, ConsumerInfo, PendingEntry};
+
+use crate::entry::Entry;
+use anyhow::{Context, Result, anyhow};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Value};
+use std::time::Duration;
+
+/// Field/value pairs as Redis stores them.
+pub type Fields = [(Vec<u8>, Vec<u8>)];
+
+/// How long to wait for a TCP connection before calling Redis unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Slack on top of a blocking read's own timeout before a reply is overdue:
+/// generous, because a busy Redis may be slow, but finite so a dead peer is
+/// noticed and the connection replaced.
+const REPLY_SLACK: Duration = Duration::from_secs(10);
+
+/// Where Redis is: a parsed URL that opens connections.
+#[derive(Clone, Debug)]
+pub struct Redis {
+    client: redis::Client,
+    /// The URL with any password masked, for messages.
+    shown_url: String,
+}
+
+impl Redis {
+    /// Parses `url`; fails with a message naming it when it is not a Redis URL.
+    pub fn open(url: &str) -> Result<Self> {
+        let shown_url = mask_password(url);
+        let client = redis::Client::open(url)
+            .map_err(|e| anyhow!("invalid Redis URL {shown_url:?}: {e} (expected redis://HOST:PORT[/DB])"))?;
+        Ok(Redis { client, shown_url })
+    }
+
+    /// The URL, password masked.
+    pub fn url(&self) -> &str {
+        &self.shown_url
+    }
+
+    /// Opens a dedicated connection. `block` is the longest blocking read the
+    /// connection will make, so replies may legitimately take that long.
+    pub async fn connect(&self, block: Duration) -> Result<Connection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(block + REPLY_SLACK));
+        let conn = self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| {
+            anyhow!("cannot reach Redis at {}: {e} (is redis-server running? set --redis or REDIS_URL)", self.shown_url)
+        })?;
+        Ok(Connection { conn })
+    }
+}
+
+/// One connection to Redis. Blocking reads hold it, so each consumer has its own.
+#[derive(Clone)]
+pub struct Connection {
+    conn: MultiplexedConnection,
+}
+
+impl Connection {
+    /// `XGROUP CREATE stream group start MKSTREAM`; an existing group is fine.
+    /// Returns whether the group was created.
+    pub async fn ensure_group(&mut self, stream: &str, group: &str, start_id: &str) -> Result<bool> {
+        let reply: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream)
+            .arg(group)
+            .arg(start_id)
+            .arg("MKSTREAM")
+            .query_async(&mut self.conn)
+            .await;
+        match reply {
+            Ok(()) => Ok(true),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(false),
+            Err(e) => Err(e).with_context(|| {
+                format!("cannot create consumer group {group:?} on stream {stream:?} at {start_id:?}")
+            }),
+        }
+    }
+
+    /// `XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS stream >`: new entries
+    /// for `consumer`, in stream order (delivery count 1); empty when `block`
+    /// passed without any.
+    pub async fn read_new(
+        &mut self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Batch> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(group).arg(consumer).arg("COUNT").arg(count);
+        cmd.arg("BLOCK").arg(block.as_millis() as u64).arg("STREAMS").arg(stream).arg(">");
+        let reply: Value = cmd
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XREADGROUP on stream {stream:?} group {group:?} failed"))?;
+        reply::read_reply(reply, 1).with_context(|| format!("unexpected XREADGROUP reply on stream {stream:?}"))
+    }
+
+    /// `XREADGROUP GROUP g c COUNT n STREAMS stream AFTER`: `consumer`'s own
+    /// pending entries with ids above `after` (history read). Trimmed entries
+    /// come back as ids only. Delivery counts are unknown here (0).
+    pub async fn read_own_pending(
+        &mut self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        after: &str,
+        count: usize,
+    ) -> Result<Batch> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(group).arg(consumer).arg("COUNT").arg(count);
+        cmd.arg("STREAMS").arg(stream).arg(after);
+        let reply: Value = cmd
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XREADGROUP of pending entries on stream {stream:?} failed"))?;
+        reply::read_reply(reply, 0).with_context(|| format!("unexpected XREADGROUP reply on stream {stream:?}"))
+    }
+
+    /// `XAUTOCLAIM stream group consumer min-idle cursor COUNT n`: claims up
+    /// to `count` entries idle for at least `min_idle` to `consumer`. Returns
+    /// the next cursor (`0-0` when the scan is complete) and the batch
+    /// (delivery counts unknown: 0; trimmed ids already removed from the PEL).
+    pub async fn autoclaim(
+        &mut self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        cursor: &str,
+        count: usize,
+    ) -> Result<(String, Batch)> {
+        let reply: Value = redis::cmd("XAUTOCLAIM")
+            .arg(stream)
+            .arg(group)
+            .arg(consumer)
+            .arg(min_idle.as_millis() as u64)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XAUTOCLAIM on stream {stream:?} group {group:?} failed"))?;
+        reply::autoclaim_reply(reply).with_context(|| format!("unexpected XAUTOCLAIM reply on stream {stream:?}"))
+    }
+
+    /// Delivery counts of `ids` as Redis keeps them (`XPENDING s g id id 1`,
+    /// pipelined); `None` for an id that is no longer pending.
+    pub async fn delivery_counts(&mut self, stream: &str, group: &str, ids: &[&str]) -> Result<Vec<Option<u32>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("XPENDING").arg(stream).arg(group).arg(*id).arg(*id).arg(1);
+        }
+        let rows: Vec<Vec<(String, String, u64, u64)>> = pipe
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XPENDING of {} entries on stream {stream:?} failed", ids.len()))?;
+        Ok(rows.into_iter().map(|r| r.first().map(|row| row.3.min(u32::MAX as u64) as u32)).collect())
+    }
+
+    /// Extended `XPENDING stream group - + count [consumer]`, oldest first.
+    pub async fn pending(
+        &mut self,
+        stream: &str,
+        group: &str,
+        consumer: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<PendingEntry>> {
+        let mut cmd = redis::cmd("XPENDING");
+        cmd.arg(stream).arg(group).arg("-").arg("+").arg(count);
+        if let Some(consumer) = consumer {
+            cmd.arg(consumer);
+        }
+        let rows: Vec<(String, String, u64, u64)> = cmd
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XPENDING on stream {stream:?} group {group:?} failed"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, consumer, idle_ms, deliveries)| PendingEntry { id, consumer, idle_ms, deliveries })
+            .collect())
+    }
+
+    /// `XPENDING stream group` summary: total and per-consumer counts.
+    pub async fn pending_summary(&mut self, stream: &str, group: &str) -> Result<(u64, Vec<(String, u64)>)> {
+        let (total, _min, _max, per_consumer): (u64, Value, Value, Option<Vec<(String, String)>>) =
+            redis::cmd("XPENDING")
+                .arg(stream)
+                .arg(group)
+                .query_async(&mut self.conn)
+                .await
+                .with_context(|| format!("XPENDING on stream {stream:?} group {group:?} failed"))?;
+        let per_consumer =
+            per_consumer.unwrap_or_default().into_iter().map(|(name, n)| (name, n.parse().unwrap_or(0))).collect();
+        Ok((total, per_consumer))
+    }
+
+    /// `XCLAIM stream group consumer 0 id… JUSTID`: resets the idle clock of
+    /// entries `consumer` holds without counting a delivery (a lease).
+    pub async fn touch(&mut self, stream: &str, group: &str, consumer: &str, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _: Value = redis::cmd("XCLAIM")
+            .arg(stream)
+            .arg(group)
+            .arg(consumer)
+            .arg(0)
+            .arg(ids)
+            .arg("JUSTID")
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("lease refresh (XCLAIM JUSTID) on stream {stream:?} failed"))?;
+        Ok(())
+    }
+
+    /// `XCLAIM stream group peer 0 id… IDLE idle JUSTID`: hands entries to
+    /// `peer` without counting a delivery, already `idle` so the peer's reaper
+    /// picks them up on its next tick. Returns the ids claimed.
+    pub async fn hand_to(
+        &mut self,
+        stream: &str,
+        group: &str,
+        peer: &str,
+        ids: &[String],
+        idle: Duration,
+    ) -> Result<Vec<String>> {
+        redis::cmd("XCLAIM")
+            .arg(stream)
+            .arg(group)
+            .arg(peer)
+            .arg(0)
+            .arg(ids)
+            .arg("IDLE")
+            .arg(idle.as_millis() as u64)
+            .arg("JUSTID")
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("handover (XCLAIM) to {peer:?} on stream {stream:?} failed"))
+    }
+
+    /// `XINFO CONSUMERS stream group`.
+    pub async fn consumers(&mut self, stream: &str, group: &str) -> Result<Vec<ConsumerInfo>> {
+        let reply: Value = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(stream)
+            .arg(group)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XINFO CONSUMERS on stream {stream:?} group {group:?} failed"))?;
+        reply::consumers_reply(reply)
+    }
+
+    /// `XGROUP DELCONSUMER stream group consumer`; returns how many pending
+    /// entries it still had (and that Redis dropped with it).
+    pub async fn delete_consumer(&mut self, stream: &str, group: &str, consumer: &str) -> Result<u64> {
+        redis::cmd("XGROUP")
+            .arg("DELCONSUMER")
+            .arg(stream)
+            .arg(group)
+            .arg(consumer)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XGROUP DELCONSUMER {consumer:?} on stream {stream:?} failed"))
+    }
+
+    /// Dead-letters in one atomic step (MULTI/EXEC): `XADD dlq * record…` and
+    /// `XACK stream group id`, so a crash can neither lose nor duplicate it.
+    /// Returns the dead-letter entry's id.
+    pub async fn dead_letter(
+        &mut self,
+        stream: &str,
+        group: &str,
+        id: &str,
+        dlq: &str,
+        record: &Fields,
+    ) -> Result<String> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let xadd = pipe.cmd("XADD").arg(dlq).arg("*");
+        for (name, value) in record {
+            xadd.arg(name).arg(value);
+        }
+        pipe.cmd("XACK").arg(stream).arg(group).arg(id).ignore();
+        let (dead_id,): (String,) = pipe
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("dead-lettering entry {id} of stream {stream:?} to {dlq:?} failed"))?;
+        Ok(dead_id)
+    }
+
+    /// Moves a dead letter back in one atomic step: `XADD origin * fields…`
+    /// and `XDEL dlq dead_id`. Returns the new id on the origin stream.
+    pub async fn requeue(&mut self, dlq: &str, dead_id: &str, origin: &str, fields: &Fields) -> Result<String> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let xadd = pipe.cmd("XADD").arg(origin).arg("*");
+        for (name, value) in fields {
+            xadd.arg(name).arg(value);
+        }
+        pipe.cmd("XDEL").arg(dlq).arg(dead_id).ignore();
+        let (new_id,): (String,) = pipe
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("requeue of {dead_id} from {dlq:?} to {origin:?} failed"))?;
+        Ok(new_id)
+    }
+
+    /// `XRANGE stream start end [COUNT n]`.
+    pub async fn range(&mut self, stream: &str, start: &str, end: &str, count: Option<usize>) -> Result<Vec<Entry>> {
+        let mut cmd = redis::cmd("XRANGE");
+        cmd.arg(stream).arg(start).arg(end);
+        if let Some(n) = count {
+            cmd.arg("COUNT").arg(n);
+        }
+        let reply: Value =
+            cmd.query_async(&mut self.conn).await.with_context(|| format!("XRANGE on stream {stream:?} failed"))?;
+        reply::range_reply(reply).with_context(|| format!("unexpected XRANGE reply on stream {stream:?}"))
+    }
+
+    /// `XACK stream group id…`; returns how many entries Redis acknowledged.
+    pub async fn ack(&mut self, stream: &str, group: &str, ids: &[String]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        redis::cmd("XACK")
+            .arg(stream)
+            .arg(group)
+            .arg(ids)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XACK of {} entries on stream {stream:?} group {group:?} failed", ids.len()))
+    }
+
+    /// `XADD stream [MAXLEN ~ n] * field value…`; returns the new entry id.
+    pub async fn add(&mut self, stream: &str, maxlen: Option<u64>, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<String> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(stream);
+        if let Some(n) = maxlen {
+            cmd.arg("MAXLEN").arg("~").arg(n);
+        }
+        cmd.arg("*");
+        for (name, value) in fields {
+            cmd.arg(name).arg(value);
+        }
+        cmd.query_async(&mut self.conn).await.with_context(|| format!("XADD to stream {stream:?} failed"))
+    }
+}
+
+/// True when `error` says the consumer group (or its stream) no longer exists:
+/// the key was deleted, or Redis restarted without persistence.
+pub fn is_missing_group(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.downcast_ref::<redis::RedisError>().and_then(|e| e.code()) == Some("NOGROUP"))
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`, so errors never print passwords.
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        Some((_, host)) => format!("{scheme}://***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_passwords() {
+        assert_eq!(mask_password("redis://u:pw@h:1"), "redis://u:***@h:1");
+        assert_eq!(mask_password("redis://h:1"), "redis://h:1");
+    }
+}
