@@ -41,14 +41,16 @@ use tokio_util::sync::CancellationToken;
 
 /// Carries out one command until it finishes or `shutdown` is cancelled.
 pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Result<()> {
-    match command {
-        Command::Run(config) => run(config, shutdown).await.map(|_| ()),
-        Command::Produce(config) => {
-            println!("{}", produce(&config).await?);
-            Ok(())
+    let output = match command {
+        Command::Run(config) => {
+            run(config, shutdown).await?;
+            return Ok(());
         }
-        Command::Pending(config) => Ok(print!("{}", inspect::pending(&config).await?)),
-        Command::DlqList(config) => Ok(print!("{}", inspect::dlq_list(&config).await?)),
-        Command::DlqRequeue(config) => Ok(print!("{}", inspect::dlq_requeue(&config).await?)),
-    }
+        Command::Produce(config) => format!("{}\n", produce(&config).await?),
+        Command::Pending(config) => inspect::pending(&config).await?,
+        Command::DlqList(config) => inspect::dlq_list(&config).await?,
+        Command::DlqRequeue(config) => inspect::dlq_requeue(&config).await?,
+    };
+    print!("{output}");
+    Ok(())
 }

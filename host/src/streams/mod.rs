@@ -194,13 +194,13 @@ impl Connection {
 
     /// `XPENDING stream group` summary: total and per-consumer counts.
     pub async fn pending_summary(&mut self, stream: &str, group: &str) -> Result<(u64, Vec<(String, u64)>)> {
-        let (total, _min, _max, per_consumer): (u64, Value, Value, Option<Vec<(String, String)>>) =
-            redis::cmd("XPENDING")
-                .arg(stream)
-                .arg(group)
-                .query_async(&mut self.conn)
-                .await
-                .with_context(|| format!("XPENDING on stream {stream:?} group {group:?} failed"))?;
+        type Summary = (u64, Value, Value, Option<Vec<(String, String)>>);
+        let (total, _min, _max, per_consumer): Summary = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(group)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XPENDING on stream {stream:?} group {group:?} failed"))?;
         let per_consumer =
             per_consumer.unwrap_or_default().into_iter().map(|(name, n)| (name, n.parse().unwrap_or(0))).collect();
         Ok((total, per_consumer))

@@ -4,5 +4,6 @@ mod cli;
 mod consume;
 mod faults;
 mod outages;
+mod recovery;
 mod shutdown;
 mod support;

@@ -199,7 +199,7 @@ pub async fn group_info(conn: &mut MultiplexedConnection, stream: &str, group: &
     })
 }
 
-/// Pending entries of a group: (id, consumer, delivery count).
+/// Pending entries of a group: (id, consumer, delivery count); none while the group does not exist yet.
 pub async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> Vec<(String, String, u64)> {
     let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
         .arg(stream)
@@ -209,6 +209,7 @@ pub async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str
         .arg(100_000)
         .query_async(conn)
         .await
+        .or_else(|e| if e.code() == Some("NOGROUP") { Ok(Vec::new()) } else { Err(e) })
         .expect("XPENDING");
     rows.into_iter().map(|(id, consumer, _idle, count)| (id, consumer, count)).collect()
 }
@@ -307,6 +308,15 @@ impl HostProcess {
         }
     }
 
+    /// The log of a process that already exited (e.g. killed): everything it wrote.
+    pub fn drain_log(&mut self) -> Vec<String> {
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("stderr reader");
+        }
+        self.log.extend(self.lines.try_iter());
+        self.log.clone()
+    }
+
     /// Sends SIGTERM and waits (at most 5 s) for the exit; returns the status
     /// and how long the exit took. The rest of the log is collected.
     pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
@@ -366,4 +376,53 @@ pub async fn dead_letters(conn: &mut MultiplexedConnection, stream: &str) -> Vec
             host::DeadLetter::parse(host::Entry { id, fields, delivery_count: 0 }).expect("a dead-letter record")
         })
         .collect()
+}
+
+/// Every `handled <id>` the chaos plugin logged, duplicates kept.
+pub fn handled_list(log: &[String]) -> Vec<String> {
+    log.iter()
+        .filter_map(|line| line.split("handled ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A run configuration with short recovery timings, so tests finish fast.
+pub fn fast_config(plugin_name: &str, stream: &str, group: &str, consumers: &[&str]) -> RunConfig {
+    let mut cfg = config(plugin_name, stream, group, consumers);
+    cfg.min_idle = Duration::from_millis(300);
+    cfg.reap_interval = Duration::from_millis(50);
+    cfg
+}
+
+/// `XLEN key`.
+pub async fn xlen(conn: &mut MultiplexedConnection, key: &str) -> u64 {
+    redis::cmd("XLEN").arg(key).query_async(conn).await.expect("XLEN")
+}
+
+/// Consumer names of a group (`XINFO CONSUMERS`).
+pub async fn consumer_names(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> Vec<String> {
+    let rows: Vec<std::collections::HashMap<String, redis::Value>> =
+        redis::cmd("XINFO").arg("CONSUMERS").arg(stream).arg(group).query_async(conn).await.expect("XINFO CONSUMERS");
+    rows.into_iter()
+        .filter_map(|row| match row.get("name") {
+            Some(redis::Value::BulkString(n)) => Some(String::from_utf8_lossy(n).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Polls an async condition every 20 ms; fails with `what` after `limit`.
+#[macro_export]
+macro_rules! wait_until {
+    ($limit:expr, $what:expr, $cond:expr) => {{
+        let start = std::time::Instant::now();
+        loop {
+            if $cond {
+                break;
+            }
+            assert!(start.elapsed() < $limit, "timed out after {:?} waiting for {}", $limit, $what);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }};
 }
