@@ -136,7 +136,7 @@ impl Consumer {
             reap_cursor: "0-0".into(),
             next_reap: now,
             next_refresh: now + refresh_every(settings.min_idle),
-            holds: Holds::default(),
+            holds: Holds::new(refresh_every(settings.min_idle)),
             last_errors: HashMap::new(),
             backoff: BACKOFF_MIN,
             stats: ConsumerStats::default(),

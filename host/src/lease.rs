@@ -16,13 +16,21 @@ pub fn refresh_every(min_idle: Duration) -> Duration {
 }
 
 /// Retries held back until their delay has (nearly) passed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Holds {
-    /// Entry id → when to stop refreshing (then the reaper takes it after `min_idle`).
+    /// Entry id → the time of the last refresh it needs (the reaper takes it
+    /// `min_idle` after that).
     until: HashMap<String, Instant>,
+    /// How often holds are refreshed.
+    period: Duration,
 }
 
 impl Holds {
+    /// No holds yet; they will be refreshed every `period`.
+    pub fn new(period: Duration) -> Self {
+        Holds { until: HashMap::new(), period }
+    }
+
     /// Holds `id` so that it is not reclaimed before `delay` from now: the
     /// lease ends `min_idle` before that, and the reaper waits `min_idle`.
     /// A delay the reaper already covers needs no hold.
@@ -32,10 +40,13 @@ impl Holds {
         }
     }
 
-    /// Forgets expired holds; returns the ids still held.
+    /// Forgets expired holds; returns the ids to refresh now. A hold stays
+    /// one period past its end, so that its last refresh lands at or after
+    /// the end (periodic refreshes otherwise stop up to a period early).
     pub fn current(&mut self) -> Vec<String> {
         let now = Instant::now();
-        self.until.retain(|_, until| *until > now);
+        let period = self.period;
+        self.until.retain(|_, until| *until + period > now);
         self.until.keys().cloned().collect()
     }
 
@@ -56,12 +67,12 @@ mod tests {
 
     #[test]
     fn short_delays_need_no_hold_and_long_ones_expire() {
-        let mut holds = Holds::default();
+        let mut holds = Holds::new(Duration::from_millis(10));
         holds.hold("a".into(), Duration::from_millis(100), Duration::from_secs(1));
         assert!(holds.is_empty());
         holds.hold("b".into(), Duration::from_millis(1030), Duration::from_secs(1));
         assert_eq!(holds.current(), vec!["b".to_string()]);
-        std::thread::sleep(Duration::from_millis(40));
+        std::thread::sleep(Duration::from_millis(50));
         assert!(holds.current().is_empty());
     }
 }
