@@ -30,8 +30,8 @@ if [ -z "${REDIS_URL:-}" ]; then
   fi
 fi
 echo "demo: Redis at $REDIS_URL, stream $STREAM, group $GROUP"
-redis-cli -u "$REDIS_URL" del "$STREAM" >/dev/null
-echo "demo: reset: deleted stream $STREAM (and its groups) to start clean"
+redis-cli -u "$REDIS_URL" del "$STREAM" "$STREAM:dlq" >/dev/null
+echo "demo: reset: deleted $STREAM (with its groups) and $STREAM:dlq to start clean"
 
 produce() { "$HOST" produce --stream "$STREAM" --maxlen 2000 "$@" >/dev/null; }
 order() { # order N TYPE [AMOUNT]
@@ -40,7 +40,7 @@ order() { # order N TYPE [AMOUNT]
 }
 
 for i in $(seq 1 12); do order "$i" placed; done
-order 13 paid "12.3.4"      # a malformed amount: the plugin rejects it
+order 13 paid "12.3.4"      # a malformed amount: the plugin rejects it (dead letter)
 for i in $(seq 1 6); do order "$i" paid; done
 echo "demo: produced 19 sample orders (one malformed); one more every second from now on"
 
@@ -56,5 +56,8 @@ else
   "${run[@]}" || true
 fi
 
-echo "demo: pending entries of group $GROUP (rejected orders stay here until dead-lettering lands):"
-redis-cli -u "$REDIS_URL" xpending "$STREAM" "$GROUP"
+echo
+"$HOST" pending --stream "$STREAM" --group "$GROUP"
+echo
+echo "demo: the malformed order went to the dead-letter stream:"
+"$HOST" dlq list --stream "$STREAM"
