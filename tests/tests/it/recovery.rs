@@ -8,13 +8,6 @@ use std::time::{Duration, Instant};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-fn host_args<'a>(stream: &'a str, consumer: &'a str, plugin: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["run", "--stream", stream, "--group", "g", "--consumer", consumer, "--plugin", plugin];
-    args.extend(["--redis", redis_url()]);
-    args.extend_from_slice(extra);
-    args
-}
-
 /// kill -9 of a host mid-stream, then a second host in the same group: every
 /// entry is handled at least once, all are acked, the PEL ends empty.
 #[tokio::test(flavor = "multi_thread")]
@@ -25,17 +18,17 @@ async fn kill9_mid_stream_then_a_second_host_finishes_everything() {
         .map(|i| if i % 4 == 0 { vec![("sleep_ms", b"1".to_vec())] } else { vec![("n", b"1".to_vec())] })
         .collect();
     let ids = produce(&mut conn, &stream, &entries).await;
-    let chaos = plugin("chaos");
     let timing = ["--count", "100", "--min-idle-ms", "500", "--reap-interval-ms", "100"];
+    let as_consumer = |name: &'static str| [&["--consumer", name][..], &timing[..]].concat();
 
-    let mut first = HostProcess::start(&host_args(&stream, "a", chaos.to_str().unwrap(), &timing));
+    let mut first = HostProcess::run(&stream, "chaos", &as_consumer("a"));
     first.wait_log(MINUTE, "2,000 handled entries", |log| handled_list(log).len() >= 2000);
     first.child.kill().expect("kill -9");
     first.child.wait().unwrap();
     let info = group_info(&mut conn, &stream, "g").await.expect("group exists");
     assert!(info.pending > 0 || info.lag != Some(0), "the kill must land mid-stream: {info:?}");
     let started = Instant::now();
-    let mut second = HostProcess::start(&host_args(&stream, "b", chaos.to_str().unwrap(), &timing));
+    let mut second = HostProcess::run(&stream, "chaos", &as_consumer("b"));
     wait_drained(&mut conn, &stream, "g", 0).await;
     let recovered_in = started.elapsed();
     let (status, _) = second.terminate();
@@ -65,17 +58,10 @@ async fn a_dead_consumers_entries_are_reclaimed_by_a_peer() {
     let stream = unique_stream("dead");
     let entries: Vec<_> = (0..300).map(|_| vec![("sleep_ms", b"20".to_vec())]).collect();
     produce(&mut conn, &stream, &entries).await;
-    let chaos = plugin("chaos");
     let (min_idle, reap) = (Duration::from_millis(1000), Duration::from_millis(200));
-    let timing = ["--count", "20", "--min-idle-ms", "1000", "--reap-interval-ms", "200"];
-
-    let mut dying = HostProcess::start(&host_args(&stream, "a", chaos.to_str().unwrap(), &timing));
-    let mut peer = HostProcess::start(&host_args(
-        &stream,
-        "b",
-        chaos.to_str().unwrap(),
-        &["--count", "2", "--min-idle-ms", "1000", "--reap-interval-ms", "200"],
-    ));
+    let timing = ["--min-idle-ms", "1000", "--reap-interval-ms", "200"];
+    let mut dying = HostProcess::run(&stream, "chaos", &[&["--consumer", "a", "--count", "20"][..], &timing].concat());
+    let mut peer = HostProcess::run(&stream, "chaos", &[&["--consumer", "b", "--count", "2"][..], &timing].concat());
     dying.wait_log(MINUTE, "the doomed consumer at work", |log| handled_list(log).len() >= 5);
     dying.child.kill().expect("kill -9");
     let killed = Instant::now();
@@ -339,22 +325,7 @@ async fn clean_run_handles_every_entry_exactly_once() {
     let stream = unique_stream("clean");
     let entries: Vec<_> = (0..3000).map(|i| vec![("n", i.to_string().into_bytes())]).collect();
     let ids = produce(&mut conn, &stream, &entries).await;
-    let chaos = plugin("chaos");
-    let mut host = HostProcess::start(&[
-        "run",
-        "--stream",
-        &stream,
-        "--group",
-        "g",
-        "--consumers",
-        "2",
-        "--count",
-        "50",
-        "--plugin",
-        chaos.to_str().unwrap(),
-        "--redis",
-        redis_url(),
-    ]);
+    let mut host = HostProcess::run(&stream, "chaos", &["--consumers", "2", "--count", "50"]);
     wait_drained(&mut conn, &stream, "g", 0).await;
     host.wait_log(MINUTE, "all handled lines", |log| handled_list(log).len() >= ids.len());
     let (status, _) = host.terminate();

@@ -14,22 +14,7 @@ async fn sigterm_mid_stream_exits_zero_and_acks_only_handled_entries() {
     let entries: Vec<_> = (0..400).map(|_| vec![("sleep_ms", b"10".to_vec())]).collect();
     let ids = produce(&mut conn, &stream, &entries).await;
 
-    let chaos = plugin("chaos");
-    let mut host = HostProcess::start(&[
-        "run",
-        "--stream",
-        &stream,
-        "--group",
-        "g",
-        "--consumer",
-        "c1",
-        "--count",
-        "50",
-        "--plugin",
-        chaos.to_str().unwrap(),
-        "--redis",
-        redis_url(),
-    ]);
+    let mut host = HostProcess::run(&stream, "chaos", &["--consumer", "c1", "--count", "50"]);
     host.wait_log(Duration::from_secs(60), "30 handled entries", |log| handled_ids(log).len() >= 30);
     let (status, took) = host.terminate();
     let handled = handled_ids(&host.log);
@@ -60,18 +45,7 @@ async fn plugin_output_reaches_the_host_log_tagged() {
     let stream = unique_stream("output");
     let ids = produce(&mut conn, &stream, &[vec![("print", b"hello from the guest".to_vec())]]).await;
 
-    let chaos = plugin("chaos");
-    let mut host = HostProcess::start(&[
-        "run",
-        "--stream",
-        &stream,
-        "--group",
-        "g",
-        "--plugin",
-        chaos.to_str().unwrap(),
-        "--redis",
-        redis_url(),
-    ]);
+    let mut host = HostProcess::run(&stream, "chaos", &[]);
     let has = |needle: String| move |log: &[String]| log.iter().any(|l| l.contains(&needle));
     host.wait_log(Duration::from_secs(30), "stdout line", has("stdout: hello from the guest".into()));
     host.wait_log(Duration::from_secs(30), "stderr line", has("stderr: hello from the guest".into()));
@@ -79,7 +53,7 @@ async fn plugin_output_reaches_the_host_log_tagged() {
     let (status, _) = host.terminate();
     assert!(status.success());
 
-    let version = host::plugin_version(&std::fs::read(&chaos).unwrap());
+    let version = host::plugin_version(&std::fs::read(plugin("chaos")).unwrap());
     for line in host.log.iter().filter(|l| l.contains("hello from the guest") || l.contains("handled ")) {
         assert!(line.contains("plugin=chaos") && line.contains(&version), "untagged line: {line}");
     }

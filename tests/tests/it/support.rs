@@ -297,6 +297,16 @@ impl HostProcess {
         HostProcess { child, lines, reader: Some(reader), log: Vec::new() }
     }
 
+    /// `host run` on `stream` (group `g`) with the fixture plugin
+    /// `plugin_name` against the test Redis, plus `extra` flags.
+    pub fn run(stream: &str, plugin_name: &str, extra: &[&str]) -> Self {
+        let plugin = plugin(plugin_name);
+        let plugin = plugin.to_str().expect("UTF-8 path");
+        let mut args = vec!["run", "--stream", stream, "--group", "g", "--plugin", plugin, "--redis", redis_url()];
+        args.extend_from_slice(extra);
+        Self::start(&args)
+    }
+
     /// Collects log lines until `done(log)` holds; fails after `limit`.
     pub fn wait_log(&mut self, limit: Duration, what: &str, done: impl Fn(&[String]) -> bool) {
         let start = Instant::now();
