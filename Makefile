@@ -19,7 +19,6 @@ demo: deps plugins build
 test: deps plugins
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo build -p host
 	cargo test --workspace
 
 ## plugins: build every guest into plugins/dist/NAME.wasm (cargo rebuilds only what changed)

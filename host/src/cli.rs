@@ -1,7 +1,7 @@
 //! Command-line flags (clap). The only module that knows about clap: it turns
 //! flags into a validated [`Command`].
 
-use crate::config::{self, Command, InspectConfig, ProduceConfig, RequeueConfig, RunConfig};
+use crate::config::{self, Command, FolderConfig, InspectConfig, ProduceConfig, RequeueConfig, RunConfig};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,22 +85,36 @@ struct DlqRequeueArgs {
 
 #[derive(Args, Debug)]
 struct RedisArgs {
-    /// Redis server URL.
-    #[arg(long = "redis", env = "REDIS_URL", default_value = config::DEFAULT_REDIS_URL, value_name = "URL")]
-    url: String,
+    /// Redis server URL [default: redis://127.0.0.1:6379, or host.toml's `redis` in folder mode].
+    #[arg(long = "redis", env = "REDIS_URL", value_name = "URL")]
+    url: Option<String>,
+}
+
+impl RedisArgs {
+    fn url(self) -> String {
+        self.url.unwrap_or_else(|| config::DEFAULT_REDIS_URL.to_string())
+    }
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["plugin", "plugins"])))]
 struct RunArgs {
-    /// Plugin component (.wasm) exporting `handle`.
+    /// Plugin component (.wasm) exporting `handle`; watched and hot-reloaded when it changes.
     #[arg(long, value_name = "FILE")]
-    plugin: PathBuf,
+    plugin: Option<PathBuf>,
+    /// Folder of plugins: each NAME.wasm runs with the settings of NAME.toml (or
+    /// [plugins.NAME] in host.toml); files are watched and hot-reloaded.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["stream", "group", "consumer", "consumers"])]
+    plugins: Option<PathBuf>,
+    /// Host settings for folder mode [default: DIR/host.toml].
+    #[arg(long, value_name = "FILE", requires = "plugins")]
+    config: Option<PathBuf>,
     /// Stream key to consume.
-    #[arg(long, value_name = "KEY")]
-    stream: String,
+    #[arg(long, value_name = "KEY", required_unless_present = "plugins")]
+    stream: Option<String>,
     /// Consumer group (created with MKSTREAM if missing).
-    #[arg(long, value_name = "NAME")]
-    group: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "plugins")]
+    group: Option<String>,
     /// Name of the single consumer [default: HOSTNAME-1].
     #[arg(long, value_name = "NAME", conflicts_with = "consumers")]
     consumer: Option<String>,
@@ -175,10 +189,15 @@ where
 
 fn from_cli(cli: Cli) -> Command {
     match cli.command {
+        Sub::Run(RunArgs { plugins: Some(dir), config, redis, .. }) => Command::Serve(FolderConfig {
+            redis_url: redis.url,
+            host_file: config.unwrap_or_else(|| dir.join("host.toml")),
+            dir,
+        }),
         Sub::Run(a) => Command::Run(RunConfig {
-            redis_url: a.redis.url,
-            plugin: a.plugin,
-            group: a.group,
+            redis_url: a.redis.url(),
+            plugin: a.plugin.expect("clap requires --plugin or --plugins"),
+            group: a.group.expect("clap requires --group with --plugin"),
             consumers: consumer_names(a.consumer, a.consumers),
             count: a.count as usize,
             block: Duration::from_millis(a.block_ms),
@@ -187,32 +206,32 @@ fn from_cli(cli: Cli) -> Command {
             min_idle: Duration::from_millis(a.min_idle_ms),
             reap_interval: Duration::from_millis(a.reap_interval_ms),
             max_deliveries: a.max_deliveries,
-            dead_letter: a.dead_letter.unwrap_or_else(|| config::dead_letter_key(&a.stream)),
+            dead_letter: a.dead_letter.unwrap_or_else(|| config::dead_letter_key(a.stream.as_deref().unwrap_or(""))),
             handover: a.handover,
-            stream: a.stream,
+            stream: a.stream.expect("clap requires --stream with --plugin"),
         }),
         Sub::Produce(a) => Command::Produce(ProduceConfig {
-            redis_url: a.redis.url,
+            redis_url: a.redis.url(),
             stream: a.stream,
             maxlen: a.maxlen,
             fields: a.fields.into_iter().map(|(f, v)| (f.into_bytes(), v.into_bytes())).collect(),
         }),
         Sub::Pending(a) => Command::Pending(InspectConfig {
-            redis_url: a.redis.url,
+            redis_url: a.redis.url(),
             dead_letter: config::dead_letter_key(&a.stream),
             stream: a.stream,
             group: a.group,
             count: a.count,
         }),
         Sub::Dlq(DlqSub::List(a)) => Command::DlqList(InspectConfig {
-            redis_url: a.redis.url,
+            redis_url: a.redis.url(),
             dead_letter: a.dead_letter.unwrap_or_else(|| config::dead_letter_key(&a.stream)),
             stream: a.stream,
             group: String::new(),
             count: a.count,
         }),
         Sub::Dlq(DlqSub::Requeue(a)) => Command::DlqRequeue(RequeueConfig {
-            redis_url: a.redis.url,
+            redis_url: a.redis.url(),
             dead_letter: a.dead_letter.unwrap_or_else(|| config::dead_letter_key(&a.stream)),
             ids: if a.all { Vec::new() } else { a.id },
         }),

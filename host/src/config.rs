@@ -9,6 +9,8 @@ use std::time::Duration;
 pub enum Command {
     /// Consume a stream through a plugin.
     Run(RunConfig),
+    /// Run every plugin of a folder.
+    Serve(FolderConfig),
     /// Add one entry to a stream.
     Produce(ProduceConfig),
     /// Show a group's pending entries.
@@ -98,6 +100,17 @@ impl RunConfig {
             handover: false,
         }
     }
+}
+
+/// Settings of `host run --plugins DIR`.
+#[derive(Debug, Clone)]
+pub struct FolderConfig {
+    /// Redis URL from the flag or `REDIS_URL`; else `host.toml`'s, else the default.
+    pub redis_url: Option<String>,
+    /// The plugin folder.
+    pub dir: std::path::PathBuf,
+    /// `host.toml` (it need not exist).
+    pub host_file: std::path::PathBuf,
 }
 
 /// Settings of `host produce`.

@@ -7,7 +7,6 @@
 
 use crate::dead_letter::{self, Origin, Reason};
 use crate::entry::Entry;
-use crate::guest_log::PluginTag;
 use crate::handover::{Handover, hand_over};
 use crate::instance::{Delivery, Instance};
 use crate::lease::{Holds, refresh_every};
@@ -20,6 +19,7 @@ use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -101,7 +101,8 @@ pub struct Consumer {
     redis: Redis,
     settings: Arc<GroupSettings>,
     name: String,
-    tag: Arc<PluginTag>,
+    /// The current plugin version; a hot reload sends a new one.
+    plugin: watch::Receiver<Arc<Plugin>>,
     /// `None` while a batch is being handled on a blocking thread.
     instance: Option<Instance>,
     conn: Option<Connection>,
@@ -119,16 +120,22 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// Instantiates the plugin for consumer `name`.
-    pub fn new(redis: Redis, plugin: &Plugin, settings: Arc<GroupSettings>, name: String) -> Result<Self> {
+    /// Instantiates the current plugin version for consumer `name`.
+    pub fn new(
+        redis: Redis,
+        mut plugin: watch::Receiver<Arc<Plugin>>,
+        settings: Arc<GroupSettings>,
+        name: String,
+    ) -> Result<Self> {
         let delivery =
             Delivery { stream: settings.stream.clone(), group: settings.group.clone(), consumer: name.clone() };
-        let instance = Instance::new(plugin, delivery, settings.call_deadline)?;
+        let current = plugin.borrow_and_update().clone();
+        let instance = Instance::new(&current, delivery, settings.call_deadline)?;
         let now = Instant::now();
         Ok(Consumer {
             redis,
             name,
-            tag: plugin.tag.clone(),
+            plugin,
             instance: Some(instance),
             conn: None,
             unacked: Vec::new(),
@@ -244,22 +251,29 @@ impl Consumer {
     async fn invoke(&mut self, entries: Vec<Entry>, shutdown: CancellationToken) -> Result<Vec<(Entry, Verdict)>> {
         let in_hand: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         let mut instance = self.instance.take().context("plugin instance lost by an earlier failure")?;
+        let mut plugin = self.plugin.clone();
+        let consumer = self.name.clone();
         let worker = tokio::task::spawn_blocking(move || {
             let mut outcomes = Vec::with_capacity(entries.len());
             for mut entry in entries {
                 if shutdown.is_cancelled() {
                     break;
                 }
+                // A reload between two entries: this one already uses the new version.
+                if plugin.has_changed().unwrap_or(false) {
+                    let next = plugin.borrow_and_update().clone();
+                    switch(&mut instance, &next, &consumer);
+                }
                 let verdict = instance.handle(&mut entry);
                 outcomes.push((entry, verdict));
             }
-            (instance, outcomes)
+            (instance, plugin, outcomes)
         });
         tokio::pin!(worker);
         let every = refresh_every(self.settings.min_idle);
         let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let (instance, outcomes) = loop {
+        let (instance, plugin, outcomes) = loop {
             tokio::select! {
                 joined = &mut worker => break joined.context("plugin worker thread panicked")?,
                 _ = refresh.tick() => {
@@ -270,6 +284,7 @@ impl Consumer {
             }
         };
         self.instance = Some(instance);
+        self.plugin = plugin;
         Ok(outcomes)
     }
 
@@ -331,12 +346,16 @@ impl Consumer {
         error: &str,
     ) {
         let s = self.settings.clone();
+        let tag = match &self.instance {
+            Some(instance) => instance.tag().clone(),
+            None => self.plugin.borrow().tag.clone(),
+        };
         let origin = Origin {
             stream: &s.stream,
             group: &s.group,
             consumer: &self.name,
-            plugin: &self.tag.name,
-            version: &self.tag.version,
+            plugin: &tag.name,
+            version: &tag.version,
         };
         let record = dead_letter::record(&origin, id, fields, deliveries, reason, error);
         let result = match self.connection().await {
@@ -425,5 +444,17 @@ impl Consumer {
             _ = tokio::time::sleep(self.backoff) => {}
         }
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Moves `instance` to a new plugin version, keeping the old one if the new
+/// one cannot be instantiated.
+fn switch(instance: &mut Instance, plugin: &Plugin, consumer: &str) {
+    let old = instance.tag().version.clone();
+    match instance.switch_to(plugin) {
+        Ok(()) => tracing::info!(consumer, plugin = %plugin.tag.name, version = %plugin.tag.version,
+            "switched from version {old}"),
+        Err(error) => tracing::error!(consumer, plugin = %plugin.tag.name, version = %plugin.tag.version,
+            "cannot instantiate the new version, staying on {old}: {error:#}"),
     }
 }

@@ -4,10 +4,11 @@
 use crate::bindings::{Consumer, Field, WitEntry};
 use crate::engine::Engine;
 use crate::entry::Entry;
-use crate::guest_log::HostState;
+use crate::guest_log::{HostState, PluginTag};
 use crate::plugin::Plugin;
 use crate::verdict::Verdict;
 use anyhow::Result;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::error::Context as _;
@@ -49,6 +50,22 @@ impl Instance {
             consumer: delivery.consumer,
         };
         Ok(Instance { plugin: plugin.clone(), deadline, store, bindings, template, poisoned: false })
+    }
+
+    /// Name and version of the plugin this instance runs.
+    pub fn tag(&self) -> &Arc<PluginTag> {
+        &self.plugin.tag
+    }
+
+    /// Switches to another version of the plugin. The new version is
+    /// instantiated first; if that fails the old instance stays in service.
+    pub fn switch_to(&mut self, plugin: &Plugin) -> Result<()> {
+        let (store, bindings) = instantiate(plugin)?;
+        self.plugin = plugin.clone();
+        self.store = store;
+        self.bindings = bindings;
+        self.poisoned = false;
+        Ok(())
     }
 
     /// Calls the plugin's `handle` for `entry` and returns its verdict. The

@@ -9,8 +9,10 @@ pub mod cli;
 pub mod config;
 mod consumer;
 mod dead_letter;
+mod deployment;
 mod engine;
 mod entry;
+mod folder;
 mod guest_log;
 mod handover;
 mod inspect;
@@ -23,18 +25,21 @@ mod reaper;
 mod run;
 mod settle;
 pub mod shutdown;
+mod sidecar;
 mod streams;
 mod verdict;
+mod watcher;
 
 pub use bindings::WORLD;
-pub use config::{Command, InspectConfig, ProduceConfig, RequeueConfig, RunConfig};
+pub use config::{Command, FolderConfig, InspectConfig, ProduceConfig, RequeueConfig, RunConfig};
 pub use consumer::ConsumerStats;
 pub use dead_letter::DeadLetter;
+pub use deployment::RunReport;
 pub use engine::Engine;
 pub use entry::Entry;
 pub use plugin::{LoadError, Plugin, version_of as plugin_version};
 pub use produce::produce;
-pub use run::{RunReport, run};
+pub use run::run;
 pub use verdict::Verdict;
 
 use tokio_util::sync::CancellationToken;
@@ -44,6 +49,10 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
     let output = match command {
         Command::Run(config) => {
             run(config, shutdown).await?;
+            return Ok(());
+        }
+        Command::Serve(config) => {
+            folder::serve(config, shutdown).await?;
             return Ok(());
         }
         Command::Produce(config) => format!("{}\n", produce(&config).await?),

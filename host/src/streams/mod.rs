@@ -25,6 +25,8 @@ const REPLY_SLACK: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct Redis {
     client: redis::Client,
+    /// The URL as given.
+    url: String,
     /// The URL with any password masked, for messages.
     shown_url: String,
 }
@@ -35,11 +37,16 @@ impl Redis {
         let shown_url = mask_password(url);
         let client = redis::Client::open(url)
             .map_err(|e| anyhow!("invalid Redis URL {shown_url:?}: {e} (expected redis://HOST:PORT[/DB])"))?;
-        Ok(Redis { client, shown_url })
+        Ok(Redis { client, url: url.to_string(), shown_url })
+    }
+
+    /// The URL as given (with any password): for handing on, never for printing.
+    pub fn raw_url(&self) -> &str {
+        &self.url
     }
 
     /// The URL, password masked.
-    pub fn url(&self) -> &str {
+    pub fn shown_url(&self) -> &str {
         &self.shown_url
     }
 

@@ -13,7 +13,7 @@
 //! | `print=TEXT`     | write TEXT to stdout and to stderr, then Ok          |
 //! | anything else    | Ok                                                   |
 //!
-//! Every entry that ends Ok logs `handled <id>`.
+//! Every entry that ends Ok logs `handled <id> by <consumer>`.
 
 wit_bindgen::generate!({ path: "../../wit", world: "consumer" });
 
@@ -55,7 +55,7 @@ impl Guest for Chaos {
                 _ => {}
             }
         }
-        log(Level::Info, &format!("handled {}", entry.id));
+        log(Level::Info, &format!("handled {} by {}", entry.id, entry.consumer));
         Ok(())
     }
 }

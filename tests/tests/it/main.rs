@@ -5,5 +5,6 @@ mod consume;
 mod faults;
 mod outages;
 mod recovery;
+mod reload;
 mod shutdown;
 mod support;

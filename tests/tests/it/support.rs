@@ -130,8 +130,19 @@ pub fn plugin(name: &str) -> PathBuf {
     path
 }
 
-/// The `host` binary of this build (`make test` builds it before the tests).
+/// The `host` binary of this build, brought up to date once per run (cargo
+/// does not rebuild another package's binary for this test crate).
 pub fn host_bin() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "host", "--bin", "host"])
+            .current_dir(root())
+            .status()
+            .expect("cannot run cargo to build the host binary");
+        assert!(status.success(), "building the host binary failed");
+    });
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/it-<hash> → target/<profile>/host
     let bin = exe.parent().and_then(Path::parent).expect("target dir").join("host");
@@ -307,6 +318,11 @@ impl HostProcess {
         Self::start(&args)
     }
 
+    /// Collects the log lines that have arrived so far.
+    pub fn collect(&mut self) {
+        self.log.extend(self.lines.try_iter());
+    }
+
     /// Collects log lines until `done(log)` holds; fails after `limit`.
     pub fn wait_log(&mut self, limit: Duration, what: &str, done: impl Fn(&[String]) -> bool) {
         let start = Instant::now();
@@ -314,6 +330,8 @@ impl HostProcess {
             assert!(start.elapsed() < limit, "timed out waiting for {what}; log: {:#?}", self.log);
             if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
                 self.log.push(line);
+                // Take whatever else has arrived before checking again: checks scan the whole log.
+                self.log.extend(self.lines.try_iter());
             }
         }
     }
@@ -413,7 +431,7 @@ pub async fn xlen(conn: &mut MultiplexedConnection, key: &str) -> u64 {
 /// Consumer names of a group (`XINFO CONSUMERS`).
 pub async fn consumer_names(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> Vec<String> {
     let rows: Vec<std::collections::HashMap<String, redis::Value>> =
-        redis::cmd("XINFO").arg("CONSUMERS").arg(stream).arg(group).query_async(conn).await.expect("XINFO CONSUMERS");
+        redis::cmd("XINFO").arg("CONSUMERS").arg(stream).arg(group).query_async(conn).await.unwrap_or_default();
     rows.into_iter()
         .filter_map(|row| match row.get("name") {
             Some(redis::Value::BulkString(n)) => Some(String::from_utf8_lossy(n).into_owned()),

@@ -1,0 +1,204 @@
+//! `host run --plugins DIR`: every `NAME.wasm` in DIR runs as its own
+//! deployment, bound by `NAME.toml` (or `[plugins.NAME]` in `host.toml`).
+//! The folder is watched: a new file starts its consumers, a changed file is
+//! hot-swapped, a removed file stops its consumers, a changed sidecar or
+//! `host.toml` restarts the plugins it affects.
+
+use crate::config::{FolderConfig, RunConfig};
+use crate::deployment::Deployment;
+use crate::engine::Engine;
+use crate::run::{load, reload};
+use crate::sidecar::{HostFile, PluginSettings, sidecar_of};
+use crate::streams::Redis;
+use crate::watcher::Watcher;
+use anyhow::{Result, bail};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A plugin of the folder that is running.
+struct Running {
+    config: RunConfig,
+    deployment: Deployment,
+}
+
+/// The folder supervisor's state.
+struct Folder {
+    config: FolderConfig,
+    engine: Engine,
+    redis: Redis,
+    host_file: HostFile,
+    running: BTreeMap<String, Running>,
+    shutdown: CancellationToken,
+}
+
+/// Runs every plugin in `config.dir` until `shutdown`.
+pub async fn serve(config: FolderConfig, shutdown: CancellationToken) -> Result<()> {
+    if !config.dir.is_dir() {
+        bail!("plugin folder {} is not a directory (check --plugins)", config.dir.display());
+    }
+    let host_file = HostFile::read(&config.host_file)?;
+    let redis_url = config.redis_url.clone().or_else(|| host_file.redis.clone());
+    let redis = Redis::open(redis_url.as_deref().unwrap_or(crate::config::DEFAULT_REDIS_URL))?;
+    redis.connect(Duration::ZERO).await?;
+    let mut watcher = Watcher::new(&[config.dir.clone(), config.host_file.clone()])?;
+    let mut folder = Folder {
+        engine: Engine::new()?,
+        redis,
+        host_file,
+        running: BTreeMap::new(),
+        shutdown: shutdown.clone(),
+        config,
+    };
+    for name in folder.plugin_names() {
+        folder.start(&name).await;
+    }
+    tracing::info!(folder = %folder.config.dir.display(), plugins = folder.running.len(), "serving the plugin folder");
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(changed) = watcher.next() => folder.changed(changed).await,
+        }
+    }
+    for (name, running) in std::mem::take(&mut folder.running) {
+        folder.finish(&name, running).await;
+    }
+    Ok(())
+}
+
+impl Folder {
+    /// Names of the `*.wasm` files in the folder.
+    fn plugin_names(&self) -> BTreeSet<String> {
+        let Ok(entries) = std::fs::read_dir(&self.config.dir) else { return BTreeSet::new() };
+        entries.filter_map(|e| plugin_name(&e.ok()?.path())).collect()
+    }
+
+    fn wasm_path(&self, name: &str) -> PathBuf {
+        self.config.dir.join(format!("{name}.wasm"))
+    }
+
+    /// The settings of plugin `name`: its sidecar, else its `host.toml` table.
+    fn settings(&self, name: &str) -> Result<RunConfig> {
+        let wasm = self.wasm_path(name);
+        let sidecar = sidecar_of(&wasm);
+        let settings = if sidecar.exists() {
+            PluginSettings::read(&sidecar)?
+        } else if let Some(table) = self.host_file.plugins.get(name) {
+            table.clone()
+        } else {
+            bail!(
+                "plugin {name} has no settings: add {} (stream, group, …) or a [plugins.{name}] table to {}",
+                sidecar.display(),
+                self.config.host_file.display()
+            );
+        };
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        settings.to_run_config(self.redis.raw_url(), &wasm, &host)
+    }
+
+    /// Loads plugin `name` and starts its consumers; errors are logged, and
+    /// the plugin is retried on its next change.
+    async fn start(&mut self, name: &str) {
+        let result = async {
+            let config = self.settings(name)?;
+            let plugin = load(&self.engine, &config.plugin).await?;
+            let deployment = Deployment::start(&self.redis, &config, Arc::new(plugin), &self.shutdown).await?;
+            anyhow::Ok(Running { config, deployment })
+        }
+        .await;
+        match result {
+            Ok(running) => {
+                self.running.insert(name.to_string(), running);
+            }
+            Err(error) => tracing::error!(plugin = name, "not started: {error:#}"),
+        }
+    }
+
+    /// Stops plugin `name`'s consumers (finishing the entries in hand; the
+    /// rest stay pending or are handed over) and waits for them.
+    async fn finish(&self, name: &str, mut running: Running) {
+        running.deployment.stop();
+        match running.deployment.finished().await {
+            Ok(report) => tracing::info!(plugin = name, handled = report.total().handled, "plugin stopped"),
+            Err(error) => tracing::error!(plugin = name, "plugin stopped with an error: {error:#}"),
+        }
+    }
+
+    /// Acts on a settled batch of changed paths.
+    async fn changed(&mut self, paths: BTreeSet<PathBuf>) {
+        let mut restart = BTreeSet::new();
+        let mut reloads = BTreeSet::new();
+        for path in &paths {
+            if *path == self.config.host_file {
+                match HostFile::read(path) {
+                    Ok(host_file) => {
+                        self.host_file = host_file;
+                        restart.extend(self.plugin_names());
+                    }
+                    Err(error) => tracing::error!("{error:#}; keeping the previous host settings"),
+                }
+            } else if let Some(name) = plugin_name(path) {
+                reloads.insert(name);
+            } else if path.extension().is_some_and(|e| e == "toml")
+                && let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned())
+            {
+                restart.insert(name);
+            }
+        }
+        for name in reloads {
+            let wasm = self.wasm_path(&name);
+            match (self.running.get(&name), wasm.exists()) {
+                (Some(running), true) => reload(&self.engine, &wasm, &running.deployment).await,
+                (Some(_), false) => {
+                    tracing::info!(plugin = %name, "plugin file removed: stopping its consumers");
+                    let running = self.running.remove(&name).expect("present");
+                    self.finish(&name, running).await;
+                }
+                (None, true) => self.start(&name).await,
+                (None, false) => {}
+            }
+        }
+        for name in restart {
+            self.apply_settings(&name).await;
+        }
+    }
+
+    /// Restarts plugin `name` if its settings changed (keeping the loaded
+    /// version), or starts it if it was waiting for settings.
+    async fn apply_settings(&mut self, name: &str) {
+        if !self.wasm_path(name).exists() {
+            return;
+        }
+        let Some(running) = self.running.get(name) else {
+            return self.start(name).await;
+        };
+        let config = match self.settings(name) {
+            Ok(config) if config_differs(&config, &running.config) => config,
+            Ok(_) => return,
+            Err(error) => {
+                return tracing::error!(plugin = name, "settings not applied, the old ones stay: {error:#}");
+            }
+        };
+        tracing::info!(plugin = name, "settings changed: restarting its consumers");
+        let running = self.running.remove(name).expect("present");
+        let plugin = running.deployment.current();
+        self.finish(name, running).await;
+        match Deployment::start(&self.redis, &config, plugin, &self.shutdown).await {
+            Ok(deployment) => {
+                self.running.insert(name.to_string(), Running { config, deployment });
+            }
+            Err(error) => tracing::error!(plugin = name, "not restarted: {error:#}"),
+        }
+    }
+}
+
+/// `NAME` for a path `…/NAME.wasm`.
+fn plugin_name(path: &Path) -> Option<String> {
+    (path.extension()? == "wasm").then(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))?
+}
+
+fn config_differs(a: &RunConfig, b: &RunConfig) -> bool {
+    format!("{a:?}") != format!("{b:?}")
+}

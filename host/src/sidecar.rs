@@ -1,0 +1,147 @@
+//! Folder-mode settings: a plugin `NAME.wasm` is bound to its stream, group,
+//! consumers and limits by a sidecar `NAME.toml` next to it, or by a
+//! `[plugins.NAME]` table in `host.toml`. Parsed here into a [`RunConfig`].
+
+use crate::config::{self, RunConfig};
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `host.toml`: process-wide settings and optional per-plugin tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostFile {
+    /// Redis URL (the `--redis` flag or `REDIS_URL` override it).
+    pub redis: Option<String>,
+    /// Settings per plugin name, used when the plugin has no sidecar.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginSettings>,
+}
+
+impl HostFile {
+    /// Reads `path`; a missing file is an empty configuration.
+    pub fn read(path: &Path) -> Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HostFile::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+}
+
+/// How many consumers, or their names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Consumers {
+    /// N consumers named HOSTNAME-PLUGIN-1..N.
+    Count(u32),
+    /// Exactly these consumers.
+    Names(Vec<String>),
+}
+
+/// The settings of one plugin (a sidecar file, or a `[plugins.NAME]` table).
+/// Everything but `stream` and `group` has the same default as `host run`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Stream key to consume.
+    pub stream: String,
+    /// Consumer group.
+    pub group: String,
+    /// Consumer count or names (default 1).
+    pub consumers: Option<Consumers>,
+    /// Entries per read.
+    pub count: Option<usize>,
+    /// BLOCK of one read, ms.
+    pub block_ms: Option<u64>,
+    /// Where a newly created group starts.
+    pub start_id: Option<String>,
+    /// Per-call deadline, ms.
+    pub call_deadline_ms: Option<u64>,
+    /// Idle time before reclaim, ms.
+    pub min_idle_ms: Option<u64>,
+    /// Reaper period, ms.
+    pub reap_interval_ms: Option<u64>,
+    /// Deliveries before dead-lettering.
+    pub max_deliveries: Option<u32>,
+    /// Dead-letter stream (default STREAM:dlq).
+    pub dead_letter: Option<String>,
+    /// Hand pending entries over when the plugin is stopped.
+    pub handover: Option<bool>,
+}
+
+impl PluginSettings {
+    /// Reads a sidecar file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid sidecar {}", path.display()))
+    }
+
+    /// The run configuration of plugin file `plugin` under these settings.
+    pub fn to_run_config(&self, redis_url: &str, plugin: &Path, host_name: &str) -> Result<RunConfig> {
+        let name = plugin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut run = RunConfig::new(redis_url, plugin.to_path_buf(), &self.stream, &self.group, "");
+        run.consumers = match &self.consumers {
+            None => vec![format!("{host_name}-{name}-1")],
+            Some(Consumers::Count(0)) => bail!("plugin {name}: consumers must be at least 1"),
+            Some(Consumers::Count(n)) => (1..=*n).map(|i| format!("{host_name}-{name}-{i}")).collect(),
+            Some(Consumers::Names(names)) if names.is_empty() => bail!("plugin {name}: consumers list is empty"),
+            Some(Consumers::Names(names)) => names.clone(),
+        };
+        let ms = Duration::from_millis;
+        if let Some(n) = self.count {
+            run.count = n.max(1);
+        }
+        if let Some(v) = self.block_ms {
+            run.block = ms(v.max(1));
+        }
+        if let Some(v) = &self.start_id {
+            run.start_id = v.clone();
+        }
+        if let Some(v) = self.call_deadline_ms {
+            run.call_deadline = ms(v.max(1));
+        }
+        if let Some(v) = self.min_idle_ms {
+            run.min_idle = ms(v.max(10));
+        }
+        if let Some(v) = self.reap_interval_ms {
+            run.reap_interval = ms(v.max(10));
+        }
+        if let Some(v) = self.max_deliveries {
+            run.max_deliveries = v.max(1);
+        }
+        run.dead_letter = self.dead_letter.clone().unwrap_or_else(|| config::dead_letter_key(&self.stream));
+        run.handover = self.handover.unwrap_or(false);
+        Ok(run)
+    }
+}
+
+/// The settings file next to plugin `NAME.wasm`: `NAME.toml`.
+pub fn sidecar_of(plugin: &Path) -> PathBuf {
+    plugin.with_extension("toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecar_parses_and_fills_defaults() {
+        let s: PluginSettings =
+            toml::from_str("stream = \"orders\"\ngroup = \"g\"\nconsumers = [\"a\", \"b\"]\nmax_deliveries = 3\n")
+                .unwrap();
+        let run = s.to_run_config("redis://x", Path::new("/p/orders.wasm"), "h").unwrap();
+        assert_eq!(run.consumers, vec!["a", "b"]);
+        assert_eq!((run.max_deliveries, run.dead_letter.as_str()), (3, "orders:dlq"));
+        let counted: PluginSettings = toml::from_str("stream = \"s\"\ngroup = \"g\"\nconsumers = 2\n").unwrap();
+        let run = counted.to_run_config("redis://x", Path::new("/p/orders.wasm"), "h").unwrap();
+        assert_eq!(run.consumers, vec!["h-orders-1", "h-orders-2"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(toml::from_str::<PluginSettings>("stream = \"s\"\ngroup = \"g\"\nconsumer = 2\n").is_err());
+    }
+}
