@@ -20,12 +20,19 @@ pub struct Engine {
     pub(crate) engine: wasmtime::Engine,
     /// WASI p2 and the `log` import; nothing else is granted.
     pub(crate) linker: Linker<HostState>,
+    /// Compiled-code cache directory (`None`: compile every time).
+    pub(crate) cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Engine {
-    /// Builds the engine and starts its epoch ticker (which stops by itself
-    /// once the engine is dropped).
+    /// Builds the engine (caching compiled plugins in [`crate::cache::default_dir`])
+    /// and starts its epoch ticker (which stops by itself once the engine is dropped).
     pub fn new() -> Result<Self> {
+        Self::with_cache(crate::cache::default_dir())
+    }
+
+    /// Like [`Engine::new`], caching compiled plugins in `cache_dir` (`None`: no cache).
+    pub fn with_cache(cache_dir: Option<std::path::PathBuf>) -> Result<Self> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         // Plugins are synchronous; concurrency support roughly doubles call cost.
@@ -38,7 +45,7 @@ impl Engine {
             .context("cannot add host imports to the plugin linker")?;
 
         start_epoch_ticker(&engine);
-        Ok(Engine { engine, linker })
+        Ok(Engine { engine, linker, cache_dir })
     }
 
     /// Deadline in epoch ticks, rounded up, at least one.

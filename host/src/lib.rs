@@ -5,6 +5,7 @@
 //! wires it up.
 
 mod bindings;
+mod cache;
 pub mod cli;
 pub mod config;
 mod consumer;

@@ -7,7 +7,6 @@ use crate::guest_log::PluginTag;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasmtime::component::Component;
 
 /// Why a plugin file cannot be used. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +42,8 @@ pub struct Plugin {
     pub(crate) pre: ConsumerPre<crate::guest_log::HostState>,
     /// The engine the plugin was compiled for.
     pub(crate) engine: Engine,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
 }
 
 impl Plugin {
@@ -53,7 +54,8 @@ impl Plugin {
             _ => LoadError::Unreadable(path.to_owned(), e),
         })?;
         check_header(path, &bytes)?;
-        let component = Component::new(&engine.engine, &bytes)
+        let started = std::time::Instant::now();
+        let (component, from_cache) = crate::cache::compile(&engine.engine, &bytes, engine.cache_dir.as_deref())
             .map_err(|e| LoadError::Invalid(path.to_owned(), format!("{e:#}")))?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld(path.to_owned(), format!("{e:#}"));
         let instance_pre = engine.linker.instantiate_pre(&component).map_err(wrong_world)?;
@@ -68,7 +70,10 @@ impl Plugin {
         })?;
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let tag = Arc::new(PluginTag { name, version: version_of(&bytes) });
-        Ok(Plugin { tag, path: path.to_owned(), pre, engine: engine.clone() })
+        tracing::info!(plugin = %tag.name, version = %tag.version, bytes = bytes.len(),
+            "plugin {} in {} ms", if from_cache { "loaded from the compile cache" } else { "compiled" },
+            started.elapsed().as_millis());
+        Ok(Plugin { tag, path: path.to_owned(), pre, engine: engine.clone(), from_cache })
     }
 }
 

@@ -193,3 +193,32 @@ async fn sidecar_change_applies_without_restart() {
     let (status, _) = host.terminate();
     assert!(status.success());
 }
+
+/// A restart loads the compiled plugin from the on-disk cache; a corrupt
+/// cache entry is recompiled instead of failing the load.
+#[test]
+fn restart_is_served_from_the_compile_cache() {
+    let cache = plugin_dir("cache");
+    let orders = plugin("orders");
+    let load = || {
+        let engine = host::Engine::with_cache(Some(cache.clone())).unwrap();
+        host::Plugin::load(&engine, &orders).unwrap().from_cache
+    };
+    assert!(!load(), "first load compiles");
+    assert!(load(), "second load comes from the cache");
+    let entries: Vec<PathBuf> =
+        walk(&cache).into_iter().filter(|p| p.extension().is_some_and(|e| e == "cwasm")).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    std::fs::write(&entries[0], b"corrupt").unwrap();
+    assert!(!load(), "a corrupt entry is recompiled");
+    assert!(load(), "and cached again");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}
