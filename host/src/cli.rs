@@ -156,6 +156,13 @@ struct RunArgs {
     /// On shutdown, hand pending entries to a live peer and delete the consumers.
     #[arg(long)]
     handover: bool,
+    /// Linear memory cap per plugin instance, MiB (a failed grow traps).
+    #[arg(long, value_name = "MIB", default_value_t = crate::limits::DEFAULT_MAX_MEMORY_MB as u64,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    max_memory_mb: u64,
+    /// Longest error text a plugin may return, bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::limits::DEFAULT_MAX_RETURN_BYTES)]
+    max_return_bytes: usize,
 }
 
 #[derive(Args, Debug)]
@@ -208,6 +215,10 @@ fn from_cli(cli: Cli) -> Command {
             max_deliveries: a.max_deliveries,
             dead_letter: a.dead_letter.unwrap_or_else(|| config::dead_letter_key(a.stream.as_deref().unwrap_or(""))),
             handover: a.handover,
+            limits: crate::limits::Limits {
+                max_memory_bytes: (a.max_memory_mb as usize) << 20,
+                max_return_bytes: a.max_return_bytes,
+            },
             stream: a.stream.expect("clap requires --stream with --plugin"),
         }),
         Sub::Produce(a) => Command::Produce(ProduceConfig {

@@ -78,6 +78,8 @@ pub struct RunConfig {
     pub dead_letter: String,
     /// On shutdown, hand pending entries to a live peer and delete the consumers.
     pub handover: bool,
+    /// Sandbox limits of each plugin instance.
+    pub limits: crate::limits::Limits,
 }
 
 impl RunConfig {
@@ -98,6 +100,7 @@ impl RunConfig {
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             dead_letter: dead_letter_key(stream),
             handover: false,
+            limits: crate::limits::Limits::default(),
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct GroupSettings {
     pub handover: bool,
     /// Every consumer name of this process (never a handover target).
     pub local_consumers: Vec<String>,
+    /// Sandbox limits of each instance.
+    pub limits: crate::limits::Limits,
 }
 
 /// What one consumer did, reported when it stops.
@@ -130,7 +132,7 @@ impl Consumer {
         let delivery =
             Delivery { stream: settings.stream.clone(), group: settings.group.clone(), consumer: name.clone() };
         let current = plugin.borrow_and_update().clone();
-        let instance = Instance::new(&current, delivery, settings.call_deadline)?;
+        let instance = Instance::new(&current, delivery, settings.call_deadline, settings.limits)?;
         let now = Instant::now();
         Ok(Consumer {
             redis,

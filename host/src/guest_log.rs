@@ -28,11 +28,13 @@ pub struct HostState {
     table: ResourceTable,
     /// Who is talking, for the log.
     tag: Arc<PluginTag>,
+    /// Memory, table and instance caps.
+    pub(crate) limits: wasmtime::StoreLimits,
 }
 
 impl HostState {
     /// A sandboxed state: stdout/stderr go to the host log, nothing else is granted.
-    pub fn new(tag: Arc<PluginTag>) -> Self {
+    pub fn new(tag: Arc<PluginTag>, limits: wasmtime::StoreLimits) -> Self {
         let wasi = WasiCtx::builder()
             .stdout(GuestOutput { tag: tag.clone(), stream: "stdout" })
             .stderr(GuestOutput { tag: tag.clone(), stream: "stderr" })
@@ -40,7 +42,7 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        HostState { wasi, table: ResourceTable::new(), tag }
+        HostState { wasi, table: ResourceTable::new(), tag, limits }
     }
 }
 

@@ -5,6 +5,7 @@ use crate::bindings::{Consumer, Field, WitEntry};
 use crate::engine::Engine;
 use crate::entry::Entry;
 use crate::guest_log::{HostState, PluginTag};
+use crate::limits::Limits;
 use crate::plugin::Plugin;
 use crate::verdict::Verdict;
 use anyhow::Result;
@@ -28,6 +29,7 @@ pub struct Delivery {
 pub struct Instance {
     plugin: Plugin,
     deadline: Duration,
+    limits: Limits,
     store: Store<HostState>,
     bindings: Consumer,
     /// The record passed to `handle`. Stream, group and consumer are set once;
@@ -39,8 +41,8 @@ pub struct Instance {
 
 impl Instance {
     /// Instantiates `plugin` for one consumer; `deadline` bounds each call.
-    pub fn new(plugin: &Plugin, delivery: Delivery, deadline: Duration) -> Result<Self> {
-        let (store, bindings) = instantiate(plugin)?;
+    pub fn new(plugin: &Plugin, delivery: Delivery, deadline: Duration, limits: Limits) -> Result<Self> {
+        let (store, bindings) = instantiate(plugin, &limits)?;
         let template = WitEntry {
             stream: delivery.stream,
             id: String::new(),
@@ -49,7 +51,7 @@ impl Instance {
             group: delivery.group,
             consumer: delivery.consumer,
         };
-        Ok(Instance { plugin: plugin.clone(), deadline, store, bindings, template, poisoned: false })
+        Ok(Instance { plugin: plugin.clone(), deadline, limits, store, bindings, template, poisoned: false })
     }
 
     /// Name and version of the plugin this instance runs.
@@ -60,7 +62,7 @@ impl Instance {
     /// Switches to another version of the plugin. The new version is
     /// instantiated first; if that fails the old instance stays in service.
     pub fn switch_to(&mut self, plugin: &Plugin) -> Result<()> {
-        let (store, bindings) = instantiate(plugin)?;
+        let (store, bindings) = instantiate(plugin, &self.limits)?;
         self.plugin = plugin.clone();
         self.store = store;
         self.bindings = bindings;
@@ -82,7 +84,7 @@ impl Instance {
         self.store.set_epoch_deadline(Engine::ticks(self.deadline));
         let result = self.bindings.call_handle(&mut self.store, &self.template);
         self.take_back(entry);
-        let verdict = Verdict::from_call(result, self.deadline);
+        let verdict = Verdict::from_call(result, self.deadline).capped(self.limits.max_return_bytes);
         self.poisoned = verdict.poisons_instance();
         verdict
     }
@@ -115,7 +117,7 @@ impl Instance {
 
     /// Drops the trapped instance and starts a fresh one from the pre-instance.
     fn recycle(&mut self) -> Result<()> {
-        let (store, bindings) = instantiate(&self.plugin)?;
+        let (store, bindings) = instantiate(&self.plugin, &self.limits)?;
         self.store = store;
         self.bindings = bindings;
         self.poisoned = false;
@@ -124,8 +126,10 @@ impl Instance {
     }
 }
 
-fn instantiate(plugin: &Plugin) -> Result<(Store<HostState>, Consumer)> {
-    let mut store = Store::new(&plugin.engine.engine, HostState::new(plugin.tag.clone()));
+fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<(Store<HostState>, Consumer)> {
+    let state = HostState::new(plugin.tag.clone(), limits.store_limits());
+    let mut store = Store::new(&plugin.engine.engine, state);
+    store.limiter(|state| &mut state.limits);
     // Instantiation runs guest start-up code: give it a deadline too.
     store.set_epoch_deadline(Engine::ticks(Duration::from_secs(30)));
     let bindings = plugin

@@ -70,6 +70,10 @@ pub struct PluginSettings {
     pub dead_letter: Option<String>,
     /// Hand pending entries over when the plugin is stopped.
     pub handover: Option<bool>,
+    /// Linear memory cap per instance, MiB.
+    pub max_memory_mb: Option<usize>,
+    /// Longest error text a plugin may return, bytes.
+    pub max_return_bytes: Option<usize>,
 }
 
 impl PluginSettings {
@@ -114,6 +118,12 @@ impl PluginSettings {
         }
         run.dead_letter = self.dead_letter.clone().unwrap_or_else(|| config::dead_letter_key(&self.stream));
         run.handover = self.handover.unwrap_or(false);
+        if let Some(mb) = self.max_memory_mb {
+            run.limits.max_memory_bytes = mb.max(1) << 20;
+        }
+        if let Some(bytes) = self.max_return_bytes {
+            run.limits.max_return_bytes = bytes;
+        }
         Ok(run)
     }
 }

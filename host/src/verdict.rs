@@ -55,6 +55,21 @@ impl Verdict {
         }
     }
 
+    /// A plugin that returned more than `max_bytes` of error text broke its
+    /// sandbox limit: that is a fault (the text is not kept).
+    pub fn capped(self, max_bytes: usize) -> Self {
+        let returned = match &self {
+            Verdict::Retry { reason, .. } | Verdict::Reject { reason } => reason.len(),
+            _ => return self,
+        };
+        if returned <= max_bytes {
+            return self;
+        }
+        Verdict::Fault {
+            reason: format!("plugin returned {returned} bytes of error text, more than the {max_bytes}-byte limit"),
+        }
+    }
+
     /// True when the entry must be acknowledged.
     pub fn is_ack(&self) -> bool {
         matches!(self, Verdict::Ack)
@@ -97,6 +112,13 @@ mod tests {
         );
         let reject = WitError::Reject("bad".into());
         assert_eq!(Verdict::from_call(Ok(Err(reject)), DEADLINE), Verdict::Reject { reason: "bad".into() });
+    }
+
+    #[test]
+    fn oversized_error_text_is_a_fault() {
+        let big = Verdict::Reject { reason: "x".repeat(100) };
+        assert!(big.clone().capped(100).to_string().starts_with("reject"));
+        assert!(big.capped(99).poisons_instance());
     }
 
     #[test]

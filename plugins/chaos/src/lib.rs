@@ -11,6 +11,8 @@
 //! | `alloc_mb=N`     | allocate and touch N MiB, then Ok                    |
 //! | `expect_hex=HEX` | reject unless field `data` hex-encodes to HEX        |
 //! | `print=TEXT`     | write TEXT to stdout and to stderr, then Ok          |
+//! | `recurse=N`      | recurse N frames deep (a stack overflow if large)   |
+//! | `big_error_kb=N` | reject with an N KiB reason                          |
 //! | anything else    | Ok                                                   |
 //!
 //! Every entry that ends Ok logs `handled <id> by <consumer>`.
@@ -48,6 +50,10 @@ impl Guest for Chaos {
                         )));
                     }
                 }
+                "recurse" => {
+                    std::hint::black_box(recurse(number(&value)));
+                }
+                "big_error_kb" => return Err(Error::Reject("x".repeat(number(&value) as usize * 1024))),
                 "print" => {
                     println!("stdout: {value}");
                     eprintln!("stderr: {value}");
@@ -86,6 +92,15 @@ fn allocate(mib: usize) {
         block[i] = 1;
     }
     std::hint::black_box(&block);
+}
+
+/// Not a tail call: every level keeps a frame (and a buffer) alive.
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 16]);
+    if depth == 0 {
+        return 0;
+    }
+    recurse(depth - 1).wrapping_add(frame[(depth % 16) as usize])
 }
 
 fn hex(bytes: &[u8]) -> String {
