@@ -218,6 +218,7 @@ fn from_cli(cli: Cli) -> Command {
             limits: crate::limits::Limits {
                 max_memory_bytes: (a.max_memory_mb as usize) << 20,
                 max_return_bytes: a.max_return_bytes,
+                ..Default::default()
             },
             stream: a.stream.expect("clap requires --stream with --plugin"),
         }),

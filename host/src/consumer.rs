@@ -132,7 +132,7 @@ impl Consumer {
         let delivery =
             Delivery { stream: settings.stream.clone(), group: settings.group.clone(), consumer: name.clone() };
         let current = plugin.borrow_and_update().clone();
-        let instance = Instance::new(&current, delivery, settings.call_deadline, settings.limits)?;
+        let instance = Instance::new(&current, delivery, settings.call_deadline, settings.limits.clone())?;
         let now = Instant::now();
         Ok(Consumer {
             redis,

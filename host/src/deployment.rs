@@ -68,7 +68,7 @@ impl Deployment {
             dead_letter: config.dead_letter.clone(),
             handover: config.handover,
             local_consumers: config.consumers.clone(),
-            limits: config.limits,
+            limits: config.limits.clone(),
         });
         let (sender, receiver) = watch::channel(plugin);
         let stop = parent.child_token();

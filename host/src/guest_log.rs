@@ -1,5 +1,6 @@
-//! Per-instance host state, and everything a plugin says: the `log` import
-//! and its stdout/stderr, all routed into the host log tagged with the plugin.
+//! Per-instance host state — the sandbox (WASI with only what the sidecar
+//! grants) and everything a plugin says: the `log` import and its
+//! stdout/stderr, all routed into the host log tagged with the plugin.
 
 use crate::bindings::{Level, redis_streams};
 use bytes::Bytes;
@@ -20,6 +21,17 @@ pub struct PluginTag {
     pub version: String,
 }
 
+/// What a plugin may reach beyond its entries. Nothing by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Host directories preopened read-only, at the same path in the guest.
+    pub dirs: Vec<std::path::PathBuf>,
+    /// Environment variables (name, value) the plugin sees.
+    pub env: Vec<(String, String)>,
+    /// Values the plugin reads through the `config` import.
+    pub config: std::collections::BTreeMap<String, String>,
+}
+
 /// The data of one plugin instance's `Store`.
 pub struct HostState {
     /// WASI context: no preopens, no network, no environment.
@@ -30,19 +42,29 @@ pub struct HostState {
     tag: Arc<PluginTag>,
     /// Memory, table and instance caps.
     pub(crate) limits: wasmtime::StoreLimits,
+    /// What the sidecar granted (for the `config` import).
+    grants: Arc<Grants>,
 }
 
 impl HostState {
-    /// A sandboxed state: stdout/stderr go to the host log, nothing else is granted.
-    pub fn new(tag: Arc<PluginTag>, limits: wasmtime::StoreLimits) -> Self {
-        let wasi = WasiCtx::builder()
-            .stdout(GuestOutput { tag: tag.clone(), stream: "stdout" })
+    /// A sandboxed state: stdout/stderr go to the host log; no network;
+    /// files and environment only as `grants` says.
+    pub fn new(tag: Arc<PluginTag>, limits: wasmtime::StoreLimits, grants: Arc<Grants>) -> anyhow::Result<Self> {
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(GuestOutput { tag: tag.clone(), stream: "stdout" })
             .stderr(GuestOutput { tag: tag.clone(), stream: "stderr" })
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        HostState { wasi, table: ResourceTable::new(), tag, limits }
+            .allow_ip_name_lookup(false);
+        for dir in &grants.dirs {
+            let guest = dir.to_string_lossy();
+            wasi.preopened_dir(dir, &*guest, wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(|e| anyhow::anyhow!("cannot grant directory {}: {e}", dir.display()))?;
+        }
+        for (name, value) in &grants.env {
+            wasi.env(name, value);
+        }
+        Ok(HostState { wasi: wasi.build(), table: ResourceTable::new(), tag, limits, grants })
     }
 }
 
@@ -53,6 +75,12 @@ impl WasiView for HostState {
 }
 
 impl redis_streams::plugin::types::Host for HostState {}
+
+impl redis_streams::plugin::config::Host for HostState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.grants.config.get(&key).cloned()
+    }
+}
 
 impl redis_streams::plugin::log::Host for HostState {
     fn log(&mut self, level: Level, message: String) {

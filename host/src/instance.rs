@@ -127,7 +127,7 @@ impl Instance {
 }
 
 fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<(Store<HostState>, Consumer)> {
-    let state = HostState::new(plugin.tag.clone(), limits.store_limits());
+    let state = HostState::new(plugin.tag.clone(), limits.store_limits(), limits.grants.clone())?;
     let mut store = Store::new(&plugin.engine.engine, state);
     store.limiter(|state| &mut state.limits);
     // Instantiation runs guest start-up code: give it a deadline too.

@@ -5,9 +5,11 @@
 
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 
-/// Limits applied to every instance of a plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Limits and grants applied to every instance of a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    /// What the plugin may reach beyond its entries (nothing by default).
+    pub grants: std::sync::Arc<crate::guest_log::Grants>,
     /// Linear memory per instance, bytes.
     pub max_memory_bytes: usize,
     /// Longest error text a plugin may return, bytes.
@@ -28,7 +30,11 @@ const MAX_MEMORIES: usize = 100;
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_memory_bytes: DEFAULT_MAX_MEMORY_MB << 20, max_return_bytes: DEFAULT_MAX_RETURN_BYTES }
+        Limits {
+            grants: Default::default(),
+            max_memory_bytes: DEFAULT_MAX_MEMORY_MB << 20,
+            max_return_bytes: DEFAULT_MAX_RETURN_BYTES,
+        }
     }
 }
 

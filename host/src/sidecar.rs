@@ -74,6 +74,24 @@ pub struct PluginSettings {
     pub max_memory_mb: Option<usize>,
     /// Longest error text a plugin may return, bytes.
     pub max_return_bytes: Option<usize>,
+    /// What the plugin may reach (nothing by default).
+    #[serde(default)]
+    pub grant: GrantSettings,
+}
+
+/// The `[grant]` table of a sidecar.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantSettings {
+    /// Host directories to preopen read-only (same path in the guest).
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+    /// Names of host environment variables to pass through.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Values for the `config` import.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
 }
 
 impl PluginSettings {
@@ -124,6 +142,17 @@ impl PluginSettings {
         if let Some(bytes) = self.max_return_bytes {
             run.limits.max_return_bytes = bytes;
         }
+        for dir in &self.grant.dirs {
+            if !dir.is_dir() {
+                bail!("plugin {name}: grant.dirs entry {} is not a directory", dir.display());
+            }
+        }
+        let env = self.grant.env.iter().filter_map(|n| Some((n.clone(), std::env::var(n).ok()?))).collect();
+        run.limits.grants = std::sync::Arc::new(crate::guest_log::Grants {
+            dirs: self.grant.dirs.clone(),
+            env,
+            config: self.grant.config.clone(),
+        });
         Ok(run)
     }
 }

@@ -13,6 +13,14 @@
 //! | `print=TEXT`     | write TEXT to stdout and to stderr, then Ok          |
 //! | `recurse=N`      | recurse N frames deep (a stack overflow if large)   |
 //! | `big_error_kb=N` | reject with an N KiB reason                          |
+//! | `read_file=PATH` | reject with what reading PATH gave                   |
+//! | `list_dir=PATH`  | reject with what listing PATH gave                   |
+//! | `env=NAME`       | reject with what reading env var NAME gave           |
+//! | `connect=ADDR`   | reject with what a TCP connect to ADDR gave          |
+//! | `config=KEY`     | reject with the granted config value of KEY          |
+//!
+//! The probes always reject, so the outcome lands in the dead-letter record's
+//! `dlq:error`, where tests read it.
 //! | anything else    | Ok                                                   |
 //!
 //! Every entry that ends Ok logs `handled <id> by <consumer>`.
@@ -54,6 +62,19 @@ impl Guest for Chaos {
                     std::hint::black_box(recurse(number(&value)));
                 }
                 "big_error_kb" => return Err(Error::Reject("x".repeat(number(&value) as usize * 1024))),
+                "read_file" => return Err(probe(std::fs::read_to_string(&*value).map_err(|e| e.to_string()))),
+                "list_dir" => {
+                    let listing = std::fs::read_dir(&*value).map(|d| {
+                        d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect::<Vec<_>>().join(",")
+                    });
+                    return Err(probe(listing.map_err(|e| e.to_string())));
+                }
+                "env" => return Err(probe(std::env::var(&*value).map_err(|e| e.to_string()))),
+                "connect" => return Err(probe(connect(&value))),
+                "config" => {
+                    let granted = redis_streams::plugin::config::get(&value).ok_or_else(|| "not granted".to_string());
+                    return Err(probe(granted));
+                }
                 "print" => {
                     println!("stdout: {value}");
                     eprintln!("stderr: {value}");
@@ -64,6 +85,30 @@ impl Guest for Chaos {
         log(Level::Info, &format!("handled {} by {}", entry.id, entry.consumer));
         Ok(())
     }
+}
+
+/// Opens a TCP connection to `IPV4:PORT` through wasi:sockets directly
+/// (Debian's wasi-libc predates sockets, so `std::net` cannot link).
+fn connect(addr: &str) -> Result<String, String> {
+    use wasi::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    let (ip, port) = addr.split_once(':').ok_or("expected IPV4:PORT")?;
+    let octets: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
+    let [a, b, c, d] = octets[..] else { return Err("expected IPV4:PORT".into()) };
+    let port: u16 = port.parse().map_err(|_| "bad port")?;
+    let network = wasi::sockets::instance_network::instance_network();
+    let socket = wasi::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4).map_err(|e| format!("{e:?}"))?;
+    let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (a, b, c, d) });
+    socket.start_connect(&network, remote).map_err(|e| format!("{e:?}"))?;
+    socket.subscribe().block();
+    socket.finish_connect().map(|_| "connected".to_string()).map_err(|e| format!("{e:?}"))
+}
+
+/// A probe's outcome as a reject reason: `ok: VALUE` or `denied: ERROR`.
+fn probe(result: Result<String, String>) -> Error {
+    Error::Reject(match result {
+        Ok(value) => format!("ok: {value}"),
+        Err(error) => format!("denied: {error}"),
+    })
 }
 
 fn number(value: &str) -> u64 {

@@ -74,3 +74,59 @@ async fn limit_breakers_fault_only_their_entry() {
     let total = report.total();
     assert_eq!((total.acked, total.faulted, total.dead_lettered), (4, 3, 0), "{total:?}");
 }
+
+/// Runs one probe entry per (field, value) through chaos with `grants` and
+/// returns each probe's outcome (the reject reason in its dead letter), in order.
+async fn probe(name: &str, grants: host::Grants, probes: &[(&str, String)]) -> Vec<String> {
+    let mut conn = redis().await;
+    let stream = unique_stream(name);
+    let entries: Vec<_> = probes.iter().map(|(field, value)| vec![(*field, value.clone().into_bytes())]).collect();
+    produce(&mut conn, &stream, &entries).await;
+    let mut cfg = config("chaos", &stream, "g", &["c1"]);
+    cfg.limits.grants = std::sync::Arc::new(grants);
+    let run = HostRun::start(cfg);
+    wait_drained(&mut conn, &stream, "g", 0).await;
+    run.stop().await;
+    dead_letters(&mut conn, &stream).await.iter().map(|d| d.meta("dlq:error").unwrap().to_string()).collect()
+}
+
+/// By default a plugin reads no host file, lists no directory, sees no
+/// environment variable, opens no socket and gets no config value; a grant
+/// opens exactly what it names (the network is never granted).
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_reach_only_what_is_granted() {
+    let dir = std::env::temp_dir().join(format!("host-grant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("rates.txt"), "EUR=1").unwrap();
+    let redis_addr = redis_url().trim_start_matches("redis://").to_string();
+    let probes = [
+        ("read_file", dir.join("rates.txt").to_string_lossy().into_owned()),
+        ("read_file", "/etc/hostname".to_string()),
+        ("list_dir", "/".to_string()),
+        ("list_dir", dir.to_string_lossy().into_owned()),
+        ("env", "HOME".to_string()),
+        ("env", "GREETING".to_string()),
+        ("connect", redis_addr),
+        ("config", "currency".to_string()),
+    ];
+
+    let denied = probe("nogrant", host::Grants::default(), &probes).await;
+    assert_eq!(denied.len(), probes.len());
+    for (outcome, probe) in denied.iter().zip(&probes) {
+        assert!(outcome.starts_with("denied:"), "{probe:?} gave {outcome}");
+    }
+
+    let grants = host::Grants {
+        dirs: vec![dir.clone()],
+        env: vec![("GREETING".into(), "hi".into())],
+        config: [("currency".to_string(), "EUR".to_string())].into(),
+    };
+    let granted = probe("grant", grants, &probes).await;
+    let outcomes: Vec<&str> = granted.iter().map(|o| o.split(':').next().unwrap()).collect();
+    assert_eq!(outcomes, ["ok", "denied", "denied", "ok", "denied", "ok", "denied", "ok"], "{granted:#?}");
+    assert_eq!(granted[0], "ok: EUR=1");
+    assert_eq!(granted[3], "ok: rates.txt");
+    assert_eq!(granted[5], "ok: hi");
+    assert_eq!(granted[7], "ok: EUR");
+    assert!(granted[6].contains("access-denied"), "{}", granted[6]);
+}
