@@ -9,8 +9,8 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 
-/// The cache directory: `$HOST_CACHE_DIR`, else `$XDG_CACHE_HOME/redis-wasm-host`,
-/// else `~/.cache/redis-wasm-host`; `None` when none can be found (no caching).
+/// The cache directory: `$HOST_CACHE_DIR`, else `$XDG_CACHE_HOME/redis-wasm-host/compiled`,
+/// else `~/.cache/redis-wasm-host/compiled`; `None` when none can be found (no caching).
 pub fn default_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("HOST_CACHE_DIR") {
         return Some(PathBuf::from(dir));
@@ -18,7 +18,7 @@ pub fn default_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("redis-wasm-host"))
+    Some(base.join("redis-wasm-host").join("compiled"))
 }
 
 /// Where the compiled form of `bytes` for `engine` lives under `dir`.

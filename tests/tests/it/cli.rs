@@ -46,7 +46,7 @@ fn file_that_is_not_a_component() {
     let (code, err) = run_host(&text, redis_url(), &[]);
     assert_error(code, &err, "is not a WebAssembly file");
 
-    let core = fixture("core.wasm", &wat::parse_str("(module)").unwrap());
+    let core = fixture("core.wasm", wasm::CORE_MODULE);
     let (code, err) = run_host(&core, redis_url(), &[]);
     assert_error(code, &err, "is a core WebAssembly module, not a component");
 }
@@ -54,15 +54,12 @@ fn file_that_is_not_a_component() {
 /// Components of another world: one without `handle`, one importing what the host lacks.
 #[test]
 fn component_of_another_world() {
-    let empty = fixture("empty.wasm", &wat::parse_str("(component)").unwrap());
+    let empty = fixture("empty.wasm", wasm::EMPTY_COMPONENT);
     let (code, err) = run_host(&empty, redis_url(), &[]);
     assert_error(code, &err, "does not implement world redis-streams:plugin/consumer@0.1.0");
     assert!(err.contains("handle"), "should say `handle` is missing: {err}");
 
-    let foreign = fixture(
-        "foreign.wasm",
-        &wat::parse_str(r#"(component (import "acme:db/query@1.0.0" (instance (export "run" (func)))))"#).unwrap(),
-    );
+    let foreign = fixture("foreign.wasm", wasm::FOREIGN_IMPORT);
     let (code, err) = run_host(&foreign, redis_url(), &[]);
     assert_error(code, &err, "does not implement world");
     assert!(err.contains("acme:db/query@1.0.0"), "should name the missing import: {err}");

@@ -120,7 +120,7 @@ async fn bad_files_keep_the_old_version_serving() {
     let bad: [(&str, Vec<u8>); 3] = [
         ("is not a WebAssembly file", b"garbage, not wasm".to_vec()),
         ("is not a valid component", good[..good.len() / 2].to_vec()),
-        ("does not implement world", wat::parse_str("(component)").unwrap()),
+        ("does not implement world", wasm::EMPTY_COMPONENT.to_vec()),
     ];
     for (i, (reason, bytes)) in bad.iter().enumerate() {
         install(&file, bytes);

@@ -454,3 +454,17 @@ macro_rules! wait_until {
         }
     }};
 }
+
+/// Hand-assembled fixtures (their WAT beside them), so the tests need no
+/// WAT parser whose dependencies would change the host's feature set.
+pub mod wasm {
+    /// `(module)`: a core module, not a component.
+    pub const CORE_MODULE: &[u8] = b"\0asm\x01\0\0\0";
+    /// `(component)`: a valid component that exports nothing.
+    pub const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+    /// `(component (import "acme:db/query@1.0.0" (instance (export "run" (func)))))`
+    pub const FOREIGN_IMPORT: &[u8] = &[
+        0, 97, 115, 109, 13, 0, 1, 0, 7, 16, 1, 66, 2, 1, 64, 0, 1, 0, 4, 0, 3, 114, 117, 110, 1, 0, 10, 24, 1, 0, 19,
+        97, 99, 109, 101, 58, 100, 98, 47, 113, 117, 101, 114, 121, 64, 49, 46, 48, 46, 48, 5, 0,
+    ];
+}
