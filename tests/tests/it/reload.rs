@@ -222,3 +222,35 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// One process serves several plugins on several streams: one by its sidecar,
+/// one by a `[plugins.NAME]` table in host.toml.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_serves_several_plugins_on_several_streams() {
+    let mut conn = redis().await;
+    let (orders_stream, chaos_stream) = (unique_stream("folder-orders"), unique_stream("folder-chaos"));
+    let dir = plugin_dir("several");
+    install(&dir.join("orders.wasm"), &std::fs::read(plugin("orders")).unwrap());
+    install(&dir.join("chaos.wasm"), &std::fs::read(plugin("chaos")).unwrap());
+    std::fs::write(dir.join("orders.toml"), format!("stream = \"{orders_stream}\"\ngroup = \"g\"\n")).unwrap();
+    std::fs::write(
+        dir.join("host.toml"),
+        format!(
+            "redis = \"{}\"\n\n[plugins.chaos]\nstream = \"{chaos_stream}\"\ngroup = \"g\"\nconsumers = 2\n",
+            redis_url()
+        ),
+    )
+    .unwrap();
+    let orders: Vec<_> = (0..100).map(order).collect();
+    produce(&mut conn, &orders_stream, &orders).await;
+    produce(&mut conn, &chaos_stream, &orders).await;
+
+    // No --redis flag: the URL comes from host.toml.
+    let mut host = HostProcess::start(&["run", "--plugins", dir.to_str().unwrap()]);
+    wait_drained(&mut conn, &orders_stream, "g", 0).await;
+    wait_drained(&mut conn, &chaos_stream, "g", 0).await;
+    let (status, _) = host.terminate();
+    assert!(status.success());
+    assert_eq!(consumer_names(&mut conn, &chaos_stream, "g").await.len(), 2);
+    assert_eq!(handled_ids(&host.log).len(), 100, "chaos handled its stream");
+}
