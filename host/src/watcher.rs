@@ -4,7 +4,8 @@
 //! version keeps serving; the next write triggers another attempt.)
 
 use anyhow::{Context, Result};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use notify::event::ModifyKind;
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,7 +32,11 @@ impl Watcher {
     pub fn new(paths: &[PathBuf]) -> Result<Self> {
         let (tx, events) = mpsc::unbounded_channel();
         let mut inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event {
+            // Reading a file (as loading a plugin does) raises access events:
+            // only changes to content or names count, or a load would trigger a reload.
+            if let Ok(event) = event
+                && !matches!(event.kind, EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)))
+            {
                 for path in event.paths {
                     let _ = tx.send(path);
                 }

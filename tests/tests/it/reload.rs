@@ -81,6 +81,8 @@ async fn hot_swap_under_load_loses_nothing() {
     host.wait_log(MINUTE, "every handled line", |log| handled_list(log).len() >= ids.len());
     let (status, _) = host.terminate();
     assert!(status.success());
+    let loads = host.log.iter().filter(|l| l.contains("plugin compiled in") || l.contains("compile cache in")).count();
+    assert_eq!(loads, 2, "start + one write = two loads (reading a plugin must not look like a change)");
 
     let handled = handled_by(&host.log);
     let mut seen = HashSet::new();
