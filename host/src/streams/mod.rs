@@ -101,14 +101,7 @@ impl Connection {
         count: usize,
         block: Duration,
     ) -> Result<Batch> {
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg(group).arg(consumer).arg("COUNT").arg(count);
-        cmd.arg("BLOCK").arg(block.as_millis() as u64).arg("STREAMS").arg(stream).arg(">");
-        let reply: Value = cmd
-            .query_async(&mut self.conn)
-            .await
-            .with_context(|| format!("XREADGROUP on stream {stream:?} group {group:?} failed"))?;
-        reply::read_reply(reply, 1).with_context(|| format!("unexpected XREADGROUP reply on stream {stream:?}"))
+        self.read_group(stream, group, consumer, count, Some(block), ">", 1).await
     }
 
     /// `XREADGROUP GROUP g c COUNT n STREAMS stream AFTER`: `consumer`'s own
@@ -122,14 +115,33 @@ impl Connection {
         after: &str,
         count: usize,
     ) -> Result<Batch> {
+        self.read_group(stream, group, consumer, count, None, after, 0).await
+    }
+
+    /// The one `XREADGROUP`: new entries (`>`, blocking) or history (an id).
+    #[allow(clippy::too_many_arguments)]
+    async fn read_group(
+        &mut self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Option<Duration>,
+        from: &str,
+        delivery_count: u32,
+    ) -> Result<Batch> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP").arg(group).arg(consumer).arg("COUNT").arg(count);
-        cmd.arg("STREAMS").arg(stream).arg(after);
+        if let Some(block) = block {
+            cmd.arg("BLOCK").arg(block.as_millis() as u64);
+        }
+        cmd.arg("STREAMS").arg(stream).arg(from);
         let reply: Value = cmd
             .query_async(&mut self.conn)
             .await
-            .with_context(|| format!("XREADGROUP of pending entries on stream {stream:?} failed"))?;
-        reply::read_reply(reply, 0).with_context(|| format!("unexpected XREADGROUP reply on stream {stream:?}"))
+            .with_context(|| format!("XREADGROUP {from} on stream {stream:?} group {group:?} failed"))?;
+        reply::read_reply(reply, delivery_count)
+            .with_context(|| format!("unexpected XREADGROUP reply on stream {stream:?}"))
     }
 
     /// `XAUTOCLAIM stream group consumer min-idle cursor COUNT n`: claims up
