@@ -4,18 +4,21 @@
 #   redis  - redis-server (tests and the demo start their own instances)
 #   guest  - the guest toolchain: Debian's rustc 1.96 with std sources, wasi-libc
 #            and lld (rust-web-llvm brings wasm-component-ld), used to build plugins for wasm32-wasip2 (see plugins/Cargo.toml)
+#   python - a python3 that can make virtual environments (componentize-py is
+#            pip-installed into one by `make plugins`)
 set -euo pipefail
 
 need=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need+=("$1"); }
 
-for what in "${@:-redis guest}"; do
+for what in "${@:-redis guest python}"; do
   for w in $what; do
     case "$w" in
       redis) want redis-server ;;
       make) want make ;;
       guest) for p in rustc-web cargo-web rust-web-src rust-web-llvm wasi-libc lld-22; do want "$p"; done ;;
-      *) echo "install-deps: unknown component '$w' (expected redis or guest)" >&2; exit 2 ;;
+      python) python3 -c 'import ensurepip, venv' 2>/dev/null || { want python3; want python3-venv; } ;;
+      *) echo "install-deps: unknown component '$w' (expected redis, guest, python or make)" >&2; exit 2 ;;
     esac
   done
 done

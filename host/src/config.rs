@@ -6,6 +6,7 @@ use std::time::Duration;
 
 /// What the binary was asked to do.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "built once per process; boxing buys nothing")]
 pub enum Command {
     /// Consume a stream through a plugin.
     Run(RunConfig),
@@ -80,6 +81,8 @@ pub struct RunConfig {
     pub handover: bool,
     /// Sandbox limits of each plugin instance.
     pub limits: crate::limits::Limits,
+    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl RunConfig {
@@ -101,6 +104,7 @@ impl RunConfig {
             dead_letter: dead_letter_key(stream),
             handover: false,
             limits: crate::limits::Limits::default(),
+            metrics: None,
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct FolderConfig {
     pub dir: std::path::PathBuf,
     /// `host.toml` (it need not exist).
     pub host_file: std::path::PathBuf,
+    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Settings of `host produce`.

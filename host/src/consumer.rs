@@ -201,6 +201,7 @@ impl Consumer {
             for _ in 0..MAX_PAGES_PER_TICK {
                 let batch = reaper.claim_page(&mut conn.clone(), self.settings.min_idle, &mut self.reap_cursor).await?;
                 self.stats.claimed += batch.entries.len() as u64;
+                crate::metrics::global().claimed(reaper.stream, reaper.group, batch.entries.len() as u64);
                 let wrapped = self.reap_cursor == "0-0";
                 self.process(batch, shutdown).await?;
                 if wrapped || shutdown.is_cancelled() {
@@ -367,6 +368,7 @@ impl Consumer {
         match result {
             Ok(dead_id) => {
                 self.stats.dead_lettered += 1;
+                crate::metrics::global().dead_lettered(&s.stream, &s.group, &tag, reason.as_str());
                 self.forget(id);
                 tracing::warn!(stream = %s.stream, group = %s.group, consumer = %self.name, entry = %id,
                     dead_letter = %s.dead_letter, %dead_id, deliveries, reason = reason.as_str(), "dead-lettered: {error}");
@@ -392,6 +394,7 @@ impl Consumer {
         let acked = conn.ack(&self.settings.stream, &self.settings.group, &self.unacked).await?;
         tracing::debug!(consumer = %self.name, stream = %self.settings.stream, "acked {acked} of {} entries", self.unacked.len());
         self.stats.acked += self.unacked.len() as u64;
+        crate::metrics::global().acked(&self.settings.stream, &self.settings.group, self.unacked.len() as u64);
         self.unacked.clear();
         Ok(())
     }

@@ -70,6 +70,7 @@ impl Deployment {
             local_consumers: config.consumers.clone(),
             limits: config.limits.clone(),
         });
+        crate::metrics::global().serving(&plugin.tag, true);
         let (sender, receiver) = watch::channel(plugin);
         let stop = parent.child_token();
         let mut tasks = JoinSet::new();
@@ -83,7 +84,12 @@ impl Deployment {
 
     /// Hands every consumer a new plugin version; each switches before its next entry.
     pub fn swap(&self, plugin: Arc<Plugin>) {
-        self.plugin.send_replace(plugin);
+        let new = plugin.tag.clone();
+        let old = self.plugin.send_replace(plugin).tag.clone();
+        if old != new {
+            crate::metrics::global().serving(&old, false);
+            crate::metrics::global().serving(&new, true);
+        }
     }
 
     /// The plugin version now being handed out.
@@ -110,6 +116,7 @@ impl Deployment {
                 }
             }
         }
+        crate::metrics::global().serving(&self.current().tag, false);
         match self.first_error.take() {
             Some(error) => Err(error),
             None => {

@@ -1,9 +1,14 @@
 //! The wasmtime engine shared by every plugin: configuration, the linker with
 //! the host's imports, and the epoch ticker that enforces call deadlines.
+//!
+//! Fuel metering is optional per plugin, but it changes the compiled code (every
+//! block counts its instructions, ~10-30 % slower), so plugins with a fuel
+//! limit run on a metered twin of the engine, made on first use.
 
 use crate::bindings::Consumer;
 use crate::guest_log::HostState;
 use anyhow::Result;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
@@ -22,6 +27,10 @@ pub struct Engine {
     pub(crate) linker: Linker<HostState>,
     /// Compiled-code cache directory (`None`: compile every time).
     pub(crate) cache_dir: Option<std::path::PathBuf>,
+    /// Whether this engine meters fuel.
+    pub(crate) metered: bool,
+    /// The other flavour (metered or not), once asked for; shared by clones.
+    twin: Arc<Mutex<Option<Engine>>>,
 }
 
 impl Engine {
@@ -33,8 +42,28 @@ impl Engine {
 
     /// Like [`Engine::new`], caching compiled plugins in `cache_dir` (`None`: no cache).
     pub fn with_cache(cache_dir: Option<std::path::PathBuf>) -> Result<Self> {
+        Self::build(cache_dir, false)
+    }
+
+    /// This engine if `metered` matches, else its twin of the other flavour
+    /// (built once and shared). A plugin with a fuel limit needs a metered engine.
+    pub fn flavour(&self, metered: bool) -> Result<Engine> {
+        if metered == self.metered {
+            return Ok(self.clone());
+        }
+        let mut twin = self.twin.lock().expect("engine twin lock");
+        if let Some(engine) = &*twin {
+            return Ok(engine.clone());
+        }
+        let engine = Self::build(self.cache_dir.clone(), metered)?;
+        *twin = Some(engine.clone());
+        Ok(engine)
+    }
+
+    fn build(cache_dir: Option<std::path::PathBuf>, metered: bool) -> Result<Self> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
+        config.consume_fuel(metered);
         // Plugins are synchronous; concurrency support roughly doubles call cost.
         config.concurrency_support(false);
         let engine = wasmtime::Engine::new(&config).context("cannot configure wasmtime")?;
@@ -45,7 +74,7 @@ impl Engine {
             .context("cannot add host imports to the plugin linker")?;
 
         start_epoch_ticker(&engine);
-        Ok(Engine { engine, linker, cache_dir })
+        Ok(Engine { engine, linker, cache_dir, metered, twin: Arc::default() })
     }
 
     /// Deadline in epoch ticks, rounded up, at least one.

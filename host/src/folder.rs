@@ -103,7 +103,7 @@ impl Folder {
     async fn start(&mut self, name: &str) {
         let result = async {
             let config = self.settings(name)?;
-            let plugin = load(&self.engine, &config.plugin).await?;
+            let plugin = load(&self.engine, &config).await?;
             let deployment = Deployment::start(&self.redis, &config, Arc::new(plugin), &self.shutdown).await?;
             anyhow::Ok(Running { config, deployment })
         }
@@ -150,7 +150,7 @@ impl Folder {
         for name in reloads {
             let wasm = self.wasm_path(&name);
             match (self.running.get(&name), wasm.exists()) {
-                (Some(running), true) => reload(&self.engine, &wasm, &running.deployment).await,
+                (Some(running), true) => reload(&self.engine, &running.config, &running.deployment).await,
                 (Some(_), false) => {
                     tracing::info!(plugin = %name, "plugin file removed: stopping its consumers");
                     let running = self.running.remove(&name).expect("present");
@@ -182,8 +182,17 @@ impl Folder {
             }
         };
         tracing::info!(plugin = name, "settings changed: restarting its consumers");
+        let mut plugin = running.deployment.current();
+        if plugin.engine.metered != config.limits.max_fuel.is_some() {
+            // Fuel metering switched on or off: the code must be compiled again.
+            plugin = match load(&self.engine, &config).await {
+                Ok(plugin) => Arc::new(plugin),
+                Err(error) => {
+                    return tracing::error!(plugin = name, "settings not applied, the old ones stay: {error:#}");
+                }
+            };
+        }
         let running = self.running.remove(name).expect("present");
-        let plugin = running.deployment.current();
         self.finish(name, running).await;
         match Deployment::start(&self.redis, &config, plugin, &self.shutdown).await {
             Ok(deployment) => {

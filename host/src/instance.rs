@@ -6,11 +6,12 @@ use crate::engine::Engine;
 use crate::entry::Entry;
 use crate::guest_log::{HostState, PluginTag};
 use crate::limits::Limits;
+use crate::metrics::CallMetrics;
 use crate::plugin::Plugin;
 use crate::verdict::Verdict;
 use anyhow::Result;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::error::Context as _;
 
@@ -37,11 +38,18 @@ pub struct Instance {
     template: WitEntry,
     /// True after a trap: the instance must not be entered again.
     poisoned: bool,
+    /// Verdict counters and call latency of this plugin version on this group.
+    calls: CallMetrics,
 }
 
 impl Instance {
     /// Instantiates `plugin` for one consumer; `deadline` bounds each call.
     pub fn new(plugin: &Plugin, delivery: Delivery, deadline: Duration, limits: Limits) -> Result<Self> {
+        anyhow::ensure!(
+            limits.max_fuel.is_none() || plugin.engine.metered,
+            "plugin {} has a fuel limit but was compiled without fuel metering (load it with Engine::flavour(true))",
+            plugin.tag.name
+        );
         let (store, bindings) = instantiate(plugin, &limits)?;
         let template = WitEntry {
             stream: delivery.stream,
@@ -51,7 +59,8 @@ impl Instance {
             group: delivery.group,
             consumer: delivery.consumer,
         };
-        Ok(Instance { plugin: plugin.clone(), deadline, limits, store, bindings, template, poisoned: false })
+        let calls = crate::metrics::global().calls(&template.stream, &template.group, &plugin.tag);
+        Ok(Instance { plugin: plugin.clone(), deadline, limits, store, bindings, template, poisoned: false, calls })
     }
 
     /// Name and version of the plugin this instance runs.
@@ -62,17 +71,32 @@ impl Instance {
     /// Switches to another version of the plugin. The new version is
     /// instantiated first; if that fails the old instance stays in service.
     pub fn switch_to(&mut self, plugin: &Plugin) -> Result<()> {
+        anyhow::ensure!(
+            self.limits.max_fuel.is_none() || plugin.engine.metered,
+            "version {} of plugin {} was compiled without fuel metering, which its fuel limit needs",
+            plugin.tag.version,
+            plugin.tag.name
+        );
         let (store, bindings) = instantiate(plugin, &self.limits)?;
         self.plugin = plugin.clone();
         self.store = store;
         self.bindings = bindings;
         self.poisoned = false;
+        self.calls = crate::metrics::global().calls(&self.template.stream, &self.template.group, &plugin.tag);
         Ok(())
     }
 
-    /// Calls the plugin's `handle` for `entry` and returns its verdict. The
-    /// entry is lent to the plugin and comes back unchanged.
+    /// Calls the plugin's `handle` for `entry` and returns its verdict (also
+    /// counted in the metrics, with the call's duration). The entry is lent to
+    /// the plugin and comes back unchanged.
     pub fn handle(&mut self, entry: &mut Entry) -> Verdict {
+        let started = Instant::now();
+        let verdict = self.call(entry);
+        self.calls.record(&verdict, started.elapsed());
+        verdict
+    }
+
+    fn call(&mut self, entry: &mut Entry) -> Verdict {
         if self.poisoned
             && let Err(error) = self.recycle()
         {
@@ -82,9 +106,13 @@ impl Instance {
             return Verdict::Reject { reason };
         }
         self.store.set_epoch_deadline(Engine::ticks(self.deadline));
+        if let Some(fuel) = self.limits.max_fuel {
+            self.store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
+        }
         let result = self.bindings.call_handle(&mut self.store, &self.template);
         self.take_back(entry);
-        let verdict = Verdict::from_call(result, self.deadline).capped(self.limits.max_return_bytes);
+        let verdict =
+            Verdict::from_call(result, self.deadline, self.limits.max_fuel).capped(self.limits.max_return_bytes);
         self.poisoned = verdict.poisons_instance();
         verdict
     }
@@ -130,8 +158,12 @@ fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<(Store<HostState>, Co
     let state = HostState::new(plugin.tag.clone(), limits.store_limits(), limits.grants.clone())?;
     let mut store = Store::new(&plugin.engine.engine, state);
     store.limiter(|state| &mut state.limits);
-    // Instantiation runs guest start-up code: give it a deadline too.
+    // Instantiation runs guest start-up code: give it a deadline too (and,
+    // when metered, all the fuel it wants: the deadline bounds it).
     store.set_epoch_deadline(Engine::ticks(Duration::from_secs(30)));
+    if plugin.engine.metered {
+        store.set_fuel(u64::MAX).context("cannot give the metered instance fuel")?;
+    }
     let bindings = plugin
         .pre
         .instantiate(&mut store)

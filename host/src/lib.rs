@@ -16,11 +16,13 @@ mod entry;
 mod folder;
 mod guest_log;
 mod handover;
+mod http;
 mod inspect;
 mod instance;
 mod lease;
 mod limits;
 pub mod logging;
+mod metrics;
 mod plugin;
 mod produce;
 mod reaper;
@@ -50,6 +52,14 @@ use tokio_util::sync::CancellationToken;
 
 /// Carries out one command until it finishes or `shutdown` is cancelled.
 pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let metrics = match &command {
+        Command::Run(config) => config.metrics,
+        Command::Serve(config) => config.metrics,
+        _ => None,
+    };
+    if let Some(addr) = metrics {
+        http::start(addr, shutdown.clone()).await?;
+    }
     let output = match command {
         Command::Run(config) => {
             run(config, shutdown).await?;

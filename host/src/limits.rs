@@ -1,6 +1,6 @@
 //! Sandbox limits of one plugin instance, beyond the per-call deadline: a cap
-//! on linear memory (a failed grow traps), on tables and instances, and on
-//! the size of what a plugin returns. Breaking one is a fault: the entry stays
+//! on linear memory (a failed grow traps), on tables and instances, on the
+//! size of what a plugin returns, and optionally on fuel (instructions) per call. Breaking one is a fault: the entry stays
 //! pending, the instance is recycled, the host keeps serving.
 
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
@@ -14,6 +14,9 @@ pub struct Limits {
     pub max_memory_bytes: usize,
     /// Longest error text a plugin may return, bytes.
     pub max_return_bytes: usize,
+    /// Fuel per `handle` call (about one unit per Wasm instruction); `None`:
+    /// not metered, the wall-clock deadline alone bounds a call.
+    pub max_fuel: Option<u64>,
 }
 
 /// 256 MiB: ample for handlers (a 15 MB Python runtime included), small
@@ -34,6 +37,7 @@ impl Default for Limits {
             grants: Default::default(),
             max_memory_bytes: DEFAULT_MAX_MEMORY_MB << 20,
             max_return_bytes: DEFAULT_MAX_RETURN_BYTES,
+            max_fuel: None,
         }
     }
 }

@@ -8,7 +8,6 @@ use crate::plugin::Plugin;
 use crate::streams::Redis;
 use crate::watcher::Watcher;
 use anyhow::{Context, Result};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 /// first error that ended one of them.
 pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<RunReport> {
     let engine = Engine::new()?;
-    let plugin = load(&engine, &config.plugin).await?;
+    let plugin = load(&engine, &config).await?;
     let redis = Redis::open(&config.redis_url)?;
     redis.connect(Duration::ZERO).await?;
     let mut watcher = Watcher::new(std::slice::from_ref(&config.plugin))?;
@@ -28,7 +27,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<RunRe
             report = deployment.finished() => return report,
             Some(changed) = watcher.next() => {
                 if changed.iter().any(|p| p.exists()) {
-                    reload(&engine, &config.plugin, &deployment).await;
+                    reload(&engine, &config, &deployment).await;
                 } else {
                     tracing::warn!(plugin = %config.plugin.display(), "plugin file removed; the loaded version keeps serving");
                 }
@@ -37,17 +36,24 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<RunRe
     }
 }
 
-/// Compiles and checks the plugin at `path` off the async reactor.
-pub async fn load(engine: &Engine, path: &Path) -> Result<Plugin> {
-    let (engine, path) = (engine.clone(), path.to_owned());
-    Ok(tokio::task::spawn_blocking(move || Plugin::load(&engine, &path)).await.context("plugin loader panicked")??)
+/// Compiles and checks `config.plugin` off the async reactor, on the engine
+/// flavour its limits need (metered when it has a fuel limit).
+pub async fn load(engine: &Engine, config: &RunConfig) -> Result<Plugin> {
+    let engine = engine.flavour(config.limits.max_fuel.is_some())?;
+    let path = config.plugin.clone();
+    let loaded =
+        tokio::task::spawn_blocking(move || Plugin::load(&engine, &path)).await.context("plugin loader panicked")?;
+    let name = config.plugin.file_stem().unwrap_or_default().to_string_lossy();
+    crate::metrics::global().loaded(&name, loaded.is_ok());
+    Ok(loaded?)
 }
 
 /// Loads the changed file and swaps it in; a file that fails to load leaves
 /// the running version in service.
-pub async fn reload(engine: &Engine, path: &Path, deployment: &Deployment) {
+pub async fn reload(engine: &Engine, config: &RunConfig, deployment: &Deployment) {
     let old = deployment.current().tag.clone();
-    match load(engine, path).await {
+    let path = &config.plugin;
+    match load(engine, config).await {
         Ok(plugin) if plugin.tag.version == old.version => {
             tracing::debug!(plugin = %old.name, version = %old.version, "plugin file touched, same version");
         }

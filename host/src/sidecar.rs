@@ -74,6 +74,8 @@ pub struct PluginSettings {
     pub max_memory_mb: Option<usize>,
     /// Longest error text a plugin may return, bytes.
     pub max_return_bytes: Option<usize>,
+    /// Fuel per call (meters the plugin).
+    pub max_fuel: Option<u64>,
     /// What the plugin may reach (nothing by default).
     #[serde(default)]
     pub grant: GrantSettings,
@@ -142,6 +144,7 @@ impl PluginSettings {
         if let Some(bytes) = self.max_return_bytes {
             run.limits.max_return_bytes = bytes;
         }
+        run.limits.max_fuel = self.max_fuel.map(|f| f.max(1));
         for dir in &self.grant.dirs {
             if !dir.is_dir() {
                 bail!("plugin {name}: grant.dirs entry {} is not a directory", dir.display());

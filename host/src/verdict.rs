@@ -36,7 +36,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// Maps the two error layers of a `handle` call into one verdict.
-    pub fn from_call(result: wasmtime::Result<Result<(), WitError>>, deadline: Duration) -> Self {
+    pub fn from_call(result: wasmtime::Result<Result<(), WitError>>, deadline: Duration, fuel: Option<u64>) -> Self {
         match result {
             Ok(Ok(())) => Verdict::Ack,
             Ok(Err(WitError::Retry(retry))) => {
@@ -47,6 +47,9 @@ impl Verdict {
                 reason: match error.downcast_ref::<Trap>() {
                     Some(Trap::Interrupt) => {
                         format!("call exceeded its deadline of {} ms", deadline.as_millis())
+                    }
+                    Some(Trap::OutOfFuel) => {
+                        format!("call used up its fuel ({} units per call)", fuel.unwrap_or_default())
                     }
                     Some(trap) => format!("plugin trapped: {trap}: {error:#}"),
                     None => format!("plugin call failed: {error:#}"),
@@ -104,14 +107,14 @@ mod tests {
 
     #[test]
     fn plugin_results_map_to_verdicts() {
-        assert_eq!(Verdict::from_call(Ok(Ok(())), DEADLINE), Verdict::Ack);
+        assert_eq!(Verdict::from_call(Ok(Ok(())), DEADLINE, None), Verdict::Ack);
         let retry = WitError::Retry(Retry { reason: "busy".into(), delay_ms: Some(250) });
         assert_eq!(
-            Verdict::from_call(Ok(Err(retry)), DEADLINE),
+            Verdict::from_call(Ok(Err(retry)), DEADLINE, None),
             Verdict::Retry { reason: "busy".into(), delay: Some(Duration::from_millis(250)) }
         );
         let reject = WitError::Reject("bad".into());
-        assert_eq!(Verdict::from_call(Ok(Err(reject)), DEADLINE), Verdict::Reject { reason: "bad".into() });
+        assert_eq!(Verdict::from_call(Ok(Err(reject)), DEADLINE, None), Verdict::Reject { reason: "bad".into() });
     }
 
     #[test]
@@ -123,8 +126,15 @@ mod tests {
 
     #[test]
     fn deadline_trap_is_a_fault_that_names_the_deadline() {
-        let verdict = Verdict::from_call(Err(wasmtime::Error::from(Trap::Interrupt)), DEADLINE);
+        let verdict = Verdict::from_call(Err(wasmtime::Error::from(Trap::Interrupt)), DEADLINE, None);
         assert!(verdict.poisons_instance());
         assert!(verdict.to_string().contains("deadline of 5000 ms"), "{verdict}");
+    }
+
+    #[test]
+    fn fuel_trap_is_a_fault_that_names_the_budget() {
+        let verdict = Verdict::from_call(Err(wasmtime::Error::from(Trap::OutOfFuel)), DEADLINE, Some(1000));
+        assert!(verdict.poisons_instance());
+        assert!(verdict.to_string().contains("fuel (1000 units per call)"), "{verdict}");
     }
 }

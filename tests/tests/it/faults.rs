@@ -130,3 +130,26 @@ async fn plugins_reach_only_what_is_granted() {
     assert_eq!(granted[7], "ok: EUR");
     assert!(granted[6].contains("access-denied"), "{}", granted[6]);
 }
+
+/// `--max-fuel` meters a plugin: an endless loop runs out of fuel long before
+/// its (here very long) deadline; only that entry stays pending, the log says
+/// why, and the entries around it are handled within their budget.
+#[tokio::test(flavor = "multi_thread")]
+async fn fuel_limit_cuts_an_endless_loop() {
+    let mut conn = redis().await;
+    let stream = unique_stream("fuel");
+    let ok = || vec![("n", b"1".to_vec())];
+    let ids = produce(&mut conn, &stream, &[ok(), vec![("spin", Vec::new())], ok(), ok()]).await;
+    let mut host = HostProcess::run(&stream, "chaos", &["--max-fuel", "20000000", "--call-deadline-ms", "600000"]);
+    host.wait_log(Duration::from_secs(60), "the fuel fault", |log| {
+        log.iter().any(|l| l.contains("used up its fuel (20000000 units per call)"))
+    });
+    wait_drained(&mut conn, &stream, "g", 1).await;
+    let left: Vec<(String, u64)> =
+        pending(&mut conn, &stream, "g").await.into_iter().map(|(id, _, n)| (id, n)).collect();
+    assert_eq!(left, vec![(ids[1].clone(), 1)], "only the endless loop stays pending, delivered once");
+    let (status, _) = host.terminate();
+    assert!(status.success(), "{status}");
+    let handled = handled_ids(&host.log);
+    assert!([0, 2, 3].iter().all(|&i| handled.contains(&ids[i])), "{handled:?}");
+}

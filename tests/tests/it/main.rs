@@ -3,6 +3,7 @@
 mod cli;
 mod consume;
 mod faults;
+mod metrics;
 mod outages;
 mod recovery;
 mod reload;

@@ -10,34 +10,6 @@ use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// A fresh plugin folder for one test.
-fn plugin_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("host-plugins-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The chaos plugin with a custom section appended: same behaviour, other
-/// bytes, so another version hash.
-fn chaos_variant(tag: &[u8]) -> Vec<u8> {
-    let mut bytes = std::fs::read(plugin("chaos")).unwrap();
-    let name = b"tag";
-    bytes.push(0); // custom section
-    bytes.push((1 + name.len() + tag.len()) as u8);
-    bytes.push(name.len() as u8);
-    bytes.extend_from_slice(name);
-    bytes.extend_from_slice(tag);
-    bytes
-}
-
-/// Writes `bytes` to `path` the way deploy tools do: a temporary file, then a rename.
-fn install(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 /// (entry id, consumer, plugin version) of each `handled` log line, in log order.
 fn handled_by(log: &[String]) -> Vec<(String, String, String)> {
     log.iter()
@@ -214,6 +186,36 @@ fn restart_is_served_from_the_compile_cache() {
     std::fs::write(&entries[0], b"corrupt").unwrap();
     assert!(!load(), "a corrupt entry is recompiled");
     assert!(load(), "and cached again");
+}
+
+/// A restart of `host run` with the ~18 MB Python plugin is served from the
+/// compile cache; both runs handle every order (and reject the malformed one).
+#[tokio::test(flavor = "multi_thread")]
+async fn python_plugin_restart_is_served_from_the_compile_cache() {
+    let mut conn = redis().await;
+    let cache = plugin_dir("py-cache");
+    let wasm = plugin("python-orders");
+    for (round, how) in [(1, "plugin compiled in"), (2, "plugin loaded from the compile cache in")] {
+        let stream = unique_stream("py-cache");
+        let mut entries: Vec<_> = (0..20).map(order).collect();
+        entries[7][3].1 = b"12.345".to_vec();
+        produce(&mut conn, &stream, &entries).await;
+        let args = ["run", "--stream", &stream, "--group", "g", "--plugin", wasm.to_str().unwrap()];
+        let mut host = HostProcess::start_env(
+            &[&args[..], &["--redis", redis_url()]].concat(),
+            &[("HOST_CACHE_DIR", cache.as_os_str())],
+        );
+        wait_drained(&mut conn, &stream, "g", 0).await;
+        let (status, _) = host.terminate();
+        assert!(status.success(), "round {round}: {status}");
+        let loaded = host.log.iter().filter(|l| l.contains("python-orders") && l.contains(how)).count();
+        assert_eq!(loaded, 1, "round {round}: expected one `{how}` line; log: {:#?}", host.log);
+        let orders = host.log.iter().filter(|l| l.contains(": amount ")).count();
+        assert_eq!(orders, 19, "round {round}: every valid order logged once; log: {:#?}", host.log);
+        let dead = dead_letters(&mut conn, &stream).await;
+        assert_eq!(dead.len(), 1, "round {round}");
+        assert_eq!(dead[0].meta("dlq:error"), Some("malformed amount \"12.345\""));
+    }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

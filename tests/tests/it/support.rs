@@ -5,6 +5,7 @@
 use anyhow::{Context, Result, bail};
 use host::{RunConfig, RunReport};
 use redis::aio::MultiplexedConnection;
+use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -128,6 +129,34 @@ pub fn plugin(name: &str) -> PathBuf {
     let path = root().join("plugins/dist").join(format!("{name}.wasm"));
     assert!(path.exists(), "{} missing after `make plugins`", path.display());
     path
+}
+
+/// A fresh plugin folder for one test.
+pub fn plugin_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("host-plugins-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The chaos plugin with a custom section appended: same behaviour, other
+/// bytes, so another version hash.
+pub fn chaos_variant(tag: &[u8]) -> Vec<u8> {
+    let mut bytes = std::fs::read(plugin("chaos")).unwrap();
+    let name = b"tag";
+    bytes.push(0); // custom section
+    bytes.push((1 + name.len() + tag.len()) as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(tag);
+    bytes
+}
+
+/// Writes `bytes` to `path` the way deploy tools do: a temporary file, then a rename.
+pub fn install(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 /// The `host` binary of this build, brought up to date once per run (cargo
@@ -289,8 +318,14 @@ pub struct HostProcess {
 impl HostProcess {
     /// Starts `host ARGS…` with `RUST_LOG=info` and colours off.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_env(args, &[])
+    }
+
+    /// Like [`HostProcess::start`], with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &OsStr)]) -> Self {
         let mut child = Command::new(host_bin())
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("REDIS_URL")
