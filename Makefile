@@ -16,6 +16,28 @@ COMPONENTIZE_PY_VERSION := 0.25.1
 COMPONENTIZE_PY        := $(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)/bin/componentize-py
 PY_PLUGINS             := python-orders
 
+# JavaScript plugins are built by componentize-js, npm-installed the same way.
+COMPONENTIZE_JS_VERSION := 0.23.0
+COMPONENTIZE_JS        := $(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION)/node_modules/.bin/componentize-js
+JS_PLUGINS             := js-orders
+
+# C plugins: Debian's clang for wasm32-wasi (preview1) and wasi-libc; the WIT
+# bindings and the component wrapping come from plugin-build, a small Rust
+# tool of this repository (tools/plugin-build) built with rustup's cargo.
+C_PLUGINS              := c-orders
+PLUGIN_BUILD           := $(GUEST_TARGET_DIR)/plugin-build/release/plugin-build
+C_BINDINGS             := $(GUEST_TARGET_DIR)/c-bindings
+CLANG                  := clang-19
+WASI_CFLAGS            := --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -Os -s -Wall -Werror
+
+# Zig plugins: Zig from PyPI's ziglang (a virtual environment like
+# componentize-py's), importing the same C bindings through `zig translate-c`.
+ZIG_VERSION            := 0.17.1
+ZIG_PYTHON             := $(TOOLS_DIR)/ziglang-$(ZIG_VERSION)/bin/python
+ZIG                    := $(ZIG_PYTHON) -m ziglang
+ZIG_CACHE              := --cache-dir "$(GUEST_TARGET_DIR)/zig-cache"
+ZIG_PLUGINS            := zig-orders
+
 .PHONY: demo test plugins rust-plugins deps build clean
 
 ## demo: install what is missing, build, start Redis if needed, produce orders, run the host
@@ -29,7 +51,8 @@ test: deps plugins
 	cargo test --workspace
 
 ## plugins: build every guest into plugins/dist/NAME.wasm (rebuilding only what changed)
-plugins: rust-plugins $(PY_PLUGINS:%=$(DIST)/%.wasm)
+PLUGIN_FILES := $(PY_PLUGINS) $(JS_PLUGINS) $(C_PLUGINS) $(ZIG_PLUGINS)
+plugins: rust-plugins $(PLUGIN_FILES:%=$(DIST)/%.wasm)
 	@ls -l $(DIST)/*.wasm
 
 rust-plugins: deps
@@ -45,15 +68,68 @@ $(DIST)/python-%.wasm: plugins/python-%/app.py wit/plugin.wit | $(COMPONENTIZE_P
 	cd plugins/python-$* && $(COMPONENTIZE_PY) -d ../../wit -w consumer componentize app -o "$(CURDIR)/$@.tmp"
 	mv "$@.tmp" "$@"
 
+# A JavaScript plugin is plugins/js-NAME/handler.js (an ES module exporting
+# `handle`); `-d http -d fetch-event` keeps wasi:http out of its imports.
+$(DIST)/js-%.wasm: plugins/js-%/handler.js wit/plugin.wit | $(COMPONENTIZE_JS)
+	@mkdir -p $(DIST)
+	$(COMPONENTIZE_JS) plugins/js-$*/handler.js --wit wit --world-name consumer -d http -d fetch-event -o "$@.tmp"
+	mv "$@.tmp" "$@"
+
+# A C plugin is plugins/c-NAME/plugin.c, implementing exports_consumer_handle.
+$(DIST)/c-%.wasm: plugins/c-%/plugin.c $(C_BINDINGS)/consumer.h
+	scripts/install-deps.sh c
+	@mkdir -p $(DIST)
+	$(CLANG) $(WASI_CFLAGS) -I "$(C_BINDINGS)" -o "$(GUEST_TARGET_DIR)/c-$*.core.wasm" \
+		plugins/c-$*/plugin.c "$(C_BINDINGS)/consumer.c" "$(C_BINDINGS)/consumer_component_type.o"
+	$(PLUGIN_BUILD) component "$(GUEST_TARGET_DIR)/c-$*.core.wasm" "$@.tmp"
+	mv "$@.tmp" "$@"
+
+# A Zig plugin is plugins/zig-NAME/plugin.zig, exporting exports_consumer_handle;
+# it imports the C bindings as the module `consumer`.
+$(DIST)/zig-%.wasm: plugins/zig-%/plugin.zig $(C_BINDINGS)/consumer.zig
+	@mkdir -p $(DIST)
+	$(ZIG) build-exe $(ZIG_CACHE) -fno-entry -rdynamic -lc -mexec-model=reactor \
+		-femit-bin="$(GUEST_TARGET_DIR)/zig-$*.core.wasm" -target wasm32-wasi -O ReleaseSmall \
+		-I "$(C_BINDINGS)" "$(C_BINDINGS)/consumer.c" "$(C_BINDINGS)/consumer_component_type.o" \
+		--dep consumer -Mroot=plugins/zig-$*/plugin.zig -target wasm32-wasi -O ReleaseSmall -Mconsumer="$(C_BINDINGS)/consumer.zig"
+	$(PLUGIN_BUILD) component "$(GUEST_TARGET_DIR)/zig-$*.core.wasm" "$@.tmp"
+	mv "$@.tmp" "$@"
+
+# The world's C bindings (for C and Zig plugins), and their Zig translation.
+$(C_BINDINGS)/consumer.h: wit/plugin.wit $(PLUGIN_BUILD)
+	$(PLUGIN_BUILD) c-bindings wit consumer "$(C_BINDINGS)"
+	@touch "$@"
+
+$(C_BINDINGS)/consumer.zig: $(C_BINDINGS)/consumer.h | $(ZIG_PYTHON)
+	$(ZIG) translate-c $(ZIG_CACHE) "$<" -target wasm32-wasi -lc > "$@.tmp"
+	mv "$@.tmp" "$@"
+
+$(ZIG_PYTHON):
+	scripts/install-deps.sh python
+	rm -rf "$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)"
+	python3 -m venv "$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)"
+	"$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)/bin/pip" install -q "ziglang==$(ZIG_VERSION)"
+
+$(PLUGIN_BUILD): tools/plugin-build/src/main.rs tools/plugin-build/Cargo.toml tools/plugin-build/Cargo.lock
+	cargo build --release --manifest-path tools/plugin-build/Cargo.toml --target-dir "$(GUEST_TARGET_DIR)/plugin-build"
+	@touch "$@"
+
 $(COMPONENTIZE_PY):
 	scripts/install-deps.sh python
 	rm -rf "$(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)"
 	python3 -m venv "$(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)"
 	"$(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)/bin/pip" install -q "componentize-py==$(COMPONENTIZE_PY_VERSION)"
 
-## deps: redis-server, the guest toolchain and python3 from Debian's packages (skips what is present)
+$(COMPONENTIZE_JS):
+	scripts/install-deps.sh node
+	rm -rf "$(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION)"
+	mkdir -p "$(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION)"
+	npm install --silent --no-audit --no-fund --prefix "$(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION)" \
+		"@bytecodealliance/componentize-js@$(COMPONENTIZE_JS_VERSION)"
+
+## deps: redis-server and the guest toolchains (Rust, python3, node, clang) from Debian's packages (skips what is present)
 deps:
-	scripts/install-deps.sh redis guest python
+	scripts/install-deps.sh redis guest python node c
 
 build:
 	cargo build -p host

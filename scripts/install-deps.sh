@@ -6,19 +6,23 @@
 #            and lld (rust-web-llvm brings wasm-component-ld), used to build plugins for wasm32-wasip2 (see plugins/Cargo.toml)
 #   python - a python3 that can make virtual environments (componentize-py is
 #            pip-installed into one by `make plugins`)
+#   node   - node and npm (componentize-js is npm-installed by `make plugins`)
+#   c      - clang 19 with its wasm32 runtime and wasi-libc, for C plugins
 set -euo pipefail
 
 need=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need+=("$1"); }
 
-for what in "${@:-redis guest python}"; do
+for what in "${@:-redis guest python node c}"; do
   for w in $what; do
     case "$w" in
       redis) want redis-server ;;
       make) want make ;;
       guest) for p in rustc-web cargo-web rust-web-src rust-web-llvm wasi-libc lld-22; do want "$p"; done ;;
       python) python3 -c 'import ensurepip, venv' 2>/dev/null || { want python3; want python3-venv; } ;;
-      *) echo "install-deps: unknown component '$w' (expected redis, guest, python or make)" >&2; exit 2 ;;
+      node) command -v npm >/dev/null || { want nodejs; want npm; } ;;
+      c) for p in clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc; do want "$p"; done ;;
+      *) echo "install-deps: unknown component '$w' (expected redis, guest, python, node, c or make)" >&2; exit 2 ;;
     esac
   done
 done

@@ -42,6 +42,7 @@ pub use deployment::RunReport;
 pub use engine::Engine;
 pub use entry::Entry;
 pub use guest_log::Grants;
+pub use instance::{Delivery, Instance};
 pub use limits::Limits;
 pub use plugin::{LoadError, Plugin, version_of as plugin_version};
 pub use produce::produce;

@@ -1,0 +1,69 @@
+//! Per-call cost of `handle` on a warm instance: with the default sandbox
+//! (epoch deadline, memory/table limiter, returned-size cap) and with fuel
+//! metering on top. Prints one JSON line per plugin and mode.
+//!
+//!     make plugins && cargo bench -p host --bench call_cost [-- PLUGIN.wasm...]
+//!
+//! Default plugins: plugins/dist/orders.wasm (Rust) and python-orders.wasm.
+
+use anyhow::{Context, Result};
+use host::{Delivery, Engine, Entry, Instance, Limits, Plugin, Verdict};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn main() -> Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut plugins: Vec<PathBuf> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).map(PathBuf::from).collect();
+    if plugins.is_empty() {
+        plugins = ["orders", "python-orders"].iter().map(|n| root.join(format!("plugins/dist/{n}.wasm"))).collect();
+    }
+    let engine = Engine::new()?;
+    for path in &plugins {
+        for fuel in [None, Some(u64::MAX / 2)] {
+            let limits = Limits { max_fuel: fuel, ..Limits::default() };
+            let plugin = Plugin::load(&engine.flavour(fuel.is_some())?, path)
+                .with_context(|| format!("loading {} (run `make plugins` first)", path.display()))?;
+            let delivery = Delivery { stream: "bench".into(), group: "g".into(), consumer: "c".into() };
+            let mut instance = Instance::new(&plugin, delivery, Duration::from_secs(5), limits)?;
+            let (calls, took) = measure(&mut instance)?;
+            println!(
+                "{{\"plugin\":\"{}\",\"mode\":\"{}\",\"calls\":{calls},\"ns_per_call\":{:.0}}}",
+                plugin.tag.name,
+                if fuel.is_some() { "limits+fuel" } else { "limits" },
+                took.as_nanos() as f64 / calls as f64
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Calls `handle` with a valid order until ~2 s have passed (after a warm-up);
+/// every call must be acked.
+fn measure(instance: &mut Instance) -> Result<(u64, Duration)> {
+    let mut entry = Entry {
+        id: "1700000000000-0".into(),
+        fields: vec![
+            (b"type".to_vec(), b"order.placed".to_vec()),
+            (b"order_id".to_vec(), b"o-1".to_vec()),
+            (b"customer".to_vec(), b"customer-1".to_vec()),
+            (b"amount".to_vec(), b"12.50".to_vec()),
+        ],
+        delivery_count: 1,
+    };
+    let mut call = |n: u64| -> Result<()> {
+        for _ in 0..n {
+            let verdict = instance.handle(&mut entry);
+            anyhow::ensure!(verdict == Verdict::Ack, "expected ack, got {verdict}");
+        }
+        Ok(())
+    };
+    call(1_000)?;
+    let (mut calls, mut batch) = (0, 1_000);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        call(batch)?;
+        calls += batch;
+        batch = (batch * 2).min(100_000);
+    }
+    Ok((calls, started.elapsed()))
+}
