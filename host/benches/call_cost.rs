@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 fn main() -> Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut plugins: Vec<PathBuf> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).map(PathBuf::from).collect();
+    let mut plugins: Vec<PathBuf> =
+        std::env::args().skip(1).filter(|a| !a.starts_with('-')).map(PathBuf::from).collect();
     if plugins.is_empty() {
         plugins = ["orders", "python-orders"].iter().map(|n| root.join(format!("plugins/dist/{n}.wasm"))).collect();
     }

@@ -1,6 +1,7 @@
 // Example plugin in C: validates the order events of the redis.io streaming
 // guide (`type`, `order_id`, `customer`, `amount`) and logs one line per
-// order. A missing or malformed field is permanent: the entry is rejected.
+// order. A missing or malformed field is permanent: the entry is rejected. An
+// order whose `payment` field is `pending` is retried (in 1 s, at the earliest).
 //
 // Same behaviour, verdicts and log lines as the Rust `orders` plugin. Built by
 // `make plugins`: bindings from wit/ (plugin-build c-bindings), clang for
@@ -138,44 +139,67 @@ static bool parse_cents(slice_t amount, uint64_t *cents) {
   return true;
 }
 
-// Validates the order; on failure sets `why` and returns false.
-static bool handle(const consumer_entry_t *entry, consumer_string_t *why) {
+// Is there a field `name` whose value is exactly `value`?
+static bool has_field(const consumer_entry_t *entry, const char *name, const char *value) {
+  for (size_t i = 0; i < entry->fields.len; i++) {
+    const redis_streams_plugin_types_field_t *f = &entry->fields.ptr[i];
+    if (equals((slice_t){f->name.ptr, f->name.len}, name) && equals((slice_t){f->value.ptr, f->value.len}, value))
+      return true;
+  }
+  return false;
+}
+
+typedef enum { HANDLED, REJECT, RETRY } outcome_t;
+
+// Validates the order; a reject or retry sets its reason in `why`.
+static outcome_t handle(const consumer_entry_t *entry, consumer_string_t *why) {
   slice_t kind, order_id, customer, amount;
-  if (!text(entry, "type", &kind, why)) return false;
+  if (!text(entry, "type", &kind, why)) return REJECT;
   bool known = false;
   for (size_t i = 0; i < sizeof ORDER_TYPES / sizeof *ORDER_TYPES; i++) known |= equals(kind, ORDER_TYPES[i]);
   if (!known) {
     char *q = quote(kind);
     format(why, "unknown order type %s", q);
     free(q);
-    return false;
+    return REJECT;
   }
   if (!text(entry, "order_id", &order_id, why) || !text(entry, "customer", &customer, why) ||
       !text(entry, "amount", &amount, why))
-    return false;
+    return REJECT;
   uint64_t cents;
   if (!parse_cents(amount, &cents)) {
     char *q = quote(amount);
     format(why, "malformed amount %s", q);
     free(q);
-    return false;
+    return REJECT;
+  }
+  if (has_field(entry, "payment", "pending")) {
+    format(why, "payment of %.*s still pending", (int)order_id.len, order_id.ptr);
+    return RETRY;
   }
   slice_t verb = {kind.ptr + 6, kind.len - 6};  // without "order."
   log_line(REDIS_STREAMS_PLUGIN_LOG_LEVEL_INFO, "order %.*s %.*s for %.*s: amount %" PRIu64 ".%02" PRIu64,
            (int)order_id.len, order_id.ptr, (int)verb.len, verb.ptr, (int)customer.len, customer.ptr, cents / 100,
            cents % 100);
-  return true;
+  return HANDLED;
 }
 
 bool exports_consumer_handle(consumer_entry_t *entry, consumer_error_t *err) {
   consumer_string_t why = {0};
-  bool ok = handle(entry, &why);
-  if (!ok) {
+  outcome_t outcome = handle(entry, &why);
+  // Reasons are freed by the bindings' post-return once the host has copied them.
+  if (outcome == REJECT) {
     log_line(REDIS_STREAMS_PLUGIN_LOG_LEVEL_WARN, "rejecting %.*s: %.*s", (int)entry->id.len, entry->id.ptr,
              (int)why.len, why.ptr);
     err->tag = REDIS_STREAMS_PLUGIN_TYPES_ERROR_REJECT;
-    err->val.reject = why;  // freed by the bindings' post-return once the host has copied it
+    err->val.reject = why;
+  } else if (outcome == RETRY) {
+    log_line(REDIS_STREAMS_PLUGIN_LOG_LEVEL_WARN, "retrying %.*s: %.*s", (int)entry->id.len, entry->id.ptr,
+             (int)why.len, why.ptr);
+    err->tag = REDIS_STREAMS_PLUGIN_TYPES_ERROR_RETRY;
+    err->val.retry.reason = why;
+    err->val.retry.delay_ms = (consumer_option_u64_t){true, 1000};
   }
   consumer_entry_free(entry);  // the guest owns its arguments
-  return ok;
+  return outcome == HANDLED;
 }

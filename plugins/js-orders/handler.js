@@ -1,6 +1,7 @@
 // Example plugin in JavaScript: validates the order events of the redis.io
 // streaming guide (`type`, `order_id`, `customer`, `amount`) and logs one line
 // per order. A missing or malformed field is permanent: the entry is rejected.
+// An order whose `payment` field is `pending` is retried (in 1 s, at the earliest).
 //
 // Same behaviour, verdicts and log lines as the Rust `orders` plugin. Built by
 // `make plugins` with componentize-js.
@@ -24,9 +25,19 @@ export function handle(entry) {
     // The WIT `error` variant: { tag: "retry", val: { reason, delayMs } } or { tag: "reject", val: text }.
     throw { tag: "reject", val: why.message };
   }
+  const pending = new TextEncoder().encode("pending");
+  if (entry.fields.some((f) => f.name === "payment" && sameBytes(f.value, pending))) {
+    const reason = `payment of ${order.orderId} still pending`;
+    log("warn", `retrying ${entry.id}: ${reason}`);
+    throw { tag: "retry", val: { reason, delayMs: 1000n } };
+  }
   const cents = order.cents;
   const fraction = String(cents % 100n).padStart(2, "0");
   log("info", `order ${order.orderId} ${order.kind.replace(/^order\./, "")} for ${order.customer}: amount ${cents / 100n}.${fraction}`);
+}
+
+function sameBytes(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function parse(entry) {

@@ -1,6 +1,7 @@
 """Example plugin in Python: validates the order events of the redis.io
 streaming guide (`type`, `order_id`, `customer`, `amount`) and logs one line
 per order. A missing or malformed field is permanent: the entry is rejected.
+An order whose `payment` field is `pending` is retried (in 1 s, at the earliest).
 
 Same behaviour, verdicts and log lines as the Rust `orders` plugin.
 Built by `make plugins` with componentize-py (see plugins/python-orders/README.md).
@@ -9,7 +10,7 @@ Built by `make plugins` with componentize-py (see plugins/python-orders/README.m
 import wit_world
 from componentize_py_types import Err
 from wit_world.imports.log import Level, log
-from wit_world.imports.types import Entry, Error_Reject
+from wit_world.imports.types import Entry, Error_Reject, Error_Retry, Retry
 
 # The order event types the redis.io guide produces.
 ORDER_TYPES = ("order.placed", "order.paid", "order.shipped", "order.cancelled")
@@ -26,6 +27,10 @@ class WitWorld(wit_world.WitWorld):
         except Invalid as why:
             log(Level.WARN, f"rejecting {entry.id}: {why}")
             raise Err(Error_Reject(str(why)))
+        if any(f.name == "payment" and f.value == b"pending" for f in entry.fields):
+            reason = f"payment of {order_id} still pending"
+            log(Level.WARN, f"retrying {entry.id}: {reason}")
+            raise Err(Error_Retry(Retry(reason, 1000)))
         log(
             Level.INFO,
             f"order {order_id} {kind.removeprefix('order.')} for {customer}: "

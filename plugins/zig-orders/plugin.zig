@@ -1,6 +1,7 @@
 //! Example plugin in Zig: validates the order events of the redis.io streaming
 //! guide (`type`, `order_id`, `customer`, `amount`) and logs one line per
-//! order. A missing or malformed field is permanent: the entry is rejected.
+//! order. A missing or malformed field is permanent: the entry is rejected. An
+//! order whose `payment` field is `pending` is retried (in 1 s, at the earliest).
 //!
 //! Same behaviour, verdicts and log lines as the Rust `orders` plugin. Built by
 //! `make plugins`: C bindings from wit/ (plugin-build c-bindings) imported
@@ -17,6 +18,8 @@ const alloc = std.heap.c_allocator;
 
 /// Why an entry can never be handled (the text goes back to the host).
 const Invalid = struct { why: []u8 };
+/// Why an entry must be delivered again later.
+const Later = struct { why: []u8 };
 
 fn invalid(comptime fmt: []const u8, args: anytype) Invalid {
     return .{ .why = std.fmt.allocPrint(alloc, fmt, args) catch @panic("out of memory") };
@@ -24,23 +27,34 @@ fn invalid(comptime fmt: []const u8, args: anytype) Invalid {
 
 export fn exports_consumer_handle(entry: *c.consumer_entry_t, err: *c.consumer_error_t) bool {
     defer c.consumer_entry_free(entry); // the guest owns its arguments
-    const id = entry.id.ptr[0..entry.id.len];
+    const id = bytes(entry.id);
     switch (handle(entry)) {
         .ok => return true,
         .invalid => |bad| {
             defer alloc.free(bad.why);
             log(c.REDIS_STREAMS_PLUGIN_LOG_LEVEL_WARN, "rejecting {s}: {s}", .{ id, bad.why });
-            // Copied with malloc: the bindings' post-return frees it with free().
-            const copy: [*]u8 = @ptrCast(std.c.malloc(bad.why.len) orelse @panic("out of memory"));
-            @memcpy(copy[0..bad.why.len], bad.why);
             err.tag = c.REDIS_STREAMS_PLUGIN_TYPES_ERROR_REJECT;
-            err.val.reject = .{ .ptr = copy, .len = bad.why.len };
+            err.val.reject = mallocString(bad.why);
+            return false;
+        },
+        .retry => |later| {
+            defer alloc.free(later.why);
+            log(c.REDIS_STREAMS_PLUGIN_LOG_LEVEL_WARN, "retrying {s}: {s}", .{ id, later.why });
+            err.tag = c.REDIS_STREAMS_PLUGIN_TYPES_ERROR_RETRY;
+            err.val.retry = .{ .reason = mallocString(later.why), .delay_ms = .{ .is_some = true, .val = 1000 } };
             return false;
         },
     }
 }
 
-const Outcome = union(enum) { ok, invalid: Invalid };
+/// A copy made with malloc: the bindings' post-return frees it with free().
+fn mallocString(s: []const u8) c.consumer_string_t {
+    const copy: [*]u8 = @ptrCast(std.c.malloc(s.len) orelse @panic("out of memory"));
+    @memcpy(copy[0..s.len], s);
+    return .{ .ptr = copy, .len = s.len };
+}
+
+const Outcome = union(enum) { ok, invalid: Invalid, retry: Later };
 const Text = union(enum) { value: []const u8, invalid: Invalid };
 
 fn handle(entry: *const c.consumer_entry_t) Outcome {
@@ -62,10 +76,26 @@ fn handle(entry: *const c.consumer_entry_t) Outcome {
         .invalid => |bad| return .{ .invalid = bad },
     };
     const cents = parseCents(amount) orelse return .{ .invalid = quoted("malformed amount ", amount) };
+    if (hasField(entry, "payment", "pending")) {
+        const why = std.fmt.allocPrint(alloc, "payment of {s} still pending", .{order_id}) catch @panic("out of memory");
+        return .{ .retry = .{ .why = why } };
+    }
     log(c.REDIS_STREAMS_PLUGIN_LOG_LEVEL_INFO, "order {s} {s} for {s}: amount {d}.{d:0>2}", .{
         order_id, kind["order.".len..], customer, cents / 100, cents % 100,
     });
     return .ok;
+}
+
+fn hasField(entry: *const c.consumer_entry_t, name: []const u8, value: []const u8) bool {
+    for (entry.fields.ptr[0..entry.fields.len]) |field| {
+        if (std.mem.eql(u8, bytes(field.name), name) and std.mem.eql(u8, bytes(field.value), value)) return true;
+    }
+    return false;
+}
+
+/// A C string or byte list as a slice (empty ones may have a null pointer).
+fn bytes(s: anytype) []const u8 {
+    return if (s.len == 0) "" else s.ptr[0..s.len];
 }
 
 fn isOrderType(kind: []const u8) bool {
@@ -78,8 +108,8 @@ fn isOrderType(kind: []const u8) bool {
 /// The first field called `name`, as non-empty UTF-8 text.
 fn text(entry: *const c.consumer_entry_t, name: []const u8) Text {
     for (entry.fields.ptr[0..entry.fields.len]) |field| {
-        if (!std.mem.eql(u8, field.name.ptr[0..field.name.len], name)) continue;
-        const value: []const u8 = if (field.value.len == 0) "" else field.value.ptr[0..field.value.len];
+        if (!std.mem.eql(u8, bytes(field.name), name)) continue;
+        const value = bytes(field.value);
         if (!std.unicode.utf8ValidateSlice(value)) return .{ .invalid = quotedAround("field ", name, " is not UTF-8") };
         if (value.len == 0) return .{ .invalid = quotedAround("field ", name, " is empty") };
         return .{ .value = value };

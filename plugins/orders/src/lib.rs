@@ -1,10 +1,12 @@
 //! Example plugin: validates the order events of the redis.io streaming guide
 //! (`type`, `order_id`, `customer`, `amount`) and logs one line per order.
-//! A missing or malformed field is permanent: the entry is rejected.
+//! A missing or malformed field is permanent: the entry is rejected. An order
+//! whose `payment` field is `pending` is retried (in 1 s, at the earliest).
 
 wit_bindgen::generate!({ path: "../../wit", world: "consumer" });
 
 use redis_streams::plugin::log::{log, Level};
+use redis_streams::plugin::types::Retry;
 
 
 /// The order event types the redis.io guide produces.
@@ -18,6 +20,11 @@ impl Guest for Orders {
             log(Level::Warn, &format!("rejecting {}: {why}", entry.id));
             Error::Reject(why)
         })?;
+        if entry.fields.iter().any(|f| f.name == "payment" && f.value == b"pending") {
+            let reason = format!("payment of {} still pending", order.order_id);
+            log(Level::Warn, &format!("retrying {}: {reason}", entry.id));
+            return Err(Error::Retry(Retry { reason, delay_ms: Some(1000) }));
+        }
         log(
             Level::Info,
             &format!(

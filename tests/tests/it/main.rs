@@ -1,6 +1,7 @@
 //! Integration tests: the host against a real redis-server and real plugins.
 
 mod cli;
+mod conformance;
 mod consume;
 mod faults;
 mod metrics;
