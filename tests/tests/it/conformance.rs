@@ -10,16 +10,19 @@ use std::time::Duration;
 /// Rust first: the reference the others are compared with.
 const PLUGINS: [&str; 5] = ["orders", "python-orders", "js-orders", "c-orders", "zig-orders"];
 
+/// An entry's fields.
+type Fields = Vec<(&'static str, Vec<u8>)>;
+
 /// The input set, and what each entry must come to.
-fn inputs() -> Vec<(Vec<(&'static str, Vec<u8>)>, &'static str)> {
-    let with = |mut fields: Vec<(&'static str, Vec<u8>)>, name, value: Vec<u8>| {
+fn inputs() -> Vec<(Fields, &'static str)> {
+    let with = |mut fields: Fields, name, value: Vec<u8>| {
         match fields.iter_mut().find(|(n, _)| *n == name) {
             Some(field) => field.1 = value,
             None => fields.push((name, value)),
         }
         fields
     };
-    let without = |mut fields: Vec<(&'static str, Vec<u8>)>, name| {
+    let without = |mut fields: Fields, name| {
         fields.retain(|(n, _)| *n != name);
         fields
     };
