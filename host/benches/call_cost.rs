@@ -4,7 +4,7 @@
 //!
 //!     make plugins && cargo bench -p host --bench call_cost [-- PLUGIN.wasm...]
 //!
-//! Default plugins: plugins/dist/orders.wasm (Rust) and python-orders.wasm.
+//! Default plugins: every orders plugin in plugins/dist (Rust, Python, JS, C, Zig).
 
 use anyhow::{Context, Result};
 use host::{Delivery, Engine, Entry, Instance, Limits, Plugin, Verdict};
@@ -16,7 +16,10 @@ fn main() -> Result<()> {
     let mut plugins: Vec<PathBuf> =
         std::env::args().skip(1).filter(|a| !a.starts_with('-')).map(PathBuf::from).collect();
     if plugins.is_empty() {
-        plugins = ["orders", "python-orders"].iter().map(|n| root.join(format!("plugins/dist/{n}.wasm"))).collect();
+        plugins = ["orders", "python-orders", "js-orders", "c-orders", "zig-orders"]
+            .iter()
+            .map(|n| root.join(format!("plugins/dist/{n}.wasm")))
+            .collect();
     }
     let engine = Engine::new()?;
     for path in &plugins {
