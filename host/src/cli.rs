@@ -18,6 +18,12 @@ struct Cli {
 enum Sub {
     /// Consume a stream through a consumer group, calling the plugin's `handle` per entry.
     Run(RunArgs),
+    /// Check that a plugin would run (a component of the plugin world) and describe it.
+    Check {
+        /// The plugin component (.wasm).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Append one entry to a stream (XADD), printing its id.
     Produce(ProduceArgs),
     /// Show a group's pending entries: per consumer, then each with idle time and deliveries.
@@ -233,6 +239,7 @@ fn from_cli(cli: Cli) -> Command {
             metrics: a.metrics,
             stream: a.stream.expect("clap requires --stream with --plugin"),
         }),
+        Sub::Check { file } => Command::Check(file),
         Sub::Produce(a) => Command::Produce(ProduceConfig {
             redis_url: a.redis.url(),
             stream: a.stream,

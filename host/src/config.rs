@@ -12,6 +12,8 @@ pub enum Command {
     Run(RunConfig),
     /// Run every plugin of a folder.
     Serve(FolderConfig),
+    /// Validate and describe a plugin file.
+    Check(PathBuf),
     /// Add one entry to a stream.
     Produce(ProduceConfig),
     /// Show a group's pending entries.

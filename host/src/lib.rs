@@ -6,6 +6,7 @@
 
 mod bindings;
 mod cache;
+mod check;
 pub mod cli;
 pub mod config;
 mod consumer;
@@ -70,6 +71,7 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
             folder::serve(config, shutdown).await?;
             return Ok(());
         }
+        Command::Check(path) => check::check(&path)?,
         Command::Produce(config) => format!("{}\n", produce(&config).await?),
         Command::Pending(config) => inspect::pending(&config).await?,
         Command::DlqList(config) => inspect::dlq_list(&config).await?,

@@ -44,6 +44,12 @@ pub struct Plugin {
     pub(crate) engine: Engine,
     /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
+    /// Size of the file, bytes.
+    pub size: usize,
+    /// How long compiling (or loading from the cache) took.
+    pub compile_time: std::time::Duration,
+    /// The compiled component (for its imports and exports).
+    component: wasmtime::component::Component,
 }
 
 impl Plugin {
@@ -73,7 +79,25 @@ impl Plugin {
         tracing::info!(plugin = %tag.name, version = %tag.version, bytes = bytes.len(),
             "plugin {} in {} ms", if from_cache { "loaded from the compile cache" } else { "compiled" },
             started.elapsed().as_millis());
-        Ok(Plugin { tag, path: path.to_owned(), pre, engine: engine.clone(), from_cache })
+        let (size, compile_time) = (bytes.len(), started.elapsed());
+        Ok(Plugin {
+            tag,
+            path: path.to_owned(),
+            pre,
+            engine: engine.clone(),
+            from_cache,
+            size,
+            compile_time,
+            component,
+        })
+    }
+
+    /// The names of what the component imports and exports, in its order.
+    pub fn interface(&self) -> (Vec<String>, Vec<String>) {
+        let ty = self.component.component_type();
+        let imports = ty.imports(&self.engine.engine).map(|(name, _)| name.to_string()).collect();
+        let exports = ty.exports(&self.engine.engine).map(|(name, _)| name.to_string()).collect();
+        (imports, exports)
     }
 }
 

@@ -112,3 +112,30 @@ async fn produce_appends_an_entry() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected FIELD=VALUE"));
 }
+
+/// `host check` describes a plugin of every language, and refuses what would not run.
+#[test]
+fn check_describes_plugins_and_refuses_others() {
+    for name in ["orders", "python-orders", "js-orders", "c-orders", "zig-orders"] {
+        let wasm = plugin(name);
+        let out = Command::new(host_bin()).arg("check").arg(&wasm).output().expect("spawn host");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+        let version = host::plugin_version(&std::fs::read(&wasm).unwrap());
+        assert!(stdout.contains("ok, a component of world redis-streams:plugin/consumer@0.1.0"), "{stdout}");
+        assert!(stdout.contains(&format!("  name     {name}\n")), "{stdout}");
+        assert!(stdout.contains(&format!("  version  {version}\n")), "{stdout}");
+        assert!(stdout.contains("handle"), "{stdout}");
+        assert!(stdout.contains("redis-streams:plugin/log@0.1.0"), "{stdout}");
+    }
+    for (file, expected) in [
+        (fixture("check-text.wasm", b"this is not wasm"), "is not a WebAssembly file"),
+        (fixture("check-core.wasm", wasm::CORE_MODULE), "is a core WebAssembly module"),
+        (fixture("check-empty.wasm", wasm::EMPTY_COMPONENT), "does not implement world"),
+        (fixture("check-foreign.wasm", wasm::FOREIGN_IMPORT), "does not implement world"),
+        (Path::new("/nonexistent/x.wasm").to_path_buf(), "not found"),
+    ] {
+        let out = Command::new(host_bin()).arg("check").arg(&file).output().expect("spawn host");
+        assert_error(out.status.code().unwrap_or(-1), &String::from_utf8_lossy(&out.stderr), expected);
+    }
+}
