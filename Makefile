@@ -23,9 +23,12 @@ JS_PLUGINS             := js-orders
 
 # C plugins: Debian's clang for wasm32-wasi (preview1) and wasi-libc; the WIT
 # bindings and the component wrapping come from plugin-build, a small Rust
-# tool of this repository (tools/plugin-build) built with rustup's cargo.
+# tool of this repository (tools/plugin-build), cargo-installed into the tools
+# folder under a hash of its sources (`host new` scaffolds share that install).
 C_PLUGINS              := c-orders
-PLUGIN_BUILD           := $(GUEST_TARGET_DIR)/plugin-build/release/plugin-build
+PLUGIN_BUILD_SOURCES   := tools/plugin-build/Cargo.toml tools/plugin-build/Cargo.lock tools/plugin-build/src/main.rs
+PLUGIN_BUILD_HASH      := $(shell cat $(PLUGIN_BUILD_SOURCES) | sha256sum | cut -c1-12)
+PLUGIN_BUILD           := $(TOOLS_DIR)/plugin-build-$(PLUGIN_BUILD_HASH)/bin/plugin-build
 C_BINDINGS             := $(GUEST_TARGET_DIR)/c-bindings
 CLANG                  := clang-19
 WASI_CFLAGS            := --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -Os -s -Wall -Werror
@@ -110,9 +113,8 @@ $(ZIG_PYTHON):
 	python3 -m venv "$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)"
 	"$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)/bin/pip" install -q "ziglang==$(ZIG_VERSION)"
 
-$(PLUGIN_BUILD): tools/plugin-build/src/main.rs tools/plugin-build/Cargo.toml tools/plugin-build/Cargo.lock
-	cargo build --release --manifest-path tools/plugin-build/Cargo.toml --target-dir "$(GUEST_TARGET_DIR)/plugin-build"
-	@touch "$@"
+$(PLUGIN_BUILD):
+	cargo install --locked --quiet --root "$(TOOLS_DIR)/plugin-build-$(PLUGIN_BUILD_HASH)" --path tools/plugin-build
 
 $(COMPONENTIZE_PY):
 	scripts/install-deps.sh python

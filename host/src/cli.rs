@@ -1,7 +1,9 @@
 //! Command-line flags (clap). The only module that knows about clap: it turns
 //! flags into a validated [`Command`].
 
-use crate::config::{self, Command, FolderConfig, InspectConfig, ProduceConfig, RequeueConfig, RunConfig};
+use crate::config::{
+    self, Command, FolderConfig, InspectConfig, Lang, NewConfig, ProduceConfig, RequeueConfig, RunConfig,
+};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +26,18 @@ enum Sub {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Create a plugin project (build it with `make`): the "cargo new" of plugins.
+    New {
+        /// The plugin's language.
+        #[arg(long, value_enum)]
+        lang: LangArg,
+        /// Folder in which the project folder NAME is created.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// Plugin name (lowercase letters, digits, '-'); also the project folder.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Append one entry to a stream (XADD), printing its id.
     Produce(ProduceArgs),
     /// Show a group's pending entries: per consumer, then each with idle time and deliveries.
@@ -31,6 +45,16 @@ enum Sub {
     /// Inspect or requeue dead letters.
     #[command(subcommand)]
     Dlq(DlqSub),
+}
+
+/// Languages of `host new --lang`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LangArg {
+    Rust,
+    Python,
+    Js,
+    C,
+    Zig,
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,6 +264,17 @@ fn from_cli(cli: Cli) -> Command {
             stream: a.stream.expect("clap requires --stream with --plugin"),
         }),
         Sub::Check { file } => Command::Check(file),
+        Sub::New { lang, dir, name } => Command::New(NewConfig {
+            lang: match lang {
+                LangArg::Rust => Lang::Rust,
+                LangArg::Python => Lang::Python,
+                LangArg::Js => Lang::Js,
+                LangArg::C => Lang::C,
+                LangArg::Zig => Lang::Zig,
+            },
+            name,
+            parent: dir,
+        }),
         Sub::Produce(a) => Command::Produce(ProduceConfig {
             redis_url: a.redis.url(),
             stream: a.stream,

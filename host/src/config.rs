@@ -14,6 +14,8 @@ pub enum Command {
     Serve(FolderConfig),
     /// Validate and describe a plugin file.
     Check(PathBuf),
+    /// Scaffold a plugin project.
+    New(NewConfig),
     /// Add one entry to a stream.
     Produce(ProduceConfig),
     /// Show a group's pending entries.
@@ -122,6 +124,45 @@ pub struct FolderConfig {
     pub host_file: std::path::PathBuf,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// The languages `host new` scaffolds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// Rust (wit-bindgen, built with Debian's rustc for wasm32-wasip2).
+    Rust,
+    /// Python (componentize-py).
+    Python,
+    /// JavaScript (componentize-js).
+    Js,
+    /// C (clang, wit-bindgen C bindings, the preview1 adapter).
+    C,
+    /// Zig (ziglang, the C bindings).
+    Zig,
+}
+
+impl Lang {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
+            Lang::C => "c",
+            Lang::Zig => "zig",
+        }
+    }
+}
+
+/// Settings of `host new`.
+#[derive(Debug, Clone)]
+pub struct NewConfig {
+    /// The plugin's language.
+    pub lang: Lang,
+    /// The plugin (and project folder) name.
+    pub name: String,
+    /// Where the project folder is created.
+    pub parent: PathBuf,
 }
 
 /// Settings of `host produce`.

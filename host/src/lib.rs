@@ -28,6 +28,7 @@ mod plugin;
 mod produce;
 mod reaper;
 mod run;
+mod scaffold;
 mod settle;
 pub mod shutdown;
 mod sidecar;
@@ -72,6 +73,7 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
             return Ok(());
         }
         Command::Check(path) => check::check(&path)?,
+        Command::New(config) => scaffold::create(&config)?,
         Command::Produce(config) => format!("{}\n", produce(&config).await?),
         Command::Pending(config) => inspect::pending(&config).await?,
         Command::DlqList(config) => inspect::dlq_list(&config).await?,

@@ -8,5 +8,6 @@ mod metrics;
 mod outages;
 mod recovery;
 mod reload;
+mod scaffold;
 mod shutdown;
 mod support;
