@@ -24,32 +24,34 @@ typedef struct {
   size_t len;
 } slice_t;
 
-// Formats into a heap string owned by `out` (freed by the caller or the host).
-static void format(consumer_string_t *out, const char *fmt, ...) {
-  va_list args;
-  va_start(args, fmt);
+// Formats into a heap string owned by `out` (freed by the caller or by the
+// bindings' post-return).
+static void vformat(consumer_string_t *out, const char *fmt, va_list args) {
+  va_list again;
+  va_copy(again, args);
   int n = vsnprintf(NULL, 0, fmt, args);
-  va_end(args);
   char *text = malloc((size_t)n + 1);
-  va_start(args, fmt);
-  vsnprintf(text, (size_t)n + 1, fmt, args);
-  va_end(args);
+  vsnprintf(text, (size_t)n + 1, fmt, again);
+  va_end(again);
   out->ptr = (uint8_t *)text;
   out->len = (size_t)n;
 }
 
-static void log_line(redis_streams_plugin_log_level_t level, const char *fmt, ...) {
+static void format(consumer_string_t *out, const char *fmt, ...) {
   va_list args;
   va_start(args, fmt);
-  int n = vsnprintf(NULL, 0, fmt, args);
+  vformat(out, fmt, args);
   va_end(args);
-  char *text = malloc((size_t)n + 1);
+}
+
+static void log_line(redis_streams_plugin_log_level_t level, const char *fmt, ...) {
+  consumer_string_t message;
+  va_list args;
   va_start(args, fmt);
-  vsnprintf(text, (size_t)n + 1, fmt, args);
+  vformat(&message, fmt, args);
   va_end(args);
-  consumer_string_t message = {(uint8_t *)text, (size_t)n};
   redis_streams_plugin_log_log(level, &message);
-  free(text);
+  consumer_string_free(&message);
 }
 
 // Quotes like Rust's `{:?}` does for plain text, so log lines match the Rust
