@@ -2,7 +2,8 @@
 //! flags into a validated [`Command`].
 
 use crate::config::{
-    self, Command, FolderConfig, InspectConfig, Lang, NewConfig, ProduceConfig, RequeueConfig, RunConfig,
+    self, Command, FolderConfig, InspectConfig, Lang, NewConfig, ProduceConfig, ReplayConfig, RequeueConfig, RunConfig,
+    StreamConfig, Trim, TrimConfig,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,6 +27,14 @@ enum Sub {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Describe a stream, its groups and their consumers (XINFO).
+    Info(StreamArgs),
+    /// Print entries as they are added, like `tail -f` (touches no group).
+    Tail(StreamArgs),
+    /// Print a range of entries (XRANGE).
+    Replay(ReplayArgs),
+    /// Trim a stream (XTRIM MAXLEN or MINID).
+    Trim(TrimArgs),
     /// Create a plugin project (build it with `make`): the "cargo new" of plugins.
     New {
         /// The plugin's language.
@@ -78,6 +87,55 @@ struct PendingArgs {
     count: usize,
     #[command(flatten)]
     redis: RedisArgs,
+}
+
+#[derive(Args, Debug)]
+struct StreamArgs {
+    /// Stream key.
+    #[arg(long, value_name = "KEY")]
+    stream: String,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
+impl StreamArgs {
+    fn config(self) -> StreamConfig {
+        StreamConfig { redis_url: self.redis.url(), stream: self.stream, json: self.json }
+    }
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    #[command(flatten)]
+    target: StreamArgs,
+    /// First id (inclusive; `(ID` exclusive) [default: the oldest].
+    #[arg(long, value_name = "ID", default_value = "-")]
+    from: String,
+    /// Last id (inclusive) [default: the newest].
+    #[arg(long, value_name = "ID", default_value = "+")]
+    to: String,
+    /// At most N entries.
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("how").required(true).args(["maxlen", "minid"])))]
+struct TrimArgs {
+    #[command(flatten)]
+    target: StreamArgs,
+    /// Keep about N newest entries (exactly N with --exact).
+    #[arg(long, value_name = "N")]
+    maxlen: Option<u64>,
+    /// Drop entries with ids below ID.
+    #[arg(long, value_name = "ID")]
+    minid: Option<String>,
+    /// Trim exactly (`=`) instead of whole nodes only (`~`, cheaper).
+    #[arg(long)]
+    exact: bool,
 }
 
 #[derive(Args, Debug)]
@@ -264,6 +322,19 @@ fn from_cli(cli: Cli) -> Command {
             stream: a.stream.expect("clap requires --stream with --plugin"),
         }),
         Sub::Check { file } => Command::Check(file),
+        Sub::Info(a) => Command::Info(a.config()),
+        Sub::Tail(a) => Command::Tail(a.config()),
+        Sub::Replay(a) => {
+            Command::Replay(ReplayConfig { target: a.target.config(), from: a.from, to: a.to, count: a.count })
+        }
+        Sub::Trim(a) => Command::Trim(TrimConfig {
+            target: a.target.config(),
+            trim: match (a.maxlen, a.minid) {
+                (Some(n), _) => Trim::MaxLen(n),
+                (None, id) => Trim::MinId(id.expect("clap requires --maxlen or --minid")),
+            },
+            exact: a.exact,
+        }),
         Sub::New { lang, dir, name } => Command::New(NewConfig {
             lang: match lang {
                 LangArg::Rust => Lang::Rust,

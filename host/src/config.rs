@@ -22,6 +22,14 @@ pub enum Command {
     Pending(InspectConfig),
     /// List a stream's dead letters.
     DlqList(InspectConfig),
+    /// Describe a stream, its groups and consumers.
+    Info(StreamConfig),
+    /// Print new entries as they arrive.
+    Tail(StreamConfig),
+    /// Print a range of entries.
+    Replay(ReplayConfig),
+    /// Trim a stream.
+    Trim(TrimConfig),
     /// Move dead letters back onto their origin stream.
     DlqRequeue(RequeueConfig),
 }
@@ -39,6 +47,50 @@ pub struct InspectConfig {
     pub dead_letter: String,
     /// At most this many entries listed.
     pub count: usize,
+}
+
+/// Settings of `host info` and `host tail`.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Redis URL.
+    pub redis_url: String,
+    /// Stream key.
+    pub stream: String,
+    /// JSON output (one object per line) instead of text.
+    pub json: bool,
+}
+
+/// Settings of `host replay`.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    /// Redis URL, stream, output format.
+    pub target: StreamConfig,
+    /// First id (`-`: the oldest).
+    pub from: String,
+    /// Last id (`+`: the newest).
+    pub to: String,
+    /// At most this many entries.
+    pub count: Option<usize>,
+}
+
+/// How `host trim` trims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trim {
+    /// Keep about (or exactly) this many newest entries.
+    MaxLen(u64),
+    /// Drop entries with ids below this one.
+    MinId(String),
+}
+
+/// Settings of `host trim`.
+#[derive(Debug, Clone)]
+pub struct TrimConfig {
+    /// Redis URL, stream, output format.
+    pub target: StreamConfig,
+    /// MAXLEN or MINID.
+    pub trim: Trim,
+    /// Trim exactly (`=`) instead of efficiently (`~`, whole nodes only).
+    pub exact: bool,
 }
 
 /// Settings of `host dlq requeue`.

@@ -1,8 +1,11 @@
-//! Inspection and repair commands: `host pending`, `host dlq list`,
-//! `host dlq requeue`. Each returns the text to print.
+//! Inspection and repair commands: `host info`, `host tail`, `host replay`,
+//! `host trim`, `host pending`, `host dlq list`, `host dlq requeue`. Each
+//! returns the text to print (`tail` prints as entries arrive); `--json`
+//! gives one JSON object per line instead.
 
-use crate::config::{InspectConfig, RequeueConfig};
+use crate::config::{InspectConfig, ReplayConfig, RequeueConfig, StreamConfig, TrimConfig};
 use crate::dead_letter::DeadLetter;
+use crate::entry::Entry;
 use crate::streams::{Connection, Redis};
 use anyhow::{Result, bail};
 use std::fmt::Write;
@@ -10,6 +13,136 @@ use std::time::Duration;
 
 async fn connect(url: &str) -> Result<Connection> {
     Redis::open(url)?.connect(Duration::ZERO).await
+}
+
+/// `host info`: what `XINFO STREAM`, `XINFO GROUPS` and `XINFO CONSUMERS` say.
+pub async fn info(config: &StreamConfig) -> Result<String> {
+    let mut conn = connect(&config.redis_url).await?;
+    let stream = &config.stream;
+    let info = conn.stream_info(stream).await.map_err(|error| match format!("{error:#}").contains("no such key") {
+        true => anyhow::anyhow!("stream {stream:?} does not exist (check --stream and --redis)"),
+        false => error,
+    })?;
+    let mut groups = Vec::new();
+    for group in conn.groups(stream).await? {
+        let consumers = conn.consumers(stream, &group.name).await?;
+        groups.push((group, consumers));
+    }
+    if config.json {
+        let groups: Vec<_> = groups
+            .iter()
+            .map(|(g, consumers)| {
+                let consumers: Vec<_> = consumers
+                    .iter()
+                    .map(|c| serde_json::json!({"name": c.name, "pending": c.pending, "idle_ms": c.idle_ms}))
+                    .collect();
+                serde_json::json!({"name": g.name, "consumers": consumers, "pending": g.pending,
+                    "last_delivered_id": g.last_delivered_id, "lag": g.lag})
+            })
+            .collect();
+        let json = serde_json::json!({"stream": stream, "length": info.length, "first_id": info.first_id,
+            "last_id": info.last_id, "last_generated_id": info.last_generated_id, "groups": groups});
+        return Ok(format!("{json}\n"));
+    }
+    let id = |id: &Option<String>| id.clone().unwrap_or_else(|| "-".into());
+    let mut out = format!(
+        "stream {stream}: {} entries, first {}, last {}, last generated {}, {} groups\n",
+        info.length,
+        id(&info.first_id),
+        id(&info.last_id),
+        info.last_generated_id,
+        info.groups
+    );
+    for (group, consumers) in &groups {
+        let lag = group.lag.map_or_else(|| "unknown".to_string(), |n| n.to_string());
+        writeln!(
+            out,
+            "\ngroup {}: {} consumers, {} pending, last delivered {}, lag {lag}",
+            group.name, group.consumers, group.pending, group.last_delivered_id
+        )?;
+        if !consumers.is_empty() {
+            writeln!(out, "  {:<24} {:>10} {:>12}", "CONSUMER", "PENDING", "IDLE-MS")?;
+        }
+        for c in consumers {
+            writeln!(out, "  {:<24} {:>10} {:>12}", c.name, c.pending, c.idle_ms)?;
+        }
+    }
+    Ok(out)
+}
+
+/// `host replay`: the entries of an `XRANGE`, oldest first.
+pub async fn replay(config: &ReplayConfig) -> Result<String> {
+    let mut conn = connect(&config.target.redis_url).await?;
+    let entries = conn.range(&config.target.stream, &config.from, &config.to, config.count).await?;
+    let mut out = String::new();
+    for entry in &entries {
+        out.push_str(&entry_line(entry, config.target.json));
+    }
+    if !config.target.json {
+        writeln!(out, "{} entries from {} ({} .. {})", entries.len(), config.target.stream, config.from, config.to)?;
+    }
+    Ok(out)
+}
+
+/// `host trim`: `XTRIM … MAXLEN|MINID [~|=]`, then the new length.
+pub async fn trim(config: &TrimConfig) -> Result<String> {
+    let mut conn = connect(&config.target.redis_url).await?;
+    let stream = &config.target.stream;
+    let trimmed = conn.trim(stream, &config.trim, config.exact).await?;
+    let length = conn.stream_info(stream).await.map(|i| i.length).unwrap_or(0);
+    Ok(if config.target.json {
+        format!("{}\n", serde_json::json!({"stream": stream, "trimmed": trimmed, "length": length}))
+    } else {
+        format!("trimmed {trimmed} entries from {stream}; {length} left\n")
+    })
+}
+
+/// `host tail`: prints entries added from now on, like `tail -f` (no group
+/// state is touched), until `shutdown`.
+pub async fn tail(config: &StreamConfig, shutdown: tokio_util::sync::CancellationToken) -> Result<()> {
+    use std::io::Write as _;
+    let block = Duration::from_millis(500);
+    let mut conn = Redis::open(&config.redis_url)?.connect(block).await?;
+    let mut after =
+        conn.stream_info(&config.stream).await.map(|i| i.last_generated_id).unwrap_or_else(|_| "0-0".into());
+    let mut stdout = std::io::stdout();
+    while !shutdown.is_cancelled() {
+        let entries = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            read = conn.read_after(&config.stream, &after, 1000, block) => read?,
+        };
+        for entry in &entries {
+            stdout.write_all(entry_line(entry, config.json).as_bytes())?;
+        }
+        stdout.flush()?;
+        if let Some(last) = entries.last() {
+            after = last.id.clone();
+        }
+    }
+    Ok(())
+}
+
+/// One entry as a line: `ID field=value …` (values quoted, binary as hex), or
+/// `{"id": …, "fields": [[name, value], …]}` with binary values as `{"hex": …}`.
+fn entry_line(entry: &Entry, json: bool) -> String {
+    if json {
+        let text = |b: &[u8]| match std::str::from_utf8(b) {
+            Ok(s) => serde_json::Value::from(s),
+            Err(_) => serde_json::json!({"hex": hex(b)}),
+        };
+        let fields: Vec<_> = entry.fields.iter().map(|(n, v)| serde_json::json!([text(n), text(v)])).collect();
+        return format!("{}\n", serde_json::json!({"id": entry.id, "fields": fields}));
+    }
+    let mut line = entry.id.clone();
+    for (name, value) in &entry.fields {
+        let _ = write!(line, " {}={}", String::from_utf8_lossy(name), printable(value));
+    }
+    line.push('\n');
+    line
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `host pending`: per-consumer counts, then the oldest entries with idle
@@ -127,6 +260,6 @@ async fn requeue_one(conn: &mut Connection, dlq: &str, entry: crate::entry::Entr
 fn printable(value: &[u8]) -> String {
     match std::str::from_utf8(value) {
         Ok(text) => format!("{text:?}"),
-        Err(_) => format!("0x{}", value.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        Err(_) => format!("0x{}", hex(value)),
     }
 }

@@ -77,6 +77,13 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
         Command::Produce(config) => format!("{}\n", produce(&config).await?),
         Command::Pending(config) => inspect::pending(&config).await?,
         Command::DlqList(config) => inspect::dlq_list(&config).await?,
+        Command::Info(config) => inspect::info(&config).await?,
+        Command::Replay(config) => inspect::replay(&config).await?,
+        Command::Trim(config) => inspect::trim(&config).await?,
+        Command::Tail(config) => {
+            inspect::tail(&config, shutdown).await?;
+            return Ok(());
+        }
         Command::DlqRequeue(config) => inspect::dlq_requeue(&config).await?,
     };
     print!("{output}");

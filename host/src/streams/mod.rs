@@ -3,8 +3,9 @@
 
 mod reply;
 
-pub use reply::{Batch, ConsumerInfo, PendingEntry};
+pub use reply::{Batch, ConsumerInfo, GroupInfo, PendingEntry, StreamInfo};
 
+use crate::config::Trim;
 use crate::entry::Entry;
 use anyhow::{Context, Result, anyhow};
 use redis::aio::MultiplexedConnection;
@@ -334,6 +335,56 @@ impl Connection {
             .await
             .with_context(|| format!("requeue of {dead_id} from {dlq:?} to {origin:?} failed"))?;
         Ok(new_id)
+    }
+
+    /// `XINFO STREAM stream`.
+    pub async fn stream_info(&mut self, stream: &str) -> Result<StreamInfo> {
+        let reply: Value = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(stream)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XINFO STREAM on stream {stream:?} failed (does it exist?)"))?;
+        reply::stream_info_reply(reply)
+    }
+
+    /// `XINFO GROUPS stream`.
+    pub async fn groups(&mut self, stream: &str) -> Result<Vec<GroupInfo>> {
+        let reply: Value = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(stream)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XINFO GROUPS on stream {stream:?} failed"))?;
+        reply::groups_reply(reply)
+    }
+
+    /// `XTRIM stream MAXLEN|MINID [~] threshold`; returns how many entries went.
+    pub async fn trim(&mut self, stream: &str, trim: &Trim, exact: bool) -> Result<u64> {
+        let mut cmd = redis::cmd("XTRIM");
+        cmd.arg(stream);
+        match trim {
+            Trim::MaxLen(n) => cmd.arg("MAXLEN").arg(if exact { "=" } else { "~" }).arg(*n),
+            Trim::MinId(id) => cmd.arg("MINID").arg(if exact { "=" } else { "~" }).arg(id),
+        };
+        cmd.query_async(&mut self.conn).await.with_context(|| format!("XTRIM on stream {stream:?} failed"))
+    }
+
+    /// `XREAD [COUNT n] BLOCK ms STREAMS stream after`: entries newer than
+    /// `after`, no group involved (empty after the block time).
+    pub async fn read_after(&mut self, stream: &str, after: &str, count: usize, block: Duration) -> Result<Vec<Entry>> {
+        let reply: Value = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(stream)
+            .arg(after)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XREAD on stream {stream:?} failed"))?;
+        Ok(reply::read_reply(reply, 0)?.entries)
     }
 
     /// `XRANGE stream start end [COUNT n]`.

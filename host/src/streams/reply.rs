@@ -130,22 +130,12 @@ pub struct ConsumerInfo {
 
 /// Parses `XINFO CONSUMERS` (a list of flat field/value arrays or maps).
 pub fn consumers_reply(reply: Value) -> Result<Vec<ConsumerInfo>> {
-    let Value::Array(rows) = reply else {
-        bail!("XINFO CONSUMERS reply is not an array: {reply:?}");
-    };
-    rows.into_iter()
+    rows(reply, "XINFO CONSUMERS")?
+        .into_iter()
         .map(|row| {
-            let pairs: Vec<(Value, Value)> = match row {
-                Value::Map(pairs) => pairs,
-                Value::Array(flat) => {
-                    let mut it = flat.into_iter();
-                    std::iter::from_fn(|| Some((it.next()?, it.next()?))).collect()
-                }
-                other => bail!("consumer row is not a map: {other:?}"),
-            };
             let mut info = ConsumerInfo { name: String::new(), pending: 0, idle_ms: 0 };
-            for (key, value) in pairs {
-                match (string(key)?.as_str(), value) {
+            for (key, value) in pairs(row)? {
+                match (key.as_str(), value) {
                     ("name", v) => info.name = string(v)?,
                     ("pending", Value::Int(n)) => info.pending = n.max(0) as u64,
                     ("idle", Value::Int(n)) => info.idle_ms = n.max(0) as u64,
@@ -155,6 +145,95 @@ pub fn consumers_reply(reply: Value) -> Result<Vec<ConsumerInfo>> {
             Ok(info)
         })
         .collect()
+}
+
+/// A stream as `XINFO STREAM` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StreamInfo {
+    /// Entries in the stream (`XLEN`).
+    pub length: u64,
+    /// Consumer groups.
+    pub groups: u64,
+    /// The id of the newest entry ever added (trimming does not lower it).
+    pub last_generated_id: String,
+    /// Oldest entry id, if any.
+    pub first_id: Option<String>,
+    /// Newest entry id, if any.
+    pub last_id: Option<String>,
+}
+
+/// Parses `XINFO STREAM` (a flat field/value array or a map).
+pub fn stream_info_reply(reply: Value) -> Result<StreamInfo> {
+    let mut info = StreamInfo::default();
+    for (key, value) in pairs(reply)? {
+        match (key.as_str(), value) {
+            ("length", Value::Int(n)) => info.length = n.max(0) as u64,
+            ("groups", Value::Int(n)) => info.groups = n.max(0) as u64,
+            ("last-generated-id", v) => info.last_generated_id = string(v)?,
+            ("first-entry", Value::Array(entry)) => info.first_id = entry.into_iter().next().map(string).transpose()?,
+            ("last-entry", Value::Array(entry)) => info.last_id = entry.into_iter().next().map(string).transpose()?,
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+/// One consumer group, from `XINFO GROUPS`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GroupInfo {
+    /// Group name.
+    pub name: String,
+    /// Consumers in the group.
+    pub consumers: u64,
+    /// Entries delivered and not yet acknowledged.
+    pub pending: u64,
+    /// The last entry id delivered to the group.
+    pub last_delivered_id: String,
+    /// Entries not yet delivered to the group (`None` when Redis cannot tell,
+    /// e.g. after deletions).
+    pub lag: Option<u64>,
+}
+
+/// Parses `XINFO GROUPS`.
+pub fn groups_reply(reply: Value) -> Result<Vec<GroupInfo>> {
+    rows(reply, "XINFO GROUPS")?
+        .into_iter()
+        .map(|row| {
+            let mut info = GroupInfo::default();
+            for (key, value) in pairs(row)? {
+                match (key.as_str(), value) {
+                    ("name", v) => info.name = string(v)?,
+                    ("consumers", Value::Int(n)) => info.consumers = n.max(0) as u64,
+                    ("pending", Value::Int(n)) => info.pending = n.max(0) as u64,
+                    ("last-delivered-id", v) => info.last_delivered_id = string(v)?,
+                    ("lag", Value::Int(n)) => info.lag = Some(n.max(0) as u64),
+                    _ => {}
+                }
+            }
+            Ok(info)
+        })
+        .collect()
+}
+
+/// The rows of an array reply.
+fn rows(reply: Value, what: &str) -> Result<Vec<Value>> {
+    match reply {
+        Value::Array(rows) => Ok(rows),
+        other => bail!("{what} reply is not an array: {other:?}"),
+    }
+}
+
+/// A map reply (RESP3) or a flat field/value array (RESP2) as pairs.
+fn pairs(row: Value) -> Result<Vec<(String, Value)>> {
+    let pairs: Vec<(Value, Value)> = match row {
+        Value::Map(pairs) => pairs,
+        Value::Array(flat) => {
+            let mut it = flat.into_iter();
+            std::iter::from_fn(|| Some((it.next()?, it.next()?))).collect()
+        }
+        other => bail!("expected a map, got {other:?}"),
+    };
+    pairs.into_iter().map(|(k, v)| Ok((string(k)?, v))).collect()
 }
 
 pub fn string(value: Value) -> Result<String> {

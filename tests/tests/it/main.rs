@@ -4,6 +4,7 @@ mod cli;
 mod conformance;
 mod consume;
 mod faults;
+mod inspection;
 mod metrics;
 mod outages;
 mod recovery;
