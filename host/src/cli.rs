@@ -14,6 +14,9 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     command: Sub,
+    /// Log lines as text or as one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormatArg,
 }
 
 #[derive(Subcommand, Debug)]
@@ -54,6 +57,13 @@ enum Sub {
     /// Inspect or requeue dead letters.
     #[command(subcommand)]
     Dlq(DlqSub),
+}
+
+/// Values of `--log-format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormatArg {
+    Text,
+    Json,
 }
 
 /// Languages of `host new --lang`.
@@ -276,9 +286,15 @@ struct ProduceArgs {
     fields: Vec<(String, String)>,
 }
 
-/// Parses the process arguments; on a bad flag prints clap's message and exits 2.
-pub fn parse() -> Command {
-    from_cli(Cli::parse())
+/// Parses the process arguments into the command and the log format; on a
+/// bad flag prints clap's message and exits 2.
+pub fn parse() -> (Command, crate::logging::LogFormat) {
+    let cli = Cli::parse();
+    let format = match cli.log_format {
+        LogFormatArg::Text => crate::logging::LogFormat::Text,
+        LogFormatArg::Json => crate::logging::LogFormat::Json,
+    };
+    (from_cli(cli), format)
 }
 
 /// Parses `args` (the first is the program name), for tests.

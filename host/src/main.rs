@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let command = host::cli::parse();
-    host::logging::init();
+    let (command, log_format) = host::cli::parse();
+    host::logging::init(log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

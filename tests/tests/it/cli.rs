@@ -139,3 +139,29 @@ fn check_describes_plugins_and_refuses_others() {
         assert_error(out.status.code().unwrap_or(-1), &String::from_utf8_lossy(&out.stderr), expected);
     }
 }
+
+/// `--log-format json`: every log line is one JSON object; plugin lines carry
+/// the plugin's name and version as fields.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_per_line() {
+    let mut conn = redis().await;
+    let stream = unique_stream("json-logs");
+    produce(&mut conn, &stream, &[order(0)]).await;
+    let mut host = HostProcess::run(&stream, "orders", &["--log-format", "json"]);
+    host.wait_log(std::time::Duration::from_secs(60), "the order's log line", |log| {
+        log.iter().any(|l| l.contains("placed for"))
+    });
+    let (status, _) = host.terminate();
+    assert!(status.success());
+    let version = host::plugin_version(&std::fs::read(plugin("orders")).unwrap());
+    let lines: Vec<serde_json::Value> = host
+        .log
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let order = lines.iter().find(|l| l["fields"]["message"].as_str().is_some_and(|m| m.contains("placed for")));
+    let order = order.expect("the plugin's line");
+    assert_eq!(order["level"], "INFO");
+    assert_eq!(order["fields"]["plugin"], "orders");
+    assert_eq!(order["fields"]["version"], version.as_str());
+}
