@@ -71,6 +71,7 @@ impl Deployment {
             limits: config.limits.clone(),
         });
         crate::metrics::global().serving(&plugin.tag, true);
+        crate::metrics::global().watch(redis, &config.stream, &config.group);
         let (sender, receiver) = watch::channel(plugin);
         let stop = parent.child_token();
         let mut tasks = JoinSet::new();

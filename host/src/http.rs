@@ -31,5 +31,7 @@ pub async fn start(addr: SocketAddr, shutdown: CancellationToken) -> Result<Sock
 }
 
 async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, OPENMETRICS)], crate::metrics::global().encode())
+    let metrics = crate::metrics::global();
+    metrics.refresh_groups().await;
+    ([(header::CONTENT_TYPE, OPENMETRICS)], metrics.encode())
 }

@@ -8,6 +8,7 @@
 //! plugin version ([`CallMetrics`]), so it costs a few atomic adds, no lookup.
 
 use crate::guest_log::PluginTag;
+use crate::streams::Redis;
 use crate::verdict::Verdict;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,7 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 /// Labels of a consumer group.
@@ -80,6 +81,10 @@ pub struct Metrics {
     claimed: Family<GroupLabels, Counter>,
     loads: Family<LoadLabels, Counter>,
     serving: Family<PluginLabels, Gauge>,
+    lag: Family<GroupLabels, Gauge>,
+    pending: Family<GroupLabels, Gauge>,
+    /// The groups this process consumes, asked for lag and pending at each scrape.
+    groups: Mutex<Vec<(GroupLabels, Redis)>>,
 }
 
 /// Call latency buckets: 10 µs to ~40 s, ×4 apart (a warm Rust call is ~1 µs,
@@ -105,6 +110,9 @@ impl Metrics {
             claimed: Family::default(),
             loads: Family::default(),
             serving: Family::default(),
+            lag: Family::default(),
+            pending: Family::default(),
+            groups: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -127,7 +135,50 @@ impl Metrics {
         registry.register("reaper_claimed", "Idle pending entries claimed by reapers (XAUTOCLAIM)", m.claimed.clone());
         registry.register("plugin_loads", "Plugin file loads and reloads, by result (ok, failed)", m.loads.clone());
         registry.register("plugin_serving", "1 for each plugin version in service", m.serving.clone());
+        registry.register("group_lag", "Entries not yet delivered to the group (XINFO GROUPS)", m.lag.clone());
+        registry.register("group_pending", "Entries delivered and not yet acked (XINFO GROUPS)", m.pending.clone());
         Metrics { registry, ..m }
+    }
+
+    /// Reports `stream`/`group` (on `redis`) in the lag and pending gauges.
+    pub fn watch(&self, redis: &Redis, stream: &str, group: &str) {
+        let labels = GroupLabels { stream: stream.to_owned(), group: group.to_owned() };
+        let mut groups = self.groups.lock().expect("metrics groups lock");
+        if !groups.iter().any(|(l, _)| *l == labels) {
+            groups.push((labels, redis.clone()));
+        }
+    }
+
+    /// Asks Redis for the lag and pending count of every watched group (at
+    /// most 2 s; a group Redis cannot answer for keeps its last values).
+    pub async fn refresh_groups(&self) {
+        let groups = self.groups.lock().expect("metrics groups lock").clone();
+        for (labels, redis) in groups {
+            let asked = tokio::time::timeout(Duration::from_secs(2), async {
+                redis.connect(Duration::ZERO).await?.groups(&labels.stream).await
+            });
+            match asked.await {
+                Ok(Ok(infos)) => match infos.into_iter().find(|g| g.name == labels.group) {
+                    Some(info) => {
+                        self.pending.get_or_create(&labels).set(info.pending as i64);
+                        match info.lag {
+                            Some(lag) => {
+                                self.lag.get_or_create(&labels).set(lag as i64);
+                            }
+                            None => {
+                                self.lag.remove(&labels);
+                            }
+                        }
+                    }
+                    None => {
+                        self.pending.remove(&labels);
+                        self.lag.remove(&labels);
+                    }
+                },
+                Ok(Err(error)) => tracing::debug!(stream = %labels.stream, "group metrics not refreshed: {error:#}"),
+                Err(_) => tracing::debug!(stream = %labels.stream, "group metrics not refreshed: Redis took over 2 s"),
+            }
+        }
     }
 
     /// The metrics in the OpenMetrics text format (what Prometheus scrapes).

@@ -80,14 +80,15 @@ async fn metrics_count_what_happened_per_plugin_version() {
     let v1_bytes = std::fs::read(plugin("orders")).unwrap();
     install(&wasm, &v1_bytes);
     let v1 = host::plugin_version(&v1_bytes);
-    let mut orders: Vec<_> = (0..20).map(order).collect();
+    let mut orders: Vec<_> = (0..21).map(order).collect();
     orders[4][3].1 = b"four".to_vec();
+    orders[20].push(("payment", b"pending".to_vec())); // retried: stays pending (no redelivery in this test)
     produce(&mut conn, &stream, &orders).await;
 
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let args = ["run", "--stream", &stream, "--group", "g", "--plugin", wasm.to_str().unwrap(), "--metrics", &addr];
-    let mut host = HostProcess::start(&[&args[..], &["--redis", redis_url()]].concat());
-    wait_drained(&mut conn, &stream, "g", 0).await;
+    let mut host = HostProcess::start(&[&args[..], &["--redis", redis_url(), "--min-idle-ms", "600000"]].concat());
+    wait_drained(&mut conn, &stream, "g", 1).await;
     host.wait_log(MINUTE, "the metrics endpoint", |log| log.iter().any(|l| l.contains("metrics on http://")));
 
     let group = [("stream", stream.as_str()), ("group", "g")];
@@ -104,8 +105,15 @@ async fn metrics_count_what_happened_per_plugin_version() {
     };
     assert_eq!(verdict(&m, &v1_labels, "ack"), 19.0);
     assert_eq!(verdict(&m, &v1_labels, "reject"), 1.0);
-    assert_eq!(verdict(&m, &v1_labels, "retry") + verdict(&m, &v1_labels, "fault"), 0.0);
-    assert_eq!(value(&m, "host_call_duration_seconds_count", &v1_labels), 20.0);
+    assert_eq!(verdict(&m, &v1_labels, "retry"), 1.0, "the pending payment");
+    assert_eq!(verdict(&m, &v1_labels, "fault"), 0.0);
+    let calls = verdict(&m, &v1_labels, "ack") + verdict(&m, &v1_labels, "reject") + verdict(&m, &v1_labels, "retry");
+    assert_eq!(value(&m, "host_call_duration_seconds_count", &v1_labels), calls);
+    // The group gauges say what XINFO GROUPS says.
+    let info = group_info(&mut conn, &stream, "g").await.unwrap();
+    assert_eq!((info.pending, info.lag), (1, Some(0)));
+    assert_eq!(value(&m, "host_group_pending", &group), 1.0);
+    assert_eq!(value(&m, "host_group_lag", &group), 0.0);
     assert_eq!(value(&m, "host_plugin_serving", &[("plugin", "orders"), ("version", &v1)]), 1.0);
     assert_eq!(value(&m, "host_plugin_loads_total", &[("plugin", "orders"), ("result", "ok")]), 1.0);
 
@@ -118,7 +126,7 @@ async fn metrics_count_what_happened_per_plugin_version() {
     host.wait_log(MINUTE, "the reload", |log| log.iter().any(|l| l.contains(&format!("replacing version {v1}"))));
     let ids = produce(&mut conn, &stream, &(0..5).map(order).collect::<Vec<_>>()).await;
     host.wait_log(MINUTE, "v2 handling", |log| ids.iter().all(|id| handled_ids(log).contains(id)));
-    wait_drained(&mut conn, &stream, "g", 0).await;
+    wait_drained(&mut conn, &stream, "g", 1).await;
 
     let v2_labels = [group[0], group[1], ("plugin", "orders"), ("version", v2.as_str())];
     wait_until!(MINUTE, "v2's acks counted", value(&scrape(&addr), "host_acked_total", &group) == 24.0);
