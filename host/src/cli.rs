@@ -203,7 +203,12 @@ struct RunArgs {
     plugin: Option<PathBuf>,
     /// Folder of plugins: each NAME.wasm runs with the settings of NAME.toml (or
     /// [plugins.NAME] in host.toml); files are watched and hot-reloaded.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["stream", "group", "consumer", "consumers"])]
+    /// Per-plugin settings come from those files, so their flags conflict with it.
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "stream", "group", "consumer", "consumers", "count", "block_ms", "start_id", "call_deadline_ms",
+        "min_idle_ms", "reap_interval_ms", "max_deliveries", "dead_letter", "handover", "max_memory_mb",
+        "max_return_bytes", "max_fuel",
+    ])]
     plugins: Option<PathBuf>,
     /// Host settings for folder mode [default: DIR/host.toml].
     #[arg(long, value_name = "FILE", requires = "plugins")]
@@ -462,5 +467,9 @@ mod tests {
         assert!(try_parse(run.iter().copied().chain(["--start-id", "abc"])).is_err());
         assert!(try_parse(run.iter().copied().chain(["--consumer", "a", "--consumers", "2"])).is_err());
         assert!(try_parse(["host", "produce", "--stream", "s", "novalue"]).is_err());
+        // Folder mode takes per-plugin settings from sidecars only.
+        assert!(try_parse(["host", "run", "--plugins", "dir", "--max-fuel", "5"]).is_err());
+        assert!(try_parse(["host", "run", "--plugins", "dir", "--min-idle-ms", "50"]).is_err());
+        assert!(try_parse(["host", "run", "--plugins", "dir", "--metrics", "127.0.0.1:9464"]).is_ok());
     }
 }
