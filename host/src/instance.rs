@@ -45,11 +45,6 @@ pub struct Instance {
 impl Instance {
     /// Instantiates `plugin` for one consumer; `deadline` bounds each call.
     pub fn new(plugin: &Plugin, delivery: Delivery, deadline: Duration, limits: Limits) -> Result<Self> {
-        anyhow::ensure!(
-            limits.max_fuel.is_none() || plugin.engine.metered,
-            "plugin {} has a fuel limit but was compiled without fuel metering (load it with Engine::flavour(true))",
-            plugin.tag.name
-        );
         let (store, bindings) = instantiate(plugin, &limits)?;
         let template = WitEntry {
             stream: delivery.stream,
@@ -71,12 +66,6 @@ impl Instance {
     /// Switches to another version of the plugin. The new version is
     /// instantiated first; if that fails the old instance stays in service.
     pub fn switch_to(&mut self, plugin: &Plugin) -> Result<()> {
-        anyhow::ensure!(
-            self.limits.max_fuel.is_none() || plugin.engine.metered,
-            "version {} of plugin {} was compiled without fuel metering, which its fuel limit needs",
-            plugin.tag.version,
-            plugin.tag.name
-        );
         let (store, bindings) = instantiate(plugin, &self.limits)?;
         self.plugin = plugin.clone();
         self.store = store;
@@ -155,6 +144,13 @@ impl Instance {
 }
 
 fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<(Store<HostState>, Consumer)> {
+    anyhow::ensure!(
+        limits.max_fuel.is_none() || plugin.engine.metered,
+        "version {} of plugin {} was compiled without fuel metering, which its fuel limit needs \
+         (load it on Engine::flavour(true))",
+        plugin.tag.version,
+        plugin.tag.name
+    );
     let state = HostState::new(plugin.tag.clone(), limits.store_limits(), limits.grants.clone())?;
     let mut store = Store::new(&plugin.engine.engine, state);
     store.limiter(|state| &mut state.limits);
