@@ -105,6 +105,7 @@ pub async fn tail(config: &StreamConfig, shutdown: tokio_util::sync::Cancellatio
     let mut conn = Redis::open(&config.redis_url)?.connect(block).await?;
     let mut after =
         conn.stream_info(&config.stream).await.map(|i| i.last_generated_id).unwrap_or_else(|_| "0-0".into());
+    tracing::info!(stream = %config.stream, "following entries added after {after}");
     let mut stdout = std::io::stdout();
     while !shutdown.is_cancelled() {
         let entries = tokio::select! {

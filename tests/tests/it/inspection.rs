@@ -108,10 +108,19 @@ async fn tail_follows_new_entries() {
     produce(&mut conn, &stream, &[vec![("old", b"1".to_vec())]]).await;
     let mut child = Command::new(host_bin())
         .args(["tail", "--stream", &stream, "--json", "--redis", redis_url()])
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn host tail");
+    // Wait until it has noted where it starts, so the entries below are new to it.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("following entries added after") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "host tail exited early");
+    }
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let (tx, lines) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -119,7 +128,6 @@ async fn tail_follows_new_entries() {
             let _ = tx.send(line);
         }
     });
-    tokio::time::sleep(Duration::from_millis(800)).await; // let it start reading
     let ids = produce(&mut conn, &stream, &[vec![("new", b"1".to_vec())], vec![("new", b"2".to_vec())]]).await;
     let mut seen = Vec::new();
     let start = Instant::now();
