@@ -58,9 +58,11 @@ pub async fn reload(engine: &Engine, config: &RunConfig, deployment: &Deployment
             tracing::debug!(plugin = %old.name, version = %old.version, "plugin file touched, same version");
         }
         Ok(plugin) => {
-            tracing::info!(plugin = %plugin.tag.name, version = %plugin.tag.version,
-                "reloaded {}: replacing version {}", path.display(), old.version);
+            let tag = plugin.tag.clone();
+            // Swap first: once this line is logged, every entry read from now on gets the new version.
             deployment.swap(Arc::new(plugin));
+            tracing::info!(plugin = %tag.name, version = %tag.version,
+                "reloaded {}: replacing version {}", path.display(), old.version);
         }
         Err(error) => tracing::error!(plugin = %old.name, version = %old.version,
             "reload of {} failed, version {} keeps serving: {error:#}", path.display(), old.version),
