@@ -272,13 +272,7 @@ impl Connection {
 
     /// `XINFO CONSUMERS stream group`.
     pub async fn consumers(&mut self, stream: &str, group: &str) -> Result<Vec<ConsumerInfo>> {
-        let reply: Value = redis::cmd("XINFO")
-            .arg("CONSUMERS")
-            .arg(stream)
-            .arg(group)
-            .query_async(&mut self.conn)
-            .await
-            .with_context(|| format!("XINFO CONSUMERS on stream {stream:?} group {group:?} failed"))?;
+        let reply = self.xinfo(&["CONSUMERS", stream, group]).await?;
         reply::consumers_reply(reply)
     }
 
@@ -339,24 +333,21 @@ impl Connection {
 
     /// `XINFO STREAM stream`.
     pub async fn stream_info(&mut self, stream: &str) -> Result<StreamInfo> {
-        let reply: Value = redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(stream)
-            .query_async(&mut self.conn)
-            .await
-            .with_context(|| format!("XINFO STREAM on stream {stream:?} failed (does it exist?)"))?;
+        let reply = self.xinfo(&["STREAM", stream]).await?;
         reply::stream_info_reply(reply)
     }
 
     /// `XINFO GROUPS stream`.
     pub async fn groups(&mut self, stream: &str) -> Result<Vec<GroupInfo>> {
-        let reply: Value = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(stream)
-            .query_async(&mut self.conn)
-            .await
-            .with_context(|| format!("XINFO GROUPS on stream {stream:?} failed"))?;
+        let reply = self.xinfo(&["GROUPS", stream]).await?;
         reply::groups_reply(reply)
+    }
+
+    /// `XINFO ARGS…`, the raw reply; the error names the command.
+    async fn xinfo(&mut self, args: &[&str]) -> Result<Value> {
+        redis::cmd("XINFO").arg(args).query_async(&mut self.conn).await.with_context(|| {
+            format!("XINFO {} failed", args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" "))
+        })
     }
 
     /// `XTRIM stream MAXLEN|MINID [~] threshold`; returns how many entries went.
