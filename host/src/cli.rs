@@ -2,7 +2,7 @@
 //! flags into a validated [`Command`].
 
 use crate::config::{
-    self, Command, FolderConfig, InspectConfig, Lang, NewConfig, ProduceConfig, ReplayConfig, RequeueConfig, RunConfig,
+    self, Command, DemoConfig, FolderConfig, InspectConfig, Lang, NewConfig, ProduceConfig, ReplayConfig, RequeueConfig, RunConfig,
     StreamConfig, Trim, TrimConfig,
 };
 use clap::{Args, Parser, Subcommand};
@@ -24,6 +24,8 @@ struct Cli {
 enum Sub {
     /// Consume a stream through a consumer group, calling the plugin's `handle` per entry.
     Run(RunArgs),
+    /// The redis.io streaming demo with Wasm handlers and a live web dashboard.
+    Demo(DemoArgs),
     /// Check that a plugin would run (a component of the plugin world) and describe it.
     Check {
         /// The plugin component (.wasm).
@@ -277,6 +279,76 @@ struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+struct DemoArgs {
+    /// Redis server URL [default: 127.0.0.1:6379 if a Redis answers there, else
+    /// a redis-server started for the demo on a free port and stopped on exit].
+    #[arg(long = "redis", env = "REDIS_URL", value_name = "URL")]
+    redis: Option<String>,
+    /// Redis host (instead of --redis).
+    #[arg(long, value_name = "HOST", conflicts_with = "redis")]
+    redis_host: Option<String>,
+    /// Redis port (instead of --redis) [default with --redis-host: 6379].
+    #[arg(long, value_name = "PORT", conflicts_with = "redis")]
+    redis_port: Option<u16>,
+    /// Stream key.
+    #[arg(long, value_name = "KEY", default_value = "demo:events:orders")]
+    stream_key: String,
+    /// Keep the stream and its dead letters (by default both are deleted at start).
+    #[arg(long)]
+    no_reset: bool,
+    /// Cap produced entries at about N (XADD MAXLEN ~ N).
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    maxlen: u64,
+    /// Dashboard port (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 8788)]
+    port: u16,
+    /// Dashboard address to listen on.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Pending entries idle this long (ms) may be claimed, by the claim button or the reapers.
+    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
+    claim_idle_ms: u64,
+    /// How often each consumer's reaper claims idle entries by itself (ms).
+    #[arg(long, value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
+    reap_interval_ms: u64,
+    /// Plugin of the `notifications` group.
+    #[arg(long, value_name = "FILE", default_value = "plugins/dist/orders.wasm")]
+    notifications_plugin: PathBuf,
+    /// Plugin of the `analytics` group.
+    #[arg(long, value_name = "FILE", default_value = "plugins/dist/c-orders.wasm")]
+    analytics_plugin: PathBuf,
+    /// Sample orders produced at start (one malformed, one with payment pending).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    seed: u32,
+}
+
+impl DemoArgs {
+    fn config(self) -> DemoConfig {
+        let redis_url = match (self.redis_host, self.redis_port) {
+            (None, None) => self.redis,
+            (host, port) => Some(format!(
+                "redis://{}:{}",
+                host.as_deref().unwrap_or("127.0.0.1"),
+                port.unwrap_or(6379)
+            )),
+        };
+        DemoConfig {
+            redis_url,
+            stream: self.stream_key,
+            reset: !self.no_reset,
+            maxlen: self.maxlen,
+            listen: std::net::SocketAddr::new(self.bind, self.port),
+            claim_idle: Duration::from_millis(self.claim_idle_ms),
+            reap_interval: Duration::from_millis(self.reap_interval_ms),
+            notifications_plugin: self.notifications_plugin,
+            analytics_plugin: self.analytics_plugin,
+            seed: self.seed,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
 struct ProduceArgs {
     /// Stream key to append to.
     #[arg(long, value_name = "KEY")]
@@ -342,6 +414,7 @@ fn from_cli(cli: Cli) -> Command {
             metrics: a.metrics,
             stream: a.stream.expect("clap requires --stream with --plugin"),
         }),
+        Sub::Demo(a) => Command::Demo(a.config()),
         Sub::Check { file } => Command::Check(file),
         Sub::Info(a) => Command::Info(a.config()),
         Sub::Tail(a) => Command::Tail(a.config()),

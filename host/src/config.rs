@@ -32,6 +32,33 @@ pub enum Command {
     Trim(TrimConfig),
     /// Move dead letters back onto their origin stream.
     DlqRequeue(RequeueConfig),
+    /// The streaming demo with its web dashboard.
+    Demo(DemoConfig),
+}
+
+/// Settings of `host demo`.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Redis URL; `None`: 127.0.0.1:6379 if it answers, else a redis-server child.
+    pub redis_url: Option<String>,
+    /// Stream key.
+    pub stream: String,
+    /// Delete the stream (and its dead letters) at start.
+    pub reset: bool,
+    /// `XADD … MAXLEN ~` cap of produced entries.
+    pub maxlen: u64,
+    /// Where the dashboard (and `/metrics`) listens.
+    pub listen: std::net::SocketAddr,
+    /// Idle time after which pending entries may be claimed (manual claim and reaper).
+    pub claim_idle: Duration,
+    /// How often each consumer's reaper claims idle entries by itself.
+    pub reap_interval: Duration,
+    /// The `notifications` group's plugin.
+    pub notifications_plugin: PathBuf,
+    /// The `analytics` group's plugin.
+    pub analytics_plugin: PathBuf,
+    /// Sample orders produced at start.
+    pub seed: u32,
 }
 
 /// Settings of `host pending` and `host dlq list`.

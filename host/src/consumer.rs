@@ -4,7 +4,10 @@
 //! plugin per entry (leases kept fresh meanwhile) → settle each verdict (XACK,
 //! dead-letter, or leave pending). Survives bad entries and Redis outages;
 //! stops promptly on shutdown, optionally handing its pending entries over.
+//! Its [`Control`] shows its counters live and carries drills in (crash,
+//! claim now, leave).
 
+use crate::control::{Control, State};
 use crate::dead_letter::{self, Origin, Reason};
 use crate::entry::Entry;
 use crate::handover::{Handover, hand_over};
@@ -73,6 +76,22 @@ pub struct ConsumerStats {
     pub trimmed: u64,
 }
 
+impl ConsumerStats {
+    /// What was done since `earlier` (a snapshot of the same counters).
+    pub fn since(&self, earlier: &Self) -> Self {
+        ConsumerStats {
+            handled: self.handled - earlier.handled,
+            acked: self.acked - earlier.acked,
+            retried: self.retried - earlier.retried,
+            faulted: self.faulted - earlier.faulted,
+            rejected: self.rejected - earlier.rejected,
+            dead_lettered: self.dead_lettered - earlier.dead_lettered,
+            claimed: self.claimed - earlier.claimed,
+            trimmed: self.trimmed - earlier.trimmed,
+        }
+    }
+}
+
 impl std::ops::AddAssign for ConsumerStats {
     fn add_assign(&mut self, o: Self) {
         self.handled += o.handled;
@@ -119,6 +138,9 @@ pub struct Consumer {
     last_errors: HashMap<String, String>,
     backoff: Duration,
     stats: ConsumerStats,
+    /// Counters as last published to `control`.
+    published: ConsumerStats,
+    control: Arc<Control>,
 }
 
 impl Consumer {
@@ -128,6 +150,7 @@ impl Consumer {
         mut plugin: watch::Receiver<Arc<Plugin>>,
         settings: Arc<GroupSettings>,
         name: String,
+        control: Arc<Control>,
     ) -> Result<Self> {
         let delivery =
             Delivery { stream: settings.stream.clone(), group: settings.group.clone(), consumer: name.clone() };
@@ -149,6 +172,8 @@ impl Consumer {
             last_errors: HashMap::new(),
             backoff: BACKOFF_MIN,
             stats: ConsumerStats::default(),
+            published: ConsumerStats::default(),
+            control,
             settings,
         })
     }
@@ -157,9 +182,14 @@ impl Consumer {
     /// rest of its batch stays pending (or is handed over with `--handover`).
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<ConsumerStats> {
         while !shutdown.is_cancelled() {
-            match self.step(&shutdown).await {
+            let step = self.step(&shutdown).await;
+            self.publish();
+            match step {
                 Ok(()) => self.backoff = BACKOFF_MIN,
-                Err(error) if error.is::<Fatal>() => return Err(error),
+                Err(error) if error.is::<Fatal>() => {
+                    self.control.set_state(State::Failed(format!("{error:#}")));
+                    return Err(error);
+                }
                 Err(error) if is_missing_group(&error) => self.recreate_group(&error, &shutdown).await,
                 Err(error) => self.redis_failed(&error, &shutdown).await,
             }
@@ -167,9 +197,16 @@ impl Consumer {
         if let Err(error) = self.flush_acks().await {
             tracing::warn!(consumer = %self.name, "{} handled entries stay pending: {error:#}", self.unacked.len());
         }
-        if self.settings.handover {
-            self.hand_over().await;
+        for claim in self.control.take_claims() {
+            let _ = claim.send(Err(format!("consumer {} is stopping", self.name)));
         }
+        if self.control.is_removed() {
+            self.hand_over(std::slice::from_ref(&self.name.clone())).await;
+        } else if self.settings.handover {
+            self.hand_over(&self.settings.local_consumers.clone()).await;
+        }
+        self.publish();
+        self.control.set_state(State::Stopped);
         let s = &self.stats;
         tracing::info!(consumer = %self.name, stream = %self.settings.stream, group = %self.settings.group,
             handled = s.handled, acked = s.acked, retried = s.retried, faulted = s.faulted, rejected = s.rejected,
@@ -189,6 +226,15 @@ impl Consumer {
             let (batch, next) = reaper.own_pending(&mut conn.clone(), after).await?;
             self.own_cursor = if batch.is_empty() { None } else { Some(next) };
             return self.process(batch, shutdown).await;
+        }
+        let claims = self.control.take_claims();
+        if !claims.is_empty() {
+            let claimed = self.claim_now(&reaper, &conn, shutdown).await;
+            let reply = claimed.as_ref().map(|n| *n).map_err(|e| format!("{e:#}"));
+            for claim in claims {
+                let _ = claim.send(reply.clone());
+            }
+            return claimed.map(|_| ());
         }
         let now = Instant::now();
         if now >= self.next_refresh {
@@ -226,6 +272,35 @@ impl Consumer {
         self.process(batch, shutdown).await
     }
 
+    /// Claims every entry of the group idle for `min_idle` to this consumer
+    /// now (XAUTOCLAIM from the start) and handles them; returns how many.
+    async fn claim_now(&mut self, reaper: &Reaper<'_>, conn: &Connection, shutdown: &CancellationToken) -> Result<u64> {
+        let mut cursor = "0-0".to_string();
+        let mut claimed = 0;
+        for _ in 0..MAX_PAGES_PER_TICK {
+            let batch = reaper.claim_page(&mut conn.clone(), self.settings.min_idle, &mut cursor).await?;
+            let n = batch.entries.len() as u64;
+            claimed += n;
+            self.stats.claimed += n;
+            crate::metrics::global().claimed(reaper.stream, reaper.group, n);
+            self.process(batch, shutdown).await?;
+            if cursor == "0-0" || shutdown.is_cancelled() {
+                break;
+            }
+        }
+        tracing::info!(consumer = %self.name, stream = %reaper.stream, group = %reaper.group,
+            "claimed {claimed} entries idle for {} ms or more (on request)", self.settings.min_idle.as_millis());
+        Ok(claimed)
+    }
+
+    /// Hands what the counters gained since the last call to the control.
+    fn publish(&mut self) {
+        if self.stats != self.published {
+            self.control.add(self.stats.since(&self.published));
+            self.published = self.stats;
+        }
+    }
+
     /// The one path for every batch, fresh or recovered: record trimmed ids,
     /// dead-letter entries past their delivery limit, invoke the plugin for
     /// the rest, and settle each verdict.
@@ -235,7 +310,15 @@ impl Consumer {
             self.dead_letter(id, &[], 0, Reason::Trimmed, "payload trimmed from the stream before processing").await;
         }
         let max = self.settings.max_deliveries;
-        let (over, fresh): (Vec<Entry>, Vec<Entry>) = batch.entries.into_iter().partition(|e| e.delivery_count > max);
+        let (over, mut fresh): (Vec<Entry>, Vec<Entry>) =
+            batch.entries.into_iter().partition(|e| e.delivery_count > max);
+        let crashed = self.control.take_crashes(fresh.len());
+        if crashed > 0 {
+            let dropped: Vec<String> = fresh.drain(..crashed).map(|e| e.id).collect();
+            tracing::warn!(stream = %self.settings.stream, group = %self.settings.group, consumer = %self.name,
+                "crash drill: dropped {} deliveries unacked, they stay pending until claimed: {}",
+                dropped.len(), dropped.join(" "));
+        }
         for entry in over {
             let error =
                 over_limit_error(entry.delivery_count, max, self.last_errors.get(&entry.id).map(String::as_str));
@@ -318,9 +401,11 @@ impl Consumer {
                     self.unacked.push(entry.id);
                 }
                 Action::DeadLetter { reason, error } => {
+                    self.control.set_last_error(&entry.id, &verdict_text);
                     self.dead_letter(&entry.id, &entry.fields, entry.delivery_count, reason, &error).await;
                 }
                 Action::Leave { error, hold } => {
+                    self.control.set_last_error(&entry.id, &verdict_text);
                     tracing::warn!(%stream, %group, consumer = %self.name, entry = %entry.id,
                         deliveries = entry.delivery_count, "left pending: {verdict_text}");
                     if let Some(delay) = hold {
@@ -407,11 +492,11 @@ impl Consumer {
         Ok(self.conn.clone().expect("connected above"))
     }
 
-    /// Gives the pending list to a live peer and deletes this consumer.
-    async fn hand_over(&mut self) {
+    /// Gives the pending list to a live peer (none of `leaving`) and deletes this consumer.
+    async fn hand_over(&mut self, leaving: &[String]) {
         let s = self.settings.clone();
         let result = match self.connection().await {
-            Ok(mut conn) => hand_over(&mut conn, &s.stream, &s.group, &self.name, &s.local_consumers, s.min_idle).await,
+            Ok(mut conn) => hand_over(&mut conn, &s.stream, &s.group, &self.name, leaving, s.min_idle).await,
             Err(error) => Err(error),
         };
         match result {

@@ -1,9 +1,11 @@
 //! A deployment: one plugin consumed by a set of consumers of one group. Its
 //! plugin can be swapped while it runs (hot reload): calls in flight finish on
-//! the old version, every later entry uses the new one.
+//! the old version, every later entry uses the new one. Consumers can be
+//! added and removed while it runs (the demo dashboard does).
 
 use crate::config::RunConfig;
 use crate::consumer::{Consumer, ConsumerStats, GroupSettings};
+use crate::control::Control;
 use crate::plugin::Plugin;
 use crate::streams::Redis;
 use anyhow::{Context, Result};
@@ -31,9 +33,22 @@ impl RunReport {
     }
 }
 
+/// One consumer task of a deployment, as its observers see it.
+#[derive(Clone)]
+pub struct Member {
+    /// Consumer name.
+    pub name: String,
+    /// Its live view and drills.
+    pub control: Arc<Control>,
+    stop: CancellationToken,
+}
+
 /// Running consumers of one plugin.
 pub struct Deployment {
     plugin: watch::Sender<Arc<Plugin>>,
+    redis: Redis,
+    settings: Arc<GroupSettings>,
+    members: Vec<Member>,
     stop: CancellationToken,
     tasks: JoinSet<Result<(String, ConsumerStats)>>,
     /// Consumers that ended so far (kept here so `finished` is cancel-safe).
@@ -72,15 +87,53 @@ impl Deployment {
         });
         crate::metrics::global().serving(&plugin.tag, true);
         crate::metrics::global().watch(redis, &config.stream, &config.group);
-        let (sender, receiver) = watch::channel(plugin);
-        let stop = parent.child_token();
-        let mut tasks = JoinSet::new();
+        let (sender, _) = watch::channel(plugin);
+        let mut deployment = Deployment {
+            plugin: sender,
+            redis: redis.clone(),
+            settings,
+            members: Vec::new(),
+            stop: parent.child_token(),
+            tasks: JoinSet::new(),
+            report: RunReport::default(),
+            first_error: None,
+        };
         for name in &config.consumers {
-            let consumer = Consumer::new(redis.clone(), receiver.clone(), settings.clone(), name.clone())?;
-            let (name, stop) = (name.clone(), stop.clone());
-            tasks.spawn(async move { consumer.run(stop).await.map(|stats| (name, stats)) });
+            deployment.add_consumer(name)?;
         }
-        Ok(Deployment { plugin: sender, stop, tasks, report: RunReport::default(), first_error: None })
+        Ok(deployment)
+    }
+
+    /// Starts one more consumer task, named `name`, on the current version.
+    pub fn add_consumer(&mut self, name: &str) -> Result<()> {
+        let control = Arc::new(Control::default());
+        let consumer = Consumer::new(
+            self.redis.clone(),
+            self.plugin.subscribe(),
+            self.settings.clone(),
+            name.to_string(),
+            control.clone(),
+        )?;
+        let stop = self.stop.child_token();
+        self.members.push(Member { name: name.to_string(), control, stop: stop.clone() });
+        let name = name.to_string();
+        self.tasks.spawn(async move { consumer.run(stop).await.map(|stats| (name, stats)) });
+        Ok(())
+    }
+
+    /// Stops consumer `name`, which hands its pending entries to a live peer
+    /// and leaves the group. Returns false when no such consumer runs here.
+    pub fn remove_consumer(&mut self, name: &str) -> bool {
+        let Some(at) = self.members.iter().position(|m| m.name == name) else { return false };
+        let member = self.members.remove(at);
+        member.control.mark_removed();
+        member.stop.cancel();
+        true
+    }
+
+    /// The consumers running here now.
+    pub fn members(&self) -> &[Member] {
+        &self.members
     }
 
     /// Hands every consumer a new plugin version; each switches before its next entry.

@@ -150,7 +150,9 @@ impl Folder {
         for name in reloads {
             let wasm = self.wasm_path(&name);
             match (self.running.get(&name), wasm.exists()) {
-                (Some(running), true) => reload(&self.engine, &running.config, &running.deployment).await,
+                (Some(running), true) => {
+                    let _ = reload(&self.engine, &running.config, &running.deployment).await;
+                }
                 (Some(_), false) => {
                     tracing::info!(plugin = %name, "plugin file removed: stopping its consumers");
                     let running = self.running.remove(&name).expect("present");

@@ -1,5 +1,6 @@
-//! The host's HTTP endpoint: `GET /metrics` (Prometheus, OpenMetrics text).
-//! Started by `host run --metrics ADDR`; stops with the process's shutdown.
+//! The host's HTTP endpoints: `GET /metrics` (Prometheus, OpenMetrics text),
+//! started by `host run --metrics ADDR`, and the server `host demo` runs its
+//! dashboard on (with `/metrics` beside it). Both stop with the process's shutdown.
 
 use anyhow::{Context, Result};
 use axum::Router;
@@ -15,18 +16,30 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 /// Binds `addr` and serves until `shutdown`; returns the bound address (so
 /// port 0 picks a free one).
 pub async fn start(addr: SocketAddr, shutdown: CancellationToken) -> Result<SocketAddr> {
+    let bound = serve(addr, metrics_route(), shutdown, "--metrics").await?;
+    tracing::info!("metrics on http://{bound}/metrics");
+    Ok(bound)
+}
+
+/// `GET /metrics`, to merge into a larger router.
+pub fn metrics_route() -> Router {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// Binds `addr` and serves `app` until `shutdown` (`what` names the flag
+/// that chose the address, for the error when it is taken).
+pub async fn serve(addr: SocketAddr, app: Router, shutdown: CancellationToken, what: &str) -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr} for --metrics (is the port taken? pick another)"))?;
-    let bound = listener.local_addr().context("metrics listener has no address")?;
-    let app = Router::new().route("/metrics", get(metrics));
+        .with_context(|| format!("cannot listen on {addr} for {what} (is the port taken? pick another)"))?;
+    let bound = listener.local_addr().context("listener has no address")?;
+    let what = what.to_string();
     tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         if let Err(error) = served {
-            tracing::error!("metrics endpoint stopped: {error}");
+            tracing::error!("HTTP server for {what} stopped: {error}");
         }
     });
-    tracing::info!("metrics on http://{bound}/metrics");
     Ok(bound)
 }
 

@@ -125,14 +125,24 @@ pub async fn tail(config: &StreamConfig, shutdown: tokio_util::sync::Cancellatio
 
 /// One entry as a line: `ID field=value …` (values quoted, binary as hex), or
 /// `{"id": …, "fields": [[name, value], …]}` with binary values as `{"hex": …}`.
+/// An entry as JSON: `{"id", "fields": [[name, value], …]}`, each name and
+/// value a string when it is UTF-8, else `{"hex": …}`.
+pub fn entry_json(entry: &Entry) -> serde_json::Value {
+    let fields: Vec<_> = entry.fields.iter().map(|(n, v)| serde_json::json!([text_json(n), text_json(v)])).collect();
+    serde_json::json!({"id": entry.id, "fields": fields})
+}
+
+/// Bytes as a JSON string when UTF-8, else `{"hex": …}`.
+pub fn text_json(bytes: &[u8]) -> serde_json::Value {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => serde_json::Value::from(s),
+        Err(_) => serde_json::json!({"hex": hex(bytes)}),
+    }
+}
+
 fn entry_line(entry: &Entry, json: bool) -> String {
     if json {
-        let text = |b: &[u8]| match std::str::from_utf8(b) {
-            Ok(s) => serde_json::Value::from(s),
-            Err(_) => serde_json::json!({"hex": hex(b)}),
-        };
-        let fields: Vec<_> = entry.fields.iter().map(|(n, v)| serde_json::json!([text(n), text(v)])).collect();
-        return format!("{}\n", serde_json::json!({"id": entry.id, "fields": fields}));
+        return format!("{}\n", entry_json(entry));
     }
     let mut line = entry.id.clone();
     for (name, value) in &entry.fields {

@@ -10,7 +10,10 @@ mod check;
 pub mod cli;
 pub mod config;
 mod consumer;
+mod control;
+mod dashboard;
 mod dead_letter;
+mod demo;
 mod deployment;
 mod engine;
 mod entry;
@@ -22,6 +25,7 @@ mod inspect;
 mod instance;
 mod lease;
 mod limits;
+mod local_redis;
 pub mod logging;
 mod metrics;
 mod plugin;
@@ -37,7 +41,7 @@ mod verdict;
 mod watcher;
 
 pub use bindings::WORLD;
-pub use config::{Command, FolderConfig, InspectConfig, ProduceConfig, RequeueConfig, RunConfig};
+pub use config::{Command, DemoConfig, FolderConfig, InspectConfig, ProduceConfig, RequeueConfig, RunConfig};
 pub use consumer::ConsumerStats;
 pub use dead_letter::DeadLetter;
 pub use deployment::RunReport;
@@ -70,6 +74,10 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
         }
         Command::Serve(config) => {
             folder::serve(config, shutdown).await?;
+            return Ok(());
+        }
+        Command::Demo(config) => {
+            demo::run(config, shutdown).await?;
             return Ok(());
         }
         Command::Check(path) => check::check(&path)?,

@@ -27,7 +27,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<RunRe
             report = deployment.finished() => return report,
             Some(changed) = watcher.next() => {
                 if changed.iter().any(|p| p.exists()) {
-                    reload(&engine, &config, &deployment).await;
+                    let _ = reload(&engine, &config, &deployment).await;
                 } else {
                     tracing::warn!(plugin = %config.plugin.display(), "plugin file removed; the loaded version keeps serving");
                 }
@@ -48,14 +48,36 @@ pub async fn load(engine: &Engine, config: &RunConfig) -> Result<Plugin> {
     Ok(loaded?)
 }
 
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// The file holds the version already serving.
+    Same,
+    /// A new version serves; the old one was this.
+    Replaced {
+        /// The version replaced.
+        old: String,
+    },
+    /// The file did not load; the old version keeps serving.
+    Failed(String),
+}
+
 /// Loads the changed file and swaps it in; a file that fails to load leaves
 /// the running version in service.
-pub async fn reload(engine: &Engine, config: &RunConfig, deployment: &Deployment) {
+pub async fn reload(engine: &Engine, config: &RunConfig, deployment: &Deployment) -> Reload {
+    let loaded = load(engine, config).await;
+    install(config, deployment, loaded)
+}
+
+/// The second half of [`reload`]: puts a freshly loaded plugin in service
+/// (unless it is the version already serving) and logs what happened.
+pub fn install(config: &RunConfig, deployment: &Deployment, loaded: Result<Plugin>) -> Reload {
     let old = deployment.current().tag.clone();
     let path = &config.plugin;
-    match load(engine, config).await {
+    match loaded {
         Ok(plugin) if plugin.tag.version == old.version => {
             tracing::debug!(plugin = %old.name, version = %old.version, "plugin file touched, same version");
+            Reload::Same
         }
         Ok(plugin) => {
             let tag = plugin.tag.clone();
@@ -63,8 +85,12 @@ pub async fn reload(engine: &Engine, config: &RunConfig, deployment: &Deployment
             deployment.swap(Arc::new(plugin));
             tracing::info!(plugin = %tag.name, version = %tag.version,
                 "reloaded {}: replacing version {}", path.display(), old.version);
+            Reload::Replaced { old: old.version.clone() }
         }
-        Err(error) => tracing::error!(plugin = %old.name, version = %old.version,
-            "reload of {} failed, version {} keeps serving: {error:#}", path.display(), old.version),
+        Err(error) => {
+            tracing::error!(plugin = %old.name, version = %old.version,
+                "reload of {} failed, version {} keeps serving: {error:#}", path.display(), old.version);
+            Reload::Failed(format!("{error:#}"))
+        }
     }
 }

@@ -71,6 +71,12 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// `PING`: whether the server answers.
+    pub async fn ping(&mut self) -> Result<()> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn).await.context("PING failed")?;
+        Ok(())
+    }
+
     /// `XGROUP CREATE stream group start MKSTREAM`; an existing group is fine.
     /// Returns whether the group was created.
     pub async fn ensure_group(&mut self, stream: &str, group: &str, start_id: &str) -> Result<bool> {
@@ -388,6 +394,38 @@ impl Connection {
         let reply: Value =
             cmd.query_async(&mut self.conn).await.with_context(|| format!("XRANGE on stream {stream:?} failed"))?;
         reply::range_reply(reply).with_context(|| format!("unexpected XRANGE reply on stream {stream:?}"))
+    }
+
+    /// `XREVRANGE stream + - COUNT n`: the newest `count` entries, newest first.
+    pub async fn latest(&mut self, stream: &str, count: usize) -> Result<Vec<Entry>> {
+        let reply: Value = redis::cmd("XREVRANGE")
+            .arg(stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XREVRANGE on stream {stream:?} failed"))?;
+        reply::range_reply(reply).with_context(|| format!("unexpected XREVRANGE reply on stream {stream:?}"))
+    }
+
+    /// `XLEN stream` (0 when it does not exist).
+    pub async fn length(&mut self, stream: &str) -> Result<u64> {
+        redis::cmd("XLEN").arg(stream).query_async(&mut self.conn).await.with_context(|| format!("XLEN {stream:?} failed"))
+    }
+
+    /// Starts a stream over in one atomic step (MULTI/EXEC): `DEL` of the
+    /// stream and of `also` (its dead letters), then `XGROUP CREATE … 0
+    /// MKSTREAM` for each group, so its consumers never see it missing.
+    pub async fn recreate(&mut self, stream: &str, also: &[&str], groups: &[&str]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("DEL").arg(stream).arg(also).ignore();
+        for group in groups {
+            pipe.cmd("XGROUP").arg("CREATE").arg(stream).arg(*group).arg("0").arg("MKSTREAM").ignore();
+        }
+        let () = pipe.query_async(&mut self.conn).await.with_context(|| format!("reset of stream {stream:?} failed"))?;
+        Ok(())
     }
 
     /// `XACK stream group id…`; returns how many entries Redis acknowledged.

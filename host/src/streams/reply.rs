@@ -105,7 +105,7 @@ fn entries_into(items: Value, delivery_count: u32, batch: &mut Batch) -> Result<
 }
 
 /// One row of extended `XPENDING`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PendingEntry {
     /// Entry id.
     pub id: String,
@@ -118,7 +118,7 @@ pub struct PendingEntry {
 }
 
 /// One consumer of a group, from `XINFO CONSUMERS`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConsumerInfo {
     /// Consumer name.
     pub name: String,

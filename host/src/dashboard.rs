@@ -1,0 +1,174 @@
+//! The `host demo` web dashboard: the page (one HTML file embedded in the
+//! binary, no front-end build) and the JSON API it drives. Every route maps
+//! onto one [`Demo`] method; `/metrics` is served beside them.
+//!
+//! | route | action |
+//! |---|---|
+//! | `GET /` | the dashboard page |
+//! | `GET /api/state` | stream, tail, groups, consumers, pending, plugins, dead letters |
+//! | `POST /api/produce` `{count, kind}` | XADD orders |
+//! | `POST /api/groups/{g}/consumers` `{name}` | add a consumer |
+//! | `DELETE /api/groups/{g}/consumers/{c}` | remove it (hands its PEL over) |
+//! | `POST /api/groups/{g}/consumers/{c}/crash` `{count}` | drop its next N deliveries |
+//! | `POST /api/groups/{g}/consumers/{c}/claim` | claim idle entries to it |
+//! | `GET /api/groups/{g}/pending?count=N` | XPENDING |
+//! | `GET /api/replay?from=&to=&count=` | XRANGE |
+//! | `POST /api/trim` `{maxlen}` or `{minid}` | XTRIM ~ |
+//! | `POST /api/reset` | start the stream over |
+//! | `GET /api/plugins` | plugins panel |
+//! | `GET /api/dead-letters?count=N` | dead-letter panel |
+//! | `POST /api/dead-letters/requeue` `{ids}` (none: all) | requeue |
+
+use crate::demo::{ActionError, Demo, trim_of};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The page: HTML, CSS and script in one file.
+const PAGE: &str = include_str!("../assets/dashboard.html");
+
+/// The dashboard's routes (and `/metrics`).
+pub fn router(demo: Arc<Demo>) -> Router {
+    let api = Router::new()
+        .route("/", get(page))
+        .route("/api/state", get(state))
+        .route("/api/produce", post(produce))
+        .route("/api/groups/{group}/consumers", post(add_consumer))
+        .route("/api/groups/{group}/consumers/{name}", delete(remove_consumer))
+        .route("/api/groups/{group}/consumers/{name}/crash", post(crash))
+        .route("/api/groups/{group}/consumers/{name}/claim", post(claim))
+        .route("/api/groups/{group}/pending", get(pending))
+        .route("/api/replay", get(replay))
+        .route("/api/trim", post(trim))
+        .route("/api/reset", post(reset))
+        .route("/api/plugins", get(plugins))
+        .route("/api/dead-letters", get(dead_letters))
+        .route("/api/dead-letters/requeue", post(requeue))
+        .with_state(demo);
+    api.merge(crate::http::metrics_route())
+}
+
+impl IntoResponse for ActionError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ActionError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ActionError::NotFound(_) => StatusCode::NOT_FOUND,
+            ActionError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::warn!("dashboard action failed: {self}");
+        }
+        (status, Json(serde_json::json!({"error": self.to_string()}))).into_response()
+    }
+}
+
+type Reply = Result<Json<Value>, ActionError>;
+type Shared = State<Arc<Demo>>;
+
+async fn page() -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE))
+}
+
+async fn state(State(demo): Shared) -> Reply {
+    demo.state().await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct ProduceBody {
+    count: usize,
+    #[serde(default = "random")]
+    kind: String,
+}
+
+fn random() -> String {
+    "random".into()
+}
+
+async fn produce(State(demo): Shared, Json(body): Json<ProduceBody>) -> Reply {
+    demo.produce(body.count, &body.kind).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct ConsumerBody {
+    name: String,
+}
+
+async fn add_consumer(State(demo): Shared, Path(group): Path<String>, Json(body): Json<ConsumerBody>) -> Reply {
+    demo.add_consumer(&group, &body.name).map(Json)
+}
+
+async fn remove_consumer(State(demo): Shared, Path((group, name)): Path<(String, String)>) -> Reply {
+    demo.remove_consumer(&group, &name).map(Json)
+}
+
+#[derive(Deserialize)]
+struct CrashBody {
+    count: u32,
+}
+
+async fn crash(State(demo): Shared, Path((group, name)): Path<(String, String)>, Json(body): Json<CrashBody>) -> Reply {
+    demo.crash(&group, &name, body.count).map(Json)
+}
+
+async fn claim(State(demo): Shared, Path((group, name)): Path<(String, String)>) -> Reply {
+    demo.claim(&group, &name).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct CountQuery {
+    count: Option<usize>,
+}
+
+async fn pending(State(demo): Shared, Path(group): Path<String>, Query(q): Query<CountQuery>) -> Reply {
+    let entries = demo.pending(&group, q.count.unwrap_or(100)).await?;
+    Ok(Json(serde_json::json!({"group": group, "entries": entries})))
+}
+
+#[derive(Deserialize)]
+struct ReplayQuery {
+    from: Option<String>,
+    to: Option<String>,
+    count: Option<usize>,
+}
+
+async fn replay(State(demo): Shared, Query(q): Query<ReplayQuery>) -> Reply {
+    let or = |v: Option<String>, d: &str| v.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| d.to_string());
+    demo.replay(&or(q.from, "-"), &or(q.to, "+"), q.count.unwrap_or(100)).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct TrimBody {
+    maxlen: Option<u64>,
+    minid: Option<String>,
+}
+
+async fn trim(State(demo): Shared, Json(body): Json<TrimBody>) -> Reply {
+    demo.trim(trim_of(body.maxlen, body.minid)?).await.map(Json)
+}
+
+async fn reset(State(demo): Shared) -> Reply {
+    demo.reset().await.map(Json)
+}
+
+async fn plugins(State(demo): Shared) -> Reply {
+    Ok(Json(Value::from(demo.plugins())))
+}
+
+async fn dead_letters(State(demo): Shared, Query(q): Query<CountQuery>) -> Reply {
+    demo.dead_letters(q.count.unwrap_or(100)).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct RequeueBody {
+    #[serde(default)]
+    ids: Vec<String>,
+}
+
+async fn requeue(State(demo): Shared, Json(body): Json<RequeueBody>) -> Reply {
+    demo.requeue(body.ids).await.map(Json)
+}
