@@ -41,17 +41,24 @@ ZIG                    := $(ZIG_PYTHON) -m ziglang
 ZIG_CACHE              := --cache-dir "$(GUEST_TARGET_DIR)/zig-cache"
 ZIG_PLUGINS            := zig-orders
 
+# The dashboard's real-browser test drives Debian's Chromium through
+# playwright-core (npm; it downloads no browser of its own).
+PLAYWRIGHT_VERSION     := 1.65.1
+PLAYWRIGHT_MODULES     := $(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)/node_modules
+PLAYWRIGHT             := $(PLAYWRIGHT_MODULES)/playwright-core/package.json
+
 .PHONY: demo test plugins rust-plugins deps build clean
 
-## demo: install what is missing, build, start Redis if needed, produce orders, run the host
+## demo: install what is missing, build, then `host demo` (dashboard on http://127.0.0.1:8788/)
 demo: deps plugins build
-	examples/demo.sh
+	$${CARGO_TARGET_DIR:-target}/debug/host demo $(DEMO_FLAGS)
 
 ## test: fmt check, clippy (warnings denied), then every test against a real redis-server
-test: deps plugins
+test: deps plugins $(PLAYWRIGHT)
+	scripts/install-deps.sh browser
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo test --workspace
+	PLAYWRIGHT_MODULES="$(PLAYWRIGHT_MODULES)" cargo test --workspace
 
 ## plugins: build every guest into plugins/dist/NAME.wasm (rebuilding only what changed)
 PLUGIN_FILES := $(PY_PLUGINS) $(JS_PLUGINS) $(C_PLUGINS) $(ZIG_PLUGINS)
@@ -128,6 +135,13 @@ $(COMPONENTIZE_JS):
 	mkdir -p "$(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION)"
 	npm install --silent --no-audit --no-fund --prefix "$(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION)" \
 		"@bytecodealliance/componentize-js@$(COMPONENTIZE_JS_VERSION)"
+
+$(PLAYWRIGHT):
+	scripts/install-deps.sh node
+	rm -rf "$(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)"
+	mkdir -p "$(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)"
+	npm install --silent --no-audit --no-fund --prefix "$(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)" \
+		"playwright-core@$(PLAYWRIGHT_VERSION)"
 
 ## deps: redis-server and the guest toolchains (Rust, python3, node, clang) from Debian's packages (skips what is present)
 deps:

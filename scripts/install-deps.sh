@@ -8,6 +8,8 @@
 #            pip-installed into one by `make plugins`)
 #   node   - node and npm (componentize-js is npm-installed by `make plugins`)
 #   c      - clang 19 with its wasm32 runtime and wasi-libc, for C plugins
+#   browser - Chromium, for the dashboard's real-browser test (driven by
+#            playwright-core, which `make test` npm-installs)
 set -euo pipefail
 
 need=()
@@ -22,7 +24,8 @@ for what in "${@:-redis guest python node c}"; do
       python) python3 -c 'import ensurepip, venv' 2>/dev/null || { want python3; want python3-venv; } ;;
       node) command -v npm >/dev/null || { want nodejs; want npm; } ;;
       c) for p in clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc; do want "$p"; done ;;
-      *) echo "install-deps: unknown component '$w' (expected redis, guest, python, node, c or make)" >&2; exit 2 ;;
+      browser) want chromium ;;
+      *) echo "install-deps: unknown component '$w' (expected redis, guest, python, node, c, browser or make)" >&2; exit 2 ;;
     esac
   done
 done

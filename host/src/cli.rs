@@ -290,6 +290,9 @@ struct DemoArgs {
     /// Redis port (instead of --redis) [default with --redis-host: 6379].
     #[arg(long, value_name = "PORT", conflicts_with = "redis")]
     redis_port: Option<u16>,
+    /// Where to look for a running Redis when none is given (tests point it at a closed port).
+    #[arg(long, value_name = "URL", default_value = config::DEFAULT_REDIS_URL, hide = true)]
+    probe_redis: String,
     /// Stream key.
     #[arg(long, value_name = "KEY", default_value = "demo:events:orders")]
     stream_key: String,
@@ -335,6 +338,7 @@ impl DemoArgs {
         };
         DemoConfig {
             redis_url,
+            probe_url: self.probe_redis,
             stream: self.stream_key,
             reset: !self.no_reset,
             maxlen: self.maxlen,

@@ -39,8 +39,10 @@ pub enum Command {
 /// Settings of `host demo`.
 #[derive(Debug, Clone)]
 pub struct DemoConfig {
-    /// Redis URL; `None`: 127.0.0.1:6379 if it answers, else a redis-server child.
+    /// Redis URL; `None`: `probe_url` if it answers, else a redis-server child.
     pub redis_url: Option<String>,
+    /// Where to look for a running Redis when none is given (the default URL).
+    pub probe_url: String,
     /// Stream key.
     pub stream: String,
     /// Delete the stream (and its dead letters) at start.

@@ -201,9 +201,9 @@ impl Consumer {
             let _ = claim.send(Err(format!("consumer {} is stopping", self.name)));
         }
         if self.control.is_removed() {
-            self.hand_over(std::slice::from_ref(&self.name.clone())).await;
+            self.hand_over(std::slice::from_ref(&self.name.clone()), &self.control.peers()).await;
         } else if self.settings.handover {
-            self.hand_over(&self.settings.local_consumers.clone()).await;
+            self.hand_over(&self.settings.local_consumers.clone(), &[]).await;
         }
         self.publish();
         self.control.set_state(State::Stopped);
@@ -492,11 +492,12 @@ impl Consumer {
         Ok(self.conn.clone().expect("connected above"))
     }
 
-    /// Gives the pending list to a live peer (none of `leaving`) and deletes this consumer.
-    async fn hand_over(&mut self, leaving: &[String]) {
+    /// Gives the pending list to a live peer (none of `leaving`; any of
+    /// `alive` first) and deletes this consumer.
+    async fn hand_over(&mut self, leaving: &[String], alive: &[String]) {
         let s = self.settings.clone();
         let result = match self.connection().await {
-            Ok(mut conn) => hand_over(&mut conn, &s.stream, &s.group, &self.name, leaving, s.min_idle).await,
+            Ok(mut conn) => hand_over(&mut conn, &s.stream, &s.group, &self.name, leaving, alive, s.min_idle).await,
             Err(error) => Err(error),
         };
         match result {

@@ -44,6 +44,7 @@ pub struct Control {
     state: Mutex<State>,
     crash_next: AtomicU32,
     removed: AtomicBool,
+    peers: Mutex<Vec<String>>,
     claims: Mutex<Vec<oneshot::Sender<ClaimReply>>>,
 }
 
@@ -55,6 +56,7 @@ impl Default for Control {
             state: Mutex::new(State::Running),
             crash_next: AtomicU32::new(0),
             removed: AtomicBool::new(false),
+            peers: Mutex::default(),
             claims: Mutex::default(),
         }
     }
@@ -123,9 +125,16 @@ impl Control {
         taken
     }
 
-    /// Marks the consumer as leaving the group (it hands its pending list over as it stops).
-    pub fn mark_removed(&self) {
+    /// Marks the consumer as leaving the group: as it stops it hands its
+    /// pending list over, preferably to one of `peers` (known to be running).
+    pub fn mark_removed(&self, peers: Vec<String>) {
+        *lock(&self.peers) = peers;
         self.removed.store(true, Ordering::Relaxed);
+    }
+
+    /// The peers known to be running when the consumer was removed.
+    pub fn peers(&self) -> Vec<String> {
+        lock(&self.peers).clone()
     }
 
     /// Whether the consumer is leaving the group.

@@ -125,12 +125,12 @@ async fn resolve_redis(config: &DemoConfig) -> Result<(String, Option<LocalRedis
     if let Some(url) = &config.redis_url {
         return Ok((url.clone(), None));
     }
-    let default = crate::config::DEFAULT_REDIS_URL;
+    let default = &config.probe_url;
     if let Ok(mut conn) = Redis::open(default)?.connect(Duration::ZERO).await
         && conn.ping().await.is_ok()
     {
         tracing::info!("using the Redis answering on {default}");
-        return Ok((default.to_string(), None));
+        return Ok((default.clone(), None));
     }
     let local = LocalRedis::start().await?;
     tracing::info!(pid = local.pid(), "no Redis given and none answers on {default}: started redis-server at {} \

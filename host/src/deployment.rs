@@ -126,7 +126,7 @@ impl Deployment {
     pub fn remove_consumer(&mut self, name: &str) -> bool {
         let Some(at) = self.members.iter().position(|m| m.name == name) else { return false };
         let member = self.members.remove(at);
-        member.control.mark_removed();
+        member.control.mark_removed(self.members.iter().map(|m| m.name.clone()).collect());
         member.stop.cancel();
         true
     }

@@ -29,7 +29,10 @@ pub enum Handover {
 }
 
 /// Hands `consumer`'s pending entries to the most recently active other
-/// consumer of the group that is not also leaving, already idle for
+/// consumer of the group that is not also leaving and is alive: in `alive`
+/// (known to run, e.g. in this process) or active within [`LIVE_WITHIN`]
+/// (Redis 7.0 counts idle time from the last delivery, so a quiet but
+/// healthy peer can look idle). The entries arrive already idle for
 /// `min_idle` so that the peer's reaper takes them on its next tick (the
 /// handover itself counts no delivery). Then deletes `consumer`.
 pub async fn hand_over(
@@ -38,14 +41,15 @@ pub async fn hand_over(
     group: &str,
     consumer: &str,
     leaving: &[String],
+    alive: &[String],
     min_idle: Duration,
 ) -> Result<Handover> {
     let peers = conn.consumers(stream, group).await?;
     let peer = peers
         .iter()
         .filter(|c| c.name != consumer && !leaving.contains(&c.name))
-        .filter(|c| c.idle_ms < LIVE_WITHIN.as_millis() as u64)
-        .min_by_key(|c| c.idle_ms)
+        .filter(|c| alive.contains(&c.name) || c.idle_ms < LIVE_WITHIN.as_millis() as u64)
+        .min_by_key(|c| (!alive.contains(&c.name), c.idle_ms))
         .map(|c| c.name.clone());
     let mut moved = 0;
     loop {

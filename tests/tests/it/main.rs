@@ -3,6 +3,7 @@
 mod cli;
 mod conformance;
 mod consume;
+mod dashboard;
 mod faults;
 mod inspection;
 mod metrics;

@@ -10,11 +10,11 @@ use std::time::Duration;
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// One sample: metric name, labels, value.
-type Sample = (String, BTreeMap<String, String>, f64);
+pub type Sample = (String, BTreeMap<String, String>, f64);
 
 /// GETs `http://addr/metrics` and parses every line strictly: comments are
 /// `# HELP|TYPE|UNIT` or the final `# EOF`; samples are `name{labels} value`.
-fn scrape(addr: &str) -> Vec<Sample> {
+pub fn scrape(addr: &str) -> Vec<Sample> {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
     write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
@@ -57,7 +57,7 @@ fn parse_sample(line: &str) -> Option<Sample> {
 }
 
 /// The value of `name` whose labels include all of `want`; 0 when absent.
-fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
+pub fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
     let matching: Vec<f64> = samples
         .iter()
         .filter(|(n, labels, _)| n == name && want.iter().all(|(k, v)| labels.get(*k).map(String::as_str) == Some(v)))

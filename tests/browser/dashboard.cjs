@@ -1,0 +1,88 @@
+// Real-browser check of the `host demo` dashboard, driven by the Rust test
+// `dashboard::browser_produce_crash_claim` (tests/tests/it/dashboard.rs):
+// headless Debian Chromium via playwright-core. It loads the page, produces 20
+// events, sees both groups process them, crashes worker-a's next 3
+// deliveries, waits past the claim threshold, claims them to worker-b, and
+// sees pending return to 0; then saves a screenshot.
+//
+// usage: node dashboard.cjs URL SCREENSHOT.png CLAIM_IDLE_MS
+// env:   PLAYWRIGHT_MODULES (node_modules holding playwright-core), CHROMIUM (default /usr/bin/chromium)
+"use strict";
+const path = require("path");
+
+const [url, screenshot, claimIdleMs] = process.argv.slice(2);
+const modules = process.env.PLAYWRIGHT_MODULES;
+if (!url || !screenshot || !claimIdleMs || !modules) {
+  console.error("usage: PLAYWRIGHT_MODULES=DIR node dashboard.cjs URL SCREENSHOT CLAIM_IDLE_MS");
+  process.exit(2);
+}
+const { chromium } = require(path.join(modules, "playwright-core"));
+
+const step = (what) => console.log(`browser: ${what}`);
+
+// A consumer row's number cell, read in the page.
+const cell = (group, consumer, field) =>
+  `document.querySelector('#group-${group} tr[data-consumer="${consumer}"] [data-field="${field}"]')?.textContent`;
+const groupField = (group, field) => `document.querySelector('#group-${group} [data-field="${field}"]')?.textContent`;
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1500, height: 1250 } });
+    page.setDefaultTimeout(30_000);
+    page.on("pageerror", (error) => { console.error(`page error: ${error.message}`); process.exitCode = 1; });
+
+    await page.goto(url);
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent.startsWith("live"));
+    await page.waitForSelector('#group-notifications tr[data-consumer="worker-a"]');
+    await page.waitForSelector('#group-analytics tr[data-consumer="worker-c"]');
+    step("page is live with both groups");
+
+    await page.fill("#produce-count", "20");
+    await page.selectOption("#produce-kind", "order.placed");
+    await page.click("#produce");
+    await page.waitForFunction(`Number(${cell("analytics", "worker-c", "processed")}) === 20
+      && Number(${cell("notifications", "worker-a", "processed")}) + Number(${cell("notifications", "worker-b", "processed")}) === 20
+      && ${groupField("notifications", "pending")} === "0" && ${groupField("analytics", "pending")} === "0"
+      && ${groupField("notifications", "lag")} === "0" && ${groupField("analytics", "lag")} === "0"`);
+    step("both groups processed the 20 events");
+
+    const crash = '#group-notifications tr[data-consumer="worker-a"]';
+    await page.fill(`${crash} input.crash-count`, "3");
+    await page.click(`${crash} button.crash`);
+    await page.waitForFunction(`document.querySelector('${crash} .badges')?.textContent.includes("crash: 3 due")`);
+    step("worker-a will drop its next 3 deliveries");
+
+    // Produce until worker-a has taken (and dropped) its 3 deliveries: Redis
+    // decides which consumer of the group gets each entry.
+    await page.fill("#produce-count", "4");
+    for (let round = 0; ; round++) {
+      if (round === 30) throw new Error("worker-a never received 3 deliveries");
+      await page.click("#produce");
+      await page.waitForTimeout(1200);
+      const due = await page.evaluate(`document.querySelector('${crash} .badges')?.textContent`);
+      if (!due.includes("crash:")) break;
+    }
+    await page.waitForFunction(`${groupField("notifications", "pending")} === "3" && ${cell("notifications", "worker-a", "pending")} === "3"`);
+    step("worker-a holds 3 unacked entries");
+
+    // Past the idle threshold, then claim them to the healthy worker-b.
+    await page.waitForTimeout(Number(claimIdleMs) + 500);
+    await page.click('#group-notifications tr[data-consumer="worker-b"] button.claim');
+    await page.waitForFunction(() => /worker-b claimed 3 entries/.test(document.querySelector("#messages")?.textContent));
+    await page.waitForFunction(`${groupField("notifications", "pending")} === "0" && ${groupField("analytics", "pending")} === "0"`);
+    step("worker-b claimed 3 entries and pending is back to 0");
+
+    await page.screenshot({ path: screenshot, fullPage: true });
+    step(`screenshot saved to ${screenshot}`);
+  } finally {
+    await browser.close();
+  }
+})().catch((error) => {
+  console.error(`browser: FAILED: ${error.stack || error}`);
+  process.exit(1);
+});

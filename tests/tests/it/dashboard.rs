@@ -1,0 +1,463 @@
+//! `host demo`: every dashboard control through its HTTP API, checked against
+//! what Redis itself says (XINFO, XPENDING, XLEN, XRANGE); `/metrics` in the
+//! demo; the demo's own redis-server; and the page in a real headless
+//! Chromium (crash, wait, claim, pending back to 0, screenshot).
+
+use crate::metrics::{scrape, value};
+use crate::support::*;
+use redis::Commands;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const MINUTE: Duration = Duration::from_secs(60);
+/// The claim threshold the tests run the demo with (ms).
+const CLAIM_IDLE_MS: u64 = 1000;
+
+/// A `host demo` process on the test Redis, with its dashboard on a free port.
+struct Demo {
+    process: HostProcess,
+    base: String,
+    stream: String,
+}
+
+impl Demo {
+    /// Starts the demo on a fresh stream: no sample orders, claim threshold
+    /// [`CLAIM_IDLE_MS`], reapers that only run at start (claims are the
+    /// test's to make), plus `extra` flags.
+    fn start(name: &str, extra: &[&str]) -> Self {
+        let stream = unique_stream(name);
+        let notifications = plugin("orders");
+        let analytics = plugin("c-orders");
+        let claim = CLAIM_IDLE_MS.to_string();
+        let mut args = vec![
+            "demo",
+            "--stream-key",
+            &stream,
+            "--port",
+            "0",
+            "--seed",
+            "0",
+            "--claim-idle-ms",
+            &claim,
+            "--reap-interval-ms",
+            "600000",
+            "--notifications-plugin",
+            notifications.to_str().unwrap(),
+            "--analytics-plugin",
+            analytics.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"--probe-redis") {
+            args.extend_from_slice(&["--redis", redis_url()]);
+        }
+        let mut process = HostProcess::start(&args);
+        process.wait_log(MINUTE, "the dashboard", |log| log.iter().any(|l| l.contains("dashboard on http://")));
+        let line = process.log.iter().find(|l| l.contains("dashboard on http://")).unwrap();
+        let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+        Demo { process, base: format!("http://{addr}"), stream }
+    }
+
+    fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// A JSON API call; returns the HTTP status and the JSON body.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let response = match (method, body) {
+            ("GET", _) => agent.get(&url).call(),
+            ("DELETE", _) => agent.delete(&url).call(),
+            (_, Some(body)) => agent.post(&url).send_json(body),
+            (_, None) => agent.post(&url).send_empty(),
+        };
+        let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let json: Value = response.body_mut().read_json().unwrap_or_else(|e| panic!("{method} {path}: not JSON: {e}"));
+        (status, json)
+    }
+
+    /// A call that must succeed.
+    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, json) = self.call(method, path, body);
+        assert_eq!(status, 200, "{method} {path}: {json}");
+        json
+    }
+
+    fn state(&self) -> Value {
+        self.ok("GET", "/api/state", None)
+    }
+
+    fn produce(&self, count: usize, kind: &str) -> Value {
+        self.ok("POST", "/api/produce", Some(json!({"count": count, "kind": kind})))
+    }
+
+    /// A consumer's entry in `/api/state`.
+    fn consumer(&self, group: &str, name: &str) -> Value {
+        let state = self.state();
+        group_of(&state, group)["consumers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    /// Produces 4 entries at a time until `consumer` has dropped every
+    /// delivery its crash drill asked for.
+    fn until_crashed(&self, group: &str, consumer: &str) {
+        for _ in 0..50 {
+            if self.consumer(group, consumer)["crash_due"] == 0 {
+                return;
+            }
+            self.produce(4, "order.placed");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!("{consumer} never received the deliveries its crash drill drops");
+    }
+}
+
+fn group_of<'a>(state: &'a Value, group: &str) -> &'a Value {
+    state["groups"].as_array().unwrap().iter().find(|g| g["name"] == group).expect("group in state")
+}
+
+/// Polls `cond` every 50 ms until it holds; fails after `limit`.
+fn poll(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn conn() -> redis::Connection {
+    redis::Client::open(redis_url()).unwrap().get_connection().unwrap()
+}
+
+type Row = std::collections::HashMap<String, redis::Value>;
+
+fn text(row: &Row, key: &str) -> String {
+    row.get(key).map(|v| redis::FromRedisValue::from_redis_value(v.clone()).unwrap()).unwrap_or_default()
+}
+
+fn int(row: &Row, key: &str) -> Option<u64> {
+    match row.get(key) {
+        Some(redis::Value::Int(n)) => Some(*n as u64),
+        _ => None,
+    }
+}
+
+/// `XINFO GROUPS`: (name, pending, last-delivered-id, lag).
+fn xinfo_groups(r: &mut redis::Connection, stream: &str) -> Vec<(String, u64, String, Option<u64>)> {
+    let rows: Vec<Row> = redis::cmd("XINFO").arg("GROUPS").arg(stream).query(r).unwrap();
+    rows.iter()
+        .map(|row| (text(row, "name"), int(row, "pending").unwrap(), text(row, "last-delivered-id"), int(row, "lag")))
+        .collect()
+}
+
+/// `XINFO CONSUMERS`: (name, pending).
+fn xinfo_consumers(r: &mut redis::Connection, stream: &str, group: &str) -> Vec<(String, u64)> {
+    let rows: Vec<Row> = redis::cmd("XINFO").arg("CONSUMERS").arg(stream).arg(group).query(r).unwrap();
+    rows.iter().map(|row| (text(row, "name"), int(row, "pending").unwrap_or(0))).collect()
+}
+
+/// Extended `XPENDING`: (id, consumer, deliveries).
+fn xpending(r: &mut redis::Connection, stream: &str, group: &str) -> Vec<(String, String, u64)> {
+    let rows: Vec<(String, String, u64, u64)> =
+        redis::cmd("XPENDING").arg(stream).arg(group).arg("-").arg("+").arg(1000).query(r).unwrap();
+    rows.into_iter().map(|(id, consumer, _, deliveries)| (id, consumer, deliveries)).collect()
+}
+
+fn drained(r: &mut redis::Connection, stream: &str) -> bool {
+    let groups = xinfo_groups(r, stream);
+    groups.len() == 2 && groups.iter().all(|(_, pending, _, lag)| *pending == 0 && *lag == Some(0))
+}
+
+/// Produce, per-group state and per-consumer state agree with XLEN, XINFO
+/// GROUPS and XINFO CONSUMERS; bad requests are clear 4xx errors.
+#[test]
+fn produce_and_group_state_match_redis() {
+    let demo = Demo::start("dash-state", &[]);
+    let mut r = conn();
+    let reply = demo.produce(20, "order.placed");
+    assert_eq!(reply["produced"], 20);
+    poll(MINUTE, "both groups to drain", || drained(&mut r, &demo.stream));
+    poll(MINUTE, "the counters to show 20 per group", || {
+        let s = demo.state();
+        let processed = |g: &str| -> u64 {
+            group_of(&s, g)["consumers"].as_array().unwrap().iter().map(|c| c["processed"].as_u64().unwrap()).sum()
+        };
+        processed("notifications") == 20 && processed("analytics") == 20
+    });
+
+    let state = demo.state();
+    let xlen: u64 = r.xlen(&demo.stream).unwrap();
+    assert_eq!(xlen, 20);
+    assert_eq!(state["stream"]["length"], xlen);
+    assert_eq!(state["tail"].as_array().unwrap().len(), 12, "the live tail shows the newest 12");
+    for (name, pending, last_delivered, lag) in xinfo_groups(&mut r, &demo.stream) {
+        let group = group_of(&state, &name);
+        assert_eq!(group["pending"], pending);
+        assert_eq!(group["last_delivered_id"], last_delivered);
+        assert_eq!(group["lag"], json!(lag));
+        for (consumer, pending) in xinfo_consumers(&mut r, &demo.stream, &name) {
+            let shown = group["consumers"].as_array().unwrap().iter().find(|c| c["name"] == consumer).unwrap();
+            assert_eq!(shown["pending"], pending, "{name}/{consumer}");
+            assert_eq!(shown["local"], true);
+        }
+    }
+
+    for (method, path, body, status) in [
+        ("POST", "/api/produce", json!({"count": 0}), 400),
+        ("POST", "/api/produce", json!({"count": 1, "kind": "order.lost"}), 400),
+        ("POST", "/api/groups/nope/consumers/worker-a/crash", json!({"count": 1}), 404),
+        ("POST", "/api/groups/notifications/consumers/worker-z/crash", json!({"count": 1}), 404),
+        ("POST", "/api/groups/notifications/consumers", json!({"name": "bad name!"}), 400),
+        ("POST", "/api/groups/notifications/consumers", json!({"name": "worker-a"}), 400),
+        ("POST", "/api/trim", json!({}), 400),
+        ("POST", "/api/dead-letters/requeue", json!({"ids": ["1-0"]}), 404),
+    ] {
+        let (got, reply) = demo.call(method, path, Some(body));
+        assert_eq!(got, status, "{method} {path}: {reply}");
+        assert!(reply["error"].as_str().is_some_and(|e| !e.is_empty()), "{reply}");
+    }
+    let (status, reply) = demo.call("GET", "/api/replay?from=nonsense", None);
+    assert_eq!(status, 400, "{reply}");
+}
+
+/// Crash drill, pending panel, claim, add and remove (with handover): every
+/// entry ends acked, none lost, as XPENDING and XINFO say.
+#[test]
+fn crash_claim_add_and_remove_lose_nothing() {
+    let demo = Demo::start("dash-crash", &[]);
+    let mut r = conn();
+
+    let crash = demo.ok("POST", "/api/groups/notifications/consumers/worker-a/crash", Some(json!({"count": 3})));
+    assert_eq!(crash["crash_due"], 3);
+    demo.until_crashed("notifications", "worker-a");
+    poll(MINUTE, "3 entries pending at worker-a", || xpending(&mut r, &demo.stream, "notifications").len() == 3);
+    let pending = xpending(&mut r, &demo.stream, "notifications");
+    assert!(pending.iter().all(|(_, consumer, deliveries)| consumer == "worker-a" && *deliveries == 1), "{pending:?}");
+    let panel = demo.ok("GET", "/api/groups/notifications/pending", None);
+    let shown: Vec<(String, String, u64)> = panel["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap().into(), p["consumer"].as_str().unwrap().into(), p["deliveries"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(shown, pending, "the pending panel is XPENDING");
+
+    std::thread::sleep(Duration::from_millis(CLAIM_IDLE_MS + 200));
+    let claim = demo.ok("POST", "/api/groups/notifications/consumers/worker-b/claim", None);
+    assert_eq!(claim["claimed"], 3, "{claim}");
+    poll(MINUTE, "the claimed entries to be acked", || xpending(&mut r, &demo.stream, "notifications").is_empty());
+
+    // A consumer added at runtime reads its share.
+    demo.ok("POST", "/api/groups/notifications/consumers", Some(json!({"name": "worker-d"})));
+    poll(MINUTE, "worker-d in XINFO CONSUMERS", || {
+        xinfo_consumers(&mut r, &demo.stream, "notifications").iter().any(|(n, _)| n == "worker-d")
+    });
+    assert_eq!(demo.consumer("notifications", "worker-d")["local"], true);
+
+    // Removing a consumer hands its pending entries to a peer and deletes it.
+    demo.ok("POST", "/api/groups/notifications/consumers/worker-b/crash", Some(json!({"count": 2})));
+    demo.until_crashed("notifications", "worker-b");
+    poll(MINUTE, "2 entries pending at worker-b", || {
+        xpending(&mut r, &demo.stream, "notifications").iter().filter(|p| p.1 == "worker-b").count() == 2
+    });
+    let held: Vec<String> = xpending(&mut r, &demo.stream, "notifications").into_iter().map(|p| p.0).collect();
+    demo.ok("DELETE", "/api/groups/notifications/consumers/worker-b", None);
+    poll(MINUTE, "worker-b to leave the group", || {
+        !xinfo_consumers(&mut r, &demo.stream, "notifications").iter().any(|(n, _)| n == "worker-b")
+    });
+    let moved = xpending(&mut r, &demo.stream, "notifications");
+    assert_eq!(moved.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), held, "handed over, not dropped");
+    let peer = moved[0].1.clone();
+    assert!(peer == "worker-a" || peer == "worker-d", "{moved:?}");
+    let claim = demo.ok("POST", &format!("/api/groups/notifications/consumers/{peer}/claim"), None);
+    assert_eq!(claim["claimed"], 2, "handed-over entries are claimable at once: {claim}");
+    poll(MINUTE, "both groups to drain", || drained(&mut r, &demo.stream));
+    let (status, _) = demo.call("DELETE", "/api/groups/notifications/consumers/worker-b", None);
+    assert_eq!(status, 404, "a removed consumer is gone");
+
+    // Nothing lost: every entry was read by both groups and none is pending.
+    let xlen: u64 = r.xlen(&demo.stream).unwrap();
+    let dlq: u64 = r.xlen(format!("{}:dlq", demo.stream)).unwrap();
+    assert_eq!(dlq, 0);
+    let state = demo.state();
+    for group in ["notifications", "analytics"] {
+        let acked: u64 = group_of(&state, group)["consumers"].as_array().unwrap().iter().map(|c| c["acked"].as_u64().unwrap()).sum();
+        assert_eq!(acked, xlen, "{group}: every entry acked once");
+    }
+}
+
+/// Replay is XRANGE; trim by MAXLEN ~ and MINID ~ reports what XLEN says;
+/// dead letters list and requeue; reset starts everything over.
+#[test]
+fn replay_trim_dead_letters_and_reset() {
+    let demo = Demo::start("dash-replay", &[]);
+    let mut r = conn();
+    demo.produce(250, "random");
+    let all: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE").arg(&demo.stream).arg("-").arg("+").query(&mut r).unwrap();
+    assert_eq!(all.len(), 250);
+    let replay = demo.ok("GET", &format!("/api/replay?from={}&to={}&count=7", all[10].0, all[200].0), None);
+    let ids: Vec<&str> = replay["entries"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let want: Vec<&str> = all[10..17].iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(ids, want);
+    let first = &replay["entries"][0]["fields"];
+    assert_eq!(first[0][0], all[10].1[0].0);
+    assert_eq!(first[0][1], all[10].1[0].1);
+
+    let before: u64 = r.xlen(&demo.stream).unwrap();
+    let trim = demo.ok("POST", "/api/trim", Some(json!({"maxlen": 50})));
+    let after: u64 = r.xlen(&demo.stream).unwrap();
+    assert_eq!(trim["length"], after);
+    assert_eq!(trim["trimmed"].as_u64().unwrap(), before - after);
+    assert!(after < before && after >= 50, "MAXLEN ~ 50 trims whole nodes: {before} → {after}");
+    let oldest: Vec<(String, Vec<(String, String)>)> =
+        redis::cmd("XRANGE").arg(&demo.stream).arg("-").arg("+").arg("COUNT").arg(1).query(&mut r).unwrap();
+    let trim = demo.ok("POST", "/api/trim", Some(json!({"minid": all[249].0})));
+    let last: u64 = r.xlen(&demo.stream).unwrap();
+    assert_eq!(trim["length"], last);
+    assert_eq!(trim["trimmed"].as_u64().unwrap(), after - last);
+    assert!(!oldest.is_empty());
+
+    // Dead letters: a malformed order is rejected by both groups' plugins.
+    demo.produce(1, "malformed");
+    let dlq_key = format!("{}:dlq", demo.stream);
+    poll(MINUTE, "2 dead letters", || r.xlen::<_, u64>(&dlq_key).unwrap() == 2);
+    let listed = demo.ok("GET", "/api/dead-letters", None);
+    assert_eq!(listed["length"], 2);
+    let entries = listed["entries"].as_array().unwrap();
+    let mut groups: Vec<&str> = entries.iter().map(|e| e["meta"]["group"].as_str().unwrap()).collect();
+    groups.sort();
+    assert_eq!(groups, ["analytics", "notifications"]);
+    assert!(entries.iter().all(|e| e["meta"]["reason"] == "rejected"), "{listed}");
+    let requeue = demo.ok("POST", "/api/dead-letters/requeue", Some(json!({"ids": [entries[0]["id"]]})));
+    assert_eq!(requeue["requeued"], 1, "{requeue}");
+    // Back on the stream, the still-malformed order is rejected again by both groups: 2 - 1 + 2.
+    poll(MINUTE, "3 dead letters", || r.xlen::<_, u64>(&dlq_key).unwrap() == 3);
+    poll(MINUTE, "both groups to drain", || drained(&mut r, &demo.stream));
+
+    // The plugins panel names the files' versions and counts their calls.
+    let plugins = demo.ok("GET", "/api/plugins", None);
+    for (group, file) in [("notifications", "orders"), ("analytics", "c-orders")] {
+        let p = plugins.as_array().unwrap().iter().find(|p| p["group"] == group).unwrap();
+        assert_eq!(p["version"], host::plugin_version(&std::fs::read(plugin(file)).unwrap()), "{p}");
+        assert_eq!(p["calls"], 252, "{p}");
+        assert_eq!(p["errors"], 2, "{p}");
+        assert!(p["last_error"]["error"].as_str().unwrap().contains("malformed amount"), "{p}");
+    }
+
+    demo.ok("POST", "/api/reset", None);
+    assert_eq!(r.xlen::<_, u64>(&demo.stream).unwrap(), 0);
+    assert!(!r.exists::<_, bool>(&dlq_key).unwrap(), "reset deletes the dead letters");
+    let groups = xinfo_groups(&mut r, &demo.stream);
+    assert_eq!(groups.len(), 2, "reset re-creates both groups");
+    assert!(groups.iter().all(|g| g.1 == 0));
+    demo.produce(5, "order.shipped");
+    poll(MINUTE, "both groups to drain after the reset", || drained(&mut r, &demo.stream));
+    poll(MINUTE, "counters from zero", || {
+        let s = demo.state();
+        group_of(&s, "analytics")["consumers"][0]["processed"] == 5
+    });
+}
+
+/// `/metrics` in the demo parses as OpenMetrics and counts what was handled.
+#[test]
+fn demo_metrics_match_the_run() {
+    let demo = Demo::start("dash-metrics", &[]);
+    let mut r = conn();
+    demo.produce(10, "order.paid");
+    demo.produce(1, "malformed");
+    poll(MINUTE, "both groups to drain", || drained(&mut r, &demo.stream));
+    let stream = demo.stream.as_str();
+    poll(MINUTE, "the metrics to count 11 per group", || {
+        let samples = scrape(demo.addr());
+        ["notifications", "analytics"].iter().all(|g| {
+            value(&samples, "host_acked_total", &[("stream", stream), ("group", g)]) == 10.0
+                && value(&samples, "host_dead_lettered_total", &[("stream", stream), ("group", g), ("reason", "rejected")]) == 1.0
+        })
+    });
+    let samples = scrape(demo.addr());
+    let ack = value(&samples, "host_entries_total", &[("stream", stream), ("group", "analytics"), ("verdict", "ack")]);
+    assert_eq!(ack, 10.0);
+    let lag = value(&samples, "host_group_lag", &[("stream", stream), ("group", "notifications")]);
+    assert_eq!(lag, 0.0);
+}
+
+/// With no Redis given and none answering at the probed address, the demo
+/// starts a redis-server child, uses it, and stops it on exit.
+#[test]
+fn demo_starts_and_stops_its_own_redis() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let probe = format!("redis://127.0.0.1:{closed}");
+    let mut demo = Demo::start("dash-own", &["--probe-redis", &probe]);
+    let line = demo.process.log.iter().find(|l| l.contains("started redis-server at")).expect("says so").clone();
+    let url = line.split("started redis-server at ").nth(1).unwrap().split(' ').next().unwrap().to_string();
+    let pid: i32 = line.split("pid=").nth(1).unwrap().trim().parse().unwrap();
+    assert_ne!(url, redis_url());
+    let mut own = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    demo.produce(3, "order.placed");
+    poll(MINUTE, "the demo's own Redis to hold the entries", || own.xlen::<_, u64>(&demo.stream).unwrap() == 3);
+
+    let (status, _) = demo.process.terminate();
+    assert!(status.success(), "{status}: {:#?}", demo.process.log);
+    assert!(demo.process.log.iter().any(|l| l.contains("stopped the demo's redis-server")), "{:#?}", demo.process.log);
+    // SAFETY: probing (signal 0) a pid the demo started; it must be gone.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    if alive {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(!alive, "redis-server {pid} still running after the demo exited");
+    assert!(redis::Client::open(url.as_str()).unwrap().get_connection().is_err());
+}
+
+/// The page in headless Chromium: produce 20, both groups process them,
+/// crash worker-a's next 3, wait past the idle threshold, claim to worker-b,
+/// pending back to 0. The screenshot is kept as a test artifact.
+#[test]
+fn browser_produce_crash_claim() {
+    let modules = std::env::var("PLAYWRIGHT_MODULES").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap();
+        format!("{home}/.cache/redis-wasm-host/tools/playwright-core-1.65.1/node_modules")
+    });
+    assert!(
+        std::path::Path::new(&modules).join("playwright-core").exists(),
+        "playwright-core not found in {modules}: run `make test` (it installs it) or set PLAYWRIGHT_MODULES"
+    );
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
+        "Chromium not found: `scripts/install-deps.sh browser` installs Debian's chromium"
+    );
+    let demo = Demo::start("dash-browser", &[]);
+    let artifacts = artifacts_dir();
+    let screenshot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let output = std::process::Command::new("node")
+        .arg(root().join("tests/browser/dashboard.cjs"))
+        .arg(format!("{}/", demo.base))
+        .arg(&screenshot)
+        .arg(CLAIM_IDLE_MS.to_string())
+        .env("PLAYWRIGHT_MODULES", &modules)
+        .output()
+        .expect("cannot run node: install Debian's nodejs (`scripts/install-deps.sh node`)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "browser test failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("worker-b claimed 3 entries and pending is back to 0"), "{stdout}");
+    let png = std::fs::read(&screenshot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
+    let mut r = conn();
+    assert!(drained(&mut r, &demo.stream), "Redis agrees: nothing pending, nothing unread");
+    eprintln!("dashboard screenshot: {}", screenshot.display());
+}
+
+/// Where tests leave artifacts: `$CARGO_TARGET_DIR/test-artifacts` (or target/).
+fn artifacts_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
