@@ -2,8 +2,8 @@
 //! flags into a validated [`Command`].
 
 use crate::config::{
-    self, Command, DemoConfig, FolderConfig, InspectConfig, Lang, NewConfig, ProduceConfig, ReplayConfig, RequeueConfig, RunConfig,
-    StreamConfig, Trim, TrimConfig,
+    self, Command, DemoConfig, FolderConfig, InspectConfig, Lang, NewConfig, ProduceConfig, ReplayConfig,
+    RequeueConfig, RunConfig, StreamConfig, Trim, TrimConfig,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -330,11 +330,9 @@ impl DemoArgs {
     fn config(self) -> DemoConfig {
         let redis_url = match (self.redis_host, self.redis_port) {
             (None, None) => self.redis,
-            (host, port) => Some(format!(
-                "redis://{}:{}",
-                host.as_deref().unwrap_or("127.0.0.1"),
-                port.unwrap_or(6379)
-            )),
+            (host, port) => {
+                Some(format!("redis://{}:{}", host.as_deref().unwrap_or("127.0.0.1"), port.unwrap_or(6379)))
+            }
         };
         DemoConfig {
             redis_url,

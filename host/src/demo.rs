@@ -133,8 +133,12 @@ async fn resolve_redis(config: &DemoConfig) -> Result<(String, Option<LocalRedis
         return Ok((default.clone(), None));
     }
     let local = LocalRedis::start().await?;
-    tracing::info!(pid = local.pid(), "no Redis given and none answers on {default}: started redis-server at {} \
-        (no persistence; stopped when the demo exits)", local.url());
+    tracing::info!(
+        pid = local.pid(),
+        "no Redis given and none answers on {default}: started redis-server at {} \
+        (no persistence; stopped when the demo exits)",
+        local.url()
+    );
     Ok((local.url(), Some(local)))
 }
 
@@ -159,8 +163,11 @@ impl Demo {
                 _ => config.analytics_plugin.clone(),
             };
             if !plugin.exists() {
-                bail!("plugin {} for group {group} not found: build the plugins with `make plugins` \
-                    (or point --{group}-plugin at a .wasm file)", plugin.display());
+                bail!(
+                    "plugin {} for group {group} not found: build the plugins with `make plugins` \
+                    (or point --{group}-plugin at a .wasm file)",
+                    plugin.display()
+                );
             }
             let mut run_config = RunConfig::new(url, plugin, &config.stream, group, consumers[0]);
             run_config.consumers = consumers.iter().map(|c| c.to_string()).collect();
@@ -496,10 +503,8 @@ impl Demo {
     /// `XTRIM stream MAXLEN|MINID ~ threshold`; returns how many went and the new length.
     pub async fn trim(&self, trim: Trim) -> Action<Value> {
         let mut conn = self.admin();
-        let trimmed = conn
-            .trim(&self.config.stream, &trim, false)
-            .await
-            .map_err(|e| ActionError::Invalid(format!("{e:#}")))?;
+        let trimmed =
+            conn.trim(&self.config.stream, &trim, false).await.map_err(|e| ActionError::Invalid(format!("{e:#}")))?;
         let length = conn.length(&self.config.stream).await?;
         Ok(json!({"trimmed": trimmed, "length": length}))
     }

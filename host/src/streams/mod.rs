@@ -412,7 +412,11 @@ impl Connection {
 
     /// `XLEN stream` (0 when it does not exist).
     pub async fn length(&mut self, stream: &str) -> Result<u64> {
-        redis::cmd("XLEN").arg(stream).query_async(&mut self.conn).await.with_context(|| format!("XLEN {stream:?} failed"))
+        redis::cmd("XLEN")
+            .arg(stream)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XLEN {stream:?} failed"))
     }
 
     /// Starts a stream over in one atomic step (MULTI/EXEC): `DEL` of the
@@ -424,7 +428,8 @@ impl Connection {
         for group in groups {
             pipe.cmd("XGROUP").arg("CREATE").arg(stream).arg(*group).arg("0").arg("MKSTREAM").ignore();
         }
-        let () = pipe.query_async(&mut self.conn).await.with_context(|| format!("reset of stream {stream:?} failed"))?;
+        let () =
+            pipe.query_async(&mut self.conn).await.with_context(|| format!("reset of stream {stream:?} failed"))?;
         Ok(())
     }
 
