@@ -29,23 +29,13 @@ impl Demo {
         let notifications = plugin("orders");
         let analytics = plugin("c-orders");
         let claim = CLAIM_IDLE_MS.to_string();
-        let mut args = vec![
-            "demo",
-            "--stream-key",
-            &stream,
-            "--port",
-            "0",
-            "--seed",
-            "0",
-            "--claim-idle-ms",
-            &claim,
-            "--reap-interval-ms",
-            "600000",
-            "--notifications-plugin",
-            notifications.to_str().unwrap(),
-            "--analytics-plugin",
-            analytics.to_str().unwrap(),
-        ];
+        let mut args = vec!["demo", "--stream-key", &stream, "--port", "0", "--seed", "0"];
+        args.extend_from_slice(&["--claim-idle-ms", &claim, "--reap-interval-ms", "600000"]);
+        for (flag, file) in [("--notifications-plugin", &notifications), ("--analytics-plugin", &analytics)] {
+            if !extra.contains(&flag) {
+                args.extend_from_slice(&[flag, file.to_str().unwrap()]);
+            }
+        }
         args.extend_from_slice(extra);
         if !extra.contains(&"--probe-redis") {
             args.extend_from_slice(&["--redis", redis_url()]);
@@ -371,6 +361,45 @@ fn replay_trim_dead_letters_and_reset() {
         let s = demo.state();
         group_of(&s, "analytics")["consumers"][0]["processed"] == 5
     });
+}
+
+/// A new build dropped over a group's plugin file shows up in the plugins
+/// panel (new version, reload ok, entries handled by it); a broken one shows
+/// as a failed reload while the running version keeps serving.
+#[test]
+fn plugins_panel_shows_reloads() {
+    let dir = plugin_dir("dash-reload");
+    let file = dir.join("orders.wasm");
+    std::fs::copy(plugin("orders"), &file).unwrap();
+    let demo = Demo::start("dash-reload", &["--notifications-plugin", file.to_str().unwrap()]);
+    let mut r = conn();
+    let panel = |demo: &Demo| -> Value {
+        let plugins = demo.ok("GET", "/api/plugins", None);
+        plugins.as_array().unwrap().iter().find(|p| p["group"] == "notifications").unwrap().clone()
+    };
+    let v1 = panel(&demo)["version"].as_str().unwrap().to_string();
+    assert!(panel(&demo)["reload"].is_null());
+
+    let v2_bytes = variant("orders", b"v2");
+    let v2 = host::plugin_version(&v2_bytes);
+    install(&file, &v2_bytes);
+    poll(MINUTE, "the new version in the panel", || panel(&demo)["version"] == v2.as_str());
+    let p = panel(&demo);
+    assert_eq!(p["reload"]["ok"], true, "{p}");
+    assert!(p["reload"]["message"].as_str().unwrap().contains(&v1), "{p}");
+    demo.produce(5, "order.placed");
+    poll(MINUTE, "both groups to drain", || drained(&mut r, &demo.stream));
+    let samples = scrape(demo.addr());
+    let by_v2 =
+        value(&samples, "host_entries_total", &[("group", "notifications"), ("version", &v2), ("verdict", "ack")]);
+    assert_eq!(by_v2, 5.0, "entries after the reload go to the new version");
+
+    install(&file, b"not a component");
+    poll(MINUTE, "the failed reload in the panel", || panel(&demo)["reload"]["ok"] == false);
+    let p = panel(&demo);
+    assert_eq!(p["version"], v2.as_str(), "the running version keeps serving: {p}");
+    assert!(!p["reload"]["message"].as_str().unwrap().is_empty(), "{p}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `/metrics` in the demo parses as OpenMetrics and counts what was handled.

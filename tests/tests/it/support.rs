@@ -142,7 +142,13 @@ pub fn plugin_dir(name: &str) -> PathBuf {
 /// The chaos plugin with a custom section appended: same behaviour, other
 /// bytes, so another version hash.
 pub fn chaos_variant(tag: &[u8]) -> Vec<u8> {
-    let mut bytes = std::fs::read(plugin("chaos")).unwrap();
+    variant("chaos", tag)
+}
+
+/// Fixture plugin `name` with a custom section appended: same behaviour,
+/// other bytes, so another version hash.
+pub fn variant(name: &str, tag: &[u8]) -> Vec<u8> {
+    let mut bytes = std::fs::read(plugin(name)).unwrap();
     let name = b"tag";
     bytes.push(0); // custom section
     bytes.push((1 + name.len() + tag.len()) as u8);
