@@ -547,4 +547,20 @@ mod tests {
         assert!(try_parse(["host", "run", "--plugins", "dir", "--min-idle-ms", "50"]).is_err());
         assert!(try_parse(["host", "run", "--plugins", "dir", "--metrics", "127.0.0.1:9464"]).is_ok());
     }
+
+    #[test]
+    fn demo_flags_have_the_guide_defaults() {
+        let Command::Demo(d) = try_parse(["host", "demo"]).unwrap() else { panic!("expected demo") };
+        assert_eq!(d.stream, "demo:events:orders");
+        assert_eq!((d.reset, d.maxlen, d.listen.port()), (true, 2000, 8788));
+        assert_eq!(d.claim_idle, Duration::from_millis(5000));
+        assert_eq!(d.probe_url, config::DEFAULT_REDIS_URL);
+        let Command::Demo(d) = try_parse(["host", "demo", "--redis-host", "h", "--no-reset", "--port", "9000"]).unwrap()
+        else {
+            panic!("expected demo")
+        };
+        assert_eq!((d.redis_url.as_deref(), d.reset, d.listen.port()), (Some("redis://h:6379"), false, 9000));
+        assert!(try_parse(["host", "demo", "--redis", "redis://a:1", "--redis-port", "2"]).is_err());
+        assert!(try_parse(["host", "demo", "--maxlen", "0"]).is_err());
+    }
 }
