@@ -6,7 +6,7 @@ GUEST_CARGO      := /usr/bin/cargo
 GUEST_ENV        := RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS="-L /usr/lib/wasm32-wasi"
 GUEST_TARGET_DIR ?= $(CURDIR)/plugins/target
 GUEST_OUT        := $(GUEST_TARGET_DIR)/wasm32-wasip2/release
-PLUGINS          := orders chaos
+PLUGINS          := orders chaos noop
 DIST             := plugins/dist
 
 # Python plugins are built by componentize-py, pip-installed into a virtual

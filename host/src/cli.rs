@@ -2,7 +2,7 @@
 //! flags into a validated [`Command`].
 
 use crate::config::{
-    self, Command, DemoConfig, FolderConfig, InspectConfig, Lang, NewConfig, ProduceConfig, ReplayConfig,
+    self, BenchConfig, Command, DemoConfig, FolderConfig, InspectConfig, Lang, NewConfig, ProduceConfig, ReplayConfig,
     RequeueConfig, RunConfig, StreamConfig, Trim, TrimConfig,
 };
 use clap::{Args, Parser, Subcommand};
@@ -26,6 +26,8 @@ enum Sub {
     Run(RunArgs),
     /// The redis.io streaming demo with Wasm handlers and a live web dashboard.
     Demo(DemoArgs),
+    /// Measure throughput and produce-to-ack latency on a fresh stream; prints one JSON line.
+    Bench(BenchArgs),
     /// Check that a plugin would run (a component of the plugin world) and describe it.
     Check {
         /// The plugin component (.wasm).
@@ -326,6 +328,58 @@ struct DemoArgs {
     seed: u32,
 }
 
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("handler_choice").required(true).args(["plugin", "handler"])))]
+struct BenchArgs {
+    /// Plugin component (.wasm) to call per entry.
+    #[arg(long, value_name = "FILE")]
+    plugin: Option<PathBuf>,
+    /// A built-in handler instead of a plugin: `native` acks every entry without Wasm.
+    #[arg(long, value_enum)]
+    handler: Option<HandlerArg>,
+    /// Entries to produce and consume.
+    #[arg(long, value_name = "N", default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    entries: u64,
+    /// Consumers in the group (each its own task, connection and instance).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    consumers: u32,
+    /// Entries per XREADGROUP.
+    #[arg(long, value_name = "N", default_value_t = config::DEFAULT_COUNT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000), conflicts_with = "guide_shape")]
+    count: u64,
+    /// The loop shape of the redis.io guides: COUNT 10 and one XACK per entry.
+    #[arg(long)]
+    guide_shape: bool,
+    /// Produce at R entries/s alongside the consumers (latency at a fixed load)
+    /// instead of consuming a backlog produced first.
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
+    /// Redis server URL [default: 127.0.0.1:6379 if a Redis answers there, else a redis-server child].
+    #[arg(long = "redis", env = "REDIS_URL", value_name = "URL")]
+    redis: Option<String>,
+}
+
+/// Values of `host bench --handler`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum HandlerArg {
+    Native,
+}
+
+impl BenchArgs {
+    fn config(self) -> BenchConfig {
+        BenchConfig {
+            redis_url: self.redis,
+            probe_url: config::DEFAULT_REDIS_URL.to_string(),
+            plugin: self.plugin,
+            entries: self.entries,
+            consumers: self.consumers,
+            count: if self.guide_shape { 10 } else { self.count as usize },
+            ack_each: self.guide_shape,
+            rate: self.rate,
+        }
+    }
+}
+
 impl DemoArgs {
     fn config(self) -> DemoConfig {
         let redis_url = match (self.redis_host, self.redis_port) {
@@ -414,9 +468,12 @@ fn from_cli(cli: Cli) -> Command {
                 ..Default::default()
             },
             metrics: a.metrics,
+            ack_each: false,
+            latency: None,
             stream: a.stream.expect("clap requires --stream with --plugin"),
         }),
         Sub::Demo(a) => Command::Demo(a.config()),
+        Sub::Bench(a) => Command::Bench(a.config()),
         Sub::Check { file } => Command::Check(file),
         Sub::Info(a) => Command::Info(a.config()),
         Sub::Tail(a) => Command::Tail(a.config()),
@@ -555,7 +612,8 @@ mod tests {
         assert_eq!((d.reset, d.maxlen, d.listen.port()), (true, 2000, 8788));
         assert_eq!(d.claim_idle, Duration::from_millis(5000));
         assert_eq!(d.probe_url, config::DEFAULT_REDIS_URL);
-        let Command::Demo(d) = try_parse(["host", "demo", "--redis-host", "h", "--no-reset", "--port", "9000"]).unwrap()
+        let Command::Demo(d) =
+            try_parse(["host", "demo", "--redis-host", "h", "--no-reset", "--port", "9000"]).unwrap()
         else {
             panic!("expected demo")
         };

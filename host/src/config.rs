@@ -34,6 +34,30 @@ pub enum Command {
     DlqRequeue(RequeueConfig),
     /// The streaming demo with its web dashboard.
     Demo(DemoConfig),
+    /// Throughput and latency of the consumer machinery.
+    Bench(BenchConfig),
+}
+
+/// Settings of `host bench`.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Redis URL; `None`: `probe_url` if it answers, else a redis-server child.
+    pub redis_url: Option<String>,
+    /// Where to look for a running Redis when none is given.
+    pub probe_url: String,
+    /// The plugin; `None`: the built-in native no-op handler.
+    pub plugin: Option<PathBuf>,
+    /// Entries to produce and consume.
+    pub entries: u64,
+    /// Consumers (tasks, connections, instances).
+    pub consumers: u32,
+    /// COUNT per read.
+    pub count: usize,
+    /// One XACK per entry instead of one per batch.
+    pub ack_each: bool,
+    /// Produce at this many entries per second alongside the consumers
+    /// (`None`: the whole backlog first).
+    pub rate: Option<u64>,
 }
 
 /// Settings of `host demo`.
@@ -168,6 +192,11 @@ pub struct RunConfig {
     pub limits: crate::limits::Limits,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// One XACK per entry (the redis.io guides' loop shape) instead of one per
+    /// batch; only `host bench --guide-shape` asks for it.
+    pub ack_each: bool,
+    /// Where consumers record produce-to-ack latency (`host bench`).
+    pub latency: Option<std::sync::Arc<crate::bench::Latency>>,
 }
 
 impl RunConfig {
@@ -190,6 +219,8 @@ impl RunConfig {
             handover: false,
             limits: crate::limits::Limits::default(),
             metrics: None,
+            ack_each: false,
+            latency: None,
         }
     }
 }

@@ -53,6 +53,10 @@ pub struct GroupSettings {
     pub local_consumers: Vec<String>,
     /// Sandbox limits of each instance.
     pub limits: crate::limits::Limits,
+    /// One XACK per entry instead of one per batch (`host bench --guide-shape`).
+    pub ack_each: bool,
+    /// Where to record produce-to-ack latency (`host bench`).
+    pub latency: Option<Arc<crate::bench::Latency>>,
 }
 
 /// What one consumer did, reported when it stops.
@@ -129,6 +133,8 @@ pub struct Consumer {
     conn: Option<Connection>,
     /// Ids handled Ok whose XACK has not yet succeeded (e.g. Redis went away).
     unacked: Vec<String>,
+    /// Their produce times, when latency is recorded (`host bench`).
+    unacked_produced: Vec<u64>,
     /// `Some(after)` until the start-up drain of the own pending list is done.
     own_cursor: Option<String>,
     reap_cursor: String,
@@ -164,6 +170,7 @@ impl Consumer {
             instance: Some(instance),
             conn: None,
             unacked: Vec::new(),
+            unacked_produced: Vec::new(),
             own_cursor: Some("0".into()),
             reap_cursor: "0-0".into(),
             next_reap: now,
@@ -398,6 +405,9 @@ impl Consumer {
             match decide(verdict, entry.delivery_count, self.settings.max_deliveries) {
                 Action::Ack => {
                     self.forget(&entry.id);
+                    if self.settings.latency.is_some() {
+                        self.unacked_produced.push(crate::bench::Latency::produced_at(&entry));
+                    }
                     self.unacked.push(entry.id);
                 }
                 Action::DeadLetter { reason, error } => {
@@ -476,7 +486,27 @@ impl Consumer {
             return Ok(());
         }
         let mut conn = self.connection().await?;
-        let acked = conn.ack(&self.settings.stream, &self.settings.group, &self.unacked).await?;
+        let (stream, group) = (&self.settings.stream, &self.settings.group);
+        let acked = if self.settings.ack_each {
+            let mut acked = 0;
+            for (i, id) in self.unacked.iter().enumerate() {
+                match conn.ack(stream, group, std::slice::from_ref(id)).await {
+                    Ok(n) => acked += n,
+                    Err(error) => {
+                        // Keep only what is still unacked for the next try.
+                        self.unacked.drain(..i);
+                        return Err(error);
+                    }
+                }
+            }
+            acked
+        } else {
+            conn.ack(stream, group, &self.unacked).await?
+        };
+        if let Some(latency) = &self.settings.latency {
+            latency.acked(&self.unacked_produced);
+            self.unacked_produced.clear();
+        }
         tracing::debug!(consumer = %self.name, stream = %self.settings.stream, "acked {acked} of {} entries", self.unacked.len());
         self.stats.acked += self.unacked.len() as u64;
         crate::metrics::global().acked(&self.settings.stream, &self.settings.group, self.unacked.len() as u64);

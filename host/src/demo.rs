@@ -11,7 +11,6 @@ use crate::dead_letter::DeadLetter;
 use crate::deployment::Deployment;
 use crate::engine::Engine;
 use crate::inspect::{entry_json, text_json};
-use crate::local_redis::LocalRedis;
 use crate::run::{self, Reload};
 use crate::streams::{Connection, PendingEntry, Redis};
 use crate::watcher::Watcher;
@@ -104,7 +103,7 @@ pub struct Demo {
 /// Runs the demo until `shutdown`: Redis (a child when needed), reset, the
 /// two groups, sample orders, the dashboard, and hot reload of both plugins.
 pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> {
-    let (url, local) = resolve_redis(&config).await?;
+    let (url, local) = crate::local_redis::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
     let demo = Arc::new(Demo::start(config, &url, &shutdown).await?);
     let router = crate::dashboard::router(demo.clone());
     let bound = crate::http::serve(demo.config.listen, router, shutdown.clone(), "the dashboard (--port)").await?;
@@ -117,29 +116,6 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> 
         tracing::info!(pid = local.pid(), "stopping the redis-server started for the demo");
     }
     watched
-}
-
-/// The Redis to use: the one given; else 127.0.0.1:6379 when it answers;
-/// else a redis-server child (kept alive by the returned handle).
-async fn resolve_redis(config: &DemoConfig) -> Result<(String, Option<LocalRedis>)> {
-    if let Some(url) = &config.redis_url {
-        return Ok((url.clone(), None));
-    }
-    let default = &config.probe_url;
-    if let Ok(mut conn) = Redis::open(default)?.connect(Duration::ZERO).await
-        && conn.ping().await.is_ok()
-    {
-        tracing::info!("using the Redis answering on {default}");
-        return Ok((default.clone(), None));
-    }
-    let local = LocalRedis::start().await?;
-    tracing::info!(
-        pid = local.pid(),
-        "no Redis given and none answers on {default}: started redis-server at {} \
-        (no persistence; stopped when the demo exits)",
-        local.url()
-    );
-    Ok((local.url(), Some(local)))
 }
 
 impl Demo {

@@ -84,6 +84,8 @@ impl Deployment {
             handover: config.handover,
             local_consumers: config.consumers.clone(),
             limits: config.limits.clone(),
+            ack_each: config.ack_each,
+            latency: config.latency.clone(),
         });
         crate::metrics::global().serving(&plugin.tag, true);
         crate::metrics::global().watch(redis, &config.stream, &config.group);

@@ -31,8 +31,8 @@ pub struct Instance {
     plugin: Plugin,
     deadline: Duration,
     limits: Limits,
-    store: Store<HostState>,
-    bindings: Consumer,
+    /// The Wasm instance; `None` for the native handler.
+    wasm: Option<(Store<HostState>, Consumer)>,
     /// The record passed to `handle`. Stream, group and consumer are set once;
     /// id and fields are moved in and out per call, so no entry data is copied.
     template: WitEntry,
@@ -45,7 +45,7 @@ pub struct Instance {
 impl Instance {
     /// Instantiates `plugin` for one consumer; `deadline` bounds each call.
     pub fn new(plugin: &Plugin, delivery: Delivery, deadline: Duration, limits: Limits) -> Result<Self> {
-        let (store, bindings) = instantiate(plugin, &limits)?;
+        let wasm = instantiate(plugin, &limits)?;
         let template = WitEntry {
             stream: delivery.stream,
             id: String::new(),
@@ -55,7 +55,7 @@ impl Instance {
             consumer: delivery.consumer,
         };
         let calls = crate::metrics::global().calls(&template.stream, &template.group, &plugin.tag);
-        Ok(Instance { plugin: plugin.clone(), deadline, limits, store, bindings, template, poisoned: false, calls })
+        Ok(Instance { plugin: plugin.clone(), deadline, limits, wasm, template, poisoned: false, calls })
     }
 
     /// Name and version of the plugin this instance runs.
@@ -66,10 +66,9 @@ impl Instance {
     /// Switches to another version of the plugin. The new version is
     /// instantiated first; if that fails the old instance stays in service.
     pub fn switch_to(&mut self, plugin: &Plugin) -> Result<()> {
-        let (store, bindings) = instantiate(plugin, &self.limits)?;
+        let wasm = instantiate(plugin, &self.limits)?;
         self.plugin = plugin.clone();
-        self.store = store;
-        self.bindings = bindings;
+        self.wasm = wasm;
         self.poisoned = false;
         self.calls = crate::metrics::global().calls(&self.template.stream, &self.template.group, &plugin.tag);
         Ok(())
@@ -94,11 +93,16 @@ impl Instance {
         if let Err(reason) = self.lend(entry) {
             return Verdict::Reject { reason };
         }
-        self.store.set_epoch_deadline(Engine::ticks(self.deadline));
-        if let Some(fuel) = self.limits.max_fuel {
-            self.store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
-        }
-        let result = self.bindings.call_handle(&mut self.store, &self.template);
+        let result = match &mut self.wasm {
+            Some((store, bindings)) => {
+                store.set_epoch_deadline(Engine::ticks(self.deadline));
+                if let Some(fuel) = self.limits.max_fuel {
+                    store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
+                }
+                bindings.call_handle(store, &self.template)
+            }
+            None => Ok(Ok(())),
+        };
         self.take_back(entry);
         let verdict =
             Verdict::from_call(result, self.deadline, self.limits.max_fuel).capped(self.limits.max_return_bytes);
@@ -134,16 +138,16 @@ impl Instance {
 
     /// Drops the trapped instance and starts a fresh one from the pre-instance.
     fn recycle(&mut self) -> Result<()> {
-        let (store, bindings) = instantiate(&self.plugin, &self.limits)?;
-        self.store = store;
-        self.bindings = bindings;
+        self.wasm = instantiate(&self.plugin, &self.limits)?;
         self.poisoned = false;
         tracing::debug!(plugin = %self.plugin.tag.name, version = %self.plugin.tag.version, "plugin instance recycled after a fault");
         Ok(())
     }
 }
 
-fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<(Store<HostState>, Consumer)> {
+/// A fresh instance of `plugin` (`None` for the native handler).
+fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostState>, Consumer)>> {
+    let Some(code) = &plugin.code else { return Ok(None) };
     anyhow::ensure!(
         limits.max_fuel.is_none() || plugin.engine.metered,
         "version {} of plugin {} was compiled without fuel metering, which its fuel limit needs \
@@ -160,9 +164,9 @@ fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<(Store<HostState>, Co
     if plugin.engine.metered {
         store.set_fuel(u64::MAX).context("cannot give the metered instance fuel")?;
     }
-    let bindings = plugin
+    let bindings = code
         .pre
         .instantiate(&mut store)
         .with_context(|| format!("cannot instantiate plugin {} ({})", plugin.tag.name, plugin.path.display()))?;
-    Ok((store, bindings))
+    Ok(Some((store, bindings)))
 }

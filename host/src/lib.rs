@@ -4,6 +4,7 @@
 //! → [`verdict`] → ack, dead-letter or leave pending ([`consumer`]). [`run`]
 //! wires it up.
 
+mod bench;
 mod bindings;
 mod cache;
 mod check;
@@ -41,7 +42,9 @@ mod verdict;
 mod watcher;
 
 pub use bindings::WORLD;
-pub use config::{Command, DemoConfig, FolderConfig, InspectConfig, ProduceConfig, RequeueConfig, RunConfig};
+pub use config::{
+    BenchConfig, Command, DemoConfig, FolderConfig, InspectConfig, ProduceConfig, RequeueConfig, RunConfig,
+};
 pub use consumer::ConsumerStats;
 pub use dead_letter::DeadLetter;
 pub use deployment::RunReport;
@@ -80,6 +83,7 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
             demo::run(config, shutdown).await?;
             return Ok(());
         }
+        Command::Bench(config) => bench::bench(config, shutdown).await?,
         Command::Check(path) => check::check(&path)?,
         Command::New(config) => scaffold::create(&config)?,
         Command::Produce(config) => format!("{}\n", produce(&config).await?),

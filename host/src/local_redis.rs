@@ -9,6 +9,28 @@ use std::time::{Duration, Instant};
 /// How long the child may take to answer PING.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The Redis to use: `given`; else `probe` when a Redis answers there; else
+/// a redis-server child (kept alive by the returned handle).
+pub async fn resolve(given: Option<&str>, probe: &str) -> Result<(String, Option<LocalRedis>)> {
+    if let Some(url) = given {
+        return Ok((url.to_string(), None));
+    }
+    if let Ok(mut conn) = crate::streams::Redis::open(probe)?.connect(Duration::ZERO).await
+        && conn.ping().await.is_ok()
+    {
+        tracing::info!("using the Redis answering on {probe}");
+        return Ok((probe.to_string(), None));
+    }
+    let local = LocalRedis::start().await?;
+    tracing::info!(
+        pid = local.pid(),
+        "no Redis given and none answers on {probe}: started redis-server at {} \
+        (no persistence; stopped on exit)",
+        local.url()
+    );
+    Ok((local.url(), Some(local)))
+}
+
 /// A running `redis-server` child.
 pub struct LocalRedis {
     child: Child,

@@ -38,8 +38,8 @@ pub struct Plugin {
     pub tag: Arc<PluginTag>,
     /// Where it was loaded from.
     pub path: PathBuf,
-    /// Compiled and linked; each consumer instantiates its own copy.
-    pub(crate) pre: ConsumerPre<crate::guest_log::HostState>,
+    /// The compiled code; `None` for the built-in native handler.
+    pub(crate) code: Option<Code>,
     /// The engine the plugin was compiled for.
     pub(crate) engine: Engine,
     /// Whether the compiled code came from the on-disk cache.
@@ -48,9 +48,19 @@ pub struct Plugin {
     pub size: usize,
     /// How long compiling (or loading from the cache) took.
     pub compile_time: std::time::Duration,
+}
+
+/// A plugin's compiled component.
+#[derive(Clone)]
+pub(crate) struct Code {
+    /// Compiled and linked; each consumer instantiates its own copy.
+    pub(crate) pre: ConsumerPre<crate::guest_log::HostState>,
     /// The compiled component (for its imports and exports).
     component: wasmtime::component::Component,
 }
+
+/// Name and version of the built-in native handler.
+pub const NATIVE: &str = "native";
 
 impl Plugin {
     /// Reads, validates, compiles and links the plugin at `path`.
@@ -83,18 +93,35 @@ impl Plugin {
         Ok(Plugin {
             tag,
             path: path.to_owned(),
-            pre,
+            code: Some(Code { pre, component }),
             engine: engine.clone(),
             from_cache,
             size,
             compile_time,
-            component,
         })
     }
 
-    /// The names of what the component imports and exports, in its order.
+    /// The built-in native handler: a Rust no-op that acks every entry,
+    /// taking the same path through the host as a plugin call (entry lent
+    /// and returned, verdict counted). `host bench --handler native` uses it
+    /// to measure what Wasm costs.
+    pub fn native(engine: &Engine) -> Self {
+        Plugin {
+            tag: Arc::new(PluginTag { name: NATIVE.into(), version: NATIVE.into() }),
+            path: PathBuf::from(NATIVE),
+            code: None,
+            engine: engine.clone(),
+            from_cache: false,
+            size: 0,
+            compile_time: std::time::Duration::ZERO,
+        }
+    }
+
+    /// The names of what the component imports and exports, in its order
+    /// (nothing for the native handler).
     pub fn interface(&self) -> (Vec<String>, Vec<String>) {
-        let ty = self.component.component_type();
+        let Some(code) = &self.code else { return (Vec::new(), Vec::new()) };
+        let ty = code.component.component_type();
         let imports = ty.imports(&self.engine.engine).map(|(name, _)| name.to_string()).collect();
         let exports = ty.exports(&self.engine.engine).map(|(name, _)| name.to_string()).collect();
         (imports, exports)

@@ -396,6 +396,23 @@ impl Connection {
         reply::range_reply(reply).with_context(|| format!("unexpected XRANGE reply on stream {stream:?}"))
     }
 
+    /// One pipeline of `XADD stream * field value…`, one per entry.
+    pub async fn add_batch(&mut self, stream: &str, entries: &[Vec<(Vec<u8>, Vec<u8>)>]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for fields in entries {
+            let cmd = pipe.cmd("XADD").arg(stream).arg("*");
+            for (name, value) in fields {
+                cmd.arg(name).arg(value);
+            }
+            cmd.ignore();
+        }
+        let () = pipe
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XADD of {} entries to stream {stream:?} failed", entries.len()))?;
+        Ok(())
+    }
+
     /// `XREVRANGE stream + - COUNT n`: the newest `count` entries, newest first.
     pub async fn latest(&mut self, stream: &str, count: usize) -> Result<Vec<Entry>> {
         let reply: Value = redis::cmd("XREVRANGE")

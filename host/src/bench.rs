@@ -1,0 +1,194 @@
+//! `host bench`: throughput and produce-to-ack latency of the real consumer
+//! machinery. Produces N order entries into a fresh stream (pipelined, or
+//! paced at `--rate` alongside the consumers), runs a deployment over them
+//! with a plugin or the built-in native handler, waits until every entry is
+//! acked, and prints one JSON line.
+
+use crate::config::{BenchConfig, RunConfig};
+use crate::deployment::Deployment;
+use crate::engine::Engine;
+use crate::entry::Entry;
+use crate::plugin::Plugin;
+use crate::streams::Redis;
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// The benchmark's group.
+const GROUP: &str = "bench";
+/// Entries per pipeline when producing the backlog.
+const PRODUCE_BATCH: usize = 1000;
+/// The field carrying the produce time (µs since the Unix epoch).
+pub const TS_FIELD: &str = "ts";
+
+/// Produce-to-ack latencies, recorded by consumers as their XACKs succeed.
+pub struct Latency {
+    histogram: Mutex<Histogram<u64>>,
+}
+
+impl std::fmt::Debug for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Latency")
+    }
+}
+
+impl Latency {
+    fn new() -> Result<Self> {
+        // 1 µs .. 1 h at 3 significant digits.
+        let histogram = Histogram::new_with_bounds(1, 3_600_000_000, 3).context("latency histogram")?;
+        Ok(Latency { histogram: Mutex::new(histogram) })
+    }
+
+    /// The produce time an entry carries (µs), or 0 when it has none.
+    pub fn produced_at(entry: &Entry) -> u64 {
+        entry.field(TS_FIELD).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0)
+    }
+
+    /// Records entries produced at `produced` (µs) as acked now.
+    pub fn acked(&self, produced: &[u64]) {
+        let now = now_us();
+        let mut histogram = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
+        for &at in produced.iter().filter(|&&at| at > 0) {
+            histogram.saturating_record(now.saturating_sub(at).max(1));
+        }
+    }
+
+    fn millis(&self, quantile: f64) -> f64 {
+        let histogram = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
+        (histogram.value_at_quantile(quantile) as f64 / 1000.0 * 1000.0).round() / 1000.0
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// One order entry of three fields, stamped now.
+fn order(i: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+    vec![
+        (b"order_id".to_vec(), format!("o-{i}").into_bytes()),
+        (b"amount".to_vec(), format!("{}.{:02}", i % 500, i % 100).into_bytes()),
+        (TS_FIELD.as_bytes().to_vec(), now_us().to_string().into_bytes()),
+    ]
+}
+
+/// CPU time (user + system) of this process so far, and its peak RSS in bytes.
+fn usage() -> (f64, u64) {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (seconds(usage.ru_utime) + seconds(usage.ru_stime), usage.ru_maxrss as u64 * 1024)
+}
+
+/// Runs one benchmark and returns its JSON line.
+pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<String> {
+    let (url, _local) = crate::local_redis::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
+    let redis = Redis::open(&url)?;
+    let mut admin = redis.connect(Duration::ZERO).await?;
+    let stream = format!("bench:{}:{}", std::process::id(), now_us());
+    admin.recreate(&stream, &[], &[GROUP]).await?;
+
+    let engine = Engine::new()?;
+    let latency = Arc::new(Latency::new()?);
+    let mut run = RunConfig::new(&url, config.plugin.clone().unwrap_or_default(), &stream, GROUP, "bench-1");
+    run.consumers = (1..=config.consumers).map(|i| format!("bench-{i}")).collect();
+    run.count = config.count;
+    run.ack_each = config.ack_each;
+    run.block = Duration::from_millis(100);
+    // No reaping during the run: every entry is read once and acked.
+    run.min_idle = Duration::from_secs(3600);
+    run.reap_interval = Duration::from_secs(3600);
+    run.latency = Some(latency.clone());
+    let plugin = match &config.plugin {
+        Some(_) => crate::run::load(&engine, &run).await?,
+        None => Plugin::native(&engine),
+    };
+    let handler = plugin.tag.name.clone();
+
+    if config.rate.is_none() {
+        let started = Instant::now();
+        produce(&redis, &stream, config.entries, None).await?;
+        tracing::info!(entries = config.entries, "produced the backlog in {} ms", started.elapsed().as_millis());
+    }
+    let (cpu_before, _) = usage();
+    let started = Instant::now();
+    let mut deployment = Deployment::start(&redis, &run, Arc::new(plugin), &shutdown).await?;
+    let mut producer = config.rate.map(|rate| {
+        let (redis, stream, entries) = (redis.clone(), stream.clone(), config.entries);
+        tokio::spawn(async move { produce(&redis, &stream, entries, Some(rate)).await })
+    });
+    loop {
+        let acked: u64 = deployment.members().iter().map(|m| m.control.stats().acked).sum();
+        if acked >= config.entries {
+            break;
+        }
+        if shutdown.is_cancelled() {
+            bail!("interrupted after {acked} of {} entries", config.entries);
+        }
+        if producer.as_ref().is_some_and(|p| p.is_finished()) {
+            // Finished producing (or failed: then stop here with its error).
+            producer.take().expect("checked").await.context("producer panicked")??;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(producer) = producer {
+        producer.await.context("producer panicked")??;
+    }
+    deployment.stop();
+    let report = deployment.finished().await?;
+    let (cpu_after, peak_rss) = usage();
+    let _ = admin.recreate(&stream, &[], &[]).await;
+    let total = report.total();
+    if total.acked != config.entries || total.handled != config.entries {
+        bail!("handled {} and acked {} of {} entries", total.handled, total.acked, config.entries);
+    }
+
+    let line = serde_json::json!({
+        "handler": handler,
+        "entries": config.entries,
+        "consumers": config.consumers,
+        "count": config.count,
+        "ack": if config.ack_each { "each" } else { "batch" },
+        "rate": config.rate,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "entries_per_s": (config.entries as f64 / seconds).round(),
+        "latency_ms": {"p50": latency.millis(0.5), "p99": latency.millis(0.99), "p999": latency.millis(0.999)},
+        "cpu_seconds": ((cpu_after - cpu_before) * 1000.0).round() / 1000.0,
+        "peak_rss_mb": (peak_rss as f64 / 1048576.0 * 10.0).round() / 10.0,
+    });
+    Ok(format!("{line}\n"))
+}
+
+/// XADDs `entries` orders: as fast as pipelining allows, or paced at `rate`
+/// per second (a pipeline per millisecond tick).
+async fn produce(redis: &Redis, stream: &str, entries: u64, rate: Option<u64>) -> Result<()> {
+    let mut conn = redis.connect(Duration::ZERO).await?;
+    let Some(rate) = rate else {
+        let mut sent = 0;
+        while sent < entries {
+            let n = (entries - sent).min(PRODUCE_BATCH as u64);
+            let batch: Vec<_> = (sent..sent + n).map(order).collect();
+            conn.add_batch(stream, &batch).await?;
+            sent += n;
+        }
+        return Ok(());
+    };
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut sent = 0;
+    while sent < entries {
+        tick.tick().await;
+        let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(entries);
+        if due > sent {
+            let batch: Vec<_> = (sent..due).map(order).collect();
+            conn.add_batch(stream, &batch).await?;
+            sent = due;
+        }
+    }
+    Ok(())
+}
