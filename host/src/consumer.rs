@@ -109,6 +109,8 @@ impl std::ops::AddAssign for ConsumerStats {
     }
 }
 
+/// Batches of new entries handled faster than this are followed by a read-ahead.
+const READ_AHEAD_BELOW: Duration = Duration::from_millis(20);
 /// First and longest pause after a Redis error; doubles in between.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -144,6 +146,10 @@ pub struct Consumer {
     last_errors: HashMap<String, String>,
     backoff: Duration,
     stats: ConsumerStats,
+    /// The next batch, read while the current one is handled (backlog only).
+    read_ahead: Option<tokio::task::JoinHandle<Result<Batch>>>,
+    /// How long handling the last batch of new entries took.
+    last_batch: Duration,
     /// Counters as last published to `control`.
     published: ConsumerStats,
     control: Arc<Control>,
@@ -180,6 +186,8 @@ impl Consumer {
             backoff: BACKOFF_MIN,
             stats: ConsumerStats::default(),
             published: ConsumerStats::default(),
+            read_ahead: None,
+            last_batch: Duration::MAX,
             control,
             settings,
         })
@@ -200,6 +208,11 @@ impl Consumer {
                 Err(error) if is_missing_group(&error) => self.recreate_group(&error, &shutdown).await,
                 Err(error) => self.redis_failed(&error, &shutdown).await,
             }
+        }
+        if let Some(ahead) = self.read_ahead.take() {
+            // Whatever it read stays in this consumer's pending list: the next
+            // start drains it, or a peer's reaper claims it.
+            ahead.abort();
         }
         if let Err(error) = self.flush_acks().await {
             tracing::warn!(consumer = %self.name, "{} handled entries stay pending: {error:#}", self.unacked.len());
@@ -225,17 +238,21 @@ impl Consumer {
     /// pending list (start-up only), reap if due, or read new entries.
     async fn step(&mut self, shutdown: &CancellationToken) -> Result<()> {
         let conn = self.connection().await?;
-        self.flush_acks().await?;
+        if self.read_ahead.is_some() {
+            return self.read_ahead_step(conn, shutdown).await;
+        }
         let (settings, name) = (self.settings.clone(), self.name.clone());
         let reaper =
             Reaper { stream: &settings.stream, group: &settings.group, consumer: &name, count: settings.count };
-        if let Some(after) = &self.own_cursor {
-            let (batch, next) = reaper.own_pending(&mut conn.clone(), after).await?;
+        if let Some(after) = self.own_cursor.clone() {
+            self.flush_acks().await?;
+            let (batch, next) = reaper.own_pending(&mut conn.clone(), &after).await?;
             self.own_cursor = if batch.is_empty() { None } else { Some(next) };
             return self.process(batch, shutdown).await;
         }
         let claims = self.control.take_claims();
         if !claims.is_empty() {
+            self.flush_acks().await?;
             let claimed = self.claim_now(&reaper, &conn, shutdown).await;
             let reply = claimed.as_ref().map(|n| *n).map_err(|e| format!("{e:#}"));
             for claim in claims {
@@ -250,6 +267,7 @@ impl Consumer {
             self.next_refresh = now + refresh_every(self.settings.min_idle);
         }
         if now >= self.next_reap {
+            self.flush_acks().await?;
             self.next_reap = now + self.settings.reap_interval;
             for _ in 0..MAX_PAGES_PER_TICK {
                 let batch = reaper.claim_page(&mut conn.clone(), self.settings.min_idle, &mut self.reap_cursor).await?;
@@ -272,11 +290,53 @@ impl Consumer {
         let block = until.saturating_duration_since(now).min(self.settings.block).max(Duration::from_millis(1));
         let mut reader = conn.clone();
         let read = reader.read_new(&settings.stream, &settings.group, &name, settings.count, block);
-        let batch = tokio::select! {
+        // The last batch's XACK goes out in the same round trip as this read
+        // (pipelined ahead of it on the connection). Acks still unsent when
+        // shutdown cuts in stay in `unacked` and are sent on the way out.
+        let (acked, batch) = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            batch = read => batch?,
+            both = async { tokio::join!(self.flush_acks(), read) } => both,
         };
-        self.process(batch, shutdown).await
+        acked?;
+        self.process_read(batch?, &conn, shutdown).await
+    }
+
+    /// Takes the batch read ahead (with the last acks pipelined before it).
+    async fn read_ahead_step(&mut self, conn: Connection, shutdown: &CancellationToken) -> Result<()> {
+        let Some(mut ahead) = self.read_ahead.take() else { return Ok(()) };
+        let (acked, batch) = tokio::select! {
+            _ = shutdown.cancelled() => {
+                ahead.abort();
+                return Ok(());
+            }
+            both = async { tokio::join!(self.flush_acks(), &mut ahead) } => both,
+        };
+        acked?;
+        let batch = batch.context("read-ahead task panicked")??;
+        self.process_read(batch, &conn, shutdown).await
+    }
+
+    /// Handles a batch of new entries. When it is full (a backlog) and the
+    /// last one went quickly, the next read goes out first, so Redis serves
+    /// it while the plugin runs: throughput is then the slower of the two,
+    /// not their sum. Only after quick batches: read-ahead entries wait
+    /// unleased while this batch runs, and a consumer that dies holds them
+    /// too; for slow batches one round trip saved is nothing anyway.
+    async fn process_read(&mut self, batch: Batch, conn: &Connection, shutdown: &CancellationToken) -> Result<()> {
+        let full = batch.entries.len() + batch.trimmed.len() >= self.settings.count;
+        let quick = self.last_batch < READ_AHEAD_BELOW.min(refresh_every(self.settings.min_idle));
+        if full && quick && !shutdown.is_cancelled() {
+            let mut reader = conn.clone();
+            let s = self.settings.clone();
+            let name = self.name.clone();
+            self.read_ahead = Some(tokio::spawn(async move {
+                reader.read_new(&s.stream, &s.group, &name, s.count, Duration::from_millis(1)).await
+            }));
+        }
+        let started = Instant::now();
+        let processed = self.process(batch, shutdown).await;
+        self.last_batch = started.elapsed();
+        processed
     }
 
     /// Claims every entry of the group idle for `min_idle` to this consumer
@@ -389,8 +449,9 @@ impl Consumer {
         }
     }
 
-    /// Acts on each verdict: acks (one XACK for the batch), dead letters,
-    /// and retries left pending (held back when their delay needs it).
+    /// Acts on each verdict: acks (queued for one XACK, sent with the next
+    /// read), dead letters, and retries left pending (held back when their
+    /// delay needs it).
     async fn settle(&mut self, outcomes: Vec<(Entry, Verdict)>) {
         let (stream, group) = (self.settings.stream.clone(), self.settings.group.clone());
         for (entry, verdict) in outcomes {
@@ -426,10 +487,6 @@ impl Consumer {
                     }
                 }
             }
-        }
-        if let Err(error) = self.flush_acks().await {
-            tracing::warn!(consumer = %self.name, "ack deferred: {error:#}");
-            self.conn = None;
         }
     }
 
@@ -511,6 +568,7 @@ impl Consumer {
         self.stats.acked += self.unacked.len() as u64;
         crate::metrics::global().acked(&self.settings.stream, &self.settings.group, self.unacked.len() as u64);
         self.unacked.clear();
+        self.publish();
         Ok(())
     }
 
