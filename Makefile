@@ -47,7 +47,7 @@ PLAYWRIGHT_VERSION     := 1.65.1
 PLAYWRIGHT_MODULES     := $(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)/node_modules
 PLAYWRIGHT             := $(PLAYWRIGHT_MODULES)/playwright-core/package.json
 
-.PHONY: demo test plugins rust-plugins deps build clean
+.PHONY: demo test bench plugins rust-plugins deps build clean
 
 ## demo: install what is missing, build, then `host demo` (dashboard on http://127.0.0.1:8788/)
 demo: deps plugins build
@@ -59,6 +59,11 @@ test: deps plugins $(PLAYWRIGHT)
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	PLAYWRIGHT_MODULES="$(PLAYWRIGHT_MODULES)" cargo test --workspace
+
+## bench: release build, then the standard `host bench` set and its table (README "Performance")
+bench: deps rust-plugins
+	cargo build --release -p host
+	scripts/bench.sh
 
 ## plugins: build every guest into plugins/dist/NAME.wasm (rebuilding only what changed)
 PLUGIN_FILES := $(PY_PLUGINS) $(JS_PLUGINS) $(C_PLUGINS) $(ZIG_PLUGINS)
