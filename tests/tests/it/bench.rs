@@ -1,0 +1,62 @@
+//! `host bench` as a command: every mode drains all its entries through the
+//! real machinery (the bench itself fails unless each entry was handled and
+//! acked exactly once), reports one well-formed JSON line, and deletes its
+//! stream. Its numbers are not checked here: timing lives in the benchmark.
+
+use crate::support::*;
+use redis::Commands;
+use std::process::{Command, Stdio};
+
+#[test]
+fn bench_modes_drain_every_entry_and_clean_up() {
+    let noop = plugin("noop");
+    let noop = noop.to_str().unwrap();
+    let modes: [&[&str]; 3] = [
+        &["--handler", "native"],
+        &["--plugin", noop, "--guide-shape"],
+        &["--plugin", noop, "--consumers", "2", "--rate", "5000"],
+    ];
+    let mut r = redis::Client::open(redis_url()).unwrap().get_connection().unwrap();
+    for mode in modes {
+        let child = Command::new(host_bin())
+            .arg("bench")
+            .args(mode)
+            .args(["--entries", "3000", "--redis", redis_url()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn host");
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "bench {mode:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let line = String::from_utf8(out.stdout).unwrap();
+        let report: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(report["entries"], 3000, "{report}");
+        let (handler, consumers, count, ack) = match mode[0..2] {
+            ["--handler", _] => ("native", 1, 100, "batch"),
+            _ if mode.contains(&"--guide-shape") => ("noop", 1, 10, "each"),
+            _ => ("noop", 2, 100, "batch"),
+        };
+        assert_eq!(
+            (
+                report["handler"].as_str(),
+                report["consumers"].as_u64(),
+                report["count"].as_u64(),
+                report["ack"].as_str()
+            ),
+            (Some(handler), Some(consumers), Some(count), Some(ack)),
+            "{report}"
+        );
+        let latency = &report["latency_ms"];
+        let (p50, p99, p999) =
+            (latency["p50"].as_f64().unwrap(), latency["p99"].as_f64().unwrap(), latency["p999"].as_f64().unwrap());
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{report}");
+        assert!(
+            report["entries_per_s"].as_f64().unwrap() > 0.0 && report["peak_rss_mb"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        let left: Vec<String> = r.keys(format!("bench:{pid}:*")).unwrap();
+        assert!(left.is_empty(), "the bench stream is deleted: {left:?}");
+    }
+}
