@@ -21,11 +21,12 @@ run() { # NAME ARGS...
   RUST_LOG=warn "$HOST" bench "$@" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d["run"]=sys.argv[1]; print(json.dumps(d))' "$name" >> "$OUT"
 }
 
+run loop-1          --handler loop --entries "$N" --count 100
 run native-1        --handler native --entries "$N"
 run noop-1          --plugin "$NOOP" --entries "$N"
 run native-2        --handler native --entries "$N" --consumers 2
 run noop-2          --plugin "$NOOP" --entries "$N" --consumers 2
-run noop-1-count1000 --plugin "$NOOP" --entries "$N" --count 1000
+run noop-1-count100 --plugin "$NOOP" --entries "$N" --count 100
 run guide-shape     --plugin "$NOOP" --entries $(( N / 10 )) --guide-shape
 # Latency at a fixed load: half the backlog rate of noop-1, for ~5 s.
 rate=$(python3 -c 'import json,sys; print(int([json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["run"]=="noop-1"][0]["entries_per_s"] / 2))' "$OUT")
@@ -49,6 +50,7 @@ def ratio(a, b):
     return by[a]["entries_per_s"] / by[b]["entries_per_s"] if a in by and b in by else float("nan")
 print()
 print(f'- Rust no-op plugin vs native handler, 1 consumer: {ratio("noop-1", "native-1"):.2f}x (2 consumers: {ratio("noop-2", "native-2"):.2f}x)')
+print(f'- Rust no-op plugin vs the minimal hand-written loop (COUNT 100, XACK pipelined): {ratio("noop-1", "loop-1"):.2f}x (2 consumers: {ratio("noop-2", "loop-1"):.2f}x)')
 print(f'- default settings vs --guide-shape: {ratio("noop-1", "guide-shape"):.1f}x')
 if "paced-50%" in by:
     print(f'- paced at {by["paced-50%"]["rate"]}/s (50 % of noop-1): p99 produce-to-ack {by["paced-50%"]["latency_ms"]["p99"]} ms')

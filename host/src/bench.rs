@@ -2,7 +2,8 @@
 //! machinery. Produces N order entries into a fresh stream (pipelined, or
 //! paced at `--rate` alongside the consumers), runs a deployment over them
 //! with a plugin or the built-in native handler, waits until every entry is
-//! acked, and prints one JSON line.
+//! acked, and prints one JSON line. `--handler loop` runs instead a minimal
+//! hand-written consumer loop (no host machinery), the reference to beat.
 
 use crate::config::{BenchConfig, RunConfig};
 use crate::deployment::Deployment;
@@ -106,7 +107,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
         Some(_) => crate::run::load(&engine, &run).await?,
         None => Plugin::native(&engine),
     };
-    let handler = plugin.tag.name.clone();
+    let handler = if config.minimal_loop { "loop".to_string() } else { plugin.tag.name.clone() };
 
     if config.rate.is_none() {
         let started = Instant::now();
@@ -115,11 +116,20 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     }
     let (cpu_before, _) = usage();
     let started = Instant::now();
-    let mut deployment = Deployment::start(&redis, &run, Arc::new(plugin), &shutdown).await?;
     let mut producer = config.rate.map(|rate| {
         let (redis, stream, entries) = (redis.clone(), stream.clone(), config.entries);
         tokio::spawn(async move { produce(&redis, &stream, entries, Some(rate)).await })
     });
+    if config.minimal_loop {
+        minimal_loop(&redis, &stream, config.entries, config.count, &latency, &shutdown).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        if let Some(producer) = producer {
+            producer.await.context("producer panicked")??;
+        }
+        let _ = admin.recreate(&stream, &[], &[]).await;
+        return Ok(report(&config, &handler, seconds, &latency, cpu_before));
+    }
+    let mut deployment = Deployment::start(&redis, &run, Arc::new(plugin), &shutdown).await?;
     loop {
         let acked: u64 = deployment.members().iter().map(|m| m.control.stats().acked).sum();
         if acked >= config.entries {
@@ -139,14 +149,17 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
         producer.await.context("producer panicked")??;
     }
     deployment.stop();
-    let report = deployment.finished().await?;
-    let (cpu_after, peak_rss) = usage();
+    let total = deployment.finished().await?.total();
     let _ = admin.recreate(&stream, &[], &[]).await;
-    let total = report.total();
     if total.acked != config.entries || total.handled != config.entries {
         bail!("handled {} and acked {} of {} entries", total.handled, total.acked, config.entries);
     }
+    Ok(report(&config, &handler, seconds, &latency, cpu_before))
+}
 
+/// The JSON line of a finished run.
+fn report(config: &BenchConfig, handler: &str, seconds: f64, latency: &Latency, cpu_before: f64) -> String {
+    let (cpu_after, peak_rss) = usage();
     let line = serde_json::json!({
         "handler": handler,
         "entries": config.entries,
@@ -160,7 +173,40 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
         "cpu_seconds": ((cpu_after - cpu_before) * 1000.0).round() / 1000.0,
         "peak_rss_mb": (peak_rss as f64 / 1048576.0 * 10.0).round() / 10.0,
     });
-    Ok(format!("{line}\n"))
+    format!("{line}\n")
+}
+
+/// The reference: a minimal consumer as one would write it by hand with
+/// redis-rs (one connection, COUNT `count`, the XACK of each batch pipelined
+/// with the next XREADGROUP), reading entries into the same `Entry` values
+/// the host uses and handling none of them.
+async fn minimal_loop(
+    redis: &Redis,
+    stream: &str,
+    entries: u64,
+    count: usize,
+    latency: &Latency,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let block = Duration::from_millis(100);
+    let mut conn = redis.connect(block).await?;
+    let (mut ids, mut produced): (Vec<String>, Vec<u64>) = (Vec::new(), Vec::new());
+    let mut acked = 0;
+    while acked < entries {
+        if shutdown.is_cancelled() {
+            bail!("interrupted after {acked} of {entries} entries");
+        }
+        let batch = conn.ack_then_read(stream, GROUP, "loop-1", &ids, count, block).await?;
+        latency.acked(&produced);
+        acked += ids.len() as u64;
+        ids.clear();
+        produced.clear();
+        for entry in batch.entries {
+            produced.push(Latency::produced_at(&entry));
+            ids.push(entry.id);
+        }
+    }
+    Ok(())
 }
 
 /// XADDs `entries` orders: as fast as pipelining allows, or paced at `rate`

@@ -334,7 +334,9 @@ struct BenchArgs {
     /// Plugin component (.wasm) to call per entry.
     #[arg(long, value_name = "FILE")]
     plugin: Option<PathBuf>,
-    /// A built-in handler instead of a plugin: `native` acks every entry without Wasm.
+    /// A built-in handler instead of a plugin: `native` acks every entry
+    /// without Wasm; `loop` is a minimal hand-written redis-rs consumer loop
+    /// without the host's machinery (the reference to compare with).
     #[arg(long, value_enum)]
     handler: Option<HandlerArg>,
     /// Entries to produce and consume.
@@ -363,6 +365,7 @@ struct BenchArgs {
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum HandlerArg {
     Native,
+    Loop,
 }
 
 impl BenchArgs {
@@ -371,6 +374,7 @@ impl BenchArgs {
             redis_url: self.redis,
             probe_url: config::DEFAULT_REDIS_URL.to_string(),
             plugin: self.plugin,
+            minimal_loop: matches!(self.handler, Some(HandlerArg::Loop)),
             entries: self.entries,
             consumers: self.consumers,
             count: if self.guide_shape { 10 } else { self.count as usize },

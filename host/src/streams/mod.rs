@@ -77,6 +77,31 @@ impl Connection {
         Ok(())
     }
 
+    /// One pipeline of `XACK stream group id…` (when there are ids) and
+    /// `XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS stream >`: the loop of
+    /// a minimal hand-written consumer (`host bench --handler loop`).
+    pub async fn ack_then_read(
+        &mut self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[String],
+        count: usize,
+        block: Duration,
+    ) -> Result<Batch> {
+        let mut pipe = redis::pipe();
+        if !ids.is_empty() {
+            pipe.cmd("XACK").arg(stream).arg(group).arg(ids).ignore();
+        }
+        pipe.cmd("XREADGROUP").arg("GROUP").arg(group).arg(consumer).arg("COUNT").arg(count);
+        pipe.arg("BLOCK").arg(block.as_millis() as u64).arg("STREAMS").arg(stream).arg(">");
+        let (reply,): (Value,) = pipe
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XACK + XREADGROUP on stream {stream:?} group {group:?} failed"))?;
+        reply::read_reply(reply, 1).with_context(|| format!("unexpected XREADGROUP reply on stream {stream:?}"))
+    }
+
     /// `XGROUP CREATE stream group start MKSTREAM`; an existing group is fine.
     /// Returns whether the group was created.
     pub async fn ensure_group(&mut self, stream: &str, group: &str, start_id: &str) -> Result<bool> {

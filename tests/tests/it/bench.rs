@@ -1,7 +1,7 @@
 //! `host bench` as a command: every mode drains all its entries through the
 //! real machinery (the bench itself fails unless each entry was handled and
-//! acked exactly once), reports one well-formed JSON line, and deletes its
-//! stream. Its numbers are not checked here: timing lives in the benchmark.
+//! acked exactly once; the reference loop acks every entry it reads), reports
+//! one well-formed JSON line, and deletes its stream. Its numbers are not checked here: timing lives in the benchmark.
 
 use crate::support::*;
 use redis::Commands;
@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 fn bench_modes_drain_every_entry_and_clean_up() {
     let noop = plugin("noop");
     let noop = noop.to_str().unwrap();
-    let modes: [&[&str]; 3] = [
+    let modes: [&[&str]; 4] = [
+        &["--handler", "loop"],
         &["--handler", "native"],
         &["--plugin", noop, "--guide-shape"],
         &["--plugin", noop, "--consumers", "2", "--rate", "5000"],
@@ -34,9 +35,9 @@ fn bench_modes_drain_every_entry_and_clean_up() {
         let report: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert_eq!(report["entries"], 3000, "{report}");
         let (handler, consumers, count, ack) = match mode[0..2] {
-            ["--handler", _] => ("native", 1, 100, "batch"),
+            ["--handler", handler] => (handler, 1, 500, "batch"),
             _ if mode.contains(&"--guide-shape") => ("noop", 1, 10, "each"),
-            _ => ("noop", 2, 100, "batch"),
+            _ => ("noop", 2, 500, "batch"),
         };
         assert_eq!(
             (
