@@ -66,13 +66,18 @@ fn now_us() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
-/// One order entry of three fields, stamped now.
-fn order(i: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
-    vec![
-        (b"order_id".to_vec(), format!("o-{i}").into_bytes()),
-        (b"amount".to_vec(), format!("{}.{:02}", i % 500, i % 100).into_bytes()),
-        (TS_FIELD.as_bytes().to_vec(), now_us().to_string().into_bytes()),
-    ]
+/// Order entries `from..to` of three fields, all stamped now.
+fn orders(from: u64, to: u64) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+    let ts = now_us().to_string().into_bytes();
+    (from..to)
+        .map(|i| {
+            vec![
+                (b"order_id".to_vec(), format!("o-{i}").into_bytes()),
+                (b"amount".to_vec(), format!("{}.{:02}", i % 500, i % 100).into_bytes()),
+                (TS_FIELD.as_bytes().to_vec(), ts.clone()),
+            ]
+        })
+        .collect()
 }
 
 /// CPU time (user + system) of this process so far, and its peak RSS in bytes.
@@ -217,8 +222,7 @@ async fn produce(redis: &Redis, stream: &str, entries: u64, rate: Option<u64>) -
         let mut sent = 0;
         while sent < entries {
             let n = (entries - sent).min(PRODUCE_BATCH as u64);
-            let batch: Vec<_> = (sent..sent + n).map(order).collect();
-            conn.add_batch(stream, &batch).await?;
+            conn.add_batch(stream, &orders(sent, sent + n)).await?;
             sent += n;
         }
         return Ok(());
@@ -231,8 +235,7 @@ async fn produce(redis: &Redis, stream: &str, entries: u64, rate: Option<u64>) -
         tick.tick().await;
         let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(entries);
         if due > sent {
-            let batch: Vec<_> = (sent..due).map(order).collect();
-            conn.add_batch(stream, &batch).await?;
+            conn.add_batch(stream, &orders(sent, due)).await?;
             sent = due;
         }
     }

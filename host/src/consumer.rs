@@ -53,7 +53,8 @@ pub struct GroupSettings {
     pub local_consumers: Vec<String>,
     /// Sandbox limits of each instance.
     pub limits: crate::limits::Limits,
-    /// One XACK per entry instead of one per batch (`host bench --guide-shape`).
+    /// The redis.io guides' loop shape for `host bench --guide-shape`: one
+    /// XACK per entry, all answered before the next read, no read-ahead.
     pub ack_each: bool,
     /// Where to record produce-to-ack latency (`host bench`).
     pub latency: Option<Arc<crate::bench::Latency>>,
@@ -293,6 +294,10 @@ impl Consumer {
         // The last batch's XACK goes out in the same round trip as this read
         // (pipelined ahead of it on the connection). Acks still unsent when
         // shutdown cuts in stay in `unacked` and are sent on the way out.
+        if self.settings.ack_each {
+            // The guides' loop: every XACK answered before the next read.
+            self.flush_acks().await?;
+        }
         let (acked, batch) = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             both = async { tokio::join!(self.flush_acks(), read) } => both,
@@ -325,7 +330,7 @@ impl Consumer {
     async fn process_read(&mut self, batch: Batch, conn: &Connection, shutdown: &CancellationToken) -> Result<()> {
         let full = batch.entries.len() + batch.trimmed.len() >= self.settings.count;
         let quick = self.last_batch < READ_AHEAD_BELOW.min(refresh_every(self.settings.min_idle));
-        if full && quick && !shutdown.is_cancelled() {
+        if full && quick && !self.settings.ack_each && !shutdown.is_cancelled() {
             let mut reader = conn.clone();
             let s = self.settings.clone();
             let name = self.name.clone();
@@ -462,7 +467,8 @@ impl Consumer {
                 Verdict::Reject { .. } => self.stats.rejected += 1,
                 Verdict::Ack => {}
             }
-            let verdict_text = verdict.to_string();
+            // Text only for what is not acked: no formatting on the hot path.
+            let verdict_text = if verdict == Verdict::Ack { String::new() } else { verdict.to_string() };
             match decide(verdict, entry.delivery_count, self.settings.max_deliveries) {
                 Action::Ack => {
                     self.forget(&entry.id);
