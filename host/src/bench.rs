@@ -58,7 +58,8 @@ impl Latency {
 
     fn millis(&self, quantile: f64) -> f64 {
         let histogram = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
-        (histogram.value_at_quantile(quantile) as f64 / 1000.0 * 1000.0).round() / 1000.0
+        // µs → ms, to the µs.
+        histogram.value_at_quantile(quantile) as f64 / 1000.0
     }
 }
 
