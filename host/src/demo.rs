@@ -103,10 +103,11 @@ pub struct Demo {
 /// Runs the demo until `shutdown`: Redis (a child when needed), reset, the
 /// two groups, sample orders, the dashboard, and hot reload of both plugins.
 pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> {
+    // The port first: a taken port must fail before the stream is reset.
+    let listener = crate::http::bind(config.listen, "the dashboard (--port)").await?;
     let (url, local) = crate::local_redis::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
     let demo = Arc::new(Demo::start(config, &url, &shutdown).await?);
-    let router = crate::dashboard::router(demo.clone());
-    let bound = crate::http::serve(demo.config.listen, router, shutdown.clone(), "the dashboard (--port)").await?;
+    let bound = crate::http::serve_on(listener, crate::dashboard::router(demo.clone()), shutdown.clone())?;
     demo.seed().await?;
     tracing::info!("dashboard on http://{bound}/ (metrics on http://{bound}/metrics)");
     println!("demo: open http://{bound}/ in a browser (Ctrl-C stops the demo)");

@@ -29,15 +29,24 @@ pub fn metrics_route() -> Router {
 /// Binds `addr` and serves `app` until `shutdown` (`what` names the flag
 /// that chose the address, for the error when it is taken).
 pub async fn serve(addr: SocketAddr, app: Router, shutdown: CancellationToken, what: &str) -> Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let listener = bind(addr, what).await?;
+    serve_on(listener, app, shutdown)
+}
+
+/// Binds `addr` (to serve on later), with a clear error when it is taken.
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr} for {what} (is the port taken? pick another)"))?;
+        .with_context(|| format!("cannot listen on {addr} for {what} (is the port taken? pick another)"))
+}
+
+/// Serves `app` on a bound listener until `shutdown`; returns its address.
+pub fn serve_on(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) -> Result<SocketAddr> {
     let bound = listener.local_addr().context("listener has no address")?;
-    let what = what.to_string();
     tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         if let Err(error) = served {
-            tracing::error!("HTTP server for {what} stopped: {error}");
+            tracing::error!("HTTP server on {bound} stopped: {error}");
         }
     });
     Ok(bound)

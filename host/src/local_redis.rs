@@ -1,6 +1,7 @@
-//! A throw-away `redis-server` child for `host demo`, started when no Redis
-//! was given and none answers on the default port: loopback only, a free
-//! port, no persistence. Stopped (by pid) when dropped.
+//! Which Redis `host demo` and `host bench` use, and the throw-away
+//! `redis-server` child they start when no Redis was given and none answers
+//! on the default port: loopback only, a free port, no persistence. Stopped
+//! (by pid) when dropped.
 
 use anyhow::{Context, Result, bail};
 use std::process::{Child, Command, Stdio};
@@ -92,6 +93,6 @@ impl Drop for LocalRedis {
         // Nothing is persisted, so SIGKILL loses nothing and cannot hang.
         let _ = self.child.kill();
         let _ = self.child.wait();
-        tracing::info!(pid = self.child.id(), port = self.port, "stopped the demo's redis-server");
+        tracing::info!(pid = self.child.id(), port = self.port, "stopped the redis-server started for this run");
     }
 }

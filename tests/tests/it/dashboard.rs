@@ -429,6 +429,26 @@ fn demo_metrics_match_the_run() {
     assert_eq!(lag, 0.0);
 }
 
+/// A taken dashboard port is a clear error, before anything is reset.
+#[test]
+fn a_taken_port_fails_before_the_reset() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let stream = unique_stream("dash-port");
+    let mut r = conn();
+    let _: String = r.xadd(&stream, "*", &[("keep", "me")]).unwrap();
+    let out = std::process::Command::new(host_bin())
+        .args(["demo", "--stream-key", &stream, "--port", &port, "--redis", redis_url(), "--seed", "0"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port} for the dashboard (--port)")), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(r.xlen::<_, u64>(&stream).unwrap(), 1, "the stream was not reset");
+}
+
 /// With no Redis given and none answering at the probed address, the demo
 /// starts a redis-server child, uses it, and stops it on exit.
 #[test]
@@ -446,7 +466,11 @@ fn demo_starts_and_stops_its_own_redis() {
 
     let (status, _) = demo.process.terminate();
     assert!(status.success(), "{status}: {:#?}", demo.process.log);
-    assert!(demo.process.log.iter().any(|l| l.contains("stopped the demo's redis-server")), "{:#?}", demo.process.log);
+    assert!(
+        demo.process.log.iter().any(|l| l.contains("stopped the redis-server started for this run")),
+        "{:#?}",
+        demo.process.log
+    );
     // SAFETY: probing (signal 0) a pid the demo started; it must be gone.
     let alive = unsafe { libc::kill(pid, 0) } == 0;
     if alive {
