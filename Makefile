@@ -134,19 +134,19 @@ $(COMPONENTIZE_PY):
 	python3 -m venv "$(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)"
 	"$(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)/bin/pip" install -q "componentize-py==$(COMPONENTIZE_PY_VERSION)"
 
-$(COMPONENTIZE_JS):
+# npm-installs package $(2) into the folder $(1) of its own (started afresh).
+define npm_tool
 	scripts/install-deps.sh node
-	rm -rf "$(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION)"
-	mkdir -p "$(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION)"
-	npm install --silent --no-audit --no-fund --prefix "$(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION)" \
-		"@bytecodealliance/componentize-js@$(COMPONENTIZE_JS_VERSION)"
+	rm -rf "$(1)"
+	mkdir -p "$(1)"
+	npm install --silent --no-audit --no-fund --prefix "$(1)" "$(2)"
+endef
+
+$(COMPONENTIZE_JS):
+	$(call npm_tool,$(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION),@bytecodealliance/componentize-js@$(COMPONENTIZE_JS_VERSION))
 
 $(PLAYWRIGHT):
-	scripts/install-deps.sh node
-	rm -rf "$(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)"
-	mkdir -p "$(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)"
-	npm install --silent --no-audit --no-fund --prefix "$(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)" \
-		"playwright-core@$(PLAYWRIGHT_VERSION)"
+	$(call npm_tool,$(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION),playwright-core@$(PLAYWRIGHT_VERSION))
 
 ## deps: redis-server and the guest toolchains (Rust, python3, node, clang) from Debian's packages (skips what is present)
 deps:
