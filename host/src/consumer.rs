@@ -270,17 +270,10 @@ impl Consumer {
         if now >= self.next_reap {
             self.flush_acks().await?;
             self.next_reap = now + self.settings.reap_interval;
-            for _ in 0..MAX_PAGES_PER_TICK {
-                let batch = reaper.claim_page(&mut conn.clone(), self.settings.min_idle, &mut self.reap_cursor).await?;
-                self.stats.claimed += batch.entries.len() as u64;
-                crate::metrics::global().claimed(reaper.stream, reaper.group, batch.entries.len() as u64);
-                let wrapped = self.reap_cursor == "0-0";
-                self.process(batch, shutdown).await?;
-                if wrapped || shutdown.is_cancelled() {
-                    break;
-                }
-            }
-            return Ok(());
+            let mut cursor = std::mem::take(&mut self.reap_cursor);
+            let reaped = self.claim_pages(&reaper, &conn, &mut cursor, shutdown).await;
+            self.reap_cursor = cursor;
+            return reaped.map(|_| ());
         }
         // Block no longer than until the next reap (or lease refresh), so
         // those run on time without abandoning a read in flight.
@@ -344,13 +337,19 @@ impl Consumer {
         processed
     }
 
-    /// Claims every entry of the group idle for `min_idle` to this consumer
-    /// now (XAUTOCLAIM from the start) and handles them; returns how many.
-    async fn claim_now(&mut self, reaper: &Reaper<'_>, conn: &Connection, shutdown: &CancellationToken) -> Result<u64> {
-        let mut cursor = "0-0".to_string();
+    /// Claims entries of the group idle for `min_idle` to this consumer
+    /// (XAUTOCLAIM pages from `cursor`, at most [`MAX_PAGES_PER_TICK`],
+    /// stopping when the scan wraps around) and handles them; returns how many.
+    async fn claim_pages(
+        &mut self,
+        reaper: &Reaper<'_>,
+        conn: &Connection,
+        cursor: &mut String,
+        shutdown: &CancellationToken,
+    ) -> Result<u64> {
         let mut claimed = 0;
         for _ in 0..MAX_PAGES_PER_TICK {
-            let batch = reaper.claim_page(&mut conn.clone(), self.settings.min_idle, &mut cursor).await?;
+            let batch = reaper.claim_page(&mut conn.clone(), self.settings.min_idle, cursor).await?;
             let n = batch.entries.len() as u64;
             claimed += n;
             self.stats.claimed += n;
@@ -360,6 +359,13 @@ impl Consumer {
                 break;
             }
         }
+        Ok(claimed)
+    }
+
+    /// Claims every entry of the group idle for `min_idle` to this consumer
+    /// now (from the start of the pending list), on request; returns how many.
+    async fn claim_now(&mut self, reaper: &Reaper<'_>, conn: &Connection, shutdown: &CancellationToken) -> Result<u64> {
+        let claimed = self.claim_pages(reaper, conn, &mut "0-0".to_string(), shutdown).await?;
         tracing::info!(consumer = %self.name, stream = %reaper.stream, group = %reaper.group,
             "claimed {claimed} entries idle for {} ms or more (on request)", self.settings.min_idle.as_millis());
         Ok(claimed)
