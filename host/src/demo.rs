@@ -8,7 +8,7 @@
 use crate::config::{DemoConfig, RequeueConfig, RunConfig, Trim};
 use crate::control::{Control, LastError, State};
 use crate::dead_letter::DeadLetter;
-use crate::deployment::Deployment;
+use crate::deployment::{Deployment, Member};
 use crate::engine::Engine;
 use crate::inspect::{entry_json, text_json};
 use crate::run::{self, Reload};
@@ -82,12 +82,6 @@ struct Group {
     /// `None` once the demo is stopping.
     deployment: Mutex<Option<Deployment>>,
     plugin: Mutex<PluginStatus>,
-}
-
-/// A consumer of this process, as the dashboard sees it.
-struct Local {
-    name: String,
-    control: Arc<Control>,
 }
 
 /// The running demo.
@@ -243,10 +237,10 @@ impl Demo {
         }
     }
 
-    fn locals(&self, group: &Group) -> Vec<Local> {
+    /// The consumers of `group` running in this process.
+    fn locals(&self, group: &Group) -> Vec<Member> {
         let deployment = group.deployment.lock().expect("deployment lock");
-        let members = deployment.as_ref().map(|d| d.members().to_vec()).unwrap_or_default();
-        members.into_iter().map(|m| Local { name: m.name, control: m.control }).collect()
+        deployment.as_ref().map(|d| d.members().to_vec()).unwrap_or_default()
     }
 
     fn admin(&self) -> Connection {
@@ -359,12 +353,8 @@ impl Demo {
         self.groups
             .iter()
             .map(|group| {
-                let (current, locals) = {
-                    let deployment = group.deployment.lock().expect("deployment lock");
-                    let current = deployment.as_ref().map(|d| d.current());
-                    let members = deployment.as_ref().map(|d| d.members().to_vec()).unwrap_or_default();
-                    (current, members)
-                };
+                let current = group.deployment.lock().expect("deployment lock").as_ref().map(|d| d.current());
+                let locals = self.locals(group);
                 let (mut calls, mut errors, mut last_error): (u64, u64, Option<LastError>) = (0, 0, None);
                 for member in &locals {
                     let s = member.control.stats();
@@ -539,7 +529,7 @@ impl Demo {
     }
 }
 
-fn consumer_json(name: &str, redis: Option<(u64, u64)>, local: Option<&Local>) -> Value {
+fn consumer_json(name: &str, redis: Option<(u64, u64)>, local: Option<&Member>) -> Value {
     let stats = local.map(|l| l.control.stats()).unwrap_or_default();
     json!({
         "name": name,
