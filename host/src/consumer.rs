@@ -545,8 +545,13 @@ impl Consumer {
     }
 
     fn forget(&mut self, id: &str) {
-        self.last_errors.remove(id);
-        self.holds.release(id);
+        // Both are usually empty: skip hashing the id then (this runs per acked entry).
+        if !self.last_errors.is_empty() {
+            self.last_errors.remove(id);
+        }
+        if !self.holds.is_empty() {
+            self.holds.release(id);
+        }
     }
 
     /// XACKs the ids handled Ok so far.
