@@ -411,14 +411,26 @@ impl Connection {
 
     /// `XRANGE stream start end [COUNT n]`.
     pub async fn range(&mut self, stream: &str, start: &str, end: &str, count: Option<usize>) -> Result<Vec<Entry>> {
-        let mut cmd = redis::cmd("XRANGE");
+        self.range_with("XRANGE", stream, start, end, count).await
+    }
+
+    /// `XRANGE` or `XREVRANGE stream start end [COUNT n]`.
+    async fn range_with(
+        &mut self,
+        command: &str,
+        stream: &str,
+        start: &str,
+        end: &str,
+        count: Option<usize>,
+    ) -> Result<Vec<Entry>> {
+        let mut cmd = redis::cmd(command);
         cmd.arg(stream).arg(start).arg(end);
         if let Some(n) = count {
             cmd.arg("COUNT").arg(n);
         }
         let reply: Value =
-            cmd.query_async(&mut self.conn).await.with_context(|| format!("XRANGE on stream {stream:?} failed"))?;
-        reply::range_reply(reply).with_context(|| format!("unexpected XRANGE reply on stream {stream:?}"))
+            cmd.query_async(&mut self.conn).await.with_context(|| format!("{command} on stream {stream:?} failed"))?;
+        reply::range_reply(reply).with_context(|| format!("unexpected {command} reply on stream {stream:?}"))
     }
 
     /// One pipeline of `XADD stream * field value…`, one per entry.
@@ -440,16 +452,7 @@ impl Connection {
 
     /// `XREVRANGE stream + - COUNT n`: the newest `count` entries, newest first.
     pub async fn latest(&mut self, stream: &str, count: usize) -> Result<Vec<Entry>> {
-        let reply: Value = redis::cmd("XREVRANGE")
-            .arg(stream)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut self.conn)
-            .await
-            .with_context(|| format!("XREVRANGE on stream {stream:?} failed"))?;
-        reply::range_reply(reply).with_context(|| format!("unexpected XREVRANGE reply on stream {stream:?}"))
+        self.range_with("XREVRANGE", stream, "+", "-", Some(count)).await
     }
 
     /// `XLEN stream` (0 when it does not exist).
