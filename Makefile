@@ -6,7 +6,7 @@ GUEST_CARGO      := /usr/bin/cargo
 GUEST_ENV        := RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS="-L /usr/lib/wasm32-wasi"
 GUEST_TARGET_DIR ?= $(CURDIR)/plugins/target
 GUEST_OUT        := $(GUEST_TARGET_DIR)/wasm32-wasip2/release
-PLUGINS          := orders chaos noop
+PLUGINS          := orders chaos noop noop-batch chaos-batch
 DIST             := plugins/dist
 
 # Python plugins are built by componentize-py, pip-installed into a virtual
@@ -74,7 +74,7 @@ rust-plugins: deps
 	cd plugins && $(GUEST_ENV) $(GUEST_CARGO) build --release --target wasm32-wasip2 \
 		-Zbuild-std=std,panic_abort --target-dir "$(GUEST_TARGET_DIR)"
 	@mkdir -p $(DIST)
-	@for p in $(PLUGINS); do install -C -m 644 "$(GUEST_OUT)/$$p.wasm" "$(DIST)/$$p.wasm"; done
+	@for p in $(PLUGINS); do install -C -m 644 "$(GUEST_OUT)/$$(echo $$p | tr - _).wasm" "$(DIST)/$$p.wasm"; done
 
 # A Python plugin is plugins/python-NAME/app.py (class WitWorld), one file; written to a
 # temporary file first so a failed build never leaves half a plugin in dist/.

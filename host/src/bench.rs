@@ -90,6 +90,20 @@ fn usage() -> (f64, u64) {
     (seconds(usage.ru_utime) + seconds(usage.ru_stime), usage.ru_maxrss as u64 * 1024)
 }
 
+/// CPU time the hypervisor gave to other guests (steal, all CPUs together),
+/// in seconds since boot; `None` where /proc/stat does not say (not Linux).
+/// On a shared virtual machine this is what makes runs noisy: it is
+/// reported with each run so a slow one can be told apart from a slow host.
+fn steal() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
+    // cpu user nice system idle iowait irq softirq steal …, in clock ticks.
+    let ticks: f64 = cpu.split_whitespace().nth(8)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks / hz as f64)
+}
+
 /// Runs one benchmark and returns its JSON line.
 pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<String> {
     let (url, _local) = crate::local_redis::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
@@ -121,6 +135,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
         tracing::info!(entries = config.entries, "produced the backlog in {} ms", started.elapsed().as_millis());
     }
     let (cpu_before, _) = usage();
+    let steal_before = steal();
     let started = Instant::now();
     let mut producer = config.rate.map(|rate| {
         let (redis, stream, entries) = (redis.clone(), stream.clone(), config.entries);
@@ -133,7 +148,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
             producer.await.context("producer panicked")??;
         }
         let _ = admin.recreate(&stream, &[], &[]).await;
-        return Ok(report(&config, &handler, seconds, &latency, cpu_before));
+        return Ok(report(&config, &handler, seconds, &latency, (cpu_before, steal_before)));
     }
     let mut deployment = Deployment::start(&redis, &run, Arc::new(plugin), &shutdown).await?;
     loop {
@@ -160,12 +175,14 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     if total.acked != config.entries || total.handled != config.entries {
         bail!("handled {} and acked {} of {} entries", total.handled, total.acked, config.entries);
     }
-    Ok(report(&config, &handler, seconds, &latency, cpu_before))
+    Ok(report(&config, &handler, seconds, &latency, (cpu_before, steal_before)))
 }
 
 /// The JSON line of a finished run.
-fn report(config: &BenchConfig, handler: &str, seconds: f64, latency: &Latency, cpu_before: f64) -> String {
+fn report(config: &BenchConfig, handler: &str, seconds: f64, latency: &Latency, before: (f64, Option<f64>)) -> String {
+    let (cpu_before, steal_before) = before;
     let (cpu_after, peak_rss) = usage();
+    let stolen = steal_before.zip(steal()).map(|(before, after)| ((after - before) * 100.0).round() / 100.0);
     let line = serde_json::json!({
         "handler": handler,
         "entries": config.entries,
@@ -178,6 +195,7 @@ fn report(config: &BenchConfig, handler: &str, seconds: f64, latency: &Latency, 
         "latency_ms": {"p50": latency.millis(0.5), "p99": latency.millis(0.99), "p999": latency.millis(0.999)},
         "cpu_seconds": ((cpu_after - cpu_before) * 1000.0).round() / 1000.0,
         "peak_rss_mb": (peak_rss as f64 / 1048576.0 * 10.0).round() / 10.0,
+        "steal_seconds": stolen,
     });
     format!("{line}\n")
 }

@@ -2,7 +2,6 @@
 //! component of our world, compiled and linked against the host's imports)
 //! and describes it; anything that would not run is a clear error.
 
-use crate::bindings::WORLD;
 use crate::engine::Engine;
 use crate::plugin::Plugin;
 use anyhow::Result;
@@ -17,7 +16,7 @@ pub fn check(path: &Path) -> Result<String> {
     let (wasi, contract): (Vec<_>, Vec<_>) = imports.into_iter().partition(|name| name.starts_with("wasi:"));
     let mut out = String::new();
     let list = |names: &[String]| if names.is_empty() { "none".to_string() } else { names.join("\n           ") };
-    writeln!(out, "{}: ok, a component of world {WORLD}", path.display())?;
+    writeln!(out, "{}: ok, a component of world {}", path.display(), plugin.world())?;
     writeln!(out, "  name     {}", plugin.tag.name)?;
     writeln!(out, "  size     {} bytes", plugin.size)?;
     writeln!(out, "  version  {}", plugin.tag.version)?;

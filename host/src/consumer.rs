@@ -409,9 +409,10 @@ impl Consumer {
         Ok(())
     }
 
-    /// Calls the plugin for each entry, in order, on a blocking thread (Wasm
-    /// must not stall the async reactor), stopping early on shutdown. While
-    /// it runs, the batch's leases (and held retries) are refreshed.
+    /// Calls the plugin for each entry, in order (or once for the batch, for
+    /// a `batch-consumer` plugin), on a blocking thread (Wasm must not stall
+    /// the async reactor), stopping early on shutdown. While it runs, the
+    /// batch's leases (and held retries) are refreshed.
     async fn invoke(&mut self, entries: Vec<Entry>, shutdown: CancellationToken) -> Result<Vec<(Entry, Verdict)>> {
         let in_hand: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         let mut instance = self.instance.take().context("plugin instance lost by an earlier failure")?;
@@ -419,6 +420,17 @@ impl Consumer {
         let consumer = self.name.clone();
         let worker = tokio::task::spawn_blocking(move || {
             let mut outcomes = Vec::with_capacity(entries.len());
+            if plugin.has_changed().unwrap_or(false) {
+                let next = plugin.borrow_and_update().clone();
+                switch(&mut instance, &next, &consumer);
+            }
+            if instance.batched() {
+                // One call for the whole batch (a `batch-consumer` plugin).
+                let mut entries = entries;
+                let verdicts = instance.handle_batch(&mut entries);
+                outcomes.extend(entries.into_iter().zip(verdicts));
+                return (instance, plugin, outcomes);
+            }
             for mut entry in entries {
                 if shutdown.is_cancelled() {
                     break;

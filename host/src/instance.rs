@@ -1,13 +1,13 @@
-//! One live plugin instance: calls `handle` for an entry under a deadline and
-//! re-instantiates itself after a trap.
+//! One live plugin instance: calls `handle` for an entry (or `handle-batch`
+//! for a batch) under a deadline and re-instantiates itself after a trap.
 
-use crate::bindings::{Consumer, Field, WitEntry};
+use crate::bindings::{Batch, BatchEntry, Consumer, Field, WitEntry, WitError};
 use crate::engine::Engine;
 use crate::entry::Entry;
 use crate::guest_log::{HostState, PluginTag};
 use crate::limits::Limits;
 use crate::metrics::CallMetrics;
-use crate::plugin::Plugin;
+use crate::plugin::{HANDLE_BATCH, Plugin, Pre};
 use crate::verdict::Verdict;
 use anyhow::Result;
 use std::sync::Arc;
@@ -32,10 +32,15 @@ pub struct Instance {
     deadline: Duration,
     limits: Limits,
     /// The Wasm instance; `None` for the native handler.
-    wasm: Option<(Store<HostState>, Consumer)>,
+    wasm: Option<(Store<HostState>, Export)>,
     /// The record passed to `handle`. Stream, group and consumer are set once;
     /// id and fields are moved in and out per call, so no entry data is copied.
     template: WitEntry,
+    /// The same for `handle-batch`: one `BatchEntry` per entry of the batch.
+    batch: Batch,
+    /// Field lists of earlier batches, emptied, reused so lending a batch
+    /// allocates nothing once warm.
+    spare_fields: Vec<Vec<Field>>,
     /// True after a trap: the instance must not be entered again.
     poisoned: bool,
     /// Verdict counters and call latency of this plugin version on this group.
@@ -46,6 +51,12 @@ impl Instance {
     /// Instantiates `plugin` for one consumer; `deadline` bounds each call.
     pub fn new(plugin: &Plugin, delivery: Delivery, deadline: Duration, limits: Limits) -> Result<Self> {
         let wasm = instantiate(plugin, &limits)?;
+        let batch = Batch {
+            stream: delivery.stream.clone(),
+            group: delivery.group.clone(),
+            consumer: delivery.consumer.clone(),
+            entries: Vec::new(),
+        };
         let template = WitEntry {
             stream: delivery.stream,
             id: String::new(),
@@ -55,7 +66,23 @@ impl Instance {
             consumer: delivery.consumer,
         };
         let calls = crate::metrics::global().calls(&template.stream, &template.group, &plugin.tag);
-        Ok(Instance { plugin: plugin.clone(), deadline, limits, wasm, template, poisoned: false, calls })
+        Ok(Instance {
+            plugin: plugin.clone(),
+            deadline,
+            limits,
+            wasm,
+            template,
+            batch,
+            spare_fields: Vec::new(),
+            poisoned: false,
+            calls,
+        })
+    }
+
+    /// Whether the plugin takes whole batches (`handle-batch`): then call
+    /// [`Instance::handle_batch`], else [`Instance::handle`] per entry.
+    pub fn batched(&self) -> bool {
+        matches!(self.wasm, Some((_, Export::Batch(_))))
     }
 
     /// Name and version of the plugin this instance runs.
@@ -94,12 +121,15 @@ impl Instance {
             return Verdict::Reject { reason };
         }
         let result = match &mut self.wasm {
-            Some((store, bindings)) => {
+            Some((store, Export::Entry(bindings))) => {
                 store.set_epoch_deadline(Engine::ticks(self.deadline));
                 if let Some(fuel) = self.limits.max_fuel {
                     store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
                 }
                 bindings.call_handle(store, &self.template)
+            }
+            Some((_, Export::Batch(_))) => {
+                unreachable!("a batch plugin is called through handle_batch")
             }
             None => Ok(Ok(())),
         };
@@ -110,24 +140,114 @@ impl Instance {
         verdict
     }
 
+    /// Calls the plugin's `handle-batch` for `entries` (a batch plugin) and
+    /// returns one verdict per entry, in order (each counted in the metrics
+    /// with the call's duration shared out). The entries are lent and come
+    /// back unchanged. When the call faults (trap, deadline, fuel, or a list
+    /// of the wrong length), the entries run again one per call, so only an
+    /// entry that faults on its own is faulted.
+    pub fn handle_batch(&mut self, entries: &mut [Entry]) -> Vec<Verdict> {
+        let started = Instant::now();
+        let mut verdicts = self.call_batch(entries);
+        if entries.len() > 1 && verdicts.iter().any(Verdict::poisons_instance) {
+            tracing::warn!(plugin = %self.plugin.tag.name, consumer = %self.batch.consumer,
+                "a batch of {} faulted ({}); running its entries one per call", entries.len(),
+                verdicts.iter().find(|v| v.poisons_instance()).expect("checked"));
+            verdicts = entries.chunks_mut(1).flat_map(|one| self.call_batch(one)).collect();
+        }
+        let each = started.elapsed() / entries.len().max(1) as u32;
+        for verdict in &verdicts {
+            self.calls.record(verdict, each);
+        }
+        verdicts
+    }
+
+    /// One `handle-batch` call for `entries`; entries whose field names are
+    /// not UTF-8 are rejected by the host and left out of the call.
+    fn call_batch(&mut self, entries: &mut [Entry]) -> Vec<Verdict> {
+        if self.poisoned
+            && let Err(error) = self.recycle()
+        {
+            let reason = format!("cannot re-instantiate plugin: {error:#}");
+            return entries.iter().map(|_| Verdict::Fault { reason: reason.clone() }).collect();
+        }
+        let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(entries.len());
+        self.batch.entries.clear();
+        for entry in entries.iter_mut() {
+            match non_utf8_name(entry) {
+                Some(reason) => verdicts.push(Some(Verdict::Reject { reason })),
+                None => {
+                    verdicts.push(None);
+                    let mut fields = self.spare_fields.pop().unwrap_or_default();
+                    fields.extend(take_fields(entry));
+                    self.batch.entries.push(BatchEntry {
+                        id: std::mem::take(&mut entry.id),
+                        fields,
+                        delivery_count: entry.delivery_count,
+                    });
+                }
+            }
+        }
+        let n = self.batch.entries.len();
+        // The deadline bounds each call, batch or not (an overrun re-runs the
+        // entries one per call, each with the whole deadline); fuel is a
+        // per-entry budget, so a batch gets it once per entry.
+        let (deadline, fuel) = (self.deadline, self.limits.max_fuel.map(|f| f.saturating_mul(n as u64)));
+        let result = match &mut self.wasm {
+            Some((store, Export::Batch(func))) if n > 0 => {
+                store.set_epoch_deadline(Engine::ticks(deadline));
+                if let Some(fuel) = fuel {
+                    store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
+                }
+                func.typed::<(&Batch,), (Vec<Result<(), WitError>>,)>(&*store)
+                    .and_then(|typed| typed.call(&mut *store, (&self.batch,)))
+                    .map(|(results,)| results)
+            }
+            _ => Ok(Vec::new()),
+        };
+        // Back to the entries, in order, skipping the ones rejected above.
+        let mut lent = self.batch.entries.drain(..);
+        for (entry, verdict) in entries.iter_mut().zip(&verdicts) {
+            if verdict.is_none() {
+                let mut back = lent.next().expect("one lent entry per verdict left open");
+                entry.id = back.id;
+                entry.fields.extend(back.fields.drain(..).map(|f| (f.name.into_bytes(), f.value)));
+                self.spare_fields.push(back.fields);
+            }
+        }
+        drop(lent);
+        let mut results = match result {
+            Ok(results) if results.len() == n => results.into_iter().map(Ok),
+            Ok(results) => {
+                let reason = format!("{HANDLE_BATCH} returned {} verdicts for a batch of {n} entries", results.len());
+                self.poisoned = true;
+                return fill(verdicts, || Verdict::Fault { reason: reason.clone() });
+            }
+            Err(error) => {
+                let fault = Verdict::from_call(Err(error), deadline, fuel);
+                self.poisoned = true;
+                return fill(verdicts, || fault.clone());
+            }
+        };
+        let max_bytes = self.limits.max_return_bytes;
+        let verdicts = fill(verdicts, || {
+            let result = results.next().expect("one result per entry called");
+            Verdict::from_call(result, deadline, fuel).capped(max_bytes)
+        });
+        self.poisoned = verdicts.iter().any(Verdict::poisons_instance);
+        verdicts
+    }
+
     /// Moves the entry's id and fields into the template. A field name that is
     /// not UTF-8 cannot cross the WIT boundary: that entry is rejected.
     fn lend(&mut self, entry: &mut Entry) -> Result<(), String> {
-        if let Some((name, _)) = entry.fields.iter().find(|(n, _)| std::str::from_utf8(n).is_err()) {
-            return Err(format!(
-                "field name {:?} is not UTF-8; plugins receive field names as text",
-                String::from_utf8_lossy(name)
-            ));
+        if let Some(reason) = non_utf8_name(entry) {
+            return Err(reason);
         }
         self.template.id = std::mem::take(&mut entry.id);
         self.template.delivery_count = entry.delivery_count;
         self.template.fields.clear();
-        self.template.fields.extend(
-            entry
-                .fields
-                .drain(..)
-                .map(|(name, value)| Field { name: String::from_utf8(name).expect("checked above"), value }),
-        );
+        self.template.fields.extend(take_fields(entry));
         Ok(())
     }
 
@@ -145,8 +265,32 @@ impl Instance {
     }
 }
 
+/// Why an entry cannot cross the WIT boundary: a field name that is not UTF-8.
+fn non_utf8_name(entry: &Entry) -> Option<String> {
+    let (name, _) = entry.fields.iter().find(|(n, _)| std::str::from_utf8(n).is_err())?;
+    Some(format!("field name {:?} is not UTF-8; plugins receive field names as text", String::from_utf8_lossy(name)))
+}
+
+/// Moves the entry's fields out as WIT fields (names checked by [`non_utf8_name`]).
+fn take_fields(entry: &mut Entry) -> impl Iterator<Item = Field> + '_ {
+    entry.fields.drain(..).map(|(name, value)| Field { name: String::from_utf8(name).expect("checked UTF-8"), value })
+}
+
+/// `verdicts` with each open one filled in by `next`, in order.
+fn fill(verdicts: Vec<Option<Verdict>>, mut next: impl FnMut() -> Verdict) -> Vec<Verdict> {
+    verdicts.into_iter().map(|v| v.unwrap_or_else(&mut next)).collect()
+}
+
+/// A plugin instance's entry point, by world.
+enum Export {
+    /// `handle`, one entry per call.
+    Entry(Consumer),
+    /// `handle-batch`, one batch per call.
+    Batch(wasmtime::component::Func),
+}
+
 /// A fresh instance of `plugin` (`None` for the native handler).
-fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostState>, Consumer)>> {
+fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostState>, Export)>> {
     let Some(code) = &plugin.code else { return Ok(None) };
     anyhow::ensure!(
         limits.max_fuel.is_none() || plugin.engine.metered,
@@ -164,9 +308,24 @@ fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostSta
     if plugin.engine.metered {
         store.set_fuel(u64::MAX).context("cannot give the metered instance fuel")?;
     }
-    let bindings = code
-        .pre
-        .instantiate(&mut store)
-        .with_context(|| format!("cannot instantiate plugin {} ({})", plugin.tag.name, plugin.path.display()))?;
-    Ok(Some((store, bindings)))
+    let failed = || format!("cannot instantiate plugin {} ({})", plugin.tag.name, plugin.path.display());
+    let export = match &code.pre {
+        Pre::Entry(pre) => Export::Entry(pre.instantiate(&mut store).with_context(failed)?),
+        Pre::Batch(pre, index) => {
+            let instance = pre.instantiate(&mut store).with_context(failed)?;
+            let func = instance.get_func(&mut store, index).with_context(failed)?;
+            // The export's type is checked here (and again, cheaply, per call).
+            func.typed::<(&Batch,), (Vec<Result<(), WitError>>,)>(&store).map_err(|e| {
+                anyhow::anyhow!(
+                    "plugin {} ({}) does not implement world {}: its `{HANDLE_BATCH}` is not \
+                     `func(batch) -> list<result<_, error>>` ({e:#})",
+                    plugin.tag.name,
+                    plugin.path.display(),
+                    crate::bindings::BATCH_WORLD
+                )
+            })?;
+            Export::Batch(func)
+        }
+    };
+    Ok(Some((store, export)))
 }

@@ -1,12 +1,13 @@
 //! Loading a plugin: read the file, check it is a component of our world,
 //! compile it once, and pre-link it so instances are cheap to create.
 
-use crate::bindings::{ConsumerPre, WORLD};
+use crate::bindings::{BATCH_WORLD, ConsumerPre, WORLD};
 use crate::engine::Engine;
-use crate::guest_log::PluginTag;
+use crate::guest_log::{HostState, PluginTag};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use wasmtime::component::{ComponentExportIndex, InstancePre};
 
 /// Why a plugin file cannot be used. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +28,7 @@ pub enum LoadError {
     #[error("{} is not a valid component: {}", .0.display(), .1)]
     Invalid(PathBuf, String),
     /// A valid component that does not fit the plugin world.
-    #[error("{} does not implement world {}: {}", .0.display(), WORLD, .1)]
+    #[error("{} does not implement world {} (nor {}): {}", .0.display(), WORLD, BATCH_WORLD, .1)]
     WrongWorld(PathBuf, String),
 }
 
@@ -54,10 +55,23 @@ pub struct Plugin {
 #[derive(Clone)]
 pub(crate) struct Code {
     /// Compiled and linked; each consumer instantiates its own copy.
-    pub(crate) pre: ConsumerPre<crate::guest_log::HostState>,
+    pub(crate) pre: Pre,
     /// The compiled component (for its imports and exports).
     component: wasmtime::component::Component,
 }
+
+/// A compiled and linked component, by the world it implements.
+#[derive(Clone)]
+pub(crate) enum Pre {
+    /// World `consumer`: one `handle` call per entry.
+    Entry(ConsumerPre<HostState>),
+    /// World `batch-consumer`: one `handle-batch` call per batch (the export's
+    /// type is checked when an instance is made).
+    Batch(InstancePre<HostState>, ComponentExportIndex),
+}
+
+/// The export of world `batch-consumer`.
+pub(crate) const HANDLE_BATCH: &str = "handle-batch";
 
 /// Name and version of the built-in native handler.
 pub const NATIVE: &str = "native";
@@ -75,15 +89,21 @@ impl Plugin {
             .map_err(|e| LoadError::Invalid(path.to_owned(), format!("{e:#}")))?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld(path.to_owned(), format!("{e:#}"));
         let instance_pre = engine.linker.instantiate_pre(&component).map_err(wrong_world)?;
-        let pre = ConsumerPre::new(instance_pre).map_err(|e| {
-            let exports: Vec<String> =
-                component.component_type().exports(&engine.engine).map(|(name, _)| format!("`{name}`")).collect();
-            let exports = if exports.is_empty() { "nothing".into() } else { exports.join(", ") };
-            LoadError::WrongWorld(
-                path.to_owned(),
-                format!("{e:#} (it must export `handle: func(entry) -> result<_, error>`; it exports {exports})"),
-            )
-        })?;
+        let pre = match component.get_export_index(None, HANDLE_BATCH) {
+            Some(index) => Pre::Batch(instance_pre, index),
+            None => Pre::Entry(ConsumerPre::new(instance_pre).map_err(|e| {
+                let exports: Vec<String> =
+                    component.component_type().exports(&engine.engine).map(|(name, _)| format!("`{name}`")).collect();
+                let exports = if exports.is_empty() { "nothing".into() } else { exports.join(", ") };
+                LoadError::WrongWorld(
+                    path.to_owned(),
+                    format!(
+                        "{e:#} (it must export `handle: func(entry) -> result<_, error>`, or \
+                         `handle-batch: func(batch) -> list<result<_, error>>`; it exports {exports})"
+                    ),
+                )
+            })?),
+        };
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let tag = Arc::new(PluginTag { name, version: version_of(&bytes) });
         tracing::info!(plugin = %tag.name, version = %tag.version, bytes = bytes.len(),
@@ -114,6 +134,15 @@ impl Plugin {
             from_cache: false,
             size: 0,
             compile_time: std::time::Duration::ZERO,
+        }
+    }
+
+    /// The world the plugin implements: [`WORLD`] or [`BATCH_WORLD`] (the
+    /// native handler handles entries one by one, as [`WORLD`]'s `handle`).
+    pub fn world(&self) -> &'static str {
+        match &self.code {
+            Some(Code { pre: Pre::Batch(..), .. }) => BATCH_WORLD,
+            _ => WORLD,
         }
     }
 

@@ -57,6 +57,8 @@ fn bench_modes_drain_every_entry_and_clean_up() {
             report["entries_per_s"].as_f64().unwrap() > 0.0 && report["peak_rss_mb"].as_f64().unwrap() > 0.0,
             "{report}"
         );
+        // Stolen CPU time: a number on Linux (where this runs), never negative.
+        assert!(report["steal_seconds"].as_f64().is_some_and(|s| s >= 0.0), "{report}");
         let left: Vec<String> = r.keys(format!("bench:{pid}:*")).unwrap();
         assert!(left.is_empty(), "the bench stream is deleted: {left:?}");
     }

@@ -1,5 +1,6 @@
 //! Integration tests: the host against a real redis-server and real plugins.
 
+mod batch;
 mod bench;
 mod cli;
 mod conformance;

@@ -1,0 +1,52 @@
+//! Test fixture of world `batch-consumer`: each entry's verdict chosen by its
+//! fields, so tests can check that a batch's verdicts land on the right
+//! entries and that a trap faults only the entry that causes it.
+//!
+//! | field     | verdict for the entry                                     |
+//! |-----------|-----------------------------------------------------------|
+//! | `fail`    | retry error                                               |
+//! | `reject`  | reject error                                              |
+//! | `trap`    | panic (a Wasm trap: the whole call fails)                 |
+//! | `short`   | return one verdict too few for the batch (a host fault)   |
+//! | anything else | Ok                                                    |
+//!
+//! Every call logs `batch of N for <consumer>`, and every entry that ends Ok
+//! `handled <id> by <consumer>`.
+
+wit_bindgen::generate!({ path: "../../wit", world: "batch-consumer" });
+
+use redis_streams::plugin::log::{log, Level};
+use redis_streams::plugin::types::Retry;
+
+struct ChaosBatch;
+
+impl Guest for ChaosBatch {
+    fn handle_batch(batch: Batch) -> Vec<Result<(), Error>> {
+        log(Level::Info, &format!("batch of {} for {}", batch.entries.len(), batch.consumer));
+        let mut verdicts = Vec::with_capacity(batch.entries.len());
+        let mut short = false;
+        for entry in &batch.entries {
+            let has = |name: &str| entry.fields.iter().any(|f| f.name == name);
+            let verdict = if has("trap") {
+                panic!("chaos-batch: trap requested for {}", entry.id)
+            } else if has("fail") {
+                Err(Error::Retry(Retry { reason: format!("chaos-batch: fail requested for {}", entry.id), delay_ms: None }))
+            } else if has("reject") {
+                Err(Error::Reject(format!("chaos-batch: reject requested for {}", entry.id)))
+            } else if has("short") {
+                short = true;
+                Ok(())
+            } else {
+                log(Level::Info, &format!("handled {} by {}", entry.id, batch.consumer));
+                Ok(())
+            };
+            verdicts.push(verdict);
+        }
+        if short {
+            verdicts.pop();
+        }
+        verdicts
+    }
+}
+
+export!(ChaosBatch);
