@@ -19,7 +19,7 @@ PY_PLUGINS             := python-orders
 # JavaScript plugins are built by componentize-js, npm-installed the same way.
 COMPONENTIZE_JS_VERSION := 0.23.0
 COMPONENTIZE_JS        := $(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION)/node_modules/.bin/componentize-js
-JS_PLUGINS             := js-orders
+JS_PLUGINS             := js-orders js-noop js-noop-batch
 
 # C plugins: Debian's clang for wasm32-wasi (preview1) and wasi-libc; the WIT
 # bindings and the component wrapping come from plugin-build, a small Rust
@@ -61,7 +61,7 @@ test: deps plugins $(PLAYWRIGHT)
 	PLAYWRIGHT_MODULES="$(PLAYWRIGHT_MODULES)" cargo test --workspace
 
 ## bench: release build, then the standard `host bench` set and its table (README "Performance")
-bench: deps rust-plugins
+bench: deps rust-plugins $(DIST)/js-noop.wasm $(DIST)/js-noop-batch.wasm
 	cargo build --release -p host
 	scripts/bench.sh
 
@@ -84,10 +84,12 @@ $(DIST)/python-%.wasm: plugins/python-%/app.py wit/plugin.wit | $(COMPONENTIZE_P
 	mv "$@.tmp" "$@"
 
 # A JavaScript plugin is plugins/js-NAME/handler.js (an ES module exporting
-# `handle`); `-d http -d fetch-event` keeps wasi:http out of its imports.
+# `handle`, or `handleBatch` when NAME ends in -batch: world batch-consumer);
+# `-d http -d fetch-event` keeps wasi:http out of its imports.
 $(DIST)/js-%.wasm: plugins/js-%/handler.js wit/plugin.wit | $(COMPONENTIZE_JS)
 	@mkdir -p $(DIST)
-	$(COMPONENTIZE_JS) plugins/js-$*/handler.js --wit wit --world-name consumer -d http -d fetch-event -o "$@.tmp"
+	$(COMPONENTIZE_JS) plugins/js-$*/handler.js --wit wit --world-name $(if $(filter %-batch,$*),batch-consumer,consumer) \
+		-d http -d fetch-event -o "$@.tmp"
 	mv "$@.tmp" "$@"
 
 # A C plugin is plugins/c-NAME/plugin.c, implementing exports_consumer_handle.

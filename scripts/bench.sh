@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 
 HOST="${CARGO_TARGET_DIR:-target}/release/host"
 NOOP=plugins/dist/noop.wasm
+NOOP_BATCH=plugins/dist/noop-batch.wasm
+JS_NOOP=plugins/dist/js-noop.wasm
+JS_NOOP_BATCH=plugins/dist/js-noop-batch.wasm
 N="${BENCH_ENTRIES:-300000}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 OUT="${BENCH_OUT:-${CARGO_TARGET_DIR:-target}/bench.jsonl}"
@@ -34,8 +37,13 @@ for round in $(seq "$ROUNDS"); do
   run noop-1          --plugin "$NOOP" --entries "$N"
   run native-2        --handler native --entries "$N" --consumers 2
   run noop-2          --plugin "$NOOP" --entries "$N" --consumers 2
+  run noop-batch-1    --plugin "$NOOP_BATCH" --entries "$N"
+  run noop-batch-2    --plugin "$NOOP_BATCH" --entries "$N" --consumers 2
   run noop-1-count100 --plugin "$NOOP" --entries "$N" --count 100
   run guide-shape     --plugin "$NOOP" --entries $(( N / 10 )) --guide-shape
+  # A language where a call is dear: JavaScript, per entry and per batch.
+  run js-noop-1       --plugin "$JS_NOOP" --entries $(( N / 10 ))
+  run js-noop-batch-1 --plugin "$JS_NOOP_BATCH" --entries $(( N / 10 ))
 done
 # Latency at a fixed load: half the median backlog rate of noop-1, ~5 s a run.
 rate=$(python3 -c '
@@ -63,14 +71,18 @@ def pick(name):
     ordered = sorted(runs[name], key=key)
     return ordered[(len(ordered) - 1) // 2]
 by = {name: pick(name) for name in runs}
-print("| run | handler | consumers | COUNT | ack | rate | entries | entries/s (median) | min–max | p50 ms | p99 ms | p999 ms | CPU s | peak RSS MB | steal s |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+def cpu_per_entry(name):
+    # The host's CPU time per entry, median over the rounds: unlike entries/s
+    # it does not count time the hypervisor gave to other guests.
+    return statistics.median(x["cpu_seconds"] / x["entries"] * 1e6 for x in runs[name])
+print("| run | handler | consumers | COUNT | ack | rate | entries | entries/s (median) | min–max | p50 ms | p99 ms | p999 ms | CPU s | CPU µs/entry | peak RSS MB | steal s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for name, r in by.items():
     l = r["latency_ms"]
     eps = [x["entries_per_s"] for x in runs[name]]
     spread = f"{min(eps):.0f}–{max(eps):.0f}" if len(eps) > 1 else ""
     print(f'| {name} | {r["handler"]} | {r["consumers"]} | {r["count"]} | {r["ack"]} | {r["rate"] or "backlog"} | {r["entries"]} '
-          f'| {r["entries_per_s"]:.0f} | {spread} | {l["p50"]} | {l["p99"]} | {l["p999"]} | {r["cpu_seconds"]} | {r["peak_rss_mb"]} | {r.get("steal_seconds")} |')
+          f'| {r["entries_per_s"]:.0f} | {spread} | {l["p50"]} | {l["p99"]} | {l["p999"]} | {r["cpu_seconds"]} | {cpu_per_entry(name):.2f} | {r["peak_rss_mb"]} | {r.get("steal_seconds")} |')
 def median(name):
     return statistics.median(x["entries_per_s"] for x in runs[name]) if name in runs else float("nan")
 def ratio(a, b):
@@ -82,6 +94,9 @@ print()
 print(f'Ratios of medians ({len(runs["noop-1"])} rounds; per round in brackets):')
 print(f'- Rust no-op plugin vs native handler, 1 consumer: {ratio("noop-1", "native-1"):.2f}x [{rounds("noop-1", "native-1")}]; '
       f'2 consumers: {ratio("noop-2", "native-2"):.2f}x [{rounds("noop-2", "native-2")}]')
+print(f'- Rust no-op batch plugin (handle-batch) vs native handler, 1 consumer: {ratio("noop-batch-1", "native-1"):.2f}x [{rounds("noop-batch-1", "native-1")}]; '
+      f'2 consumers: {ratio("noop-batch-2", "native-2"):.2f}x [{rounds("noop-batch-2", "native-2")}]')
+print(f'- JavaScript no-op, one call per batch vs per entry: {ratio("js-noop-batch-1", "js-noop-1"):.2f}x [{rounds("js-noop-batch-1", "js-noop-1")}]')
 print(f'- Rust no-op plugin vs the minimal hand-written loop (COUNT 100, XACK pipelined): {ratio("noop-1", "loop-1"):.2f}x [{rounds("noop-1", "loop-1")}]; '
       f'2 consumers: {ratio("noop-2", "loop-1"):.2f}x [{rounds("noop-2", "loop-1")}]')
 print(f'- default settings vs --guide-shape: {ratio("noop-1", "guide-shape"):.1f}x [{rounds("noop-1", "guide-shape")}]')
@@ -90,6 +105,9 @@ if "paced-50%" in runs:
     print(f'- paced at {by["paced-50%"]["rate"]}/s (50 % of the median noop-1): p99 produce-to-ack {by["paced-50%"]["latency_ms"]["p99"]} ms median [{p99s}]')
 if "rss-1M" in by and "rss-10M" in by:
     print(f'- peak RSS 10 M vs 1 M entries: {by["rss-10M"]["peak_rss_mb"]} / {by["rss-1M"]["peak_rss_mb"]} MB = {by["rss-10M"]["peak_rss_mb"] / by["rss-1M"]["peak_rss_mb"]:.2f}x')
+print(f'- host CPU per entry (µs, median; not affected by stolen time): native {cpu_per_entry("native-1"):.2f}, '
+      f'noop {cpu_per_entry("noop-1"):.2f}, noop-batch {cpu_per_entry("noop-batch-1"):.2f}, '
+      f'js-noop {cpu_per_entry("js-noop-1"):.1f}, js-noop-batch {cpu_per_entry("js-noop-batch-1"):.1f}')
 stolen = [x["steal_seconds"] for x in rows if x.get("steal_seconds") is not None]
 if stolen:
     print(f'- CPU stolen by the hypervisor during the runs: {sum(stolen):.1f} s in all (max {max(stolen):.2f} s in one run)')
