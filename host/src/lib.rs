@@ -98,6 +98,11 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
         }
         Command::DlqRequeue(config) => inspect::dlq_requeue(&config).await?,
     };
-    print!("{output}");
-    Ok(())
+    // Not print!: that panics when the reader went away (`host … | head`).
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(output.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}")),
+    }
 }
