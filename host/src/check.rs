@@ -1,17 +1,25 @@
 //! `host check FILE.wasm`: loads a plugin exactly as `host run` would (a
-//! component of our world, compiled and linked against the host's imports)
-//! and describes it; anything that would not run is a clear error.
+//! component of one of our worlds, compiled and linked against the host's
+//! imports, instantiated once) and describes it; anything that would not run
+//! is a clear error.
 
 use crate::engine::Engine;
+use crate::instance::{Delivery, Instance};
+use crate::limits::Limits;
 use crate::plugin::Plugin;
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
 /// The report printed for a plugin that would run.
 pub fn check(path: &Path) -> Result<String> {
     let engine = Engine::new()?;
     let plugin = Plugin::load(&engine, path)?;
+    // One instance, as each consumer makes: runs the guest's start-up code and,
+    // for a batch plugin, checks the type of `handle-batch`.
+    let delivery = Delivery { stream: "check".into(), group: "check".into(), consumer: "check".into() };
+    Instance::new(&plugin, delivery, Duration::from_secs(30), Limits::default())?;
     let (imports, exports) = plugin.interface();
     let (wasi, contract): (Vec<_>, Vec<_>) = imports.into_iter().partition(|name| name.starts_with("wasi:"));
     let mut out = String::new();

@@ -105,6 +105,11 @@ impl Instance {
     /// counted in the metrics, with the call's duration). The entry is lent to
     /// the plugin and comes back unchanged.
     pub fn handle(&mut self, entry: &mut Entry) -> Verdict {
+        if self.batched() {
+            // A batch plugin swapped in by a hot reload in the middle of a
+            // batch: the rest of that batch goes one entry per call.
+            return self.handle_batch(std::slice::from_mut(entry)).pop().expect("one verdict per entry");
+        }
         let started = Instant::now();
         let verdict = self.call(entry);
         self.calls.record(&verdict, started.elapsed());
@@ -128,9 +133,8 @@ impl Instance {
                 }
                 bindings.call_handle(store, &self.template)
             }
-            Some((_, Export::Batch(_))) => {
-                unreachable!("a batch plugin is called through handle_batch")
-            }
+            // Not reached: `handle` sends a batch plugin's entries to `handle_batch`.
+            Some((_, Export::Batch(_))) => Err(wasmtime::Error::msg("a batch plugin was called per entry")),
             None => Ok(Ok(())),
         };
         self.take_back(entry);

@@ -113,7 +113,8 @@ async fn produce_appends_an_entry() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected FIELD=VALUE"));
 }
 
-/// `host check` describes a plugin of every language, and refuses what would not run.
+/// `host check` describes a plugin of every language (and of the batch world),
+/// and refuses what would not run.
 #[test]
 fn check_describes_plugins_and_refuses_others() {
     for name in ["orders", "python-orders", "js-orders", "c-orders", "zig-orders"] {
@@ -128,6 +129,11 @@ fn check_describes_plugins_and_refuses_others() {
         assert!(stdout.contains("handle"), "{stdout}");
         assert!(stdout.contains("redis-streams:plugin/log@0.1.0"), "{stdout}");
     }
+    let out = Command::new(host_bin()).arg("check").arg(plugin("noop-batch")).output().expect("spawn host");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("ok, a component of world redis-streams:plugin/batch-consumer@0.1.0"), "{stdout}");
+    assert!(stdout.contains("  exports  handle-batch\n"), "{stdout}");
     for (file, expected) in [
         (fixture("check-text.wasm", b"this is not wasm"), "is not a WebAssembly file"),
         (fixture("check-core.wasm", wasm::CORE_MODULE), "is a core WebAssembly module"),

@@ -258,3 +258,43 @@ async fn a_folder_serves_several_plugins_on_several_streams() {
     assert_eq!(consumer_names(&mut conn, &chaos_stream, "g").await.len(), 2);
     assert_eq!(handled_ids(&host.log).len(), 100, "chaos handled its stream");
 }
+
+/// A `consumer` plugin replaced under load by a `batch-consumer` one (same
+/// file name, folder mode): every entry is handled exactly once, by one
+/// version or the other, and nothing is left pending.
+#[tokio::test(flavor = "multi_thread")]
+async fn hot_swap_to_a_batch_plugin_loses_nothing() {
+    let mut conn = redis().await;
+    let stream = unique_stream("swap-batch");
+    let dir = plugin_dir("swap-batch");
+    std::fs::write(
+        dir.join("tagger.toml"),
+        format!("stream = \"{stream}\"\ngroup = \"g\"\nconsumers = [\"a\", \"b\"]\n"),
+    )
+    .unwrap();
+    install(&dir.join("tagger.wasm"), &std::fs::read(plugin("chaos")).unwrap());
+    let batch = std::fs::read(plugin("chaos-batch")).unwrap();
+
+    let mut host = HostProcess::start(&["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]);
+    host.wait_log(MINUTE, "the plugin to start", |log| log.iter().any(|l| l.contains("consuming")));
+    let entries: Vec<_> = (0..20_000).map(|i| vec![("n", i.to_string().into_bytes())]).collect();
+    let (first, second) = entries.split_at(8_000);
+    let mut ids = produce(&mut conn, &stream, first).await;
+    host.wait_log(MINUTE, "4,000 handled", |log| handled_list(log).len() >= 4_000);
+    install(&dir.join("tagger.wasm"), &batch);
+    ids.extend(produce(&mut conn, &stream, second).await);
+    wait_drained(&mut conn, &stream, "g", 0).await;
+    host.wait_log(MINUTE, "every handled line", |log| handled_list(log).len() >= ids.len());
+    let (status, _) = host.terminate();
+    assert!(status.success(), "{status}");
+
+    let handled = handled_list(&host.log);
+    assert_eq!(handled.len(), ids.len(), "each entry handled exactly once");
+    assert_eq!(handled.iter().collect::<HashSet<_>>(), ids.iter().collect::<HashSet<_>>());
+    let version = host::plugin_version(&batch);
+    assert!(
+        host.log.iter().any(|l| l.contains("batch of") && l.contains(&version)),
+        "the batch plugin took over: {:#?}",
+        &host.log[host.log.len().saturating_sub(20)..]
+    );
+}
