@@ -1,5 +1,6 @@
-//! Loading a plugin: read the file, check it is a component of our world,
-//! compile it once, and pre-link it so instances are cheap to create.
+//! Loading a plugin: read the file, check it is a component of one of our
+//! worlds (`consumer` or `batch-consumer`), compile it once, and pre-link it
+//! so instances are cheap to create.
 
 use crate::bindings::{BATCH_WORLD, ConsumerPre, WORLD};
 use crate::engine::Engine;

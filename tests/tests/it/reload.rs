@@ -24,6 +24,20 @@ fn handled_by(log: &[String]) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Folder mode on `dir` serving `wasm` as plugin `tagger` on `stream` (group
+/// `g`, consumers `a` and `b`), started and consuming.
+fn serve_tagger(dir: &Path, stream: &str, wasm: &[u8]) -> HostProcess {
+    std::fs::write(
+        dir.join("tagger.toml"),
+        format!("stream = \"{stream}\"\ngroup = \"g\"\nconsumers = [\"a\", \"b\"]\n"),
+    )
+    .unwrap();
+    install(&dir.join("tagger.wasm"), wasm);
+    let mut host = HostProcess::start(&["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]);
+    host.wait_log(MINUTE, "the plugin to start", |log| log.iter().any(|l| l.contains("consuming")));
+    host
+}
+
 /// 50,000 entries flowing; v1 → v2 swapped midway by a rename into the
 /// folder: every entry is handled exactly once, each consumer switches once
 /// (never back), nothing is lost.
@@ -34,15 +48,7 @@ async fn hot_swap_under_load_loses_nothing() {
     let dir = plugin_dir("swap");
     let (v1, v2) = (chaos_variant(b"v1"), chaos_variant(b"v2"));
     let (h1, h2) = (host::plugin_version(&v1), host::plugin_version(&v2));
-    std::fs::write(
-        dir.join("tagger.toml"),
-        format!("stream = \"{stream}\"\ngroup = \"g\"\nconsumers = [\"a\", \"b\"]\n"),
-    )
-    .unwrap();
-    install(&dir.join("tagger.wasm"), &v1);
-
-    let mut host = HostProcess::start(&["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]);
-    host.wait_log(MINUTE, "the plugin to start", |log| log.iter().any(|l| l.contains("consuming")));
+    let mut host = serve_tagger(&dir, &stream, &v1);
     let entries: Vec<_> = (0..50_000).map(|i| vec![("n", i.to_string().into_bytes())]).collect();
     let (first, second) = entries.split_at(20_000);
     let mut ids = produce(&mut conn, &stream, first).await;
@@ -267,16 +273,8 @@ async fn hot_swap_to_a_batch_plugin_loses_nothing() {
     let mut conn = redis().await;
     let stream = unique_stream("swap-batch");
     let dir = plugin_dir("swap-batch");
-    std::fs::write(
-        dir.join("tagger.toml"),
-        format!("stream = \"{stream}\"\ngroup = \"g\"\nconsumers = [\"a\", \"b\"]\n"),
-    )
-    .unwrap();
-    install(&dir.join("tagger.wasm"), &std::fs::read(plugin("chaos")).unwrap());
+    let mut host = serve_tagger(&dir, &stream, &std::fs::read(plugin("chaos")).unwrap());
     let batch = std::fs::read(plugin("chaos-batch")).unwrap();
-
-    let mut host = HostProcess::start(&["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]);
-    host.wait_log(MINUTE, "the plugin to start", |log| log.iter().any(|l| l.contains("consuming")));
     let entries: Vec<_> = (0..20_000).map(|i| vec![("n", i.to_string().into_bytes())]).collect();
     let (first, second) = entries.split_at(8_000);
     let mut ids = produce(&mut conn, &stream, first).await;
