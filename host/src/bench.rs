@@ -137,10 +137,10 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     let (cpu_before, _) = usage();
     let steal_before = steal();
     let started = Instant::now();
-    let mut producer = config.rate.map(|rate| {
-        let (redis, stream, entries) = (redis.clone(), stream.clone(), config.entries);
-        tokio::spawn(async move { produce(&redis, &stream, entries, Some(rate)).await })
-    });
+    let mut producer = match config.rate {
+        Some(rate) => Some(paced_producer(&redis, &stream, config.entries, rate)?),
+        None => None,
+    };
     if config.minimal_loop {
         minimal_loop(&redis, &stream, config.entries, config.count, &latency, &shutdown).await?;
         let seconds = started.elapsed().as_secs_f64();
@@ -231,6 +231,22 @@ async fn minimal_loop(
         }
     }
     Ok(())
+}
+
+/// The paced producer, on a thread and runtime of its own as a producing
+/// service would be: its work then does not queue behind the consumers' tasks
+/// on the host's runtime (it still shares the machine's cores with them).
+fn paced_producer(redis: &Redis, stream: &str, entries: u64, rate: u64) -> Result<tokio::task::JoinHandle<Result<()>>> {
+    let (redis, stream) = (redis.clone(), stream.to_string());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("producer runtime")?;
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-producer".into())
+        .spawn(move || {
+            let _ = done.send(runtime.block_on(produce(&redis, &stream, entries, Some(rate))));
+        })
+        .context("cannot start the producer thread")?;
+    Ok(tokio::spawn(async move { finished.await.unwrap_or_else(|_| bail!("the producer thread panicked")) }))
 }
 
 /// XADDs `entries` orders: as fast as pipelining allows, or paced at `rate`

@@ -16,7 +16,7 @@ use crate::lease::{Holds, refresh_every};
 use crate::plugin::Plugin;
 use crate::reaper::{MAX_PAGES_PER_TICK, Reaper};
 use crate::settle::{Action, decide, over_limit_error};
-use crate::streams::{Batch, Connection, Redis, is_missing_group};
+use crate::streams::{Batch, Connection, Reader, Redis, is_missing_group};
 use crate::verdict::Verdict;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -134,6 +134,9 @@ pub struct Consumer {
     /// `None` while a batch is being handled on a blocking thread.
     instance: Option<Instance>,
     conn: Option<Connection>,
+    /// The connection new entries are read on (XREADGROUP >), opened on first
+    /// use; taken while a read is in flight, dropped when one fails.
+    reader: Option<Reader>,
     /// Ids handled Ok whose XACK has not yet succeeded (e.g. Redis went away).
     unacked: Vec<String>,
     /// Their produce times, when latency is recorded (`host bench`).
@@ -147,8 +150,9 @@ pub struct Consumer {
     last_errors: HashMap<String, String>,
     backoff: Duration,
     stats: ConsumerStats,
-    /// The next batch, read while the current one is handled (backlog only).
-    read_ahead: Option<tokio::task::JoinHandle<Result<Batch>>>,
+    /// The next batch, read while the current one is handled (backlog only),
+    /// with the reader it was read on.
+    read_ahead: Option<tokio::task::JoinHandle<Result<(Reader, Batch)>>>,
     /// How long handling the last batch of new entries took.
     last_batch: Duration,
     /// Counters as last published to `control`.
@@ -176,6 +180,7 @@ impl Consumer {
             plugin,
             instance: Some(instance),
             conn: None,
+            reader: None,
             unacked: Vec::new(),
             unacked_produced: Vec::new(),
             own_cursor: Some("0".into()),
@@ -240,7 +245,7 @@ impl Consumer {
     async fn step(&mut self, shutdown: &CancellationToken) -> Result<()> {
         let conn = self.connection().await?;
         if self.read_ahead.is_some() {
-            return self.read_ahead_step(conn, shutdown).await;
+            return self.read_ahead_step(shutdown).await;
         }
         let (settings, name) = (self.settings.clone(), self.name.clone());
         let reaper =
@@ -282,7 +287,10 @@ impl Consumer {
             until = until.min(self.next_refresh);
         }
         let block = until.saturating_duration_since(now).min(self.settings.block).max(Duration::from_millis(1));
-        let mut reader = conn.clone();
+        let mut reader = match self.reader.take() {
+            Some(reader) => reader,
+            None => self.redis.reader().await?,
+        };
         let read = reader.read_new(&settings.stream, &settings.group, &name, settings.count, block);
         // The last batch's XACK goes out in the same round trip as this read
         // (pipelined ahead of it on the connection). Acks still unsent when
@@ -292,15 +300,18 @@ impl Consumer {
             self.flush_acks().await?;
         }
         let (acked, batch) = tokio::select! {
+            // The read in flight is abandoned, and its reader with it.
             _ = shutdown.cancelled() => return Ok(()),
             both = async { tokio::join!(self.flush_acks(), read) } => both,
         };
+        let batch = batch?;
+        self.reader = Some(reader);
         acked?;
-        self.process_read(batch?, &conn, shutdown).await
+        self.process_read(batch, shutdown).await
     }
 
     /// Takes the batch read ahead (with the last acks pipelined before it).
-    async fn read_ahead_step(&mut self, conn: Connection, shutdown: &CancellationToken) -> Result<()> {
+    async fn read_ahead_step(&mut self, shutdown: &CancellationToken) -> Result<()> {
         let Some(mut ahead) = self.read_ahead.take() else { return Ok(()) };
         let (acked, batch) = tokio::select! {
             _ = shutdown.cancelled() => {
@@ -309,9 +320,10 @@ impl Consumer {
             }
             both = async { tokio::join!(self.flush_acks(), &mut ahead) } => both,
         };
+        let (reader, batch) = batch.context("read-ahead task panicked")??;
+        self.reader = Some(reader);
         acked?;
-        let batch = batch.context("read-ahead task panicked")??;
-        self.process_read(batch, &conn, shutdown).await
+        self.process_read(batch, shutdown).await
     }
 
     /// Handles a batch of new entries. When it is full (a backlog) and the
@@ -320,15 +332,20 @@ impl Consumer {
     /// not their sum. Only after quick batches: read-ahead entries wait
     /// unleased while this batch runs, and a consumer that dies holds them
     /// too; for slow batches one round trip saved is nothing anyway.
-    async fn process_read(&mut self, batch: Batch, conn: &Connection, shutdown: &CancellationToken) -> Result<()> {
+    async fn process_read(&mut self, batch: Batch, shutdown: &CancellationToken) -> Result<()> {
         let full = batch.entries.len() + batch.trimmed.len() >= self.settings.count;
         let quick = self.last_batch < READ_AHEAD_BELOW.min(refresh_every(self.settings.min_idle));
         if full && quick && !self.settings.ack_each && !shutdown.is_cancelled() {
-            let mut reader = conn.clone();
+            let (reader, redis) = (self.reader.take(), self.redis.clone());
             let s = self.settings.clone();
             let name = self.name.clone();
             self.read_ahead = Some(tokio::spawn(async move {
-                reader.read_new(&s.stream, &s.group, &name, s.count, Duration::from_millis(1)).await
+                let mut reader = match reader {
+                    Some(reader) => reader,
+                    None => redis.reader().await?,
+                };
+                let batch = reader.read_new(&s.stream, &s.group, &name, s.count, Duration::from_millis(1)).await?;
+                Ok((reader, batch))
             }));
         }
         let started = Instant::now();
@@ -647,6 +664,7 @@ impl Consumer {
         tracing::warn!(consumer = %self.name, stream = %self.settings.stream,
             "redis error, retrying in {} ms: {error:#}", self.backoff.as_millis());
         self.conn = None;
+        self.reader = None;
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(self.backoff) => {}

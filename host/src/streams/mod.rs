@@ -1,8 +1,10 @@
 //! Every Redis command the host sends, with typed replies. The rest of the
 //! code never builds a raw command.
 
+mod reader;
 mod reply;
 
+pub use reader::Reader;
 pub use reply::{Batch, ConsumerInfo, GroupInfo, PendingEntry, StreamInfo};
 
 use crate::config::Trim;
@@ -61,6 +63,12 @@ impl Redis {
             anyhow!("cannot reach Redis at {}: {e} (is redis-server running? set --redis or REDIS_URL)", self.shown_url)
         })?;
         Ok(Connection { conn })
+    }
+
+    /// Opens a connection for a consumer's reads of new entries (the hot
+    /// path: its replies skip redis-rs's parser, see [`Reader`]).
+    pub async fn reader(&self) -> Result<Reader> {
+        Reader::open(self.client.get_connection_info(), &self.shown_url).await
     }
 }
 
@@ -133,20 +141,6 @@ impl Connection {
                 format!("cannot create consumer group {group:?} on stream {stream:?} at {start_id:?}")
             }),
         }
-    }
-
-    /// `XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS stream >`: new entries
-    /// for `consumer`, in stream order (delivery count 1); empty when `block`
-    /// passed without any.
-    pub async fn read_new(
-        &mut self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-        count: usize,
-        block: Duration,
-    ) -> Result<Batch> {
-        self.read_group(stream, group, consumer, count, Some(block), ">", 1).await
     }
 
     /// `XREADGROUP GROUP g c COUNT n STREAMS stream AFTER`: `consumer`'s own

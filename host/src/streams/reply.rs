@@ -2,8 +2,9 @@
 //! host's types, moving byte buffers rather than copying them.
 
 use crate::entry::Entry;
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use redis::Value;
+use redis_protocol::resp2::types::RangeFrame;
 
 /// Entries delivered by one read or claim, in stream order.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -101,6 +102,44 @@ fn entries_into(items: Value, delivery_count: u32, batch: &mut Batch) -> Result<
         }
         batch.entries.push(Entry { id, fields, delivery_count });
     }
+    Ok(())
+}
+
+/// Adds one entry of a read reply decoded by redis-protocol (`frame`: an
+/// `[id, [field, value, …]]` array whose ranges index `buf`) to `batch`: one
+/// copy of each id, field and value, nothing else. A nil field list (history
+/// read of a trimmed entry) becomes a trimmed id.
+pub fn entry_frame(frame: &RangeFrame, buf: &[u8], delivery_count: u32, batch: &mut Batch) -> Result<()> {
+    let bulk = |frame: &RangeFrame| match frame {
+        RangeFrame::BulkString((start, end)) => Ok(buf[*start..*end].to_vec()),
+        other => Err(anyhow!("expected a bulk string, got {other:?}")),
+    };
+    let RangeFrame::Array(parts) = frame else {
+        bail!("entry is not an [id, fields] pair: {frame:?}");
+    };
+    let [id, flat] = parts.as_slice() else {
+        bail!("entry is not an [id, fields] pair: {frame:?}");
+    };
+    let id = String::from_utf8(bulk(id)?).map_err(|_| anyhow!("entry id is not UTF-8"))?;
+    let flat = match flat {
+        RangeFrame::Array(flat) => flat,
+        RangeFrame::Null => {
+            batch.trimmed.push(id);
+            return Ok(());
+        }
+        other => bail!("entry {id} has no field list: {other:?}"),
+    };
+    if flat.len() % 2 != 0 {
+        bail!("entry {id} has an odd number of field items ({})", flat.len());
+    }
+    let mut fields = Vec::with_capacity(flat.len() / 2);
+    for pair in flat.chunks_exact(2) {
+        fields.push((
+            bulk(&pair[0]).with_context(|| format!("entry {id}"))?,
+            bulk(&pair[1]).with_context(|| format!("entry {id}"))?,
+        ));
+    }
+    batch.entries.push(Entry { id, fields, delivery_count });
     Ok(())
 }
 
@@ -280,6 +319,40 @@ mod tests {
             delivery_count: 1,
         };
         assert_eq!(batch, Batch { entries: vec![expected], trimmed: vec!["2-0".into()] });
+    }
+
+    /// The hot read's parser (redis-protocol byte ranges, streams/reader.rs)
+    /// gives exactly what redis-rs's `Value` path gives for the same bytes.
+    #[test]
+    fn entry_frames_match_the_value_parser() {
+        let wire: &[u8] = b"*2\r\n$3\r\n1-0\r\n*4\r\n$1\r\nb\r\n$2\r\n\xff\x00\r\n$1\r\na\r\n$0\r\n\r\n\
+                            *2\r\n$3\r\n2-0\r\n*-1\r\n";
+        let mut batch = Batch::default();
+        let mut at = 0;
+        while at < wire.len() {
+            let (frame, used) = redis_protocol::resp2::decode::decode_range(&wire[at..]).unwrap().unwrap();
+            entry_frame(&frame, &wire[at..at + used], 1, &mut batch).unwrap();
+            at += used;
+        }
+        let mut header = b"*1\r\n*2\r\n$1\r\ns\r\n*2\r\n".to_vec();
+        header.extend_from_slice(wire);
+        let expected = read_reply(redis::parse_redis_value(&header).unwrap(), 1).unwrap();
+        assert_eq!(batch, expected);
+        assert_eq!(batch.entries[0].fields, vec![(b"b".to_vec(), vec![0xff, 0x00]), (b"a".to_vec(), Vec::new())]);
+        assert_eq!(batch.trimmed, vec!["2-0".to_string()]);
+    }
+
+    #[test]
+    fn malformed_entry_frames_are_errors_not_panics() {
+        for wire in [
+            &b"*1\r\n$3\r\n1-0\r\n"[..],
+            b"*2\r\n$3\r\n1-0\r\n*1\r\n$1\r\nb\r\n",
+            b"*2\r\n:1\r\n*0\r\n",
+            b"$1\r\nx\r\n",
+        ] {
+            let (frame, used) = redis_protocol::resp2::decode::decode_range(wire).unwrap().unwrap();
+            assert!(entry_frame(&frame, &wire[..used], 1, &mut Batch::default()).is_err(), "{wire:?}");
+        }
     }
 
     #[test]

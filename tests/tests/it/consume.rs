@@ -92,3 +92,37 @@ async fn non_utf8_value_arrives_byte_exact() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].meta("dlq:id"), Some(ids[1].as_str()), "only the mismatching entry is rejected");
 }
+
+/// A Redis that wants a user and password, with the stream in database 3:
+/// every connection of the host (the consumers' readers too) logs in and
+/// selects the database the URL names. All 300 entries acked there, nothing
+/// pending, and nothing written to database 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn consumes_with_a_user_a_password_and_a_database_number() {
+    let server = PrivateRedis::start();
+    let mut admin = server.connect().await;
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "reader", "on", ">s3cret", "~*", "&*", "+@all"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG").arg(&["SET", "requirepass", "adm1n"]).query_async(&mut admin).await.unwrap();
+    let url = format!("{}/3", server.url.replace("redis://", "redis://reader:s3cret@"));
+    let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let stream = unique_stream("auth-db");
+    produce(&mut conn, &stream, &(0..300).map(order).collect::<Vec<_>>()).await;
+
+    let mut cfg = config("orders", &stream, "g", &["c1", "c2"]);
+    cfg.redis_url = url.clone();
+    cfg.count = 50;
+    let run = HostRun::start(cfg);
+    let info = wait_drained(&mut conn, &stream, "g", 0).await;
+    let report = run.stop().await;
+
+    assert_eq!(info.entries_read, Some(300));
+    assert_eq!(report.total().acked, 300, "{report:?}");
+    assert!(pending(&mut conn, &stream, "g").await.is_empty());
+    let db0 = server.url.replace("redis://", "redis://reader:s3cret@");
+    let mut db0 = redis::Client::open(db0.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    assert_eq!(xlen(&mut db0, &stream).await, 0, "nothing may land in database 0");
+}
