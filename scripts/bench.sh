@@ -50,8 +50,12 @@ rate=$(python3 -c '
 import json, statistics, sys
 rates = [json.loads(l)["entries_per_s"] for l in open(sys.argv[1]) if json.loads(l)["run"] == "noop-1"]
 print(int(statistics.median(rates) / 2))' "$OUT")
+# The same rate with two consumers, and with the native handler: what of the
+# latency is the plugin call, what the single consumer's serial path.
 for round in $(seq "$ROUNDS"); do
-  run "paced-50%"   --plugin "$NOOP" --entries $(( rate * 5 )) --rate "$rate"
+  run "paced-50%"        --plugin "$NOOP" --entries $(( rate * 5 )) --rate "$rate"
+  run "paced-50%-2"      --plugin "$NOOP" --entries $(( rate * 5 )) --rate "$rate" --consumers 2
+  run "paced-50%-native" --handler native --entries $(( rate * 5 )) --rate "$rate"
 done
 if [ "${BENCH_BIG:-1}" != 0 ]; then
   run rss-1M        --plugin "$NOOP" --entries 1000000
@@ -100,9 +104,10 @@ print(f'- JavaScript no-op, one call per batch vs per entry: {ratio("js-noop-bat
 print(f'- Rust no-op plugin vs the minimal hand-written loop (COUNT 100, XACK pipelined): {ratio("noop-1", "loop-1"):.2f}x [{rounds("noop-1", "loop-1")}]; '
       f'2 consumers: {ratio("noop-2", "loop-1"):.2f}x [{rounds("noop-2", "loop-1")}]')
 print(f'- default settings vs --guide-shape: {ratio("noop-1", "guide-shape"):.1f}x [{rounds("noop-1", "guide-shape")}]')
-if "paced-50%" in runs:
-    p99s = ", ".join(str(x["latency_ms"]["p99"]) for x in runs["paced-50%"])
-    print(f'- paced at {by["paced-50%"]["rate"]}/s (50 % of the median noop-1): p99 produce-to-ack {by["paced-50%"]["latency_ms"]["p99"]} ms median [{p99s}]')
+for name, what in (("paced-50%", "noop, 1 consumer"), ("paced-50%-2", "noop, 2 consumers"), ("paced-50%-native", "native, 1 consumer")):
+    if name in runs:
+        p99s = ", ".join(str(x["latency_ms"]["p99"]) for x in runs[name])
+        print(f'- paced at {by[name]["rate"]}/s (50 % of the median noop-1), {what}: p99 produce-to-ack {by[name]["latency_ms"]["p99"]} ms median [{p99s}]')
 if "rss-1M" in by and "rss-10M" in by:
     print(f'- peak RSS 10 M vs 1 M entries: {by["rss-10M"]["peak_rss_mb"]} / {by["rss-1M"]["peak_rss_mb"]} MB = {by["rss-10M"]["peak_rss_mb"] / by["rss-1M"]["peak_rss_mb"]:.2f}x')
 print(f'- host CPU per entry (µs, median; not affected by stolen time): native {cpu_per_entry("native-1"):.2f}, '
