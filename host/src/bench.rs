@@ -1,11 +1,12 @@
 //! `host bench`: throughput and produce-to-ack latency of the real consumer
-//! machinery. Produces N order entries into a fresh stream (pipelined, or
-//! paced at `--rate` alongside the consumers), runs a deployment over them
+//! machinery. Produces N order entries into a fresh stream (pipelined, all
+//! first; or alongside the consumers, paced at `--rate` or unpaced with
+//! `--alongside`), runs a deployment over them
 //! with a plugin or the built-in native handler, waits until every entry is
 //! acked, and prints one JSON line. `--handler loop` runs instead a minimal
 //! hand-written consumer loop (no host machinery), the reference to beat.
 
-use crate::config::{BenchConfig, RunConfig};
+use crate::config::{BenchConfig, Production, RunConfig};
 use crate::deployment::Deployment;
 use crate::engine::Engine;
 use crate::entry::Entry;
@@ -129,7 +130,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     };
     let handler = if config.minimal_loop { "loop".to_string() } else { plugin.tag.name.clone() };
 
-    if config.rate.is_none() {
+    if config.production == Production::Backlog {
         let started = Instant::now();
         produce(&redis, &stream, config.entries, None).await?;
         tracing::info!(entries = config.entries, "produced the backlog in {} ms", started.elapsed().as_millis());
@@ -137,9 +138,10 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     let (cpu_before, _) = usage();
     let steal_before = steal();
     let started = Instant::now();
-    let mut producer = match config.rate {
-        Some(rate) => Some(paced_producer(&redis, &stream, config.entries, rate)?),
-        None => None,
+    let mut producer = match config.production {
+        Production::Backlog => None,
+        Production::Paced(rate) => Some(producer_thread(&redis, &stream, config.entries, Some(rate))?),
+        Production::Alongside => Some(producer_thread(&redis, &stream, config.entries, None)?),
     };
     if config.minimal_loop {
         minimal_loop(&redis, &stream, config.entries, config.count, &latency, &shutdown).await?;
@@ -189,7 +191,12 @@ fn report(config: &BenchConfig, handler: &str, seconds: f64, latency: &Latency, 
         "consumers": config.consumers,
         "count": config.count,
         "ack": if config.ack_each { "each" } else { "batch" },
-        "rate": config.rate,
+        // A number (paced), "max" (alongside, unpaced) or null (backlog).
+        "rate": match config.production {
+            Production::Backlog => serde_json::Value::Null,
+            Production::Paced(rate) => rate.into(),
+            Production::Alongside => "max".into(),
+        },
         "seconds": (seconds * 1000.0).round() / 1000.0,
         "entries_per_s": (config.entries as f64 / seconds).round(),
         "latency_ms": {"p50": latency.millis(0.5), "p99": latency.millis(0.99), "p999": latency.millis(0.999)},
@@ -233,17 +240,23 @@ async fn minimal_loop(
     Ok(())
 }
 
-/// The paced producer, on a thread and runtime of its own as a producing
+/// The producer running alongside the consumers (paced at `rate`, or as fast
+/// as pipelining allows), on a thread and runtime of its own as a producing
 /// service would be: its work then does not queue behind the consumers' tasks
 /// on the host's runtime (it still shares the machine's cores with them).
-fn paced_producer(redis: &Redis, stream: &str, entries: u64, rate: u64) -> Result<tokio::task::JoinHandle<Result<()>>> {
+fn producer_thread(
+    redis: &Redis,
+    stream: &str,
+    entries: u64,
+    rate: Option<u64>,
+) -> Result<tokio::task::JoinHandle<Result<()>>> {
     let (redis, stream) = (redis.clone(), stream.to_string());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("producer runtime")?;
     let (done, finished) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("bench-producer".into())
         .spawn(move || {
-            let _ = done.send(runtime.block_on(produce(&redis, &stream, entries, Some(rate))));
+            let _ = done.send(runtime.block_on(produce(&redis, &stream, entries, rate)));
         })
         .context("cannot start the producer thread")?;
     Ok(tokio::spawn(async move { finished.await.unwrap_or_else(|_| bail!("the producer thread panicked")) }))

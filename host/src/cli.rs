@@ -2,8 +2,8 @@
 //! flags into a validated [`Command`].
 
 use crate::config::{
-    self, BenchConfig, Command, DemoConfig, FolderConfig, InspectConfig, Lang, NewConfig, ProduceConfig, ReplayConfig,
-    RequeueConfig, RunConfig, StreamConfig, Trim, TrimConfig,
+    self, BenchConfig, Command, DemoConfig, FolderConfig, InspectConfig, Lang, NewConfig, ProduceConfig, Production,
+    ReplayConfig, RequeueConfig, RunConfig, StreamConfig, Trim, TrimConfig,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -354,8 +354,12 @@ struct BenchArgs {
     guide_shape: bool,
     /// Produce at R entries/s alongside the consumers (latency at a fixed load)
     /// instead of consuming a backlog produced first.
-    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "alongside")]
     rate: Option<u64>,
+    /// Produce as fast as pipelining allows alongside the consumers: the
+    /// maximum rate of producing and consuming together, with Redis serving both.
+    #[arg(long)]
+    alongside: bool,
     /// Redis server URL [default: 127.0.0.1:6379 if a Redis answers there, else a redis-server child].
     #[arg(long = "redis", env = "REDIS_URL", value_name = "URL")]
     redis: Option<String>,
@@ -379,7 +383,11 @@ impl BenchArgs {
             consumers: self.consumers,
             count: if self.guide_shape { 10 } else { self.count as usize },
             ack_each: self.guide_shape,
-            rate: self.rate,
+            production: match (self.rate, self.alongside) {
+                (Some(rate), _) => Production::Paced(rate),
+                (None, true) => Production::Alongside,
+                (None, false) => Production::Backlog,
+            },
         }
     }
 }

@@ -57,9 +57,20 @@ pub struct BenchConfig {
     pub count: usize,
     /// One XACK per entry instead of one per batch.
     pub ack_each: bool,
-    /// Produce at this many entries per second alongside the consumers
-    /// (`None`: the whole backlog first).
-    pub rate: Option<u64>,
+    /// When the entries are produced.
+    pub production: Production,
+}
+
+/// When `host bench` produces its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Production {
+    /// All of them first, then the consumers drain the backlog.
+    Backlog,
+    /// At this many entries per second alongside the consumers.
+    Paced(u64),
+    /// As fast as pipelining allows, alongside the consumers: the maximum
+    /// rate of producing and consuming together.
+    Alongside,
 }
 
 /// Settings of `host demo`.

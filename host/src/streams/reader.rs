@@ -4,25 +4,28 @@
 //! Why not redis-rs here: its reply parser (combine-based, one boxed `Value`
 //! per item) was the largest single cost per entry in the profile (~12.7 k
 //! instructions per 3-field entry by callgrind), more than the Wasm call.
-//! Here redis-protocol decodes the reply into byte ranges of the read buffer
-//! (nothing copied) and each id, field and value is copied once into the
-//! entry: ~0.4 µs per entry against ~1.7 µs (README "Performance").
+//! Here the reply is parsed where it lies in the read buffer, entry by entry
+//! as it arrives ([`reply::Resp`]: only array and bulk-string headers, the
+//! few shapes this reply has), and each id, field and value is copied once
+//! into the entry: ~1.2 k instructions per entry. (redis-protocol's range
+//! decoder, tried first, took ~4.5 k: README "Performance".)
 //!
 //! One command at a time, RESP2, plain TCP or a Unix socket (the URL forms the
 //! rest of the host accepts); AUTH and SELECT from the URL. A reader whose
 //! command fails, times out or is abandoned is dropped, never reused.
 
-use super::reply::{self, Batch};
+use super::reply::{self, Batch, Resp, RespError};
 use super::{CONNECT_TIMEOUT, REPLY_SLACK};
 use anyhow::{Context, Result, anyhow, bail};
 use redis::{Cmd, ConnectionAddr, ConnectionInfo};
-use redis_protocol::resp2::decode::decode_range;
-use redis_protocol::resp2::types::RangeFrame;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Bytes read per call at least (a full COUNT 500 batch of small entries is ~50 KB).
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Entries reserved ahead at most, whatever count a reply header announces.
+const MAX_RESERVE: usize = 1 << 16;
 
 /// Either transport the host supports.
 enum Io {
@@ -113,12 +116,19 @@ impl Reader {
                 if self.array_len(&mut at).await? != Some(2) {
                     bail!("unexpected XREADGROUP reply: a stream is not a [key, entries] pair");
                 }
-                self.frame(&mut at).await?;
+                self.next(&mut at, |resp| Ok(resp.bulk()?.map(|_key| ()))).await?;
                 let entries = self.array_len(&mut at).await?.unwrap_or(0);
-                batch.entries.reserve(entries);
+                batch.entries.reserve(entries.min(MAX_RESERVE));
                 for _ in 0..entries {
-                    let (frame, span) = self.frame(&mut at).await?;
-                    reply::entry_frame(&frame, &self.buf[span], 1, &mut batch)?;
+                    loop {
+                        let mut resp = Resp::new(&self.buf);
+                        resp.at = at;
+                        if reply::entry_resp(&mut resp, 1, &mut batch).context("unexpected XREADGROUP reply")? {
+                            at = resp.at;
+                            break;
+                        }
+                        self.fill().await?;
+                    }
                 }
             }
             Some(n) => bail!("unexpected XREADGROUP reply: {n} streams for one asked"),
@@ -132,8 +142,7 @@ impl Reader {
         let exchange = async {
             self.send(cmd).await?;
             let mut at = 0;
-            let (frame, span) = self.frame(&mut at).await?;
-            let ok = matches!(frame, RangeFrame::SimpleString((s, e)) if &self.buf[span][s..e] == b"OK");
+            let ok = self.next(&mut at, |resp| Ok(resp.line()?.map(|text| text == b"OK"))).await?;
             self.consume(at);
             if !ok {
                 bail!("unexpected reply");
@@ -171,19 +180,26 @@ impl Reader {
         Ok(())
     }
 
-    /// The next whole frame at `at` (waiting for it to arrive), with the span
-    /// of `buf` its ranges are relative to; moves `at` past it. An error
-    /// reply becomes redis-rs's own error type, so callers tell errors apart
-    /// as elsewhere (`NOGROUP`: [`super::is_missing_group`]).
-    async fn frame(&mut self, at: &mut usize) -> Result<(RangeFrame, std::ops::Range<usize>)> {
+    /// Runs `parse` on the reply from `at`, reading more of it until the item
+    /// is whole; moves `at` past it. An error reply becomes redis-rs's own
+    /// error type, so callers tell errors apart as elsewhere (`NOGROUP`:
+    /// [`super::is_missing_group`]).
+    async fn next<T>(
+        &mut self,
+        at: &mut usize,
+        parse: impl Fn(&mut Resp<'_>) -> Result<Option<T>, RespError>,
+    ) -> Result<T> {
         loop {
-            if let Some((frame, used)) = decode_range(&self.buf[*at..]).map_err(|e| anyhow!("malformed reply: {e}"))? {
-                let span = *at..*at + used;
-                *at += used;
-                if let RangeFrame::Error((start, end)) = frame {
-                    return Err(server_error(&self.buf[span][start..end]));
+            let mut resp = Resp::new(&self.buf);
+            resp.at = *at;
+            match parse(&mut resp) {
+                Ok(Some(value)) => {
+                    *at = resp.at;
+                    return Ok(value);
                 }
-                return Ok((frame, span));
+                Ok(None) => {}
+                Err(RespError::Server(text)) => return Err(server_error(&text)),
+                Err(RespError::Malformed(what)) => bail!("malformed reply: {what}"),
             }
             self.fill().await?;
         }
@@ -191,31 +207,11 @@ impl Reader {
 
     /// The length of the array whose header (`*N` CRLF) is at `at`, `None`
     /// for a null array; moves `at` past the header only. (The arrays
-    /// themselves are not decoded whole: a reply of many entries is taken
+    /// themselves are not parsed whole: a reply of many entries is taken
     /// entry by entry as it arrives, never re-scanned from its start.)
     async fn array_len(&mut self, at: &mut usize) -> Result<Option<usize>> {
-        loop {
-            let rest = &self.buf[*at..];
-            match rest.first() {
-                Some(b'*') => {
-                    if let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
-                        let len: i64 = std::str::from_utf8(&rest[1..end])
-                            .ok()
-                            .and_then(|n| n.parse().ok())
-                            .ok_or_else(|| anyhow!("malformed reply: bad array header"))?;
-                        *at += end + 2;
-                        return Ok(usize::try_from(len).ok());
-                    }
-                }
-                Some(b'-') => {
-                    self.frame(at).await?;
-                    bail!("malformed reply: an error frame that is not an error");
-                }
-                Some(other) => bail!("unexpected reply: {:?} where an array was expected", *other as char),
-                None => {}
-            }
-            self.fill().await?;
-        }
+        let len = self.next(at, |resp| resp.header(b'*')).await?;
+        Ok(usize::try_from(len).ok())
     }
 
     /// Drops the first `used` bytes (a reply already turned into values).

@@ -11,11 +11,12 @@ use std::process::{Command, Stdio};
 fn bench_modes_drain_every_entry_and_clean_up() {
     let noop = plugin("noop");
     let noop = noop.to_str().unwrap();
-    let modes: [&[&str]; 4] = [
+    let modes: [&[&str]; 5] = [
         &["--handler", "loop"],
         &["--handler", "native"],
         &["--plugin", noop, "--guide-shape"],
         &["--plugin", noop, "--consumers", "2", "--rate", "5000"],
+        &["--plugin", noop, "--consumers", "2", "--alongside"],
     ];
     let mut r = redis::Client::open(redis_url()).unwrap().get_connection().unwrap();
     for mode in modes {
@@ -49,6 +50,13 @@ fn bench_modes_drain_every_entry_and_clean_up() {
             (Some(handler), Some(consumers), Some(count), Some(ack)),
             "{report}"
         );
+        // Paced: the rate; produced alongside unpaced: "max"; a backlog: null.
+        let rate = match mode {
+            [.., "--rate", rate] => serde_json::json!(rate.parse::<u64>().unwrap()),
+            [.., "--alongside"] => serde_json::json!("max"),
+            _ => serde_json::Value::Null,
+        };
+        assert_eq!(report["rate"], rate, "{report}");
         let latency = &report["latency_ms"];
         let (p50, p99, p999) =
             (latency["p50"].as_f64().unwrap(), latency["p99"].as_f64().unwrap(), latency["p999"].as_f64().unwrap());
