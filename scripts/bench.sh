@@ -41,21 +41,29 @@ for round in $(seq "$ROUNDS"); do
   run noop-batch-2    --plugin "$NOOP_BATCH" --entries "$N" --consumers 2
   run noop-1-count100 --plugin "$NOOP" --entries "$N" --count 100
   run guide-shape     --plugin "$NOOP" --entries $(( N / 10 )) --guide-shape
+  # Producing as fast as it can alongside: the maximum rate of producing and
+  # consuming together, Redis serving both (what a paced load is a share of).
+  run live-1          --plugin "$NOOP" --entries "$N" --alongside
   # A language where a call is dear: JavaScript, per entry and per batch.
   run js-noop-1       --plugin "$JS_NOOP" --entries $(( N / 10 ))
   run js-noop-batch-1 --plugin "$JS_NOOP_BATCH" --entries $(( N / 10 ))
 done
-# Latency at a fixed load: half the median backlog rate of noop-1, ~5 s a run.
-rate=$(python3 -c '
+# Latency at a fixed load, ~5 s a run: half the median rate of live-1 (the
+# maximum with the producer's load on the same Redis and cores), with one
+# consumer, two, and the native handler (what of the latency is the plugin
+# call); and half the median backlog drain rate of noop-1, a heavier load
+# (the drain rate leaves out the producer's share of Redis and the cores).
+half() { python3 -c '
 import json, statistics, sys
-rates = [json.loads(l)["entries_per_s"] for l in open(sys.argv[1]) if json.loads(l)["run"] == "noop-1"]
-print(int(statistics.median(rates) / 2))' "$OUT")
-# The same rate with two consumers, and with the native handler: what of the
-# latency is the plugin call, what the single consumer's serial path.
+rates = [json.loads(l)["entries_per_s"] for l in open(sys.argv[1]) if json.loads(l)["run"] == sys.argv[2]]
+print(int(statistics.median(rates) / 2))' "$OUT" "$1"; }
+rate=$(half live-1)
+drain_rate=$(half noop-1)
 for round in $(seq "$ROUNDS"); do
   run "paced-50%"        --plugin "$NOOP" --entries $(( rate * 5 )) --rate "$rate"
   run "paced-50%-2"      --plugin "$NOOP" --entries $(( rate * 5 )) --rate "$rate" --consumers 2
   run "paced-50%-native" --handler native --entries $(( rate * 5 )) --rate "$rate"
+  run "paced-50%-drain"  --plugin "$NOOP" --entries $(( drain_rate * 5 )) --rate "$drain_rate"
 done
 if [ "${BENCH_BIG:-1}" != 0 ]; then
   run rss-1M        --plugin "$NOOP" --entries 1000000
@@ -71,7 +79,8 @@ for r in rows:
 def pick(name):
     # The median run: by p99 for paced runs, else by entries/s (the lower
     # middle one for an even count).
-    key = (lambda r: r["latency_ms"]["p99"]) if runs[name][0]["rate"] else (lambda r: r["entries_per_s"])
+    paced = isinstance(runs[name][0]["rate"], int)
+    key = (lambda r: r["latency_ms"]["p99"]) if paced else (lambda r: r["entries_per_s"])
     ordered = sorted(runs[name], key=key)
     return ordered[(len(ordered) - 1) // 2]
 by = {name: pick(name) for name in runs}
@@ -104,10 +113,13 @@ print(f'- JavaScript no-op, one call per batch vs per entry: {ratio("js-noop-bat
 print(f'- Rust no-op plugin vs the minimal hand-written loop (COUNT 100, XACK pipelined): {ratio("noop-1", "loop-1"):.2f}x [{rounds("noop-1", "loop-1")}]; '
       f'2 consumers: {ratio("noop-2", "loop-1"):.2f}x [{rounds("noop-2", "loop-1")}]')
 print(f'- default settings vs --guide-shape: {ratio("noop-1", "guide-shape"):.1f}x [{rounds("noop-1", "guide-shape")}]')
-for name, what in (("paced-50%", "noop, 1 consumer"), ("paced-50%-2", "noop, 2 consumers"), ("paced-50%-native", "native, 1 consumer")):
+print(f'- producing and consuming together (noop, 1 consumer, producer unpaced alongside): {median("live-1"):.0f}/s, '
+      f'{ratio("live-1", "noop-1"):.2f}x the backlog drain')
+for name, what, of in (("paced-50%", "noop, 1 consumer", "live-1"), ("paced-50%-2", "noop, 2 consumers", "live-1"),
+                       ("paced-50%-native", "native, 1 consumer", "live-1"), ("paced-50%-drain", "noop, 1 consumer", "noop-1")):
     if name in runs:
         p99s = ", ".join(str(x["latency_ms"]["p99"]) for x in runs[name])
-        print(f'- paced at {by[name]["rate"]}/s (50 % of the median noop-1), {what}: p99 produce-to-ack {by[name]["latency_ms"]["p99"]} ms median [{p99s}]')
+        print(f'- paced at {by[name]["rate"]}/s (50 % of the median {of}), {what}: p99 produce-to-ack {by[name]["latency_ms"]["p99"]} ms median [{p99s}]')
 if "rss-1M" in by and "rss-10M" in by:
     print(f'- peak RSS 10 M vs 1 M entries: {by["rss-10M"]["peak_rss_mb"]} / {by["rss-1M"]["peak_rss_mb"]} MB = {by["rss-10M"]["peak_rss_mb"] / by["rss-1M"]["peak_rss_mb"]:.2f}x')
 print(f'- host CPU per entry (µs, median; not affected by stolen time): native {cpu_per_entry("native-1"):.2f}, '
