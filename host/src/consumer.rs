@@ -119,6 +119,13 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// bounded so a flood of failures cannot grow memory without limit.
 const MAX_REMEMBERED_ERRORS: usize = 10_000;
 
+/// Ids handled Ok, sent to be acked with a read ahead, and their produce
+/// times (`host bench`).
+struct Acks {
+    ids: Vec<String>,
+    produced: Vec<u64>,
+}
+
 /// A host bug (not a plugin or Redis problem) that ends the consumer.
 #[derive(Debug, thiserror::Error)]
 #[error("{0:#}")]
@@ -153,6 +160,8 @@ pub struct Consumer {
     /// The next batch, read while the current one is handled (backlog only),
     /// with the reader it was read on.
     read_ahead: Option<tokio::task::JoinHandle<Result<(Reader, Batch)>>>,
+    /// The acks sent in the same write as that read (the batch before).
+    ahead_acks: Option<Arc<Acks>>,
     /// How long handling the last batch of new entries took.
     last_batch: Duration,
     /// Counters as last published to `control`.
@@ -193,6 +202,7 @@ impl Consumer {
             stats: ConsumerStats::default(),
             published: ConsumerStats::default(),
             read_ahead: None,
+            ahead_acks: None,
             last_batch: Duration::MAX,
             control,
             settings,
@@ -217,8 +227,10 @@ impl Consumer {
         }
         if let Some(ahead) = self.read_ahead.take() {
             // Whatever it read stays in this consumer's pending list: the next
-            // start drains it, or a peer's reaper claims it.
+            // start drains it, or a peer's reaper claims it. Its acks are sent again.
             ahead.abort();
+            let acks = self.ahead_acks.take();
+            self.unsent(acks);
         }
         if let Err(error) = self.flush_acks().await {
             tracing::warn!(consumer = %self.name, "{} handled entries stay pending: {error:#}", self.unacked.len());
@@ -291,7 +303,7 @@ impl Consumer {
             Some(reader) => reader,
             None => self.redis.reader().await?,
         };
-        let read = reader.read_new(&settings.stream, &settings.group, &name, settings.count, block);
+        let read = reader.read_new(&[], &settings.stream, &settings.group, &name, settings.count, block);
         // The last batch's XACK goes out in the same round trip as this read
         // (pipelined ahead of it on the connection). Acks still unsent when
         // shutdown cuts in stay in `unacked` and are sent on the way out.
@@ -310,20 +322,41 @@ impl Consumer {
         self.process_read(batch, shutdown).await
     }
 
-    /// Takes the batch read ahead (with the last acks pipelined before it).
+    /// Takes the batch read ahead (the acks of the batch before it went in
+    /// the same write, ahead of the read).
     async fn read_ahead_step(&mut self, shutdown: &CancellationToken) -> Result<()> {
         let Some(mut ahead) = self.read_ahead.take() else { return Ok(()) };
-        let (acked, batch) = tokio::select! {
+        let acks = self.ahead_acks.take();
+        let read = tokio::select! {
             _ = shutdown.cancelled() => {
                 ahead.abort();
+                self.unsent(acks);
                 return Ok(());
             }
-            both = async { tokio::join!(self.flush_acks(), &mut ahead) } => both,
+            read = &mut ahead => read,
         };
-        let (reader, batch) = batch.context("read-ahead task panicked")??;
+        let (reader, batch) = match read.context("read-ahead task panicked").flatten() {
+            Ok(read) => read,
+            Err(error) => {
+                self.unsent(acks);
+                return Err(error);
+            }
+        };
         self.reader = Some(reader);
-        acked?;
+        if let Some(acks) = acks {
+            self.count_acked(acks.ids.len());
+        }
         self.process_read(batch, shutdown).await
+    }
+
+    /// Acks sent with a read that failed or was abandoned: whether they took
+    /// effect is unknown, so they are sent again (acking twice is harmless),
+    /// ahead of the later ones.
+    fn unsent(&mut self, acks: Option<Arc<Acks>>) {
+        if let Some(acks) = acks {
+            self.unacked.splice(0..0, acks.ids.iter().cloned());
+            self.unacked_produced.splice(0..0, acks.produced.iter().copied());
+        }
     }
 
     /// Handles a batch of new entries. When it is full (a backlog) and the
@@ -339,12 +372,23 @@ impl Consumer {
             let (reader, redis) = (self.reader.take(), self.redis.clone());
             let s = self.settings.clone();
             let name = self.name.clone();
+            // The last batch's acks go in the same write as this read: no
+            // round trip of their own, none waited for before this batch.
+            let acks = Arc::new(Acks {
+                ids: std::mem::take(&mut self.unacked),
+                produced: std::mem::take(&mut self.unacked_produced),
+            });
+            self.ahead_acks = Some(acks.clone());
             self.read_ahead = Some(tokio::spawn(async move {
                 let mut reader = match reader {
                     Some(reader) => reader,
                     None => redis.reader().await?,
                 };
-                let batch = reader.read_new(&s.stream, &s.group, &name, s.count, Duration::from_millis(1)).await?;
+                let block = Duration::from_millis(1);
+                let batch = reader.read_new(&acks.ids, &s.stream, &s.group, &name, s.count, block).await?;
+                if let Some(latency) = &s.latency {
+                    latency.acked(&acks.produced);
+                }
                 Ok((reader, batch))
             }));
         }
@@ -611,11 +655,16 @@ impl Consumer {
             self.unacked_produced.clear();
         }
         tracing::debug!(consumer = %self.name, stream = %self.settings.stream, "acked {acked} of {} entries", self.unacked.len());
-        self.stats.acked += self.unacked.len() as u64;
-        crate::metrics::global().acked(&self.settings.stream, &self.settings.group, self.unacked.len() as u64);
+        self.count_acked(self.unacked.len());
         self.unacked.clear();
-        self.publish();
         Ok(())
+    }
+
+    /// Counts `n` ids acked.
+    fn count_acked(&mut self, n: usize) {
+        self.stats.acked += n as u64;
+        crate::metrics::global().acked(&self.settings.stream, &self.settings.group, n as u64);
+        self.publish();
     }
 
     /// The consumer's connection (a cheap handle), opened if needed.

@@ -83,9 +83,13 @@ impl Reader {
 
     /// `XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS stream >`: new entries
     /// for `consumer`, in stream order (delivery count 1); empty when `block`
-    /// passed without any.
+    /// passed without any. With `acks`, an `XACK` of them goes first in the
+    /// same write (one round trip for both); an error from either fails the
+    /// whole, and then whether the acks took effect is unknown (XACK again:
+    /// acking twice is harmless).
     pub async fn read_new(
         &mut self,
+        acks: &[String],
         stream: &str,
         group: &str,
         consumer: &str,
@@ -95,20 +99,32 @@ impl Reader {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP").arg(group).arg(consumer).arg("COUNT").arg(count);
         cmd.arg("BLOCK").arg(block.as_millis() as u64).arg("STREAMS").arg(stream).arg(">");
+        let ack = (!acks.is_empty()).then(|| {
+            let mut ack = redis::cmd("XACK");
+            ack.arg(stream).arg(group).arg(acks);
+            ack
+        });
         let timeout = block + REPLY_SLACK;
-        tokio::time::timeout(timeout, self.read_group(&cmd))
+        tokio::time::timeout(timeout, self.read_group(ack.as_ref(), &cmd))
             .await
             .map_err(|_| anyhow!("no reply within {} ms", timeout.as_millis()))
             .flatten()
             .with_context(|| format!("XREADGROUP > on stream {stream:?} group {group:?} failed"))
     }
 
-    /// Sends an XREADGROUP of one stream and parses its reply, entry by entry
-    /// as they arrive: `*1 *2 $key *N` then N `[id, [field, value, …]]`, or
-    /// a null array when the block timed out.
-    async fn read_group(&mut self, cmd: &Cmd) -> Result<Batch> {
+    /// Sends an XREADGROUP of one stream (after `ack`, if any) and parses
+    /// its reply, entry by entry as they arrive: `*1 *2 $key *N` then N
+    /// `[id, [field, value, …]]`, or a null array when the block timed out.
+    async fn read_group(&mut self, ack: Option<&Cmd>, cmd: &Cmd) -> Result<Batch> {
+        self.out.clear();
+        if let Some(ack) = ack {
+            ack.write_packed_command(&mut self.out);
+        }
         self.send(cmd).await?;
         let mut at = 0;
+        if ack.is_some() {
+            self.next(&mut at, |resp| resp.header(b':')).await.context("XACK failed")?;
+        }
         let mut batch = Batch::default();
         match self.array_len(&mut at).await? {
             None => {}
@@ -140,6 +156,7 @@ impl Reader {
     /// Sends `cmd` and expects `+OK`.
     async fn call_ok(&mut self, cmd: &Cmd, what: &str) -> Result<()> {
         let exchange = async {
+            self.out.clear();
             self.send(cmd).await?;
             let mut at = 0;
             let ok = self.next(&mut at, |resp| Ok(resp.line()?.map(|text| text == b"OK"))).await?;
@@ -156,8 +173,8 @@ impl Reader {
             .with_context(|| format!("{what} failed"))
     }
 
+    /// Sends `cmd` after whatever `out` holds already.
     async fn send(&mut self, cmd: &Cmd) -> Result<()> {
-        self.out.clear();
         cmd.write_packed_command(&mut self.out);
         match &mut self.io {
             Io::Tcp(io) => io.write_all(&self.out).await,

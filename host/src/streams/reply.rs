@@ -121,7 +121,7 @@ impl<'a> Resp<'a> {
     }
 
     /// The number of a header `<kind><integer>` CRLF (`*` array, `$` bulk
-    /// string); -1 is a null. An error line (`-…`) where a header was
+    /// string, `:` an integer reply itself); -1 is a null. An error line (`-…`) where a header was
     /// expected is a [`RespError::Server`].
     pub fn header(&mut self, kind: u8) -> Result<Option<i64>, RespError> {
         let rest = &self.buf[self.at..];
@@ -130,11 +130,12 @@ impl<'a> Resp<'a> {
             return self.error_line();
         }
         if first != kind {
-            return Err(RespError::Malformed(format!(
-                "{:?} where {} was expected",
-                first as char,
-                if kind == b'*' { "an array" } else { "a bulk string" }
-            )));
+            let expected = match kind {
+                b'*' => "an array",
+                b'$' => "a bulk string",
+                _ => "an integer",
+            };
+            return Err(RespError::Malformed(format!("{:?} where {expected} was expected", first as char)));
         }
         let (mut n, mut i, negative) = (0i64, 1, rest.get(1) == Some(&b'-'));
         if negative {
@@ -497,7 +498,8 @@ mod tests {
 
     #[test]
     fn headers_nulls_and_error_lines() {
-        let mut resp = Resp::new(b"*-1\r\n*3\r\n-NOGROUP no such group\r\n+OK\r\n");
+        let mut resp = Resp::new(b":12\r\n*-1\r\n*3\r\n-NOGROUP no such group\r\n+OK\r\n");
+        assert_eq!(resp.header(b':'), Ok(Some(12)));
         assert_eq!(resp.header(b'*'), Ok(Some(-1)));
         assert_eq!(resp.header(b'*'), Ok(Some(3)));
         assert_eq!(resp.header(b'*'), Err(RespError::Server(b"NOGROUP no such group".to_vec())));
