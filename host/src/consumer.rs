@@ -304,8 +304,8 @@ impl Consumer {
             None => self.redis.reader().await?,
         };
         let read = reader.read_new(&[], &settings.stream, &settings.group, &name, settings.count, block);
-        // The last batch's XACK goes out in the same round trip as this read
-        // (pipelined ahead of it on the connection). Acks still unsent when
+        // The last batch's XACK goes out on the other connection while this
+        // read is in flight (one round trip for both). Acks still unsent when
         // shutdown cuts in stay in `unacked` and are sent on the way out.
         if self.settings.ack_each {
             // The guides' loop: every XACK answered before the next read.
