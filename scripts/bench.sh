@@ -4,7 +4,7 @@
 # ratios the README's "Performance" section reports. Uses $REDIS_URL, else a
 # Redis on 127.0.0.1:6379, else a redis-server that `host bench` starts.
 #
-# The throughput set runs BENCH_ROUNDS times (default 3), interleaved, so
+# The throughput set runs BENCH_ROUNDS times (default 5), interleaved, so
 # whatever else the machine is doing (on a shared VM: CPU stolen by other
 # guests, reported per run as steal_seconds) hits every mode alike; the table
 # shows each mode's median run and the ratios are of medians. BENCH_ENTRIES
@@ -19,7 +19,7 @@ NOOP_BATCH=plugins/dist/noop-batch.wasm
 JS_NOOP=plugins/dist/js-noop.wasm
 JS_NOOP_BATCH=plugins/dist/js-noop-batch.wasm
 N="${BENCH_ENTRIES:-300000}"
-ROUNDS="${BENCH_ROUNDS:-3}"
+ROUNDS="${BENCH_ROUNDS:-5}"
 OUT="${BENCH_OUT:-${CARGO_TARGET_DIR:-target}/bench.jsonl}"
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
@@ -50,9 +50,13 @@ for round in $(seq "$ROUNDS"); do
 done
 # Latency at a fixed load, ~5 s a run: half the median rate of live-1 (the
 # maximum with the producer's load on the same Redis and cores), with one
-# consumer, two, and the native handler (what of the latency is the plugin
-# call); and half the median backlog drain rate of noop-1, a heavier load
-# (the drain rate leaves out the producer's share of Redis and the cores).
+# consumer, two, the native handler (what of the latency is the plugin call)
+# and the minimal hand-written loop (the reference consumer under the same
+# load, no host at all); half the median backlog drain rate of noop-1, a
+# heavier load (the drain rate leaves out the producer's share of Redis and
+# the cores); and a light load, the floor. A paced run's entries/s below its
+# rate means the consumer fell behind the producer (its p99 is then a
+# growing backlog).
 half() { python3 -c '
 import json, statistics, sys
 rates = [json.loads(l)["entries_per_s"] for l in open(sys.argv[1]) if json.loads(l)["run"] == sys.argv[2]]
@@ -63,14 +67,30 @@ for round in $(seq "$ROUNDS"); do
   run "paced-50%"        --plugin "$NOOP" --entries $(( rate * 5 )) --rate "$rate"
   run "paced-50%-2"      --plugin "$NOOP" --entries $(( rate * 5 )) --rate "$rate" --consumers 2
   run "paced-50%-native" --handler native --entries $(( rate * 5 )) --rate "$rate"
+  run "paced-50%-loop"   --handler loop --entries $(( rate * 5 )) --rate "$rate" --count 100
   run "paced-50%-drain"  --plugin "$NOOP" --entries $(( drain_rate * 5 )) --rate "$drain_rate"
+  # The floor: a light load (5000/s, ~2 % of the maximum), where p99 is the
+  # machine's wake-ups and round trips rather than queueing, host or no host.
+  run "paced-light"      --plugin "$NOOP" --entries 25000 --rate 5000
+  run "paced-light-loop" --handler loop --entries 25000 --rate 5000 --count 100
 done
 if [ "${BENCH_BIG:-1}" != 0 ]; then
   run rss-1M        --plugin "$NOOP" --entries 1000000
   run rss-10M       --plugin "$NOOP" --entries 10000000
 fi
 
-python3 - "$OUT" <<'PY'
+# How late this machine wakes a sleeping thread (1 ms sleeps, 3000 of
+# them): every hop of an entry (producer, Redis, consumer, plugin thread,
+# ack) waits for such a wake-up, so its tail bounds any p99 measured here.
+wakeups=$(python3 -c '
+import time
+late = []
+for _ in range(3000):
+    t = time.perf_counter(); time.sleep(0.001); late.append((time.perf_counter() - t - 0.001) * 1e3)
+late.sort()
+print(" ".join(f"{late[int(len(late) * q)]:.3f}" for q in (0.5, 0.99, 0.999)))')
+
+python3 - "$OUT" "$wakeups" <<'PY'
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 runs = {}
@@ -116,15 +136,23 @@ print(f'- default settings vs --guide-shape: {ratio("noop-1", "guide-shape"):.1f
 print(f'- producing and consuming together (noop, 1 consumer, producer unpaced alongside): {median("live-1"):.0f}/s, '
       f'{ratio("live-1", "noop-1"):.2f}x the backlog drain')
 for name, what, of in (("paced-50%", "noop, 1 consumer", "live-1"), ("paced-50%-2", "noop, 2 consumers", "live-1"),
-                       ("paced-50%-native", "native, 1 consumer", "live-1"), ("paced-50%-drain", "noop, 1 consumer", "noop-1")):
+                       ("paced-50%-native", "native, 1 consumer", "live-1"),
+                       ("paced-50%-loop", "the minimal hand-written loop (no host)", "live-1"),
+                       ("paced-50%-drain", "noop, 1 consumer", "noop-1"),
+                       ("paced-light", "noop, 1 consumer", None), ("paced-light-loop", "the minimal hand-written loop (no host)", None)):
     if name in runs:
         p99s = ", ".join(str(x["latency_ms"]["p99"]) for x in runs[name])
-        print(f'- paced at {by[name]["rate"]}/s (50 % of the median {of}), {what}: p99 produce-to-ack {by[name]["latency_ms"]["p99"]} ms median [{p99s}]')
+        share = f"50 % of the median {of}" if of else "a light load"
+        kept = statistics.median(x["entries_per_s"] for x in runs[name]) / by[name]["rate"]
+        behind = "" if kept > 0.99 else f", falling behind (it consumed {kept:.0%} of the rate)"
+        print(f'- paced at {by[name]["rate"]}/s ({share}), {what}: p99 produce-to-ack {by[name]["latency_ms"]["p99"]} ms median [{p99s}]{behind}')
 if "rss-1M" in by and "rss-10M" in by:
     print(f'- peak RSS 10 M vs 1 M entries: {by["rss-10M"]["peak_rss_mb"]} / {by["rss-1M"]["peak_rss_mb"]} MB = {by["rss-10M"]["peak_rss_mb"] / by["rss-1M"]["peak_rss_mb"]:.2f}x')
 print(f'- host CPU per entry (µs, median; not affected by stolen time): native {cpu_per_entry("native-1"):.2f}, '
       f'noop {cpu_per_entry("noop-1"):.2f}, noop-batch {cpu_per_entry("noop-batch-1"):.2f}, '
       f'js-noop {cpu_per_entry("js-noop-1"):.1f}, js-noop-batch {cpu_per_entry("js-noop-batch-1"):.1f}')
+late = sys.argv[2].split()
+print(f'- this machine wakes a thread sleeping 1 ms late by {late[0]} ms (p50), {late[1]} ms (p99), {late[2]} ms (p999)')
 stolen = [x["steal_seconds"] for x in rows if x.get("steal_seconds") is not None]
 if stolen:
     print(f'- CPU stolen by the hypervisor during the runs: {sum(stolen):.1f} s in all (max {max(stolen):.2f} s in one run)')
