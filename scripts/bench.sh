@@ -91,7 +91,7 @@ late.sort()
 print(" ".join(f"{late[int(len(late) * q)]:.3f}" for q in (0.5, 0.99, 0.999)))')
 
 python3 - "$OUT" "$wakeups" <<'PY'
-import json, statistics, sys
+import json, os, platform, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 runs = {}
 for r in rows:
@@ -152,7 +152,6 @@ print(f'- host CPU per entry (µs, median; not affected by stolen time): native 
       f'noop {cpu_per_entry("noop-1"):.2f}, noop-batch {cpu_per_entry("noop-batch-1"):.2f}, '
       f'js-noop {cpu_per_entry("js-noop-1"):.1f}, js-noop-batch {cpu_per_entry("js-noop-batch-1"):.1f}')
 late = sys.argv[2].split()
-import os, platform
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 print(f'- machine: {os.cpu_count()} CPUs ({model}), Linux {platform.release()}')
 print(f'- this machine wakes a thread sleeping 1 ms late by {late[0]} ms (p50), {late[1]} ms (p99), {late[2]} ms (p999)')
