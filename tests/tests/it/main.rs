@@ -1,5 +1,6 @@
 //! Integration tests: the host against a real redis-server and real plugins.
 
+mod adversarial;
 mod batch;
 mod bench;
 mod cli;
