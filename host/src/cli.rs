@@ -210,7 +210,8 @@ struct RunArgs {
     /// Per-plugin settings come from those files, so their flags conflict with it.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "stream", "group", "consumer", "consumers", "count", "block_ms", "start_id", "call_deadline_ms",
-        "min_idle_ms", "reap_interval_ms", "max_deliveries", "dead_letter", "handover", "max_memory_mb",
+        "min_idle_ms", "reap_interval_ms", "max_deliveries", "max_retry_delay_ms", "dead_letter", "handover",
+        "max_memory_mb",
         "max_return_bytes", "max_fuel",
     ])]
     plugins: Option<PathBuf>,
@@ -223,10 +224,10 @@ struct RunArgs {
     /// Consumer group (created with MKSTREAM if missing).
     #[arg(long, value_name = "NAME", required_unless_present = "plugins")]
     group: Option<String>,
-    /// Name of the single consumer [default: HOSTNAME-1].
+    /// Name of the single consumer [default: HOSTNAME-PID-1, unique per process].
     #[arg(long, value_name = "NAME", conflicts_with = "consumers")]
     consumer: Option<String>,
-    /// Number of consumers in this process, named HOSTNAME-1..N.
+    /// Number of consumers in this process, named HOSTNAME-PID-1..N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     consumers: Option<u32>,
     #[command(flatten)]
@@ -258,6 +259,10 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = config::DEFAULT_MAX_DELIVERIES,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_deliveries: u32,
+    /// Longest retry delay a plugin may ask for (ms); longer ones are cut to it.
+    #[arg(long, value_name = "MS", default_value_t = config::DEFAULT_MAX_RETRY_DELAY_MS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    max_retry_delay_ms: u64,
     /// Dead-letter stream [default: STREAM:dlq].
     #[arg(long, value_name = "KEY")]
     dead_letter: Option<String>,
@@ -471,6 +476,7 @@ fn from_cli(cli: Cli) -> Command {
             min_idle: Duration::from_millis(a.min_idle_ms),
             reap_interval: Duration::from_millis(a.reap_interval_ms),
             max_deliveries: a.max_deliveries,
+            max_retry_delay: Duration::from_millis(a.max_retry_delay_ms),
             dead_letter: a.dead_letter.unwrap_or_else(|| config::dead_letter_key(a.stream.as_deref().unwrap_or(""))),
             handover: a.handover,
             limits: crate::limits::Limits {
@@ -539,14 +545,15 @@ fn from_cli(cli: Cli) -> Command {
     }
 }
 
-/// `--consumer NAME` → [NAME]; otherwise HOSTNAME-1..N, stable across restarts
-/// so a restarted consumer finds its own pending entries.
+/// `--consumer NAME` → [NAME]; otherwise HOSTNAME-PID-1..N: unique per
+/// process, so two processes on one machine never share a name (a process
+/// that wants its own pending entries back after a restart names its
+/// consumer; one that restarts under a new name leaves them to the reapers).
 fn consumer_names(single: Option<String>, count: Option<u32>) -> Vec<String> {
     if let Some(name) = single {
         return vec![name];
     }
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let host = if host.is_empty() { "host".to_string() } else { host };
+    let host = config::process_name();
     (1..=count.unwrap_or(1)).map(|i| format!("{host}-{i}")).collect()
 }
 

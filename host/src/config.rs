@@ -197,6 +197,8 @@ pub struct RunConfig {
     pub reap_interval: Duration,
     /// Deliveries allowed before an entry is dead-lettered.
     pub max_deliveries: u32,
+    /// The longest retry delay a plugin may ask for; longer ones are cut to it.
+    pub max_retry_delay: Duration,
     /// Dead-letter stream key.
     pub dead_letter: String,
     /// On shutdown, hand pending entries to a live peer and delete the consumers.
@@ -228,6 +230,7 @@ impl RunConfig {
             min_idle: Duration::from_millis(DEFAULT_MIN_IDLE_MS),
             reap_interval: Duration::from_millis(DEFAULT_REAP_INTERVAL_MS),
             max_deliveries: DEFAULT_MAX_DELIVERIES,
+            max_retry_delay: Duration::from_millis(DEFAULT_MAX_RETRY_DELAY_MS),
             dead_letter: dead_letter_key(stream),
             handover: false,
             limits: crate::limits::Limits::default(),
@@ -324,8 +327,21 @@ pub const DEFAULT_MIN_IDLE_MS: u64 = 5_000;
 pub const DEFAULT_REAP_INTERVAL_MS: u64 = 1_000;
 /// Five tries ride out transient failures; a poison entry stops after that.
 pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+/// A retry delay past this is cut to it: a plugin asking for `u64::MAX` ms
+/// would otherwise park its entry for ever (never redelivered, never
+/// dead-lettered). An hour covers back-off on any outage worth waiting out.
+pub const DEFAULT_MAX_RETRY_DELAY_MS: u64 = 3_600_000;
 
 /// The default dead-letter stream of `stream`.
 pub fn dead_letter_key(stream: &str) -> String {
     format!("{stream}:dlq")
+}
+
+/// HOSTNAME-PID: the prefix of this process's default consumer names, unique
+/// per process on a machine (two processes sharing a consumer name would take
+/// each other's pending entries; `name_lease` refuses the second one).
+pub fn process_name() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let host = if host.is_empty() { "host".to_string() } else { host };
+    format!("{host}-{}", std::process::id())
 }

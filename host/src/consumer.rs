@@ -13,13 +13,14 @@ use crate::entry::Entry;
 use crate::handover::{Handover, hand_over};
 use crate::instance::{Delivery, Instance};
 use crate::lease::{Holds, refresh_every};
+use crate::name_lease::NameLease;
 use crate::plugin::Plugin;
 use crate::reaper::{MAX_PAGES_PER_TICK, Reaper};
 use crate::settle::{Action, decide, over_limit_error};
-use crate::streams::{Batch, Connection, Reader, Redis, is_missing_group};
+use crate::streams::{Batch, Connection, DeadLetterMode, DeadLettered, Reader, Redis, is_missing_group};
 use crate::verdict::Verdict;
 use anyhow::{Context, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -45,6 +46,8 @@ pub struct GroupSettings {
     pub reap_interval: Duration,
     /// Deliveries allowed before an entry is dead-lettered.
     pub max_deliveries: u32,
+    /// The longest retry delay a plugin may ask for.
+    pub max_retry_delay: Duration,
     /// Dead-letter stream key.
     pub dead_letter: String,
     /// On shutdown, hand pending entries to a peer and delete the consumer.
@@ -126,6 +129,24 @@ struct Acks {
     produced: Vec<u64>,
 }
 
+/// A batch read ahead: the read in flight, then its result once it came in
+/// (taken while a batch is handled, so its entries are leased meanwhile).
+enum Ahead {
+    InFlight(tokio::task::JoinHandle<Result<(Reader, Batch)>>),
+    Ready(Result<(Reader, Batch)>),
+}
+
+impl Ahead {
+    /// Ids of the entries read, once they are in.
+    fn ids(&self) -> impl Iterator<Item = &String> {
+        let batch = match self {
+            Ahead::Ready(Ok((_, batch))) => Some(batch),
+            _ => None,
+        };
+        batch.into_iter().flat_map(|b| b.entries.iter().map(|e| &e.id))
+    }
+}
+
 /// A host bug (not a plugin or Redis problem) that ends the consumer.
 #[derive(Debug, thiserror::Error)]
 #[error("{0:#}")]
@@ -159,11 +180,17 @@ pub struct Consumer {
     stats: ConsumerStats,
     /// The next batch, read while the current one is handled (backlog only),
     /// with the reader it was read on.
-    read_ahead: Option<tokio::task::JoinHandle<Result<(Reader, Batch)>>>,
+    read_ahead: Option<Ahead>,
     /// The acks sent in the same write as that read (the batch before).
     ahead_acks: Option<Arc<Acks>>,
     /// How long handling the last batch of new entries took.
     last_batch: Duration,
+    /// Entries handed out (in hand or read ahead) whose payload Redis
+    /// dropped from the pending list meanwhile (trimmed): a verdict other
+    /// than ok records them as audits, with the payload the host still has.
+    trimmed_in_hand: HashSet<String>,
+    /// This task's lease of its consumer name (taken first thing in `run`).
+    name_lease: Option<NameLease>,
     /// Counters as last published to `control`.
     published: ConsumerStats,
     control: Arc<Control>,
@@ -203,6 +230,8 @@ impl Consumer {
             published: ConsumerStats::default(),
             read_ahead: None,
             ahead_acks: None,
+            trimmed_in_hand: HashSet::new(),
+            name_lease: None,
             last_batch: Duration::MAX,
             control,
             settings,
@@ -212,7 +241,28 @@ impl Consumer {
     /// Runs until `shutdown`; the entry in hand is finished and settled, the
     /// rest of its batch stays pending (or is handed over with `--handover`).
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<ConsumerStats> {
+        let s = self.settings.clone();
+        match NameLease::acquire(&self.redis, &s.stream, &s.group, &self.name, &shutdown).await {
+            Ok(lease) => self.name_lease = Some(lease),
+            Err(_) if shutdown.is_cancelled() => {
+                self.control.set_state(State::Stopped);
+                return Ok(self.stats);
+            }
+            Err(error) => {
+                self.control.set_state(State::Failed(format!("{error:#}")));
+                return Err(error);
+            }
+        }
         while !shutdown.is_cancelled() {
+            if let Some(holder) = self.name_lease.as_ref().and_then(NameLease::lost_to) {
+                let error = anyhow::anyhow!(
+                    "consumer name {:?} was taken over by {holder} (this process could not renew its lease \
+                     in time); stopping so that the two do not take each other's entries",
+                    self.name
+                );
+                self.control.set_state(State::Failed(format!("{error:#}")));
+                return Err(error);
+            }
             let step = self.step(&shutdown).await;
             self.publish();
             match step {
@@ -228,7 +278,9 @@ impl Consumer {
         if let Some(ahead) = self.read_ahead.take() {
             // Whatever it read stays in this consumer's pending list: the next
             // start drains it, or a peer's reaper claims it. Its acks are sent again.
-            ahead.abort();
+            if let Ahead::InFlight(read) = ahead {
+                read.abort();
+            }
             let acks = self.ahead_acks.take();
             self.unsent(acks);
         }
@@ -243,6 +295,9 @@ impl Consumer {
         } else if self.settings.handover {
             self.hand_over(&self.settings.local_consumers.clone(), &[]).await;
         }
+        if let Some(lease) = self.name_lease.take() {
+            lease.release().await;
+        }
         self.publish();
         self.control.set_state(State::Stopped);
         let s = &self.stats;
@@ -256,9 +311,6 @@ impl Consumer {
     /// pending list (start-up only), reap if due, or read new entries.
     async fn step(&mut self, shutdown: &CancellationToken) -> Result<()> {
         let conn = self.connection().await?;
-        if self.read_ahead.is_some() {
-            return self.read_ahead_step(shutdown).await;
-        }
         let (settings, name) = (self.settings.clone(), self.name.clone());
         let reaper =
             Reaper { stream: &settings.stream, group: &settings.group, consumer: &name, count: settings.count };
@@ -268,6 +320,9 @@ impl Consumer {
             self.own_cursor = if batch.is_empty() { None } else { Some(next) };
             return self.process(batch, shutdown).await;
         }
+        // Claims, lease refreshes and reaping come before the batch read
+        // ahead: during a backlog there always is one, and they would wait
+        // until the backlog is drained (under sustained load, for ever).
         let claims = self.control.take_claims();
         if !claims.is_empty() {
             self.flush_acks().await?;
@@ -280,8 +335,8 @@ impl Consumer {
         }
         let now = Instant::now();
         if now >= self.next_refresh {
-            let held = self.holds.current();
-            conn.clone().touch(reaper.stream, reaper.group, reaper.consumer, &held).await?;
+            let leased = self.leased(&[]);
+            self.lease(&leased).await?;
             self.next_refresh = now + refresh_every(self.settings.min_idle);
         }
         if now >= self.next_reap {
@@ -291,6 +346,9 @@ impl Consumer {
             let reaped = self.claim_pages(&reaper, &conn, &mut cursor, shutdown).await;
             self.reap_cursor = cursor;
             return reaped.map(|_| ());
+        }
+        if self.read_ahead.is_some() {
+            return self.read_ahead_step(shutdown).await;
         }
         // Block no longer than until the next reap (or lease refresh), so
         // those run on time without abandoning a read in flight.
@@ -325,17 +383,20 @@ impl Consumer {
     /// Takes the batch read ahead (the acks of the batch before it went in
     /// the same write, ahead of the read).
     async fn read_ahead_step(&mut self, shutdown: &CancellationToken) -> Result<()> {
-        let Some(mut ahead) = self.read_ahead.take() else { return Ok(()) };
+        let Some(ahead) = self.read_ahead.take() else { return Ok(()) };
         let acks = self.ahead_acks.take();
-        let read = tokio::select! {
-            _ = shutdown.cancelled() => {
-                ahead.abort();
-                self.unsent(acks);
-                return Ok(());
-            }
-            read = &mut ahead => read,
+        let read = match ahead {
+            Ahead::Ready(read) => read,
+            Ahead::InFlight(mut read) => tokio::select! {
+                _ = shutdown.cancelled() => {
+                    read.abort();
+                    self.unsent(acks);
+                    return Ok(());
+                }
+                read = &mut read => read.context("read-ahead task panicked").flatten(),
+            },
         };
-        let (reader, batch) = match read.context("read-ahead task panicked").flatten() {
+        let (reader, batch) = match read {
             Ok(read) => read,
             Err(error) => {
                 self.unsent(acks);
@@ -362,9 +423,9 @@ impl Consumer {
     /// Handles a batch of new entries. When it is full (a backlog) and the
     /// last one went quickly, the next read goes out first, so Redis serves
     /// it while the plugin runs: throughput is then the slower of the two,
-    /// not their sum. Only after quick batches: read-ahead entries wait
-    /// unleased while this batch runs, and a consumer that dies holds them
-    /// too; for slow batches one round trip saved is nothing anyway.
+    /// not their sum. The entries read ahead are leased like those in hand
+    /// (see [`Self::invoke`]). Only after quick batches: a consumer that dies
+    /// holds them too; for slow batches one round trip saved is nothing.
     async fn process_read(&mut self, batch: Batch, shutdown: &CancellationToken) -> Result<()> {
         let full = batch.entries.len() + batch.trimmed.len() >= self.settings.count;
         let quick = self.last_batch < READ_AHEAD_BELOW.min(refresh_every(self.settings.min_idle));
@@ -379,7 +440,7 @@ impl Consumer {
                 produced: std::mem::take(&mut self.unacked_produced),
             });
             self.ahead_acks = Some(acks.clone());
-            self.read_ahead = Some(tokio::spawn(async move {
+            self.read_ahead = Some(Ahead::InFlight(tokio::spawn(async move {
                 let mut reader = match reader {
                     Some(reader) => reader,
                     None => redis.reader().await?,
@@ -390,7 +451,7 @@ impl Consumer {
                     latency.acked(&acks.produced);
                 }
                 Ok((reader, batch))
-            }));
+            })));
         }
         let started = Instant::now();
         let processed = self.process(batch, shutdown).await;
@@ -446,7 +507,8 @@ impl Consumer {
     async fn process(&mut self, batch: Batch, shutdown: &CancellationToken) -> Result<()> {
         for id in &batch.trimmed {
             self.stats.trimmed += 1;
-            self.dead_letter(id, &[], 0, Reason::Trimmed, "payload trimmed from the stream before processing").await;
+            let why = "payload trimmed from the stream before processing";
+            self.dead_letter(id, &[], 0, Reason::Trimmed, why, DeadLetterMode::Audit).await;
         }
         let max = self.settings.max_deliveries;
         let (over, mut fresh): (Vec<Entry>, Vec<Entry>) =
@@ -461,7 +523,8 @@ impl Consumer {
         for entry in over {
             let error =
                 over_limit_error(entry.delivery_count, max, self.last_errors.get(&entry.id).map(String::as_str));
-            self.dead_letter(&entry.id, &entry.fields, entry.delivery_count, Reason::MaxDeliveries, &error).await;
+            let (fields, count) = (&entry.fields, entry.delivery_count);
+            self.dead_letter(&entry.id, fields, count, Reason::MaxDeliveries, &error, DeadLetterMode::Settle).await;
         }
         if !fresh.is_empty() {
             let outcomes = self.invoke(fresh, shutdown.clone()).await.map_err(|e| anyhow::Error::new(Fatal(e)))?;
@@ -510,27 +573,72 @@ impl Consumer {
         let every = refresh_every(self.settings.min_idle);
         let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let (instance, plugin, outcomes) = loop {
+        // The batch read ahead (if any) comes in while this one runs; its
+        // entries are this consumer's from then on and are leased too.
+        let mut ahead = self.read_ahead.take();
+        let outcome = loop {
             tokio::select! {
-                joined = &mut worker => break joined.context("plugin worker thread panicked")?,
+                joined = &mut worker => break joined.context("plugin worker thread panicked"),
+                read = async {
+                    match &mut ahead {
+                        Some(Ahead::InFlight(read)) => read.await,
+                        _ => std::future::pending().await,
+                    }
+                } => ahead = Some(Ahead::Ready(read.context("read-ahead task panicked").flatten())),
                 _ = refresh.tick() => {
-                    let mut leased = in_hand.clone();
-                    leased.extend(self.holds.current());
-                    self.refresh_leases(&leased).await;
+                    let mut leased = self.leased(&in_hand);
+                    leased.extend(ahead.iter().flat_map(Ahead::ids).cloned());
+                    if let Err(error) = self.lease(&leased).await {
+                        tracing::warn!(consumer = %self.name,
+                            "lease refresh failed (a peer may reclaim entries in progress): {error:#}");
+                    }
                 }
             }
         };
+        self.read_ahead = ahead;
+        let (instance, plugin, outcomes) = outcome?;
         self.instance = Some(instance);
         self.plugin = plugin;
         Ok(outcomes)
     }
 
-    async fn refresh_leases(&mut self, ids: &[String]) {
-        let Some(conn) = &self.conn else { return };
-        let s = &self.settings;
-        if let Err(error) = conn.clone().touch(&s.stream, &s.group, &self.name, ids).await {
-            tracing::warn!(consumer = %self.name, "lease refresh failed (a peer may reclaim entries in progress): {error:#}");
+    /// What this consumer leases now besides `in_hand`: the batch read
+    /// ahead, once it is in, and the retries it holds.
+    fn leased(&mut self, in_hand: &[String]) -> Vec<String> {
+        let mut leased = in_hand.to_vec();
+        leased.extend(self.read_ahead.iter().flat_map(Ahead::ids).cloned());
+        leased.extend(self.holds.current());
+        leased
+    }
+
+    /// Refreshes the leases of `ids` this consumer still owns. A held retry
+    /// that a peer took or that was acked is no longer held; one whose
+    /// payload was trimmed (Redis drops it from the pending list) gets its
+    /// audit record now, an entry in hand or read ahead gets one when its
+    /// verdict is not ok (the host still has its payload).
+    async fn lease(&mut self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
         }
+        let mut conn = self.connection().await?;
+        let s = self.settings.clone();
+        let leases = conn.lease(&s.stream, &s.group, &self.name, ids).await?;
+        for id in &leases.lost {
+            if self.holds.release(id) {
+                tracing::info!(consumer = %self.name, stream = %s.stream, entry = %id,
+                    "held retry no longer pending for this consumer (acked or reclaimed by a peer)");
+            }
+        }
+        for id in leases.deleted {
+            if self.holds.release(&id) {
+                self.stats.trimmed += 1;
+                let why = "payload trimmed from the stream while held for a retry";
+                self.dead_letter(&id, &[], 0, Reason::Trimmed, why, DeadLetterMode::Audit).await;
+            } else {
+                self.trimmed_in_hand.insert(id);
+            }
+        }
+        Ok(())
     }
 
     /// Acts on each verdict: acks (queued for one XACK, sent with the next
@@ -548,6 +656,16 @@ impl Consumer {
             }
             // Text only for what is not acked: no formatting on the hot path.
             let verdict_text = if verdict == Verdict::Ack { String::new() } else { verdict.to_string() };
+            if !self.trimmed_in_hand.is_empty() && self.trimmed_in_hand.remove(&entry.id) && verdict != Verdict::Ack {
+                // Redis no longer has it pending, so leaving it pending would
+                // lose it: record it, with the payload the host still holds.
+                self.stats.trimmed += 1;
+                self.control.set_last_error(&entry.id, &verdict_text);
+                let why = format!("payload trimmed from the stream while being handled; {verdict_text}");
+                let (fields, count) = (&entry.fields, entry.delivery_count);
+                self.dead_letter(&entry.id, fields, count, Reason::Trimmed, &why, DeadLetterMode::Audit).await;
+                continue;
+            }
             match decide(verdict, entry.delivery_count, self.settings.max_deliveries) {
                 Action::Ack => {
                     self.forget(&entry.id);
@@ -558,14 +676,20 @@ impl Consumer {
                 }
                 Action::DeadLetter { reason, error } => {
                     self.control.set_last_error(&entry.id, &verdict_text);
-                    self.dead_letter(&entry.id, &entry.fields, entry.delivery_count, reason, &error).await;
+                    let (fields, count) = (&entry.fields, entry.delivery_count);
+                    self.dead_letter(&entry.id, fields, count, reason, &error, DeadLetterMode::Settle).await;
                 }
                 Action::Leave { error, hold } => {
                     self.control.set_last_error(&entry.id, &verdict_text);
                     tracing::warn!(%stream, %group, consumer = %self.name, entry = %entry.id,
                         deliveries = entry.delivery_count, "left pending: {verdict_text}");
                     if let Some(delay) = hold {
-                        self.holds.hold(entry.id.clone(), delay, self.settings.min_idle);
+                        let delay = delay.min(self.settings.max_retry_delay);
+                        if !self.holds.hold(entry.id.clone(), delay, self.settings.min_idle) {
+                            tracing::warn!(%stream, consumer = %self.name, entry = %entry.id,
+                                "{} retries held already: this one comes back after --min-idle-ms, sooner than \
+                                 the {} ms asked", crate::lease::MAX_HOLDS, delay.as_millis());
+                        }
                     }
                     if self.last_errors.len() < MAX_REMEMBERED_ERRORS || self.last_errors.contains_key(&entry.id) {
                         self.last_errors.insert(entry.id, error);
@@ -575,8 +699,10 @@ impl Consumer {
         }
     }
 
-    /// Writes a dead-letter record and acks the original in one atomic step.
-    /// On failure the entry simply stays pending and is retried later.
+    /// Writes a dead-letter record and acks the original in one server-side
+    /// step, only while this consumer owns the entry (`Settle`; an `Audit`
+    /// of a trimmed entry is always written). On failure nothing was written
+    /// and the entry stays pending, to be retried later.
     async fn dead_letter(
         &mut self,
         id: &str,
@@ -584,6 +710,7 @@ impl Consumer {
         deliveries: u32,
         reason: Reason,
         error: &str,
+        mode: DeadLetterMode,
     ) {
         let s = self.settings.clone();
         let tag = match &self.instance {
@@ -599,16 +726,23 @@ impl Consumer {
         };
         let record = dead_letter::record(&origin, id, fields, deliveries, reason, error);
         let result = match self.connection().await {
-            Ok(mut conn) => conn.dead_letter(&s.stream, &s.group, id, &s.dead_letter, &record).await,
+            Ok(mut conn) => conn.dead_letter(&s.stream, &s.group, &self.name, id, &s.dead_letter, mode, &record).await,
             Err(error) => Err(error),
         };
         match result {
-            Ok(dead_id) => {
+            Ok(DeadLettered::Written(dead_id)) => {
                 self.stats.dead_lettered += 1;
                 crate::metrics::global().dead_lettered(&s.stream, &s.group, &tag, reason.as_str());
                 self.forget(id);
                 tracing::warn!(stream = %s.stream, group = %s.group, consumer = %self.name, entry = %id,
                     dead_letter = %s.dead_letter, %dead_id, deliveries, reason = reason.as_str(), "dead-lettered: {error}");
+            }
+            Ok(DeadLettered::NotOwned(owner)) => {
+                self.forget(id);
+                let now =
+                    if owner.is_empty() { "pending for nobody (acked)".into() } else { format!("owned by {owner}") };
+                tracing::warn!(stream = %s.stream, group = %s.group, consumer = %self.name, entry = %id,
+                    "not dead-lettered: the entry is now {now}, whose verdict counts");
             }
             Err(failure) => {
                 tracing::warn!(consumer = %self.name, entry = %id, "dead-lettering failed, entry stays pending: {failure:#}");
@@ -676,20 +810,45 @@ impl Consumer {
     }
 
     /// Gives the pending list to a live peer (none of `leaving`; any of
-    /// `alive` first) and deletes this consumer.
+    /// `alive` first) and deletes this consumer, if it still holds its name.
     async fn hand_over(&mut self, leaving: &[String], alive: &[String]) {
         let s = self.settings.clone();
+        let Some(lease) = &self.name_lease else { return };
+        let (key, token) = (lease.key.clone(), lease.token.clone());
         let result = match self.connection().await {
-            Ok(mut conn) => hand_over(&mut conn, &s.stream, &s.group, &self.name, leaving, alive, s.min_idle).await,
+            Ok(mut conn) => {
+                let lease = (key.as_str(), token.as_str());
+                hand_over(&mut conn, &s.stream, &s.group, &self.name, leaving, alive, s.min_idle, lease).await
+            }
             Err(error) => Err(error),
         };
-        match result {
-            Ok(Handover::Done { peer, moved }) => tracing::info!(consumer = %self.name, stream = %s.stream,
-                group = %s.group, "handed over {moved} pending entries to {}; consumer deleted",
-                peer.as_deref().unwrap_or("nobody (none pending)")),
-            Ok(Handover::NoPeer { pending }) => tracing::warn!(consumer = %self.name, stream = %s.stream,
-                "no live peer to hand {pending} pending entries to; they stay pending for the group's reapers"),
-            Err(error) => tracing::warn!(consumer = %self.name, "handover failed, entries stay pending: {error:#}"),
+        let trimmed = match result {
+            Ok(Handover::Done { peer, moved, trimmed }) => {
+                tracing::info!(consumer = %self.name, stream = %s.stream, group = %s.group,
+                    "handed over {moved} pending entries to {}; consumer deleted",
+                    peer.as_deref().unwrap_or("nobody (none pending)"));
+                trimmed
+            }
+            Ok(Handover::NameTaken { moved, trimmed }) => {
+                tracing::warn!(consumer = %self.name, stream = %s.stream, group = %s.group,
+                    "handed over {moved} pending entries; the consumer name is leased by another holder now, \
+                     so the consumer was not deleted (its pending list is that holder's)");
+                trimmed
+            }
+            Ok(Handover::NoPeer { pending }) => {
+                tracing::warn!(consumer = %self.name, stream = %s.stream,
+                    "no live peer to hand {pending} pending entries to; they stay pending for the group's reapers");
+                Vec::new()
+            }
+            Err(error) => {
+                tracing::warn!(consumer = %self.name, "handover failed, entries stay pending: {error:#}");
+                Vec::new()
+            }
+        };
+        for id in trimmed {
+            self.stats.trimmed += 1;
+            let why = "payload trimmed from the stream before processing (found at handover)";
+            self.dead_letter(&id, &[], 0, Reason::Trimmed, why, DeadLetterMode::Audit).await;
         }
     }
 

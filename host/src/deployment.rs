@@ -66,6 +66,8 @@ impl Deployment {
         parent: &CancellationToken,
     ) -> Result<Self> {
         let mut admin = redis.connect(Duration::ZERO).await?;
+        // A dead-letter key of another type would refuse every record: say so now.
+        admin.expect_stream_or_none(&config.dead_letter, "dead-letter").await?;
         let created = admin.ensure_group(&config.stream, &config.group, &config.start_id).await?;
         tracing::info!(stream = %config.stream, group = %config.group, plugin = %plugin.tag.name,
             version = %plugin.tag.version, consumers = config.consumers.len(), redis = %redis.shown_url(),
@@ -80,6 +82,7 @@ impl Deployment {
             min_idle: config.min_idle,
             reap_interval: config.reap_interval,
             max_deliveries: config.max_deliveries,
+            max_retry_delay: config.max_retry_delay,
             dead_letter: config.dead_letter.clone(),
             handover: config.handover,
             local_consumers: config.consumers.clone(),

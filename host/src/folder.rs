@@ -94,8 +94,7 @@ impl Folder {
                 self.config.host_file.display()
             );
         };
-        let host = gethostname::gethostname().to_string_lossy().into_owned();
-        settings.to_run_config(self.redis.raw_url(), &wasm, &host)
+        settings.to_run_config(self.redis.raw_url(), &wasm, &crate::config::process_name())
     }
 
     /// Loads plugin `name` and starts its consumers; errors are logged, and

@@ -19,6 +19,18 @@ pub enum Handover {
         peer: Option<String>,
         /// How many entries moved.
         moved: usize,
+        /// Pending ids Redis dropped instead of moving them: their payload
+        /// was trimmed (the caller records them as audits).
+        trimmed: Vec<String>,
+    },
+    /// The consumer's name is leased by another holder now (a successor
+    /// under the same name): its pending list is that holder's, so the
+    /// consumer was not deleted.
+    NameTaken {
+        /// How many entries moved before that was found.
+        moved: usize,
+        /// Pending ids Redis dropped (payload trimmed), as in `Done`.
+        trimmed: Vec<String>,
     },
     /// No live peer: the entries stay pending (the group's reapers take
     /// them after `--min-idle-ms`) and the consumer is kept.
@@ -34,7 +46,9 @@ pub enum Handover {
 /// (Redis 7.0 counts idle time from the last delivery, so a quiet but
 /// healthy peer can look idle). The entries arrive already idle for
 /// `min_idle` so that the peer's reaper takes them on its next tick (the
-/// handover itself counts no delivery). Then deletes `consumer`.
+/// handover itself counts no delivery). Then deletes `consumer`, only while
+/// `lease` (its name's lease key and this holder's token) is still held.
+#[allow(clippy::too_many_arguments)]
 pub async fn hand_over(
     conn: &mut Connection,
     stream: &str,
@@ -43,6 +57,7 @@ pub async fn hand_over(
     leaving: &[String],
     alive: &[String],
     min_idle: Duration,
+    lease: (&str, &str),
 ) -> Result<Handover> {
     let peers = conn.consumers(stream, group).await?;
     let peer = peers
@@ -52,6 +67,7 @@ pub async fn hand_over(
         .min_by_key(|c| (!alive.contains(&c.name), c.idle_ms))
         .map(|c| c.name.clone());
     let mut moved = 0;
+    let mut trimmed = Vec::new();
     loop {
         let ids: Vec<String> =
             conn.pending(stream, group, Some(consumer), PAGE).await?.into_iter().map(|p| p.id).collect();
@@ -61,7 +77,11 @@ pub async fn hand_over(
         let Some(peer) = &peer else {
             return Ok(Handover::NoPeer { pending: ids.len() });
         };
-        let claimed = conn.hand_to(stream, group, peer, &ids, min_idle).await?.len();
+        let claimed = conn.hand_to(stream, group, peer, &ids, min_idle).await?;
+        // Redis 7's XCLAIM drops pending ids whose payload is gone and does
+        // not return them: those are the ids it did not move.
+        trimmed.extend(ids.iter().filter(|id| !claimed.contains(id)).cloned());
+        let claimed = claimed.len();
         if claimed == 0 {
             // Nothing moved (entries deleted under us): re-read once more, then stop.
             let left = conn.pending(stream, group, Some(consumer), PAGE).await?.len();
@@ -73,6 +93,8 @@ pub async fn hand_over(
         moved += claimed;
     }
     // DELCONSUMER drops whatever is still pending: only now, with the PEL empty.
-    conn.delete_consumer(stream, group, consumer).await?;
-    Ok(Handover::Done { peer, moved })
+    match conn.delete_own_consumer(stream, group, consumer, lease.0, lease.1).await? {
+        Some(_) => Ok(Handover::Done { peer, moved, trimmed }),
+        None => Ok(Handover::NameTaken { moved, trimmed }),
+    }
 }

@@ -217,11 +217,18 @@ pub async fn dlq_requeue(config: &RequeueConfig) -> Result<String> {
     let dlq = &config.dead_letter;
     let mut out = String::new();
     let mut requeued = 0;
+    conn.expect_stream_or_none(dlq, "dead-letter").await?;
     if config.ids.is_empty() {
-        // All: page from the start, skipping records that cannot be requeued.
+        // All: page from the start up to the newest record as of now (a live
+        // consumer rejecting what is requeued must not keep this going),
+        // skipping records that cannot be requeued.
+        let Some(end) = conn.latest(dlq, 1).await?.pop().map(|e| e.id) else {
+            writeln!(out, "requeued 0 entries from {dlq} (it is empty)")?;
+            return Ok(out);
+        };
         let mut start = "-".to_string();
         loop {
-            let page = conn.range(dlq, &start, "+", Some(100)).await?;
+            let page = conn.range(dlq, &start, &end, Some(100)).await?;
             let Some(last) = page.last() else { break };
             start = format!("({}", last.id);
             for entry in page {
@@ -254,7 +261,10 @@ async fn requeue_one(conn: &mut Connection, dlq: &str, entry: crate::entry::Entr
         )?;
         return Ok(0);
     }
-    let new_id = conn.requeue(dlq, &dead.dead_id, origin, &dead.fields).await?;
+    let Some(new_id) = conn.requeue(dlq, &dead.dead_id, origin, &dead.fields).await? else {
+        writeln!(out, "skipped {}: no longer in {dlq} (requeued by someone else meanwhile)", dead.dead_id)?;
+        return Ok(0);
+    };
     writeln!(
         out,
         "requeued {} (was {} {}) as {} {}",

@@ -15,6 +15,11 @@ pub fn refresh_every(min_idle: Duration) -> Duration {
     (min_idle / REFRESHES_PER_IDLE_WINDOW).max(Duration::from_millis(10))
 }
 
+/// Retries held at most at once: a plugin retrying every entry with a long
+/// delay must not grow memory without bound. Past it, a retry is not held
+/// and comes back after `--min-idle-ms`, sooner than asked (logged).
+pub const MAX_HOLDS: usize = 100_000;
+
 /// Retries held back until their delay has (nearly) passed.
 #[derive(Debug)]
 pub struct Holds {
@@ -33,11 +38,17 @@ impl Holds {
 
     /// Holds `id` so that it is not reclaimed before `delay` from now: the
     /// lease ends `min_idle` before that, and the reaper waits `min_idle`.
-    /// A delay the reaper already covers needs no hold.
-    pub fn hold(&mut self, id: String, delay: Duration, min_idle: Duration) {
-        if delay > min_idle {
-            self.until.insert(id, Instant::now() + (delay - min_idle));
+    /// A delay the reaper already covers needs no hold. Returns false when
+    /// [`MAX_HOLDS`] are held already (and this one is not).
+    pub fn hold(&mut self, id: String, delay: Duration, min_idle: Duration) -> bool {
+        if delay <= min_idle {
+            return true;
         }
+        if self.until.len() >= MAX_HOLDS && !self.until.contains_key(&id) {
+            return false;
+        }
+        self.until.insert(id, Instant::now() + (delay - min_idle));
+        true
     }
 
     /// Forgets expired holds; returns the ids to refresh now. A hold stays
@@ -55,9 +66,10 @@ impl Holds {
         self.until.is_empty()
     }
 
-    /// Stops holding `id` (it was acked or dead-lettered).
-    pub fn release(&mut self, id: &str) {
-        self.until.remove(id);
+    /// Stops holding `id` (it was acked, dead-lettered or taken away);
+    /// returns whether it was held.
+    pub fn release(&mut self, id: &str) -> bool {
+        self.until.remove(id).is_some()
     }
 }
 

@@ -29,6 +29,7 @@ mod limits;
 mod local_redis;
 pub mod logging;
 mod metrics;
+mod name_lease;
 mod plugin;
 mod produce;
 mod reaper;

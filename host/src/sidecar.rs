@@ -35,7 +35,7 @@ impl HostFile {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Consumers {
-    /// N consumers named HOSTNAME-PLUGIN-1..N.
+    /// N consumers named HOSTNAME-PID-PLUGIN-1..N.
     Count(u32),
     /// Exactly these consumers.
     Names(Vec<String>),
@@ -66,6 +66,8 @@ pub struct PluginSettings {
     pub reap_interval_ms: Option<u64>,
     /// Deliveries before dead-lettering.
     pub max_deliveries: Option<u32>,
+    /// Longest retry delay a plugin may ask for, ms.
+    pub max_retry_delay_ms: Option<u64>,
     /// Dead-letter stream (default STREAM:dlq).
     pub dead_letter: Option<String>,
     /// Hand pending entries over when the plugin is stopped.
@@ -135,6 +137,9 @@ impl PluginSettings {
         }
         if let Some(v) = self.max_deliveries {
             run.max_deliveries = v.max(1);
+        }
+        if let Some(v) = self.max_retry_delay_ms {
+            run.max_retry_delay = ms(v.clamp(1, 86_400_000));
         }
         run.dead_letter = self.dead_letter.clone().unwrap_or_else(|| config::dead_letter_key(&self.stream));
         run.handover = self.handover.unwrap_or(false);

@@ -3,6 +3,7 @@
 
 mod reader;
 mod reply;
+mod scripts;
 
 pub use reader::Reader;
 pub use reply::{Batch, ConsumerInfo, GroupInfo, PendingEntry, StreamInfo};
@@ -259,23 +260,22 @@ impl Connection {
         Ok((total, per_consumer))
     }
 
-    /// `XCLAIM stream group consumer 0 id… JUSTID`: resets the idle clock of
-    /// entries `consumer` holds without counting a delivery (a lease).
-    pub async fn touch(&mut self, stream: &str, group: &str, consumer: &str, ids: &[String]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
+    /// Refreshes the leases of `ids` (their idle clock, no delivery counted)
+    /// that `consumer` still owns, and only those, in one server-side step
+    /// per chunk ([`scripts::lease`]). Returns what could not be leased.
+    pub async fn lease(&mut self, stream: &str, group: &str, consumer: &str, ids: &[String]) -> Result<Leases> {
+        let mut leases = Leases::default();
+        for chunk in ids.chunks(scripts::LEASE_CHUNK) {
+            let mut invocation = scripts::lease().prepare_invoke();
+            invocation.key(stream).arg(group).arg(consumer).arg(chunk);
+            let (lost, deleted): (Vec<String>, Vec<String>) = invocation
+                .invoke_async(&mut self.conn)
+                .await
+                .with_context(|| format!("lease refresh of {} entries on stream {stream:?} failed", chunk.len()))?;
+            leases.lost.extend(lost);
+            leases.deleted.extend(deleted);
         }
-        let _: Value = redis::cmd("XCLAIM")
-            .arg(stream)
-            .arg(group)
-            .arg(consumer)
-            .arg(0)
-            .arg(ids)
-            .arg("JUSTID")
-            .query_async(&mut self.conn)
-            .await
-            .with_context(|| format!("lease refresh (XCLAIM JUSTID) on stream {stream:?} failed"))?;
-        Ok(())
+        Ok(leases)
     }
 
     /// `XCLAIM stream group peer 0 id… IDLE idle JUSTID`: hands entries to
@@ -309,59 +309,105 @@ impl Connection {
         reply::consumers_reply(reply)
     }
 
-    /// `XGROUP DELCONSUMER stream group consumer`; returns how many pending
-    /// entries it still had (and that Redis dropped with it).
-    pub async fn delete_consumer(&mut self, stream: &str, group: &str, consumer: &str) -> Result<u64> {
-        redis::cmd("XGROUP")
-            .arg("DELCONSUMER")
-            .arg(stream)
-            .arg(group)
-            .arg(consumer)
-            .query_async(&mut self.conn)
+    /// `XGROUP DELCONSUMER stream group consumer`, only while `lease` (the
+    /// consumer name's lease key) holds `token`; returns how many pending
+    /// entries it still had (and that Redis dropped with it), or `None` when
+    /// the name is leased by someone else now (nothing deleted).
+    pub async fn delete_own_consumer(
+        &mut self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        lease: &str,
+        token: &str,
+    ) -> Result<Option<u64>> {
+        let mut invocation = scripts::name_lease().2.prepare_invoke();
+        invocation.key(lease).key(stream).arg(token).arg(group).arg(consumer);
+        let dropped: i64 = invocation
+            .invoke_async(&mut self.conn)
             .await
-            .with_context(|| format!("XGROUP DELCONSUMER {consumer:?} on stream {stream:?} failed"))
+            .with_context(|| format!("XGROUP DELCONSUMER {consumer:?} on stream {stream:?} failed"))?;
+        Ok(u64::try_from(dropped).ok())
     }
 
-    /// Dead-letters in one atomic step (MULTI/EXEC): `XADD dlq * record…` and
-    /// `XACK stream group id`, so a crash can neither lose nor duplicate it.
-    /// Returns the dead-letter entry's id.
+    /// Takes or renews the lease `key` for `token` for `ttl`; returns the
+    /// other holder's token when someone else holds it.
+    pub async fn acquire_name(&mut self, key: &str, token: &str, ttl: Duration) -> Result<Option<String>> {
+        let mut invocation = scripts::name_lease().0.prepare_invoke();
+        invocation.key(key).arg(token).arg(ttl.as_millis() as u64);
+        invocation.invoke_async(&mut self.conn).await.with_context(|| format!("consumer name lease {key:?} failed"))
+    }
+
+    /// Gives the lease `key` up if `token` holds it.
+    pub async fn release_name(&mut self, key: &str, token: &str) -> Result<()> {
+        let mut invocation = scripts::name_lease().1.prepare_invoke();
+        invocation.key(key).arg(token);
+        let _: i64 = invocation
+            .invoke_async(&mut self.conn)
+            .await
+            .with_context(|| format!("releasing consumer name lease {key:?} failed"))?;
+        Ok(())
+    }
+
+    /// Dead-letters entry `id` in one server-side step ([`scripts::dead_letter`]):
+    /// `XADD dlq * record…` then `XACK`, nothing written unless both can be
+    /// (the dead-letter key is a stream or absent) and, for
+    /// [`DeadLetterMode::Settle`], only while `consumer` still owns the entry.
+    #[allow(clippy::too_many_arguments)]
     pub async fn dead_letter(
         &mut self,
         stream: &str,
         group: &str,
+        consumer: &str,
         id: &str,
         dlq: &str,
+        mode: DeadLetterMode,
         record: &Fields,
-    ) -> Result<String> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let xadd = pipe.cmd("XADD").arg(dlq).arg("*");
+    ) -> Result<DeadLettered> {
+        let mut invocation = scripts::dead_letter().prepare_invoke();
+        invocation.key(stream).key(dlq).arg(group).arg(consumer).arg(id).arg(match mode {
+            DeadLetterMode::Settle => "settle",
+            DeadLetterMode::Audit => "audit",
+        });
         for (name, value) in record {
-            xadd.arg(name).arg(value);
+            invocation.arg(name).arg(value);
         }
-        pipe.cmd("XACK").arg(stream).arg(group).arg(id).ignore();
-        let (dead_id,): (String,) = pipe
-            .query_async(&mut self.conn)
+        let (written, text): (u8, String) = invocation
+            .invoke_async(&mut self.conn)
             .await
             .with_context(|| format!("dead-lettering entry {id} of stream {stream:?} to {dlq:?} failed"))?;
-        Ok(dead_id)
+        Ok(if written == 1 { DeadLettered::Written(text) } else { DeadLettered::NotOwned(text) })
     }
 
-    /// Moves a dead letter back in one atomic step: `XADD origin * fields…`
-    /// and `XDEL dlq dead_id`. Returns the new id on the origin stream.
-    pub async fn requeue(&mut self, dlq: &str, dead_id: &str, origin: &str, fields: &Fields) -> Result<String> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let xadd = pipe.cmd("XADD").arg(origin).arg("*");
+    /// Moves a dead letter back in one server-side step ([`scripts::requeue`]):
+    /// `XADD origin * fields…` then `XDEL dlq dead_id`, nothing written unless
+    /// both can be. Returns the new id on the origin stream, or `None` when
+    /// the dead letter is gone (requeued by someone else meanwhile).
+    pub async fn requeue(&mut self, dlq: &str, dead_id: &str, origin: &str, fields: &Fields) -> Result<Option<String>> {
+        let mut invocation = scripts::requeue().prepare_invoke();
+        invocation.key(dlq).key(origin).arg(dead_id);
         for (name, value) in fields {
-            xadd.arg(name).arg(value);
+            invocation.arg(name).arg(value);
         }
-        pipe.cmd("XDEL").arg(dlq).arg(dead_id).ignore();
-        let (new_id,): (String,) = pipe
-            .query_async(&mut self.conn)
+        invocation
+            .invoke_async(&mut self.conn)
             .await
-            .with_context(|| format!("requeue of {dead_id} from {dlq:?} to {origin:?} failed"))?;
-        Ok(new_id)
+            .with_context(|| format!("requeue of {dead_id} from {dlq:?} to {origin:?} failed"))
+    }
+
+    /// `TYPE key`: "none", "stream", "string", …
+    pub async fn key_type(&mut self, key: &str) -> Result<String> {
+        redis::cmd("TYPE").arg(key).query_async(&mut self.conn).await.with_context(|| format!("TYPE {key:?} failed"))
+    }
+
+    /// Fails with a message saying what to do unless `key` is a stream or absent.
+    pub async fn expect_stream_or_none(&mut self, key: &str, role: &str) -> Result<()> {
+        match self.key_type(key).await?.as_str() {
+            "stream" | "none" => Ok(()),
+            other => anyhow::bail!(
+                "the {role} key {key:?} holds a {other}, not a stream: delete it (DEL {key}) or choose another key"
+            ),
+        }
     }
 
     /// `XINFO STREAM stream`.
@@ -506,6 +552,35 @@ impl Connection {
         }
         cmd.query_async(&mut self.conn).await.with_context(|| format!("XADD to stream {stream:?} failed"))
     }
+}
+
+/// What [`Connection::lease`] could not lease.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Leases {
+    /// Ids no longer pending for this consumer (acked, or reclaimed by a peer).
+    pub lost: Vec<String>,
+    /// Ids Redis dropped from the pending list: their payload was trimmed.
+    pub deleted: Vec<String>,
+}
+
+/// Which dead-letter write [`Connection::dead_letter`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterMode {
+    /// A verdict's: only while this consumer owns the entry.
+    Settle,
+    /// A trimmed entry's audit: always written (its payload is gone, so no
+    /// peer can handle it), acked if this consumer owns it.
+    Audit,
+}
+
+/// What a dead-letter attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLettered {
+    /// Recorded (and acked) as this dead-letter id.
+    Written(String),
+    /// Nothing written: the entry is pending for this consumer (its name)
+    /// or for nobody (empty: acked or trimmed meanwhile).
+    NotOwned(String),
 }
 
 /// True when `error` says the consumer group (or its stream) no longer exists:
