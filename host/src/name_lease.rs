@@ -68,7 +68,7 @@ impl NameLease {
         let key = key(stream, group, consumer);
         let token = token();
         let started = Instant::now();
-        let mut told = false;
+        let (mut told, mut warned) = (false, false);
         let mut conn: Option<Connection> = None;
         loop {
             if shutdown.is_cancelled() {
@@ -98,13 +98,16 @@ impl NameLease {
                 }
                 Ok(Some(_)) => {}
                 Err(error) => {
-                    tracing::warn!(%stream, consumer, "cannot lease the consumer name yet: {error:#}");
+                    if !std::mem::replace(&mut warned, true) {
+                        tracing::warn!(%stream, consumer, "cannot lease the consumer name yet (retrying): {error:#}");
+                    }
                     conn = None;
                 }
             }
+            let pause = if conn.is_some() { RETRY_EVERY } else { RETRY_EVERY * 5 };
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = tokio::time::sleep(RETRY_EVERY) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
         let lease =

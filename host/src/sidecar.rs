@@ -114,7 +114,13 @@ impl PluginSettings {
             Some(Consumers::Count(0)) => bail!("plugin {name}: consumers must be at least 1"),
             Some(Consumers::Count(n)) => (1..=*n).map(|i| format!("{host_name}-{name}-{i}")).collect(),
             Some(Consumers::Names(names)) if names.is_empty() => bail!("plugin {name}: consumers list is empty"),
-            Some(Consumers::Names(names)) => names.clone(),
+            Some(Consumers::Names(names)) => {
+                let mut seen = std::collections::HashSet::new();
+                if let Some(twice) = names.iter().find(|n| !seen.insert(*n)) {
+                    bail!("plugin {name}: consumer name {twice:?} is listed twice (each consumer needs its own name)");
+                }
+                names.clone()
+            }
         };
         let ms = Duration::from_millis;
         if let Some(n) = self.count {
