@@ -224,10 +224,10 @@ struct RunArgs {
     /// Consumer group (created with MKSTREAM if missing).
     #[arg(long, value_name = "NAME", required_unless_present = "plugins")]
     group: Option<String>,
-    /// Name of the single consumer [default: HOSTNAME-PID-1, unique per process].
+    /// Name of the single consumer [default: HOSTNAME-PID-XXXX-1, unique per process].
     #[arg(long, value_name = "NAME", conflicts_with = "consumers")]
     consumer: Option<String>,
-    /// Number of consumers in this process, named HOSTNAME-PID-1..N.
+    /// Number of consumers in this process, named HOSTNAME-PID-XXXX-1..N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     consumers: Option<u32>,
     #[command(flatten)]
@@ -545,7 +545,7 @@ fn from_cli(cli: Cli) -> Command {
     }
 }
 
-/// `--consumer NAME` → [NAME]; otherwise HOSTNAME-PID-1..N: unique per
+/// `--consumer NAME` → [NAME]; otherwise HOSTNAME-PID-XXXX-1..N: unique per
 /// process, so two processes on one machine never share a name (a process
 /// that wants its own pending entries back after a restart names its
 /// consumer; one that restarts under a new name leaves them to the reapers).

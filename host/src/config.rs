@@ -337,11 +337,22 @@ pub fn dead_letter_key(stream: &str) -> String {
     format!("{stream}:dlq")
 }
 
-/// HOSTNAME-PID: the prefix of this process's default consumer names, unique
-/// per process on a machine (two processes sharing a consumer name would take
-/// each other's pending entries; `name_lease` refuses the second one).
+/// HOSTNAME-PID-XXXX (XXXX: four hex digits drawn at start): the prefix of
+/// this process's default consumer names, unique per process (two processes
+/// sharing a consumer name would take each other's pending entries, and
+/// `name_lease` refuses the second one). The pid alone is not enough:
+/// containers sharing the host's name (host networking) all run as pid 1.
 pub fn process_name() -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let host = if host.is_empty() { "host".to_string() } else { host };
-    format!("{host}-{}", std::process::id())
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let host = if host.is_empty() { "host".to_string() } else { host };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        // The clock's nanoseconds mixed with the pid: different for processes
+        // started together (host networking, one image) in practice.
+        let pid = u64::from(std::process::id());
+        let mix = (now.as_nanos() as u64 ^ pid.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        format!("{host}-{pid}-{:04x}", mix >> 48)
+    })
+    .clone()
 }

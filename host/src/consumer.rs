@@ -147,6 +147,18 @@ impl Ahead {
     }
 }
 
+/// An audit record still to be written (see `Consumer::unrecorded`).
+struct Unrecorded {
+    id: String,
+    fields: Vec<(Vec<u8>, Vec<u8>)>,
+    deliveries: u32,
+    why: String,
+}
+
+/// Audit records held for a retry at most; past it the entry is named in
+/// the log (an error) instead, so a long outage cannot grow memory for ever.
+const MAX_UNRECORDED: usize = 100_000;
+
 /// A host bug (not a plugin or Redis problem) that ends the consumer.
 #[derive(Debug, thiserror::Error)]
 #[error("{0:#}")]
@@ -191,6 +203,10 @@ pub struct Consumer {
     trimmed_in_hand: HashSet<String>,
     /// This task's lease of its consumer name (taken first thing in `run`).
     name_lease: Option<NameLease>,
+    /// Audit records of trimmed entries that could not be written yet (Redis
+    /// refused or went away): those entries are pending nowhere, so the
+    /// record is all that is left of them. Written again at every step.
+    unrecorded: Vec<Unrecorded>,
     /// Counters as last published to `control`.
     published: ConsumerStats,
     control: Arc<Control>,
@@ -232,6 +248,7 @@ impl Consumer {
             ahead_acks: None,
             trimmed_in_hand: HashSet::new(),
             name_lease: None,
+            unrecorded: Vec::new(),
             last_batch: Duration::MAX,
             control,
             settings,
@@ -253,15 +270,11 @@ impl Consumer {
                 return Err(error);
             }
         }
+        let mut lost = None;
         while !shutdown.is_cancelled() {
             if let Some(holder) = self.name_lease.as_ref().and_then(NameLease::lost_to) {
-                let error = anyhow::anyhow!(
-                    "consumer name {:?} was taken over by {holder} (this process could not renew its lease \
-                     in time); stopping so that the two do not take each other's entries",
-                    self.name
-                );
-                self.control.set_state(State::Failed(format!("{error:#}")));
-                return Err(error);
+                lost = Some(holder);
+                break;
             }
             let step = self.step(&shutdown).await;
             self.publish();
@@ -277,9 +290,13 @@ impl Consumer {
         }
         if let Some(ahead) = self.read_ahead.take() {
             // Whatever it read stays in this consumer's pending list: the next
-            // start drains it, or a peer's reaper claims it. Its acks are sent again.
-            if let Ahead::InFlight(read) = ahead {
-                read.abort();
+            // start drains it, or a peer's reaper claims it (but what was
+            // trimmed meanwhile is pending nowhere: recorded). Its acks are
+            // sent again.
+            match ahead {
+                Ahead::InFlight(read) => read.abort(),
+                Ahead::Ready(Ok((_, batch))) => self.abandoned(batch.entries).await,
+                Ahead::Ready(Err(_)) => {}
             }
             let acks = self.ahead_acks.take();
             self.unsent(acks);
@@ -290,13 +307,29 @@ impl Consumer {
         for claim in self.control.take_claims() {
             let _ = claim.send(Err(format!("consumer {} is stopping", self.name)));
         }
-        if self.control.is_removed() {
+        if lost.is_some() {
+            // The name's pending list is the new holder's: no handover.
+        } else if self.control.is_removed() {
             self.hand_over(std::slice::from_ref(&self.name.clone()), &self.control.peers()).await;
         } else if self.settings.handover {
             self.hand_over(&self.settings.local_consumers.clone(), &[]).await;
         }
+        self.record_unrecorded().await;
+        for lost in std::mem::take(&mut self.unrecorded) {
+            tracing::error!(consumer = %self.name, stream = %self.settings.stream, entry = %lost.id,
+                "trimmed entry could not be recorded in the dead-letter stream before exit: {}", lost.why);
+        }
         if let Some(lease) = self.name_lease.take() {
             lease.release().await;
+        }
+        if let Some(holder) = lost {
+            let error = anyhow::anyhow!(
+                "consumer name {:?} was taken over by {holder} (this process could not renew its lease in \
+                 time); stopped so that the two do not take each other's entries",
+                self.name
+            );
+            self.control.set_state(State::Failed(format!("{error:#}")));
+            return Err(error);
         }
         self.publish();
         self.control.set_state(State::Stopped);
@@ -311,6 +344,9 @@ impl Consumer {
     /// pending list (start-up only), reap if due, or read new entries.
     async fn step(&mut self, shutdown: &CancellationToken) -> Result<()> {
         let conn = self.connection().await?;
+        if !self.unrecorded.is_empty() {
+            self.record_unrecorded().await;
+        }
         let (settings, name) = (self.settings.clone(), self.name.clone());
         let reaper =
             Reaper { stream: &settings.stream, group: &settings.group, consumer: &name, count: settings.count };
@@ -544,6 +580,7 @@ impl Consumer {
         let consumer = self.name.clone();
         let worker = tokio::task::spawn_blocking(move || {
             let mut outcomes = Vec::with_capacity(entries.len());
+            let mut rest = Vec::new();
             if plugin.has_changed().unwrap_or(false) {
                 let next = plugin.borrow_and_update().clone();
                 switch(&mut instance, &next, &consumer);
@@ -553,10 +590,12 @@ impl Consumer {
                 let mut entries = entries;
                 let verdicts = instance.handle_batch(&mut entries);
                 outcomes.extend(entries.into_iter().zip(verdicts));
-                return (instance, plugin, outcomes);
+                return (instance, plugin, outcomes, rest);
             }
-            for mut entry in entries {
+            let mut entries = entries.into_iter();
+            for mut entry in entries.by_ref() {
                 if shutdown.is_cancelled() {
+                    rest.push(entry);
                     break;
                 }
                 // A reload between two entries: this one already uses the new version.
@@ -567,7 +606,8 @@ impl Consumer {
                 let verdict = instance.handle(&mut entry);
                 outcomes.push((entry, verdict));
             }
-            (instance, plugin, outcomes)
+            rest.extend(entries);
+            (instance, plugin, outcomes, rest)
         });
         tokio::pin!(worker);
         let every = refresh_every(self.settings.min_idle);
@@ -596,10 +636,41 @@ impl Consumer {
             }
         };
         self.read_ahead = ahead;
-        let (instance, plugin, outcomes) = outcome?;
+        let (instance, plugin, outcomes, rest) = outcome?;
         self.instance = Some(instance);
         self.plugin = plugin;
+        self.abandoned(rest).await;
         Ok(outcomes)
+    }
+
+    /// Entries handed out but not handled (shutdown came first) stay
+    /// pending — except those trimmed meanwhile, pending nowhere now: they
+    /// are recorded, with the payload the host holds.
+    async fn abandoned(&mut self, entries: Vec<Entry>) {
+        if self.trimmed_in_hand.is_empty() {
+            return;
+        }
+        for entry in entries {
+            if self.trimmed_in_hand.remove(&entry.id) {
+                self.stats.trimmed += 1;
+                let why = "payload trimmed from the stream while waiting to be handled (the host stopped first)";
+                let (fields, count) = (&entry.fields, entry.delivery_count);
+                self.dead_letter(&entry.id, fields, count, Reason::Trimmed, why, DeadLetterMode::Audit).await;
+            }
+        }
+    }
+
+    /// Writes the audit records still owed (see `unrecorded`), stopping at
+    /// the first failure (Redis is still away: the rest waits for the next step).
+    async fn record_unrecorded(&mut self) {
+        let mut owed = std::mem::take(&mut self.unrecorded).into_iter();
+        while let Some(u) = owed.next() {
+            self.dead_letter(&u.id, &u.fields, u.deliveries, Reason::Trimmed, &u.why, DeadLetterMode::Audit).await;
+            if !self.unrecorded.is_empty() {
+                self.unrecorded.extend(owed);
+                return;
+            }
+        }
     }
 
     /// What this consumer leases now besides `in_hand`: the batch read
@@ -646,6 +717,7 @@ impl Consumer {
     /// delay needs it).
     async fn settle(&mut self, outcomes: Vec<(Entry, Verdict)>) {
         let (stream, group) = (self.settings.stream.clone(), self.settings.group.clone());
+        let mut left = Vec::new();
         for (entry, verdict) in outcomes {
             self.stats.handled += 1;
             match &verdict {
@@ -683,18 +755,56 @@ impl Consumer {
                     self.control.set_last_error(&entry.id, &verdict_text);
                     tracing::warn!(%stream, %group, consumer = %self.name, entry = %entry.id,
                         deliveries = entry.delivery_count, "left pending: {verdict_text}");
-                    if let Some(delay) = hold {
-                        let delay = delay.min(self.settings.max_retry_delay);
-                        if !self.holds.hold(entry.id.clone(), delay, self.settings.min_idle) {
-                            tracing::warn!(%stream, consumer = %self.name, entry = %entry.id,
-                                "{} retries held already: this one comes back after --min-idle-ms, sooner than \
-                                 the {} ms asked", crate::lease::MAX_HOLDS, delay.as_millis());
-                        }
-                    }
-                    if self.last_errors.len() < MAX_REMEMBERED_ERRORS || self.last_errors.contains_key(&entry.id) {
-                        self.last_errors.insert(entry.id, error);
-                    }
+                    left.push((entry, hold, error));
                 }
+            }
+        }
+        self.leave_pending(left).await;
+    }
+
+    /// Entries left pending for a retry: first confirms they still are, in
+    /// one lease refresh (which also restarts their idle clock, so the
+    /// reaper's wait counts from the verdict). One whose payload was trimmed
+    /// is pending nowhere: recorded now, with its payload, or it would be
+    /// lost. One a peer took over (or that was acked) is not held.
+    async fn leave_pending(&mut self, left: Vec<(Entry, Option<Duration>, String)>) {
+        if left.is_empty() {
+            return;
+        }
+        let s = self.settings.clone();
+        let ids: Vec<String> = left.iter().map(|(entry, ..)| entry.id.clone()).collect();
+        let checked = match self.connection().await {
+            Ok(mut conn) => conn.lease(&s.stream, &s.group, &self.name, &ids).await,
+            Err(error) => Err(error),
+        };
+        let leases = checked.unwrap_or_else(|error| {
+            tracing::warn!(consumer = %self.name, "cannot confirm entries left pending (kept as they are): {error:#}");
+            Default::default()
+        });
+        for (entry, hold, error) in left {
+            if leases.deleted.contains(&entry.id) {
+                self.stats.trimmed += 1;
+                let why = format!("payload trimmed from the stream while being handled; {error}");
+                let (fields, count) = (&entry.fields, entry.delivery_count);
+                self.dead_letter(&entry.id, fields, count, Reason::Trimmed, &why, DeadLetterMode::Audit).await;
+                continue;
+            }
+            if leases.lost.contains(&entry.id) {
+                tracing::info!(stream = %s.stream, consumer = %self.name, entry = %entry.id,
+                    "no longer pending for this consumer (a peer took it over, or it was acked)");
+                self.forget(&entry.id);
+                continue;
+            }
+            if let Some(delay) = hold {
+                let delay = delay.min(s.max_retry_delay);
+                if !self.holds.hold(entry.id.clone(), delay, s.min_idle) {
+                    tracing::warn!(stream = %s.stream, consumer = %self.name, entry = %entry.id,
+                        "{} retries held already: this one comes back after --min-idle-ms, sooner than the {} ms \
+                         asked", crate::lease::MAX_HOLDS, delay.as_millis());
+                }
+            }
+            if self.last_errors.len() < MAX_REMEMBERED_ERRORS || self.last_errors.contains_key(&entry.id) {
+                self.last_errors.insert(entry.id, error);
             }
         }
     }
@@ -743,6 +853,18 @@ impl Consumer {
                     if owner.is_empty() { "pending for nobody (acked)".into() } else { format!("owned by {owner}") };
                 tracing::warn!(stream = %s.stream, group = %s.group, consumer = %self.name, entry = %id,
                     "not dead-lettered: the entry is now {now}, whose verdict counts");
+            }
+            Err(failure) if mode == DeadLetterMode::Audit => {
+                self.conn = None;
+                if self.unrecorded.len() >= MAX_UNRECORDED {
+                    tracing::error!(consumer = %self.name, entry = %id,
+                        "trimmed entry could not be recorded in the dead-letter stream: {failure:#}");
+                    return;
+                }
+                tracing::warn!(consumer = %self.name, entry = %id,
+                    "recording a trimmed entry failed, trying again at the next step: {failure:#}");
+                let (id, fields, why) = (id.to_string(), fields.to_vec(), error.to_string());
+                self.unrecorded.push(Unrecorded { id, fields, deliveries, why });
             }
             Err(failure) => {
                 tracing::warn!(consumer = %self.name, entry = %id, "dead-lettering failed, entry stays pending: {failure:#}");
@@ -835,10 +957,10 @@ impl Consumer {
                      so the consumer was not deleted (its pending list is that holder's)");
                 trimmed
             }
-            Ok(Handover::NoPeer { pending }) => {
+            Ok(Handover::NoPeer { pending, trimmed }) => {
                 tracing::warn!(consumer = %self.name, stream = %s.stream,
                     "no live peer to hand {pending} pending entries to; they stay pending for the group's reapers");
-                Vec::new()
+                trimmed
             }
             Err(error) => {
                 tracing::warn!(consumer = %self.name, "handover failed, entries stay pending: {error:#}");

@@ -1,7 +1,7 @@
 //! Handover: a leaving consumer gives its pending entries to a live peer and
 //! deletes itself from the group, so nothing waits in a dead consumer's PEL.
 
-use crate::streams::Connection;
+use crate::streams::{Connection, Deleted};
 use anyhow::Result;
 use std::time::Duration;
 
@@ -9,6 +9,9 @@ use std::time::Duration;
 const LIVE_WITHIN: Duration = Duration::from_secs(30);
 /// Pending entries moved per XCLAIM.
 const PAGE: usize = 1000;
+/// Rounds of moving and deleting before giving up (each round only repeats
+/// when entries arrived while the last one ran).
+const ROUNDS: usize = 3;
 
 /// What a handover did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +40,8 @@ pub enum Handover {
     NoPeer {
         /// How many entries stay.
         pending: usize,
+        /// Pending ids Redis dropped (payload trimmed) before that was found.
+        trimmed: Vec<String>,
     },
 }
 
@@ -68,33 +73,39 @@ pub async fn hand_over(
         .map(|c| c.name.clone());
     let mut moved = 0;
     let mut trimmed = Vec::new();
-    loop {
-        let ids: Vec<String> =
-            conn.pending(stream, group, Some(consumer), PAGE).await?.into_iter().map(|p| p.id).collect();
-        if ids.is_empty() {
-            break;
-        }
-        let Some(peer) = &peer else {
-            return Ok(Handover::NoPeer { pending: ids.len() });
-        };
-        let claimed = conn.hand_to(stream, group, peer, &ids, min_idle).await?;
-        // Redis 7's XCLAIM drops pending ids whose payload is gone and does
-        // not return them: those are the ids it did not move.
-        trimmed.extend(ids.iter().filter(|id| !claimed.contains(id)).cloned());
-        let claimed = claimed.len();
-        if claimed == 0 {
-            // Nothing moved (entries deleted under us): re-read once more, then stop.
-            let left = conn.pending(stream, group, Some(consumer), PAGE).await?.len();
-            if left > 0 {
-                return Ok(Handover::NoPeer { pending: left });
+    // An entry can still arrive after the pending list looked empty (an
+    // abandoned read served after all): DELCONSUMER refuses then, and the
+    // handover goes round again.
+    for _ in 0..ROUNDS {
+        loop {
+            let ids: Vec<String> =
+                conn.pending(stream, group, Some(consumer), PAGE).await?.into_iter().map(|p| p.id).collect();
+            if ids.is_empty() {
+                break;
             }
-            break;
+            let Some(peer) = &peer else {
+                return Ok(Handover::NoPeer { pending: ids.len(), trimmed });
+            };
+            let Some(claimed) = conn.hand_to(stream, group, peer, &ids, min_idle, lease).await? else {
+                return Ok(Handover::NameTaken { moved, trimmed });
+            };
+            // Redis 7's XCLAIM drops pending ids whose payload is gone and does
+            // not return them: those are the ids it did not move.
+            let dropped: Vec<String> = ids.iter().filter(|id| !claimed.contains(id)).cloned().collect();
+            if claimed.is_empty() && dropped.is_empty() {
+                return Ok(Handover::NoPeer { pending: ids.len(), trimmed });
+            }
+            moved += claimed.len();
+            trimmed.extend(dropped);
         }
-        moved += claimed;
+        // DELCONSUMER drops whatever is still pending: the script refuses
+        // unless the pending list is empty and the name still ours.
+        match conn.delete_own_consumer(stream, group, consumer, lease.0, lease.1).await? {
+            Deleted::Done => return Ok(Handover::Done { peer, moved, trimmed }),
+            Deleted::NotLeased => return Ok(Handover::NameTaken { moved, trimmed }),
+            Deleted::StillPending => continue,
+        }
     }
-    // DELCONSUMER drops whatever is still pending: only now, with the PEL empty.
-    match conn.delete_own_consumer(stream, group, consumer, lease.0, lease.1).await? {
-        Some(_) => Ok(Handover::Done { peer, moved, trimmed }),
-        None => Ok(Handover::NameTaken { moved, trimmed }),
-    }
+    let pending = conn.pending(stream, group, Some(consumer), PAGE).await?.len();
+    Ok(Handover::NoPeer { pending, trimmed })
 }

@@ -221,7 +221,8 @@ pub async fn dlq_requeue(config: &RequeueConfig) -> Result<String> {
     if config.ids.is_empty() {
         // All: page from the start up to the newest record as of now (a live
         // consumer rejecting what is requeued must not keep this going),
-        // skipping records that cannot be requeued.
+        // skipping audit records (no payload); a refused requeue (an origin
+        // key of another type) ends the command with what was done so far.
         let Some(end) = conn.latest(dlq, 1).await?.pop().map(|e| e.id) else {
             writeln!(out, "requeued 0 entries from {dlq} (it is empty)")?;
             return Ok(out);

@@ -16,9 +16,11 @@ pub fn refresh_every(min_idle: Duration) -> Duration {
 }
 
 /// Retries held at most at once: a plugin retrying every entry with a long
-/// delay must not grow memory without bound. Past it, a retry is not held
-/// and comes back after `--min-idle-ms`, sooner than asked (logged).
-pub const MAX_HOLDS: usize = 100_000;
+/// delay must not grow memory without bound, and each refresh checks every
+/// held id in Redis (~4 ms of Redis time per 1,000, every --min-idle-ms/3).
+/// Past it, a retry is not held and comes back after `--min-idle-ms`,
+/// sooner than asked (logged).
+pub const MAX_HOLDS: usize = 10_000;
 
 /// Retries held back until their delay has (nearly) passed.
 #[derive(Debug)]

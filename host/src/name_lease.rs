@@ -30,16 +30,32 @@ pub fn key(stream: &str, group: &str, consumer: &str) -> String {
     format!("{stream}:lease:{group}:{consumer}")
 }
 
-/// A token unique to this task: host, pid, and a per-process sequence with
-/// the start time (so a pid reused after a crash is still another holder).
+/// What every token of this process starts with: host, pid and the
+/// process's start time (so a pid reused after a crash is another holder).
+fn process_prefix() -> &'static str {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let start =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        format!("host {host} pid {} start {start:x} task ", std::process::id())
+    })
+}
+
+/// A token unique to this task: the process prefix and a sequence number.
 fn token() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    static START: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
-    let start = START.get_or_init(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
-    });
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    format!("host {host} pid {} task {}.{start:x}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+    format!("{}{}", process_prefix(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Whether `error` can pass by itself (Redis unreachable, a dropped
+/// connection, a timeout) rather than say something about the key or the
+/// server that waiting does not change (WRONGTYPE, NOPERM, OOM, …).
+fn is_transient(error: &anyhow::Error) -> bool {
+    match error.chain().find_map(|cause| cause.downcast_ref::<redis::RedisError>()) {
+        Some(e) => e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout(),
+        None => true,
+    }
 }
 
 /// A consumer name held by this task, renewed until dropped or released.
@@ -51,13 +67,18 @@ pub struct NameLease {
     /// Set when a renewal found someone else holding the name.
     lost: Arc<Mutex<Option<String>>>,
     renewing: CancellationToken,
+    /// The renewing task (awaited on release, so no renewal lands after it).
+    renewer: Option<tokio::task::JoinHandle<()>>,
     redis: Redis,
 }
 
 impl NameLease {
     /// Leases `consumer`'s name, waiting up to [`TTL`] (plus a second) for
-    /// another holder to release it or to expire; Redis errors are retried
-    /// until `shutdown`. Fails when a live holder keeps it.
+    /// another holder to release it or to expire — for ever when the holder
+    /// is a task of this process (a consumer of the same name still
+    /// stopping: it releases the name when done, or its lease expires).
+    /// Connection errors are retried until `shutdown`. Fails when a live
+    /// holder in another process keeps it, or Redis refuses the lease.
     pub async fn acquire(
         redis: &Redis,
         stream: &str,
@@ -83,13 +104,17 @@ impl NameLease {
             };
             match attempt {
                 Ok(None) => break,
-                Ok(Some(holder)) if started.elapsed() > TTL + Duration::from_secs(1) => bail!(
-                    "consumer name {consumer:?} of group {group:?} on stream {stream:?} is in use by a live \
+                Ok(Some(holder))
+                    if started.elapsed() > TTL + Duration::from_secs(1) && !holder.starts_with(process_prefix()) =>
+                {
+                    bail!(
+                        "consumer name {consumer:?} of group {group:?} on stream {stream:?} is in use by a live \
                      holder ({holder}), which kept renewing it for {} s: two consumers with one name would take \
                      each other's pending entries. Give each process its own --consumer name (the default, \
-                     HOSTNAME-PID-N, is unique per process)",
-                    TTL.as_secs()
-                ),
+                     HOSTNAME-PID-XXXX-N, is unique per process)",
+                        TTL.as_secs()
+                    )
+                }
                 Ok(Some(holder)) if !told => {
                     told = true;
                     tracing::warn!(%stream, %group, consumer,
@@ -97,6 +122,12 @@ impl NameLease {
                          expire (its holder may have stopped or crashed)", TTL.as_secs());
                 }
                 Ok(Some(_)) => {}
+                Err(error) if !is_transient(&error) => {
+                    return Err(error.context(format!(
+                        "cannot lease consumer name {consumer:?} (key {key:?}); the host needs EVAL, GET and SET \
+                         on that key"
+                    )));
+                }
                 Err(error) => {
                     if !std::mem::replace(&mut warned, true) {
                         tracing::warn!(%stream, consumer, "cannot lease the consumer name yet (retrying): {error:#}");
@@ -110,15 +141,15 @@ impl NameLease {
                 _ = tokio::time::sleep(pause) => {}
             }
         }
-        let lease =
-            NameLease { key, token, lost: Arc::default(), renewing: CancellationToken::new(), redis: redis.clone() };
-        lease.renew_in_background(conn, consumer.to_string());
+        let renewing = CancellationToken::new();
+        let mut lease = NameLease { key, token, lost: Arc::default(), renewing, renewer: None, redis: redis.clone() };
+        lease.renewer = Some(lease.renew_in_background(conn, consumer.to_string()));
         Ok(lease)
     }
 
     /// Renews the lease every [`RENEW_EVERY`] until released; a renewal
     /// that finds another holder marks the lease lost.
-    fn renew_in_background(&self, mut conn: Option<Connection>, consumer: String) {
+    fn renew_in_background(&self, mut conn: Option<Connection>, consumer: String) -> tokio::task::JoinHandle<()> {
         let (key, token, lost, stop, redis) =
             (self.key.clone(), self.token.clone(), self.lost.clone(), self.renewing.clone(), self.redis.clone());
         tokio::spawn(async move {
@@ -147,7 +178,7 @@ impl NameLease {
                     }
                 }
             }
-        });
+        })
     }
 
     /// The other holder, when a renewal found the name taken over.
@@ -157,8 +188,12 @@ impl NameLease {
 
     /// Stops renewing and gives the name up (so a successor need not wait
     /// for it to expire).
-    pub async fn release(self) {
+    pub async fn release(mut self) {
         self.renewing.cancel();
+        if let Some(renewer) = self.renewer.take() {
+            // A renewal in flight lands before the release, not after it.
+            let _ = renewer.await;
+        }
         let released = match self.redis.connect(Duration::ZERO).await {
             Ok(mut conn) => conn.release_name(&self.key, &self.token).await,
             Err(error) => Err(error),

@@ -35,7 +35,7 @@ impl HostFile {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Consumers {
-    /// N consumers named HOSTNAME-PID-PLUGIN-1..N.
+    /// N consumers named HOSTNAME-PID-XXXX-PLUGIN-1..N.
     Count(u32),
     /// Exactly these consumers.
     Names(Vec<String>),

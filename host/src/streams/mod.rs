@@ -280,7 +280,9 @@ impl Connection {
 
     /// `XCLAIM stream group peer 0 id… IDLE idle JUSTID`: hands entries to
     /// `peer` without counting a delivery, already `idle` so the peer's reaper
-    /// picks them up on its next tick. Returns the ids claimed.
+    /// picks them up on its next tick — only while `lease` (the leaving
+    /// consumer's name lease key and token) is held ([`scripts::hand_to`]).
+    /// Returns the ids moved, or `None` when the lease is someone else's.
     pub async fn hand_to(
         &mut self,
         stream: &str,
@@ -288,19 +290,18 @@ impl Connection {
         peer: &str,
         ids: &[String],
         idle: Duration,
-    ) -> Result<Vec<String>> {
-        redis::cmd("XCLAIM")
-            .arg(stream)
-            .arg(group)
-            .arg(peer)
-            .arg(0)
-            .arg(ids)
-            .arg("IDLE")
-            .arg(idle.as_millis() as u64)
-            .arg("JUSTID")
-            .query_async(&mut self.conn)
+        lease: (&str, &str),
+    ) -> Result<Option<Vec<String>>> {
+        let mut invocation = scripts::hand_to().prepare_invoke();
+        invocation.key(lease.0).key(stream).arg(lease.1).arg(group).arg(peer).arg(idle.as_millis() as u64).arg(ids);
+        let reply: Value = invocation
+            .invoke_async(&mut self.conn)
             .await
-            .with_context(|| format!("handover (XCLAIM) to {peer:?} on stream {stream:?} failed"))
+            .with_context(|| format!("handover (XCLAIM) to {peer:?} on stream {stream:?} failed"))?;
+        match reply {
+            Value::Int(_) => Ok(None),
+            reply => Ok(Some(redis::from_redis_value(reply).context("unexpected XCLAIM reply")?)),
+        }
     }
 
     /// `XINFO CONSUMERS stream group`.
@@ -310,9 +311,7 @@ impl Connection {
     }
 
     /// `XGROUP DELCONSUMER stream group consumer`, only while `lease` (the
-    /// consumer name's lease key) holds `token`; returns how many pending
-    /// entries it still had (and that Redis dropped with it), or `None` when
-    /// the name is leased by someone else now (nothing deleted).
+    /// consumer name's lease key) holds `token` and nothing is pending for it.
     pub async fn delete_own_consumer(
         &mut self,
         stream: &str,
@@ -320,14 +319,18 @@ impl Connection {
         consumer: &str,
         lease: &str,
         token: &str,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Deleted> {
         let mut invocation = scripts::name_lease().2.prepare_invoke();
         invocation.key(lease).key(stream).arg(token).arg(group).arg(consumer);
         let dropped: i64 = invocation
             .invoke_async(&mut self.conn)
             .await
             .with_context(|| format!("XGROUP DELCONSUMER {consumer:?} on stream {stream:?} failed"))?;
-        Ok(u64::try_from(dropped).ok())
+        Ok(match dropped {
+            -1 => Deleted::NotLeased,
+            -2 => Deleted::StillPending,
+            _ => Deleted::Done,
+        })
     }
 
     /// Takes or renews the lease `key` for `token` for `ttl`; returns the
@@ -561,6 +564,17 @@ pub struct Leases {
     pub lost: Vec<String>,
     /// Ids Redis dropped from the pending list: their payload was trimmed.
     pub deleted: Vec<String>,
+}
+
+/// What [`Connection::delete_own_consumer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// The consumer is gone from the group.
+    Done,
+    /// Not deleted: its name is leased by someone else now.
+    NotLeased,
+    /// Not deleted: entries are pending for it (arrived late).
+    StillPending,
 }
 
 /// Which dead-letter write [`Connection::dead_letter`] makes.

@@ -31,7 +31,10 @@ end
 /// consumer, id, mode, then the record's field/value pairs.
 ///
 /// Mode `settle`: only if `consumer` still owns the entry (a peer that
-/// reclaimed it meanwhile decides its fate), XADD the record, then XACK.
+/// reclaimed it meanwhile decides its fate), XADD the record, then XACK —
+/// or, when it is pending nowhere and its payload is gone from the stream
+/// (trimmed, and dropped from the pending list by a command whose reply
+/// never reached the host), XADD the record as its only trace.
 /// Mode `audit` (a trimmed entry whose payload is gone): XADD the record
 /// whatever the pending list says, XACK it if `consumer` owns it.
 /// Returns `{1, dead_id}` when written, `{0, owner}` when the entry is owned
@@ -48,7 +51,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   local p = redis.call('XPENDING', KEYS[1], group, id, id, 1)
   if #p == 1 then owner = p[1][2] end
 end
-if owner ~= consumer and mode ~= 'audit' then return {0, owner} end
+if owner ~= consumer and mode ~= 'audit' then
+  local gone = owner == '' and #redis.call('XRANGE', KEYS[1], id, id) == 0
+  if not gone then return {0, owner} end
+end
 local dead = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
 if owner == consumer then redis.call('XACK', KEYS[1], group, id) end
 return {1, dead}
@@ -78,19 +84,26 @@ return id
 /// Refreshes leases: KEYS = stream; ARGV = group, consumer, ids. Resets the
 /// idle clock (`XCLAIM … 0 … JUSTID`, no delivery counted) of those ids
 /// `consumer` still owns, and only those: an entry a peer reclaimed stays
-/// the peer's. Returns `{lost, deleted}`: ids not (or no longer) pending for
-/// `consumer`, and ids Redis dropped from the pending list because their
-/// payload was trimmed (Redis 7's XCLAIM deletes those).
+/// the peer's. Returns `{lost, deleted}`: ids pending for another consumer
+/// or acked, and ids whose payload was trimmed — dropped from the pending
+/// list by this XCLAIM (Redis 7's XCLAIM deletes those), or found pending
+/// nowhere with no payload (dropped earlier, the reply lost).
 static LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local group, consumer = ARGV[1], ARGV[2]
-local lost, mine = {}, {}
+local lost, mine, gone = {}, {}, {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], group, ARGV[i], ARGV[i], 1)
-  if #p == 1 and p[1][2] == consumer then mine[#mine + 1] = ARGV[i] else lost[#lost + 1] = ARGV[i] end
+  if #p == 1 and p[1][2] == consumer then
+    mine[#mine + 1] = ARGV[i]
+  elseif #p == 0 and #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) == 0 then
+    gone[#gone + 1] = ARGV[i]
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
 end
-local deleted = {}
+local deleted = gone
 if #mine > 0 then
   local args = {KEYS[1], group, consumer, 0}
   for _, id in ipairs(mine) do args[#args + 1] = id end
@@ -134,18 +147,44 @@ return 0
 });
 
 /// Deletes a consumer from its group, only while the caller holds its name's
-/// lease: KEYS = the lease key, stream; ARGV = token, group, consumer.
-/// Returns the pending entries it still had (and that Redis dropped), or -1
-/// when the lease is not the caller's (another task or process now uses the
-/// name, and its pending list must stay).
+/// lease and the consumer has nothing pending: KEYS = the lease key,
+/// stream; ARGV = token, group, consumer. Returns 0 when deleted, -1 when
+/// the lease is not the caller's (another task or process now uses the
+/// name, and its pending list must stay), -2 when entries are pending (one
+/// arrived late, e.g. an abandoned read served after all): hand them over
+/// first.
 static DELETE_OWN_CONSUMER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if #redis.call('XPENDING', KEYS[2], ARGV[2], '-', '+', 1, ARGV[3]) > 0 then return -2 end
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[2], ARGV[3])
 "#,
     )
 });
+
+/// Hands entries to a peer, only while the caller holds its name's lease:
+/// KEYS = the lease key, stream; ARGV = token, group, peer, idle ms, ids.
+/// `XCLAIM … 0 ids IDLE ms JUSTID`; returns the ids moved, or -1 when the
+/// lease is not the caller's (the entries are a successor's now).
+static HAND_TO: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local args = {KEYS[2], ARGV[2], ARGV[3], 0}
+for i = 5, #ARGV do args[#args + 1] = ARGV[i] end
+args[#args + 1] = 'IDLE'
+args[#args + 1] = ARGV[4]
+args[#args + 1] = 'JUSTID'
+return redis.call('XCLAIM', unpack(args))
+"#,
+    )
+});
+
+/// The handover script.
+pub fn hand_to() -> &'static Script {
+    &HAND_TO
+}
 
 /// The name-lease scripts: acquire (or renew), release, delete the consumer.
 pub fn name_lease() -> (&'static Script, &'static Script, &'static Script) {

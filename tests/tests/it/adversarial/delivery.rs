@@ -152,6 +152,27 @@ async fn trimmed_under_a_lease_is_audited() {
     assert!(pending(&mut conn, &stream, "g").await.is_empty());
 }
 
+/// An entry in hand that is trimmed and dropped from the pending list by
+/// someone else's command (as when the reply of the host's own lease
+/// refresh is lost): pending nowhere, its payload gone, a reject must still
+/// leave a record, with the payload the host holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_in_hand_dropped_elsewhere_is_still_recorded() {
+    let mut conn = redis().await;
+    let stream = unique_stream("trim-elsewhere");
+    let host = HostRun::start(fast_config("chaos", &stream, "g", &["c1"]));
+    let ids = produce(&mut conn, &stream, &[vec![("sleep_ms", b"1500".to_vec()), ("reject", b"1".to_vec())]]).await;
+    wait_until!(MINUTE, "the entry in hand", pending(&mut conn, &stream, "g").await.len() == 1);
+    let _: u64 = redis::cmd("XTRIM").arg(&stream).arg("MAXLEN").arg(0).query_async(&mut conn).await.unwrap();
+    let _: u64 = redis::cmd("XACK").arg(&stream).arg("g").arg(&ids[0]).query_async(&mut conn).await.unwrap();
+
+    wait_until!(MINUTE, "its record", xlen(&mut conn, &format!("{stream}:dlq")).await == 1);
+    host.stop().await;
+    let letters = dead_letters(&mut conn, &stream).await;
+    assert_eq!(letters[0].meta("dlq:id"), Some(ids[0].as_str()));
+    assert_eq!(letters[0].fields.len(), 2, "with its payload: {letters:?}");
+}
+
 /// A consumer leaving with --handover whose pending entries were trimmed:
 /// the handover's XCLAIM drops them, and each gets an audit record.
 #[tokio::test(flavor = "multi_thread")]
