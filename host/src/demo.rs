@@ -10,6 +10,7 @@ use crate::control::{Control, LastError, State};
 use crate::dead_letter::DeadLetter;
 use crate::deployment::{Deployment, Member};
 use crate::engine::Engine;
+use crate::guard::{Guard, Token};
 use crate::inspect::{entry_json, text_json};
 use crate::run::{self, Reload};
 use crate::streams::{Connection, PendingEntry, Redis};
@@ -99,18 +100,31 @@ pub struct Demo {
 pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> {
     // The port first: a taken port must fail before the stream is reset.
     let listener = crate::http::bind(config.listen, "the dashboard (--port)").await?;
+    let token = Token::new()?;
     let (url, local) = crate::local_redis::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
+    let token_file = config.token_file.clone();
     let demo = Arc::new(Demo::start(config, &url, &shutdown).await?);
-    let bound = crate::http::serve_on(listener, crate::dashboard::router(demo.clone()), shutdown.clone())?;
-    demo.seed().await?;
-    tracing::info!("dashboard on http://{bound}/ (metrics on http://{bound}/metrics)");
-    println!("demo: open http://{bound}/ in a browser (Ctrl-C stops the demo)");
-    let watched = demo.watch(&shutdown).await;
+    let app = crate::dashboard::router(demo.clone(), &token);
+    let bound = crate::http::serve_on(listener, app, |bound| Guard::dashboard(bound, token.clone()), shutdown.clone())?;
+    let served = async {
+        if let Some(path) = &token_file {
+            token.write_to(path)?;
+        }
+        demo.seed().await?;
+        tracing::info!("dashboard on http://{bound}/ (metrics on http://{bound}/metrics)");
+        println!("demo: open http://{bound}/ in a browser (Ctrl-C stops the demo)");
+        println!("demo: scripts send `X-Host-Token: {}` with POST and DELETE calls", token.as_str());
+        demo.watch(&shutdown).await
+    }
+    .await;
     demo.stop().await;
+    if let Some(path) = &token_file {
+        let _ = std::fs::remove_file(path);
+    }
     if let Some(local) = local {
         tracing::info!(pid = local.pid(), "stopping the redis-server started for the demo");
     }
-    watched
+    served
 }
 
 impl Demo {

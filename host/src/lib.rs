@@ -19,6 +19,7 @@ mod deployment;
 mod engine;
 mod entry;
 mod folder;
+mod guard;
 mod guest_log;
 mod handover;
 mod http;

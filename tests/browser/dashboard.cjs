@@ -1,6 +1,7 @@
 // Real-browser check of the `host demo` dashboard, driven by the Rust test
 // `dashboard::browser_produce_crash_claim` (tests/tests/it/dashboard.rs):
-// headless Debian Chromium via playwright-core. It loads the page, produces 20
+// headless Debian Chromium via playwright-core. It loads the page, sees a
+// POST without the run's token refused (the page's own calls carry it), produces 20
 // events, sees both groups process them, crashes worker-a's next 3
 // deliveries, waits past the claim threshold, claims them to worker-b, and
 // sees pending return to 0; then saves a screenshot.
@@ -41,6 +42,10 @@ const groupField = (group, field) => `document.querySelector('#group-${group} [d
     await page.waitForSelector('#group-notifications tr[data-consumer="worker-a"]');
     await page.waitForSelector('#group-analytics tr[data-consumer="worker-c"]');
     step("page is live with both groups");
+
+    const tokenless = await page.evaluate(async () => (await fetch("/api/reset", { method: "POST" })).status);
+    if (tokenless !== 403) throw new Error(`a POST without the token got HTTP ${tokenless}, not 403`);
+    step("a POST without the token is refused");
 
     await page.fill("#produce-count", "20");
     await page.selectOption("#produce-kind", "order.placed");

@@ -14,18 +14,37 @@ const MINUTE: Duration = Duration::from_secs(60);
 const CLAIM_IDLE_MS: u64 = 1000;
 
 /// A `host demo` process on the test Redis, with its dashboard on a free port.
-struct Demo {
-    process: HostProcess,
-    base: String,
-    stream: String,
+pub struct Demo {
+    pub process: HostProcess,
+    /// `http://ADDR`.
+    pub base: String,
+    pub stream: String,
+    /// The run's API token (from `--token-file`), sent with every call.
+    pub token: String,
+    token_file: std::path::PathBuf,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        // The demo removes it on a clean exit, not when killed.
+        let _ = std::fs::remove_file(&self.token_file);
+    }
 }
 
 impl Demo {
     /// Starts the demo on a fresh stream: no sample orders, claim threshold
     /// [`CLAIM_IDLE_MS`], reapers that only run at start (claims are the
     /// test's to make), plus `extra` flags.
-    fn start(name: &str, extra: &[&str]) -> Self {
+    pub fn start(name: &str, extra: &[&str]) -> Self {
+        Self::start_in(None, name, extra)
+    }
+
+    /// Like [`Demo::start`], run in `dir` (so relative plugin paths are resolved there).
+    pub fn start_in(dir: Option<&std::path::Path>, name: &str, extra: &[&str]) -> Self {
         let stream = unique_stream(name);
+        let token_file =
+            std::env::temp_dir().join(format!("host-token-{}-{}", std::process::id(), stream.replace(':', "-")));
+        let token_arg = token_file.to_str().unwrap().to_string();
         let notifications = plugin("orders");
         let analytics = plugin("c-orders");
         let claim = CLAIM_IDLE_MS.to_string();
@@ -37,29 +56,32 @@ impl Demo {
             }
         }
         args.extend_from_slice(extra);
-        if !extra.contains(&"--probe-redis") {
+        if !extra.contains(&"--probe-redis") && !extra.contains(&"--redis") {
             args.extend_from_slice(&["--redis", redis_url()]);
         }
-        let mut process = HostProcess::start(&args);
+        args.extend_from_slice(&["--token-file", &token_arg]);
+        let mut process = HostProcess::start_in(dir, &args, &[]);
         process.wait_log(MINUTE, "the dashboard", |log| log.iter().any(|l| l.contains("dashboard on http://")));
         let line = process.log.iter().find(|l| l.contains("dashboard on http://")).unwrap();
         let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
-        Demo { process, base: format!("http://{addr}"), stream }
+        let token = std::fs::read_to_string(&token_file).expect("the demo wrote its token file").trim().to_string();
+        Demo { process, base: format!("http://{addr}"), stream, token, token_file }
     }
 
-    fn addr(&self) -> &str {
+    pub fn addr(&self) -> &str {
         self.base.trim_start_matches("http://")
     }
 
-    /// A JSON API call; returns the HTTP status and the JSON body.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    /// A JSON API call with the run's token; returns the HTTP status and the JSON body.
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}{path}", self.base);
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let token = self.token.as_str();
         let response = match (method, body) {
             ("GET", _) => agent.get(&url).call(),
-            ("DELETE", _) => agent.delete(&url).call(),
-            (_, Some(body)) => agent.post(&url).send_json(body),
-            (_, None) => agent.post(&url).send_empty(),
+            ("DELETE", _) => agent.delete(&url).header("X-Host-Token", token).call(),
+            (_, Some(body)) => agent.post(&url).header("X-Host-Token", token).send_json(body),
+            (_, None) => agent.post(&url).header("X-Host-Token", token).send_empty(),
         };
         let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = response.status().as_u16();
@@ -68,17 +90,17 @@ impl Demo {
     }
 
     /// A call that must succeed.
-    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let (status, json) = self.call(method, path, body);
         assert_eq!(status, 200, "{method} {path}: {json}");
         json
     }
 
-    fn state(&self) -> Value {
+    pub fn state(&self) -> Value {
         self.ok("GET", "/api/state", None)
     }
 
-    fn produce(&self, count: usize, kind: &str) -> Value {
+    pub fn produce(&self, count: usize, kind: &str) -> Value {
         self.ok("POST", "/api/produce", Some(json!({"count": count, "kind": kind})))
     }
 

@@ -329,7 +329,16 @@ impl HostProcess {
 
     /// Like [`HostProcess::start`], with extra environment variables.
     pub fn start_env(args: &[&str], env: &[(&str, &OsStr)]) -> Self {
-        let mut child = Command::new(host_bin())
+        Self::start_in(None, args, env)
+    }
+
+    /// Like [`HostProcess::start_env`], in working directory `dir` (relative paths resolve there).
+    pub fn start_in(dir: Option<&Path>, args: &[&str], env: &[(&str, &OsStr)]) -> Self {
+        let mut command = Command::new(host_bin());
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")

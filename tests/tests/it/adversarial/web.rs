@@ -1,0 +1,103 @@
+//! The dashboard and `/metrics` against a page of another site (CSRF, DNS
+//! rebinding), Redis passwords in everything the host prints, and hot reload
+//! of plugins named by relative paths.
+
+use crate::dashboard::Demo;
+use crate::support::*;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A request header: name and value.
+type Header<'a> = (&'a str, &'a str);
+
+/// One HTTP/1.1 request with exactly these headers (a browser's, an
+/// attacker's): the status and the body.
+fn http(addr: &str, method: &str, path: &str, headers: &[Header], body: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the host's HTTP server");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    (status, body.to_string())
+}
+
+fn xlen(stream: &str) -> u64 {
+    let mut conn = redis::Client::open(redis_url()).unwrap().get_connection().unwrap();
+    redis::cmd("XLEN").arg(stream).query(&mut conn).unwrap()
+}
+
+/// A cross-site form POST (by `Origin` or `Sec-Fetch-Site`), a POST without
+/// or with a wrong token, and any request naming another `Host` (DNS
+/// rebinding) are refused and change nothing; the page carries the token, a
+/// same-origin call with it works, and `/metrics` needs no token.
+#[test]
+fn dashboard_refuses_cross_site_rebound_and_tokenless_calls() {
+    let demo = Demo::start("web-csrf", &[]);
+    demo.produce(5, "order.placed");
+    let addr = demo.addr();
+    let rebound = format!("attacker.example:{}", addr.rsplit(':').next().unwrap());
+    let (host, token) = (("Host", addr), ("X-Host-Token", demo.token.as_str()));
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let attempts: [(&str, Vec<Header>, u16); 6] = [
+        ("a cross-site form", vec![host, form, ("Origin", "https://evil.example")], 403),
+        ("a cross-site Origin with the token", vec![host, token, ("Origin", "https://evil.example")], 403),
+        ("Sec-Fetch-Site: cross-site with the token", vec![host, token, ("Sec-Fetch-Site", "cross-site")], 403),
+        ("no token", vec![host, form], 403),
+        ("a wrong token", vec![host, ("X-Host-Token", "00112233445566778899aabbccddeeff")], 403),
+        ("a rebound Host with the token", vec![("Host", rebound.as_str()), token], 421),
+    ];
+    for (what, headers, want) in &attempts {
+        let (status, body) = http(addr, "POST", "/api/reset", headers, "confirm=yes");
+        assert_eq!(status, *want, "{what}: {body}");
+        assert!(body.contains("refused"), "{what}: a clear reason: {body}");
+        assert_eq!(xlen(&demo.stream), 5, "{what}: the stream was not wiped");
+    }
+    let (status, body) = http(addr, "POST", "/api/groups/notifications/consumers/worker-a/claim", &[host], "");
+    assert_eq!(status, 403, "a claim without the token: {body}");
+
+    // After DNS rebinding the page's requests name the attacker's host: nothing is served, least of all the token.
+    for path in ["/", "/api/state", "/metrics"] {
+        let (status, body) = http(addr, "GET", path, &[("Host", rebound.as_str())], "");
+        assert_eq!(status, 421, "GET {path} with a rebound Host: {body}");
+        assert!(!body.contains(&demo.token), "GET {path} leaked the token");
+    }
+    let (status, page) = http(addr, "GET", "/", &[host], "");
+    assert_eq!(status, 200);
+    assert!(page.contains(&demo.token), "the page carries the token");
+    let (status, _) = http(addr, "GET", "/metrics", &[host], "");
+    assert_eq!(status, 200, "Prometheus scrapes without a token");
+
+    let origin = format!("http://{addr}");
+    let same = [host, token, ("Origin", origin.as_str()), ("Sec-Fetch-Site", "same-origin")];
+    let (status, body) = http(addr, "POST", "/api/reset", &same, "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(xlen(&demo.stream), 0, "the page's own reset works");
+}
+
+/// `host run --metrics` on loopback refuses a rebound `Host` and serves
+/// Prometheus as before.
+#[test]
+fn metrics_endpoint_refuses_a_rebound_host() {
+    let stream = unique_stream("web-metrics");
+    let mut host = HostProcess::run(&stream, "chaos", &["--metrics", "127.0.0.1:0"]);
+    host.wait_log(MINUTE, "the metrics line", |log| log.iter().any(|l| l.contains("metrics on http://")));
+    let line = host.log.iter().find(|l| l.contains("metrics on http://")).unwrap().clone();
+    let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let rebound = format!("attacker.example:{}", addr.rsplit(':').next().unwrap());
+    let (status, body) = http(&addr, "GET", "/metrics", &[("Host", rebound.as_str())], "");
+    assert_eq!(status, 421, "{body}");
+    let (status, body) = http(&addr, "GET", "/metrics", &[("Host", addr.as_str())], "");
+    assert_eq!(status, 200);
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let (status, _) = host.terminate();
+    assert!(status.success());
+}
