@@ -57,6 +57,7 @@ pub use limits::Limits;
 pub use plugin::{LoadError, Plugin, version_of as plugin_version};
 pub use produce::produce;
 pub use run::run;
+pub use streams::masked::urls_in as mask_urls;
 pub use verdict::Verdict;
 
 use tokio_util::sync::CancellationToken;

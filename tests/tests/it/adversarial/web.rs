@@ -101,3 +101,82 @@ fn metrics_endpoint_refuses_a_rebound_host() {
     let (status, _) = host.terminate();
     assert!(status.success());
 }
+
+/// Everything a `host` command prints: exit status, stdout and stderr.
+fn host_output(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(host_bin())
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("run host");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// A Redis password (in the user info, holding an `@`, or in a unix
+/// socket's `?pass=`) is in no line the host prints: not in the
+/// "consuming" line, `host bench`'s output or the demo's `/api/state`, nor
+/// in the errors of a wrong password, an unknown user, an unreachable
+/// server or a `host.toml` that quotes the URL.
+#[test]
+fn redis_passwords_are_never_printed() {
+    const PASSWORD: &str = "p4ss@S3CRET";
+    let leaked = |text: &str| text.contains("S3CRET");
+    let dir = plugin_dir("web-secret");
+    let socket = dir.join("redis.sock");
+    let socket = socket.to_str().unwrap();
+    let redis =
+        PrivateRedis::start_with(&["--requirepass", PASSWORD, "--unixsocket", socket, "--unixsocketperm", "700"]);
+    let port = redis.url.rsplit(':').next().unwrap();
+    let tcp = format!("redis://:{PASSWORD}@127.0.0.1:{port}");
+    let unix = format!("redis+unix://{socket}?pass={PASSWORD}");
+    let orders = plugin("orders");
+    let orders = orders.to_str().unwrap();
+    let stream = unique_stream("web-secret");
+
+    for url in [&tcp, &unix] {
+        let mut host =
+            HostProcess::start(&["run", "--plugin", orders, "--stream", &stream, "--group", "g", "--redis", url]);
+        host.wait_log(MINUTE, "the consuming line", |log| log.iter().any(|l| l.contains("consuming")));
+        let (status, _) = host.terminate();
+        assert!(status.success(), "{url}: {:#?}", host.log);
+        let lines: Vec<&String> = host.log.iter().filter(|l| leaked(l)).collect();
+        assert!(lines.is_empty(), "host run printed the password: {lines:#?}");
+        assert!(host.log.iter().any(|l| l.contains("consuming") && l.contains("***")), "{:#?}", host.log);
+    }
+    let (ok, text) = host_output(&["bench", "--handler", "native", "--entries", "20", "--redis", &tcp]);
+    assert!(ok && !leaked(&text), "host bench: {text}");
+
+    let mut demo = Demo::start("web-secret", &["--redis", &tcp]);
+    let state = demo.state().to_string();
+    assert!(!leaked(&state), "/api/state shows the password: {state}");
+    assert!(state.contains("redis://:***@127.0.0.1"), "/api/state names the server, masked: {state}");
+    demo.process.terminate();
+    let lines: Vec<&String> = demo.process.log.iter().filter(|l| leaked(l)).collect();
+    assert!(lines.is_empty(), "host demo printed the password: {lines:#?}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    for url in [
+        format!("redis://:wr0ng-S3CRET@127.0.0.1:{port}"),
+        format!("redis://admin:{PASSWORD}@127.0.0.1:{port}"),
+        format!("redis://:{PASSWORD}@127.0.0.1:{closed}"),
+        format!("redis+unix://{socket}?pass=wr0ng-S3CRET"),
+    ] {
+        let run = ["run", "--plugin", orders, "--stream", &stream, "--group", "g", "--redis", &url];
+        for args in [&run[..], &["info", "--stream", &stream, "--redis", &url]] {
+            let (ok, text) = host_output(args);
+            assert!(!ok, "{} with {url} fails", args[0]);
+            assert!(!leaked(&text), "host {} printed the password: {text}", args[0]);
+            assert!(text.contains("***"), "the error names the server, masked: {text}");
+        }
+    }
+
+    // A misspelt key: the settings error quotes the line, URL and all.
+    std::fs::write(dir.join("host.toml"), format!("redis_url = \"{tcp}\"\n")).unwrap();
+    let (ok, text) = host_output(&["run", "--plugins", dir.to_str().unwrap()]);
+    assert!(!ok && text.contains("redis_url"), "{text}");
+    assert!(!leaked(&text), "the settings error printed the password: {text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
