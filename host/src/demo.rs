@@ -110,11 +110,14 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> 
         if let Some(path) = &token_file {
             token.write_to(path)?;
         }
+        // Watching before the dashboard is announced: a build dropped in right after is not missed.
+        let paths: Vec<_> = demo.groups.iter().map(|g| g.config.plugin.clone()).collect();
+        let watcher = Watcher::new(&paths)?;
         demo.seed().await?;
         tracing::info!("dashboard on http://{bound}/ (metrics on http://{bound}/metrics)");
         println!("demo: open http://{bound}/ in a browser (Ctrl-C stops the demo)");
         println!("demo: scripts send `X-Host-Token: {}` with POST and DELETE calls", token.as_str());
-        demo.watch(&shutdown).await
+        demo.watch(watcher, &shutdown).await
     }
     .await;
     demo.stop().await;
@@ -154,6 +157,8 @@ impl Demo {
                     plugin.display()
                 );
             }
+            // As the watcher names it, or a new build of it is never recognised.
+            let plugin = crate::watcher::resolve(&plugin)?;
             let mut run_config = RunConfig::new(url, plugin, &config.stream, group, consumers[0]);
             run_config.consumers = consumers.iter().map(|c| c.to_string()).collect();
             run_config.min_idle = config.claim_idle;
@@ -187,10 +192,9 @@ impl Demo {
         Ok(())
     }
 
-    /// Reloads a group's plugin whenever its file changes, until `shutdown`.
-    async fn watch(&self, shutdown: &CancellationToken) -> Result<()> {
-        let paths: Vec<_> = self.groups.iter().map(|g| g.config.plugin.clone()).collect();
-        let mut watcher = Watcher::new(&paths)?;
+    /// Reloads a group's plugin whenever `watcher` (on the plugin files)
+    /// sees its file change, until `shutdown`.
+    async fn watch(&self, mut watcher: Watcher, shutdown: &CancellationToken) -> Result<()> {
         loop {
             let changed = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),

@@ -504,7 +504,9 @@ fn demo_starts_and_stops_its_own_redis() {
 
 /// The page in headless Chromium: produce 20, both groups process them,
 /// crash worker-a's next 3, wait past the idle threshold, claim to worker-b,
-/// pending back to 0. The screenshot is kept as a test artifact.
+/// pending back to 0; then a new build replaces the notifications plugin,
+/// named by a relative path as the demo's default is, and the plugins panel
+/// shows its version. The screenshot is kept as a test artifact.
 #[test]
 fn browser_produce_crash_claim() {
     let modules = std::env::var("PLAYWRIGHT_MODULES").unwrap_or_else(|_| {
@@ -519,7 +521,18 @@ fn browser_produce_crash_claim() {
         std::path::Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
         "Chromium not found: `scripts/install-deps.sh browser` installs Debian's chromium"
     );
-    let demo = Demo::start("dash-browser", &[]);
+    let dir = plugin_dir("dash-browser");
+    let dist = dir.join("plugins/dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    for name in ["orders", "c-orders"] {
+        std::fs::copy(plugin(name), dist.join(format!("{name}.wasm"))).unwrap();
+    }
+    let new_build = dir.join("orders-v2.wasm");
+    std::fs::write(&new_build, variant("orders", b"browser-v2")).unwrap();
+    let new_version = host::plugin_version(&std::fs::read(&new_build).unwrap());
+    let relative =
+        ["--notifications-plugin", "plugins/dist/orders.wasm", "--analytics-plugin", "plugins/dist/c-orders.wasm"];
+    let demo = Demo::start_in(Some(&dir), "dash-browser", &relative);
     let artifacts = artifacts_dir();
     let screenshot = artifacts.join("dashboard.png");
     let _ = std::fs::remove_file(&screenshot);
@@ -528,6 +541,9 @@ fn browser_produce_crash_claim() {
         .arg(format!("{}/", demo.base))
         .arg(&screenshot)
         .arg(CLAIM_IDLE_MS.to_string())
+        .arg(dist.join("orders.wasm"))
+        .arg(&new_build)
+        .arg(&new_version)
         .env("PLAYWRIGHT_MODULES", &modules)
         .output()
         .expect("cannot run node: install Debian's nodejs (`scripts/install-deps.sh node`)");
@@ -535,11 +551,14 @@ fn browser_produce_crash_claim() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("worker-b claimed 3 entries and pending is back to 0"), "{stdout}");
+    assert!(stdout.contains(&format!("the plugins panel shows version {new_version}")), "{stdout}");
     let png = std::fs::read(&screenshot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
     let mut r = conn();
     assert!(drained(&mut r, &demo.stream), "Redis agrees: nothing pending, nothing unread");
     eprintln!("dashboard screenshot: {}", screenshot.display());
+    drop(demo);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Where tests leave artifacts: `$CARGO_TARGET_DIR/test-artifacts` (or target/).

@@ -180,3 +180,69 @@ fn redis_passwords_are_never_printed() {
     assert!(!leaked(&text), "the settings error printed the password: {text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Polls `cond` every 50 ms; fails with `what` after a minute.
+fn poll(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < MINUTE, "timed out after a minute waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Plugins named by relative paths are hot-reloaded as absolute ones are:
+/// `host run --plugin FILE` swaps a replaced file in, `host run --plugins
+/// DIR` applies an edited `host.toml`, and `host demo` with its default form
+/// of path (`plugins/dist/orders.wasm`) shows a replaced plugin's version.
+#[test]
+fn relative_paths_hot_reload() {
+    let dir = plugin_dir("web-relative");
+    let dist = dir.join("plugins/dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    for name in ["orders", "c-orders", "chaos"] {
+        std::fs::copy(plugin(name), dist.join(format!("{name}.wasm"))).unwrap();
+    }
+    let consuming = |log: &[String]| log.iter().any(|l| l.contains("consuming"));
+
+    let stream = unique_stream("web-relative");
+    let args =
+        ["run", "--plugin", "plugins/dist/chaos.wasm", "--stream", &stream, "--group", "g", "--redis", redis_url()];
+    let mut run = HostProcess::start_in(Some(&dir), &args, &[]);
+    run.wait_log(MINUTE, "host run to consume", consuming);
+    let v2 = chaos_variant(b"relative-run");
+    let version = host::plugin_version(&v2);
+    install(&dist.join("chaos.wasm"), &v2);
+    run.wait_log(MINUTE, "host run to reload the replaced file", |log| {
+        log.iter().any(|l| l.contains("reloaded") && l.contains(&version))
+    });
+    assert!(run.terminate().0.success());
+
+    let folder = dir.join("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(plugin("chaos"), folder.join("chaos.wasm")).unwrap();
+    let stream = unique_stream("web-relative");
+    let settings =
+        |consumers: u32| format!("[plugins.chaos]\nstream = \"{stream}\"\ngroup = \"g\"\nconsumers = {consumers}\n");
+    std::fs::write(folder.join("host.toml"), settings(1)).unwrap();
+    let mut serve = HostProcess::start_in(Some(&dir), &["run", "--plugins", "folder", "--redis", redis_url()], &[]);
+    serve.wait_log(MINUTE, "the folder's plugin to consume", consuming);
+    std::fs::write(folder.join("host.toml"), settings(2)).unwrap();
+    serve.wait_log(MINUTE, "the edited host.toml to apply", |log| {
+        log.iter().any(|l| l.contains("settings changed"))
+            && log.iter().any(|l| l.contains("consuming") && l.contains("consumers=2"))
+    });
+    assert!(serve.terminate().0.success());
+
+    let plugins =
+        ["--notifications-plugin", "plugins/dist/orders.wasm", "--analytics-plugin", "plugins/dist/c-orders.wasm"];
+    let demo = Demo::start_in(Some(&dir), "web-relative", &plugins);
+    let v2 = variant("orders", b"relative-demo");
+    let version = host::plugin_version(&v2);
+    install(&dist.join("orders.wasm"), &v2);
+    poll("the demo's plugins panel to show the replaced plugin", || {
+        let panel = demo.ok("GET", "/api/plugins", None);
+        panel.as_array().unwrap().iter().any(|p| p["group"] == "notifications" && p["version"] == version.as_str())
+    });
+    drop(demo);
+    let _ = std::fs::remove_dir_all(&dir);
+}
