@@ -315,6 +315,10 @@ struct DemoArgs {
     /// Dashboard address to listen on.
     #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
+    /// Write the dashboard's per-run API token to FILE (mode 0600, removed on
+    /// exit): scripts send it as the X-Host-Token header of POST and DELETE calls.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Pending entries idle this long (ms) may be claimed, by the claim button or the reapers.
     #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
     claim_idle_ms: u64,
@@ -412,6 +416,7 @@ impl DemoArgs {
             reset: !self.no_reset,
             maxlen: self.maxlen,
             listen: std::net::SocketAddr::new(self.bind, self.port),
+            token_file: self.token_file,
             claim_idle: Duration::from_millis(self.claim_idle_ms),
             reap_interval: Duration::from_millis(self.reap_interval_ms),
             notifications_plugin: self.notifications_plugin,

@@ -88,6 +88,8 @@ pub struct DemoConfig {
     pub maxlen: u64,
     /// Where the dashboard (and `/metrics`) listens.
     pub listen: std::net::SocketAddr,
+    /// Where to write the dashboard's per-run API token (0600) for scripts.
+    pub token_file: Option<PathBuf>,
     /// Idle time after which pending entries may be claimed (manual claim and reaper).
     pub claim_idle: Duration,
     /// How often each consumer's reaper claims idle entries by itself.

@@ -1,6 +1,8 @@
 //! The `host demo` web dashboard: the page (one HTML file embedded in the
 //! binary, no front-end build) and the JSON API it drives. Every route maps
-//! onto one [`Demo`] method; `/metrics` is served beside them.
+//! onto one [`Demo`] method; `/metrics` is served beside them. Every call
+//! but GET needs the run's token in `X-Host-Token` ([`crate::guard`]); the
+//! page carries it, embedded as it is served.
 //!
 //! | route | action |
 //! |---|---|
@@ -20,6 +22,7 @@
 //! | `POST /api/dead-letters/requeue` `{ids}` (none: all) | requeue |
 
 use crate::demo::{ActionError, Demo, trim_of};
+use crate::guard::Token;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -31,11 +34,14 @@ use std::sync::Arc;
 
 /// The page: HTML, CSS and script in one file.
 const PAGE: &str = include_str!("../assets/dashboard.html");
+/// Where the page takes the token (a `<meta>` its script reads).
+const TOKEN_SLOT: &str = "{{HOST_TOKEN}}";
 
-/// The dashboard's routes (and `/metrics`).
-pub fn router(demo: Arc<Demo>) -> Router {
+/// The dashboard's routes (and `/metrics`); the page carries `token`.
+pub fn router(demo: Arc<Demo>, token: &Token) -> Router {
+    let page: Arc<str> = PAGE.replace(TOKEN_SLOT, token.as_str()).into();
     let api = Router::new()
-        .route("/", get(page))
+        .route("/", get(move || serve_page(page.clone())))
         .route("/api/state", get(state))
         .route("/api/produce", post(produce))
         .route("/api/groups/{group}/consumers", post(add_consumer))
@@ -70,8 +76,14 @@ impl IntoResponse for ActionError {
 type Reply = Result<Json<Value>, ActionError>;
 type Shared = State<Arc<Demo>>;
 
-async fn page() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE))
+/// The page, never cached (it holds the run's token) nor framed by another page.
+async fn serve_page(page: Arc<str>) -> impl IntoResponse {
+    let headers = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+    ];
+    (headers, Html(page.to_string()))
 }
 
 async fn state(State(demo): Shared) -> Reply {

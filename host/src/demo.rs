@@ -10,6 +10,7 @@ use crate::control::{Control, LastError, State};
 use crate::dead_letter::DeadLetter;
 use crate::deployment::{Deployment, Member};
 use crate::engine::Engine;
+use crate::guard::{Guard, Token};
 use crate::inspect::{entry_json, text_json};
 use crate::run::{self, Reload};
 use crate::streams::{Connection, PendingEntry, Redis};
@@ -99,18 +100,34 @@ pub struct Demo {
 pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> {
     // The port first: a taken port must fail before the stream is reset.
     let listener = crate::http::bind(config.listen, "the dashboard (--port)").await?;
+    let token = Token::new()?;
     let (url, local) = crate::local_redis::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
+    let token_file = config.token_file.clone();
     let demo = Arc::new(Demo::start(config, &url, &shutdown).await?);
-    let bound = crate::http::serve_on(listener, crate::dashboard::router(demo.clone()), shutdown.clone())?;
-    demo.seed().await?;
-    tracing::info!("dashboard on http://{bound}/ (metrics on http://{bound}/metrics)");
-    println!("demo: open http://{bound}/ in a browser (Ctrl-C stops the demo)");
-    let watched = demo.watch(&shutdown).await;
+    let app = crate::dashboard::router(demo.clone(), &token);
+    let bound = crate::http::serve_on(listener, app, |bound| Guard::dashboard(bound, token.clone()), shutdown.clone())?;
+    let served = async {
+        if let Some(path) = &token_file {
+            token.write_to(path)?;
+        }
+        // Watching before the dashboard is announced: a build dropped in right after is not missed.
+        let paths: Vec<_> = demo.groups.iter().map(|g| g.config.plugin.clone()).collect();
+        let watcher = Watcher::new(&paths)?;
+        demo.seed().await?;
+        tracing::info!("dashboard on http://{bound}/ (metrics on http://{bound}/metrics)");
+        println!("demo: open http://{bound}/ in a browser (Ctrl-C stops the demo)");
+        println!("demo: scripts send `X-Host-Token: {}` with POST and DELETE calls", token.as_str());
+        demo.watch(watcher, &shutdown).await
+    }
+    .await;
     demo.stop().await;
+    if let Some(path) = &token_file {
+        let _ = std::fs::remove_file(path);
+    }
     if let Some(local) = local {
         tracing::info!(pid = local.pid(), "stopping the redis-server started for the demo");
     }
-    watched
+    served
 }
 
 impl Demo {
@@ -140,6 +157,8 @@ impl Demo {
                     plugin.display()
                 );
             }
+            // As the watcher names it, or a new build of it is never recognised.
+            let plugin = crate::watcher::resolve(&plugin)?;
             let mut run_config = RunConfig::new(url, plugin, &config.stream, group, consumers[0]);
             run_config.consumers = consumers.iter().map(|c| c.to_string()).collect();
             run_config.min_idle = config.claim_idle;
@@ -173,10 +192,9 @@ impl Demo {
         Ok(())
     }
 
-    /// Reloads a group's plugin whenever its file changes, until `shutdown`.
-    async fn watch(&self, shutdown: &CancellationToken) -> Result<()> {
-        let paths: Vec<_> = self.groups.iter().map(|g| g.config.plugin.clone()).collect();
-        let mut watcher = Watcher::new(&paths)?;
+    /// Reloads a group's plugin whenever `watcher` (on the plugin files)
+    /// sees its file change, until `shutdown`.
+    async fn watch(&self, mut watcher: Watcher, shutdown: &CancellationToken) -> Result<()> {
         loop {
             let changed = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),

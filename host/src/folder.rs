@@ -35,10 +35,13 @@ struct Folder {
 }
 
 /// Runs every plugin in `config.dir` until `shutdown`.
-pub async fn serve(config: FolderConfig, shutdown: CancellationToken) -> Result<()> {
+pub async fn serve(mut config: FolderConfig, shutdown: CancellationToken) -> Result<()> {
     if !config.dir.is_dir() {
         bail!("plugin folder {} is not a directory (check --plugins)", config.dir.display());
     }
+    // As the watcher names them, or a change to host.toml is never recognised.
+    config.dir = crate::watcher::resolve(&config.dir)?;
+    config.host_file = crate::watcher::resolve(&config.host_file)?;
     let host_file = HostFile::read(&config.host_file)?;
     let redis_url = config.redis_url.clone().or_else(|| host_file.redis.clone());
     let redis = Redis::open(redis_url.as_deref().unwrap_or(crate::config::DEFAULT_REDIS_URL))?;

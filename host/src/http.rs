@@ -1,7 +1,9 @@
 //! The host's HTTP endpoints: `GET /metrics` (Prometheus, OpenMetrics text),
 //! started by `host run --metrics ADDR`, and the server `host demo` runs its
-//! dashboard on (with `/metrics` beside it). Both stop with the process's shutdown.
+//! dashboard on (with `/metrics` beside it). Both stop with the process's
+//! shutdown, and both answer only what [`crate::guard`] admits.
 
+use crate::guard::Guard;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::http::header;
@@ -16,7 +18,7 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 /// Binds `addr` and serves until `shutdown`; returns the bound address (so
 /// port 0 picks a free one).
 pub async fn start(addr: SocketAddr, shutdown: CancellationToken) -> Result<SocketAddr> {
-    let bound = serve(addr, metrics_route(), shutdown, "--metrics").await?;
+    let bound = serve_on(bind(addr, "--metrics").await?, metrics_route(), Guard::metrics, shutdown)?;
     tracing::info!("metrics on http://{bound}/metrics");
     Ok(bound)
 }
@@ -26,13 +28,6 @@ pub fn metrics_route() -> Router {
     Router::new().route("/metrics", get(metrics))
 }
 
-/// Binds `addr` and serves `app` until `shutdown` (`what` names the flag
-/// that chose the address, for the error when it is taken).
-pub async fn serve(addr: SocketAddr, app: Router, shutdown: CancellationToken, what: &str) -> Result<SocketAddr> {
-    let listener = bind(addr, what).await?;
-    serve_on(listener, app, shutdown)
-}
-
 /// Binds `addr` (to serve on later), with a clear error when it is taken.
 pub async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
@@ -40,9 +35,16 @@ pub async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListene
         .with_context(|| format!("cannot listen on {addr} for {what} (is the port taken? pick another)"))
 }
 
-/// Serves `app` on a bound listener until `shutdown`; returns its address.
-pub fn serve_on(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) -> Result<SocketAddr> {
+/// Serves `app` on a bound listener, behind the guard `guard(address)`, until
+/// `shutdown`; returns its address.
+pub fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    guard: impl FnOnce(SocketAddr) -> Guard,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr> {
     let bound = listener.local_addr().context("listener has no address")?;
+    let app = guard(bound).protect(app);
     tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         if let Err(error) = served {

@@ -19,6 +19,7 @@ mod deployment;
 mod engine;
 mod entry;
 mod folder;
+mod guard;
 mod guest_log;
 mod handover;
 mod http;
@@ -57,6 +58,7 @@ pub use limits::Limits;
 pub use plugin::{LoadError, Plugin, version_of as plugin_version};
 pub use produce::produce;
 pub use run::run;
+pub use streams::masked::urls_in as mask_urls;
 pub use verdict::Verdict;
 
 use tokio_util::sync::CancellationToken;

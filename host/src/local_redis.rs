@@ -19,14 +19,15 @@ pub async fn resolve(given: Option<&str>, probe: &str) -> Result<(String, Option
     if let Ok(mut conn) = crate::streams::Redis::open(probe)?.connect(Duration::ZERO).await
         && conn.ping().await.is_ok()
     {
-        tracing::info!("using the Redis answering on {probe}");
+        tracing::info!("using the Redis answering on {}", crate::streams::masked::url(probe));
         return Ok((probe.to_string(), None));
     }
     let local = LocalRedis::start().await?;
     tracing::info!(
         pid = local.pid(),
-        "no Redis given and none answers on {probe}: started redis-server at {} \
+        "no Redis given and none answers on {}: started redis-server at {} \
         (no persistence; stopped on exit)",
+        crate::streams::masked::url(probe),
         local.url()
     );
     Ok((local.url(), Some(local)))

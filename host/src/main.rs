@@ -23,7 +23,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Masked once more: an error may quote what it was given (a URL in a flag or file).
+            eprintln!("error: {}", host::mask_urls(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }

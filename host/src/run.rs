@@ -15,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 /// Consumes `config.stream` until `shutdown` is cancelled, reloading the
 /// plugin whenever its file changes. Returns what each consumer did, or the
 /// first error that ended one of them.
-pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<RunReport> {
+pub async fn run(mut config: RunConfig, shutdown: CancellationToken) -> Result<RunReport> {
     let engine = Engine::new()?;
     let plugin = load(&engine, &config).await?;
+    config.plugin = crate::watcher::resolve(&config.plugin)?;
     let redis = Redis::open(&config.redis_url)?;
     redis.connect(Duration::ZERO).await?;
     let mut watcher = Watcher::new(std::slice::from_ref(&config.plugin))?;

@@ -24,11 +24,17 @@ impl HostFile {
     /// Reads `path`; a missing file is an empty configuration.
     pub fn read(path: &Path) -> Result<Self> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid {}", path.display())),
+            Ok(text) => parse(&text, &format!("invalid {}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HostFile::default()),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
     }
+}
+
+/// Parses a settings file; the error quotes the line at fault, with any
+/// Redis URL in it masked (a password must not reach the log).
+fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| anyhow::anyhow!("{what}: {}", crate::streams::masked::urls_in(&e.to_string())))
 }
 
 /// How many consumers, or their names.
@@ -102,7 +108,7 @@ impl PluginSettings {
     /// Reads a sidecar file.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid sidecar {}", path.display()))
+        parse(&text, &format!("invalid sidecar {}", path.display()))
     }
 
     /// The run configuration of plugin file `plugin` under these settings.

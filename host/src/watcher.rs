@@ -15,6 +15,22 @@ use tokio::sync::mpsc;
 /// gaps between a copy's writes, short enough to feel immediate.
 pub const QUIET: Duration = Duration::from_millis(250);
 
+/// `path` as the watcher reports it: absolute, through no symbolic link
+/// (its directory canonical; a file keeps its name, so a link is watched as
+/// the link and a file not there yet can be named). Callers hold their paths
+/// in this form from start-up, or a relative one never matches an event.
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    let cannot = || format!("cannot resolve {} (does its folder exist?)", path.display());
+    if path.is_dir() {
+        return std::fs::canonicalize(path).with_context(cannot);
+    }
+    let (dir, name) = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => (if dir.as_os_str().is_empty() { Path::new(".") } else { dir }, name),
+        _ => return std::fs::canonicalize(path).with_context(cannot),
+    };
+    Ok(std::fs::canonicalize(dir).with_context(cannot)?.join(name))
+}
+
 /// Events for a set of watched paths (files or directories).
 pub struct Watcher {
     _inner: RecommendedWatcher,
@@ -28,7 +44,7 @@ pub struct Watcher {
 
 impl Watcher {
     /// Watches `paths`: a file is watched through its directory; a directory
-    /// for every file in it.
+    /// for every file in it. Events name them as [`resolve`] does.
     pub fn new(paths: &[PathBuf]) -> Result<Self> {
         let (tx, events) = mpsc::unbounded_channel();
         let mut inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -45,7 +61,7 @@ impl Watcher {
         .context("cannot start the file watcher")?;
         let (mut files, mut dirs) = (Vec::new(), Vec::new());
         for path in paths {
-            let absolute = std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
+            let absolute = resolve(path)?;
             let dir = if absolute.is_dir() {
                 dirs.push(absolute.clone());
                 absolute.clone()
@@ -60,7 +76,8 @@ impl Watcher {
         Ok(Watcher { _inner: inner, events, files, dirs })
     }
 
-    /// The next set of changed paths, once no event has arrived for [`QUIET`].
+    /// The next set of changed paths (as [`resolve`] gives them), once no
+    /// event has arrived for [`QUIET`].
     pub async fn next(&mut self) -> Option<BTreeSet<PathBuf>> {
         let mut changed = BTreeSet::new();
         loop {
@@ -78,5 +95,19 @@ impl Watcher {
                 changed.insert(path);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_to_what_events_name() {
+        let cwd = std::fs::canonicalize(".").unwrap();
+        assert_eq!(resolve(Path::new("x.wasm")).unwrap(), cwd.join("x.wasm"));
+        assert_eq!(resolve(Path::new("./src/../src/x.wasm")).unwrap(), cwd.join("src/x.wasm"));
+        assert_eq!(resolve(Path::new("src")).unwrap(), cwd.join("src"));
+        assert!(resolve(Path::new("no-such-folder/x.wasm")).is_err());
     }
 }

@@ -1,19 +1,23 @@
 // Real-browser check of the `host demo` dashboard, driven by the Rust test
 // `dashboard::browser_produce_crash_claim` (tests/tests/it/dashboard.rs):
-// headless Debian Chromium via playwright-core. It loads the page, produces 20
+// headless Debian Chromium via playwright-core. It loads the page, sees a
+// POST without the run's token refused (the page's own calls carry it), produces 20
 // events, sees both groups process them, crashes worker-a's next 3
 // deliveries, waits past the claim threshold, claims them to worker-b, and
-// sees pending return to 0; then saves a screenshot.
+// sees pending return to 0; then drops NEW_BUILD over the notifications
+// plugin's FILE and sees NEW_VERSION in the plugins panel; then saves a
+// screenshot.
 //
-// usage: node dashboard.cjs URL SCREENSHOT.png CLAIM_IDLE_MS
+// usage: node dashboard.cjs URL SCREENSHOT.png CLAIM_IDLE_MS FILE NEW_BUILD NEW_VERSION
 // env:   PLAYWRIGHT_MODULES (node_modules holding playwright-core), CHROMIUM (default /usr/bin/chromium)
 "use strict";
+const fs = require("fs");
 const path = require("path");
 
-const [url, screenshot, claimIdleMs] = process.argv.slice(2);
+const [url, screenshot, claimIdleMs, pluginFile, newBuild, newVersion] = process.argv.slice(2);
 const modules = process.env.PLAYWRIGHT_MODULES;
-if (!url || !screenshot || !claimIdleMs || !modules) {
-  console.error("usage: PLAYWRIGHT_MODULES=DIR node dashboard.cjs URL SCREENSHOT CLAIM_IDLE_MS");
+if (!url || !screenshot || !claimIdleMs || !pluginFile || !newBuild || !newVersion || !modules) {
+  console.error("usage: PLAYWRIGHT_MODULES=DIR node dashboard.cjs URL SCREENSHOT CLAIM_IDLE_MS FILE NEW_BUILD NEW_VERSION");
   process.exit(2);
 }
 const { chromium } = require(path.join(modules, "playwright-core"));
@@ -41,6 +45,10 @@ const groupField = (group, field) => `document.querySelector('#group-${group} [d
     await page.waitForSelector('#group-notifications tr[data-consumer="worker-a"]');
     await page.waitForSelector('#group-analytics tr[data-consumer="worker-c"]');
     step("page is live with both groups");
+
+    const tokenless = await page.evaluate(async () => (await fetch("/api/reset", { method: "POST" })).status);
+    if (tokenless !== 403) throw new Error(`a POST without the token got HTTP ${tokenless}, not 403`);
+    step("a POST without the token is refused");
 
     await page.fill("#produce-count", "20");
     await page.selectOption("#produce-kind", "order.placed");
@@ -76,6 +84,14 @@ const groupField = (group, field) => `document.querySelector('#group-${group} [d
     await page.waitForFunction(() => /worker-b claimed 3 entries/.test(document.querySelector("#messages")?.textContent));
     await page.waitForFunction(`${groupField("notifications", "pending")} === "0" && ${groupField("analytics", "pending")} === "0"`);
     step("worker-b claimed 3 entries and pending is back to 0");
+
+    // A new build dropped over the plugin file the way deploy tools do it: written beside it, then renamed.
+    fs.copyFileSync(newBuild, `${pluginFile}.tmp`);
+    fs.renameSync(`${pluginFile}.tmp`, pluginFile);
+    const plugin = '#plugins tr[data-group="notifications"]';
+    await page.waitForFunction(`document.querySelector('${plugin} .v')?.textContent === "${newVersion}"
+      && document.querySelector('${plugin} .r')?.textContent.startsWith("ok")`);
+    step(`the plugins panel shows version ${newVersion}`);
 
     await page.screenshot({ path: screenshot, fullPage: true });
     step(`screenshot saved to ${screenshot}`);

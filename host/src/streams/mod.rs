@@ -1,6 +1,7 @@
 //! Every Redis command the host sends, with typed replies. The rest of the
 //! code never builds a raw command.
 
+pub mod masked;
 mod reader;
 mod reply;
 mod scripts;
@@ -26,7 +27,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REPLY_SLACK: Duration = Duration::from_secs(10);
 
 /// Where Redis is: a parsed URL that opens connections.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Redis {
     client: redis::Client,
     /// The URL as given.
@@ -38,7 +39,7 @@ pub struct Redis {
 impl Redis {
     /// Parses `url`; fails with a message naming it when it is not a Redis URL.
     pub fn open(url: &str) -> Result<Self> {
-        let shown_url = mask_password(url);
+        let shown_url = masked::url(url);
         let client = redis::Client::open(url)
             .map_err(|e| anyhow!("invalid Redis URL {shown_url:?}: {e} (expected redis://HOST:PORT[/DB])"))?;
         Ok(Redis { client, url: url.to_string(), shown_url })
@@ -70,6 +71,13 @@ impl Redis {
     /// path: its replies skip redis-rs's parser, see [`Reader`]).
     pub async fn reader(&self) -> Result<Reader> {
         Reader::open(self.client.get_connection_info(), &self.shown_url).await
+    }
+}
+
+/// Shows the URL masked: the raw one is never printed, not even by `{:?}`.
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis").field("url", &self.shown_url).finish_non_exhaustive()
     }
 }
 
@@ -601,30 +609,4 @@ pub enum DeadLettered {
 /// the key was deleted, or Redis restarted without persistence.
 pub fn is_missing_group(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| cause.downcast_ref::<redis::RedisError>().and_then(|e| e.code()) == Some("NOGROUP"))
-}
-
-/// `redis://user:secret@host` → `redis://user:***@host`, so errors never print passwords.
-fn mask_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
-        Some((_, host)) => format!("{scheme}://***@{host}"),
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masks_passwords() {
-        assert_eq!(mask_password("redis://u:pw@h:1"), "redis://u:***@h:1");
-        assert_eq!(mask_password("redis://h:1"), "redis://h:1");
-    }
 }

@@ -14,18 +14,37 @@ const MINUTE: Duration = Duration::from_secs(60);
 const CLAIM_IDLE_MS: u64 = 1000;
 
 /// A `host demo` process on the test Redis, with its dashboard on a free port.
-struct Demo {
-    process: HostProcess,
-    base: String,
-    stream: String,
+pub struct Demo {
+    pub process: HostProcess,
+    /// `http://ADDR`.
+    pub base: String,
+    pub stream: String,
+    /// The run's API token (from `--token-file`), sent with every call.
+    pub token: String,
+    token_file: std::path::PathBuf,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        // The demo removes it on a clean exit, not when killed.
+        let _ = std::fs::remove_file(&self.token_file);
+    }
 }
 
 impl Demo {
     /// Starts the demo on a fresh stream: no sample orders, claim threshold
     /// [`CLAIM_IDLE_MS`], reapers that only run at start (claims are the
     /// test's to make), plus `extra` flags.
-    fn start(name: &str, extra: &[&str]) -> Self {
+    pub fn start(name: &str, extra: &[&str]) -> Self {
+        Self::start_in(None, name, extra)
+    }
+
+    /// Like [`Demo::start`], run in `dir` (so relative plugin paths are resolved there).
+    pub fn start_in(dir: Option<&std::path::Path>, name: &str, extra: &[&str]) -> Self {
         let stream = unique_stream(name);
+        let token_file =
+            std::env::temp_dir().join(format!("host-token-{}-{}", std::process::id(), stream.replace(':', "-")));
+        let token_arg = token_file.to_str().unwrap().to_string();
         let notifications = plugin("orders");
         let analytics = plugin("c-orders");
         let claim = CLAIM_IDLE_MS.to_string();
@@ -37,29 +56,32 @@ impl Demo {
             }
         }
         args.extend_from_slice(extra);
-        if !extra.contains(&"--probe-redis") {
+        if !extra.contains(&"--probe-redis") && !extra.contains(&"--redis") {
             args.extend_from_slice(&["--redis", redis_url()]);
         }
-        let mut process = HostProcess::start(&args);
+        args.extend_from_slice(&["--token-file", &token_arg]);
+        let mut process = HostProcess::start_in(dir, &args, &[]);
         process.wait_log(MINUTE, "the dashboard", |log| log.iter().any(|l| l.contains("dashboard on http://")));
         let line = process.log.iter().find(|l| l.contains("dashboard on http://")).unwrap();
         let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
-        Demo { process, base: format!("http://{addr}"), stream }
+        let token = std::fs::read_to_string(&token_file).expect("the demo wrote its token file").trim().to_string();
+        Demo { process, base: format!("http://{addr}"), stream, token, token_file }
     }
 
-    fn addr(&self) -> &str {
+    pub fn addr(&self) -> &str {
         self.base.trim_start_matches("http://")
     }
 
-    /// A JSON API call; returns the HTTP status and the JSON body.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    /// A JSON API call with the run's token; returns the HTTP status and the JSON body.
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}{path}", self.base);
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let token = self.token.as_str();
         let response = match (method, body) {
             ("GET", _) => agent.get(&url).call(),
-            ("DELETE", _) => agent.delete(&url).call(),
-            (_, Some(body)) => agent.post(&url).send_json(body),
-            (_, None) => agent.post(&url).send_empty(),
+            ("DELETE", _) => agent.delete(&url).header("X-Host-Token", token).call(),
+            (_, Some(body)) => agent.post(&url).header("X-Host-Token", token).send_json(body),
+            (_, None) => agent.post(&url).header("X-Host-Token", token).send_empty(),
         };
         let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = response.status().as_u16();
@@ -68,17 +90,17 @@ impl Demo {
     }
 
     /// A call that must succeed.
-    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let (status, json) = self.call(method, path, body);
         assert_eq!(status, 200, "{method} {path}: {json}");
         json
     }
 
-    fn state(&self) -> Value {
+    pub fn state(&self) -> Value {
         self.ok("GET", "/api/state", None)
     }
 
-    fn produce(&self, count: usize, kind: &str) -> Value {
+    pub fn produce(&self, count: usize, kind: &str) -> Value {
         self.ok("POST", "/api/produce", Some(json!({"count": count, "kind": kind})))
     }
 
@@ -482,7 +504,9 @@ fn demo_starts_and_stops_its_own_redis() {
 
 /// The page in headless Chromium: produce 20, both groups process them,
 /// crash worker-a's next 3, wait past the idle threshold, claim to worker-b,
-/// pending back to 0. The screenshot is kept as a test artifact.
+/// pending back to 0; then a new build replaces the notifications plugin,
+/// named by a relative path as the demo's default is, and the plugins panel
+/// shows its version. The screenshot is kept as a test artifact.
 #[test]
 fn browser_produce_crash_claim() {
     let modules = std::env::var("PLAYWRIGHT_MODULES").unwrap_or_else(|_| {
@@ -497,7 +521,18 @@ fn browser_produce_crash_claim() {
         std::path::Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
         "Chromium not found: `scripts/install-deps.sh browser` installs Debian's chromium"
     );
-    let demo = Demo::start("dash-browser", &[]);
+    let dir = plugin_dir("dash-browser");
+    let dist = dir.join("plugins/dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    for name in ["orders", "c-orders"] {
+        std::fs::copy(plugin(name), dist.join(format!("{name}.wasm"))).unwrap();
+    }
+    let new_build = dir.join("orders-v2.wasm");
+    std::fs::write(&new_build, variant("orders", b"browser-v2")).unwrap();
+    let new_version = host::plugin_version(&std::fs::read(&new_build).unwrap());
+    let relative =
+        ["--notifications-plugin", "plugins/dist/orders.wasm", "--analytics-plugin", "plugins/dist/c-orders.wasm"];
+    let demo = Demo::start_in(Some(&dir), "dash-browser", &relative);
     let artifacts = artifacts_dir();
     let screenshot = artifacts.join("dashboard.png");
     let _ = std::fs::remove_file(&screenshot);
@@ -506,6 +541,9 @@ fn browser_produce_crash_claim() {
         .arg(format!("{}/", demo.base))
         .arg(&screenshot)
         .arg(CLAIM_IDLE_MS.to_string())
+        .arg(dist.join("orders.wasm"))
+        .arg(&new_build)
+        .arg(&new_version)
         .env("PLAYWRIGHT_MODULES", &modules)
         .output()
         .expect("cannot run node: install Debian's nodejs (`scripts/install-deps.sh node`)");
@@ -513,11 +551,14 @@ fn browser_produce_crash_claim() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("worker-b claimed 3 entries and pending is back to 0"), "{stdout}");
+    assert!(stdout.contains(&format!("the plugins panel shows version {new_version}")), "{stdout}");
     let png = std::fs::read(&screenshot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
     let mut r = conn();
     assert!(drained(&mut r, &demo.stream), "Redis agrees: nothing pending, nothing unread");
     eprintln!("dashboard screenshot: {}", screenshot.display());
+    drop(demo);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Where tests leave artifacts: `$CARGO_TARGET_DIR/test-artifacts` (or target/).

@@ -40,19 +40,20 @@ pub fn redis_url() -> &'static str {
 }
 
 fn start_redis() -> Result<String> {
-    let (child, url) = spawn_redis_server()?;
+    let (child, url) = spawn_redis_server(&[])?;
     REDIS_PID.store(child.id() as i32, Ordering::SeqCst);
     // SAFETY: registering a plain extern "C" fn.
     unsafe { libc::atexit(kill_redis) };
     Ok(url)
 }
 
-/// Starts a `redis-server` (no persistence) on a free loopback port and waits
-/// until it answers.
-fn spawn_redis_server() -> Result<(Child, String)> {
+/// Starts a `redis-server` (no persistence, plus `extra` settings) on a free
+/// loopback port and waits until it answers.
+fn spawn_redis_server(extra: &[&str]) -> Result<(Child, String)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut child: Child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -61,8 +62,9 @@ fn spawn_redis_server() -> Result<(Child, String)> {
     let client = redis::Client::open(url.as_str())?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        // With `requirepass`, NOAUTH is the answer of a server that is up.
         if let Ok(mut conn) = client.get_connection()
-            && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+            && redis::cmd("PING").query::<String>(&mut conn).map_or_else(|e| e.code() == Some("NOAUTH"), |_| true)
         {
             return Ok((child, url));
         }
@@ -84,7 +86,12 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     pub fn start() -> Self {
-        let (child, url) = spawn_redis_server().unwrap_or_else(|e| panic!("{e:#}"));
+        Self::start_with(&[])
+    }
+
+    /// With `extra` redis-server settings (e.g. `--requirepass`); `url` has no password.
+    pub fn start_with(extra: &[&str]) -> Self {
+        let (child, url) = spawn_redis_server(extra).unwrap_or_else(|e| panic!("{e:#}"));
         PrivateRedis { child, url }
     }
 
@@ -329,7 +336,16 @@ impl HostProcess {
 
     /// Like [`HostProcess::start`], with extra environment variables.
     pub fn start_env(args: &[&str], env: &[(&str, &OsStr)]) -> Self {
-        let mut child = Command::new(host_bin())
+        Self::start_in(None, args, env)
+    }
+
+    /// Like [`HostProcess::start_env`], in working directory `dir` (relative paths resolve there).
+    pub fn start_in(dir: Option<&Path>, args: &[&str], env: &[(&str, &OsStr)]) -> Self {
+        let mut command = Command::new(host_bin());
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")

@@ -4,3 +4,4 @@
 //! unlucky deployment would, and counts what happened.
 
 mod delivery;
+mod web;
