@@ -7,8 +7,14 @@
 //! Its [`Control`] shows its counters live and carries drills in (crash,
 //! claim now, leave).
 
+mod invoke;
+mod settling;
+
+use invoke::Ahead;
+use settling::Unrecorded;
+
 use crate::control::{Control, State};
-use crate::dead_letter::{self, Origin, Reason};
+use crate::dead_letter::Reason;
 use crate::entry::Entry;
 use crate::handover::{Handover, hand_over};
 use crate::instance::{Delivery, Instance};
@@ -16,15 +22,13 @@ use crate::lease::{Holds, refresh_every};
 use crate::name_lease::NameLease;
 use crate::plugin::Plugin;
 use crate::reaper::{MAX_PAGES_PER_TICK, Reaper};
-use crate::settle::{Action, decide, over_limit_error};
-use crate::streams::{Batch, Connection, DeadLetterMode, DeadLettered, Reader, Redis, is_missing_group};
-use crate::verdict::Verdict;
+use crate::settle::over_limit_error;
+use crate::streams::{Batch, Connection, DeadLetterMode, Reader, Redis, is_missing_group};
 use anyhow::{Context, Result};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 /// Settings shared by every consumer of a run.
@@ -128,36 +132,6 @@ struct Acks {
     ids: Vec<String>,
     produced: Vec<u64>,
 }
-
-/// A batch read ahead: the read in flight, then its result once it came in
-/// (taken while a batch is handled, so its entries are leased meanwhile).
-enum Ahead {
-    InFlight(tokio::task::JoinHandle<Result<(Reader, Batch)>>),
-    Ready(Result<(Reader, Batch)>),
-}
-
-impl Ahead {
-    /// Ids of the entries read, once they are in.
-    fn ids(&self) -> impl Iterator<Item = &String> {
-        let batch = match self {
-            Ahead::Ready(Ok((_, batch))) => Some(batch),
-            _ => None,
-        };
-        batch.into_iter().flat_map(|b| b.entries.iter().map(|e| &e.id))
-    }
-}
-
-/// An audit record still to be written (see `Consumer::unrecorded`).
-struct Unrecorded {
-    id: String,
-    fields: Vec<(Vec<u8>, Vec<u8>)>,
-    deliveries: u32,
-    why: String,
-}
-
-/// Audit records held for a retry at most; past it the entry is named in
-/// the log (an error) instead, so a long outage cannot grow memory for ever.
-const MAX_UNRECORDED: usize = 100_000;
 
 /// A host bug (not a plugin or Redis problem) that ends the consumer.
 #[derive(Debug, thiserror::Error)]
@@ -569,360 +543,6 @@ impl Consumer {
         Ok(())
     }
 
-    /// Calls the plugin for each entry, in order (or once for the batch, for
-    /// a `batch-consumer` plugin), on a blocking thread (Wasm must not stall
-    /// the async reactor), stopping early on shutdown. While it runs, the
-    /// batch's leases (and held retries) are refreshed.
-    async fn invoke(&mut self, entries: Vec<Entry>, shutdown: CancellationToken) -> Result<Vec<(Entry, Verdict)>> {
-        let in_hand: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-        let mut instance = self.instance.take().context("plugin instance lost by an earlier failure")?;
-        let mut plugin = self.plugin.clone();
-        let consumer = self.name.clone();
-        let worker = tokio::task::spawn_blocking(move || {
-            let mut outcomes = Vec::with_capacity(entries.len());
-            let mut rest = Vec::new();
-            if plugin.has_changed().unwrap_or(false) {
-                let next = plugin.borrow_and_update().clone();
-                switch(&mut instance, &next, &consumer);
-            }
-            if instance.batched() {
-                // One call for the whole batch (a `batch-consumer` plugin).
-                let mut entries = entries;
-                let verdicts = instance.handle_batch(&mut entries);
-                outcomes.extend(entries.into_iter().zip(verdicts));
-                return (instance, plugin, outcomes, rest);
-            }
-            let mut entries = entries.into_iter();
-            for mut entry in entries.by_ref() {
-                if shutdown.is_cancelled() {
-                    rest.push(entry);
-                    break;
-                }
-                // A reload between two entries: this one already uses the new version.
-                if plugin.has_changed().unwrap_or(false) {
-                    let next = plugin.borrow_and_update().clone();
-                    switch(&mut instance, &next, &consumer);
-                }
-                let verdict = instance.handle(&mut entry);
-                outcomes.push((entry, verdict));
-            }
-            rest.extend(entries);
-            (instance, plugin, outcomes, rest)
-        });
-        tokio::pin!(worker);
-        let every = refresh_every(self.settings.min_idle);
-        let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // The batch read ahead (if any) comes in while this one runs; its
-        // entries are this consumer's from then on and are leased too.
-        let mut ahead = self.read_ahead.take();
-        let outcome = loop {
-            tokio::select! {
-                joined = &mut worker => break joined.context("plugin worker thread panicked"),
-                read = async {
-                    match &mut ahead {
-                        Some(Ahead::InFlight(read)) => read.await,
-                        _ => std::future::pending().await,
-                    }
-                } => ahead = Some(Ahead::Ready(read.context("read-ahead task panicked").flatten())),
-                _ = refresh.tick() => {
-                    let mut leased = self.leased(&in_hand);
-                    leased.extend(ahead.iter().flat_map(Ahead::ids).cloned());
-                    if let Err(error) = self.lease(&leased).await {
-                        tracing::warn!(consumer = %self.name,
-                            "lease refresh failed (a peer may reclaim entries in progress): {error:#}");
-                    }
-                }
-            }
-        };
-        self.read_ahead = ahead;
-        let (instance, plugin, outcomes, rest) = outcome?;
-        self.instance = Some(instance);
-        self.plugin = plugin;
-        self.abandoned(rest).await;
-        Ok(outcomes)
-    }
-
-    /// Entries handed out but not handled (shutdown came first) stay
-    /// pending — except those trimmed meanwhile, pending nowhere now: they
-    /// are recorded, with the payload the host holds.
-    async fn abandoned(&mut self, entries: Vec<Entry>) {
-        if self.trimmed_in_hand.is_empty() {
-            return;
-        }
-        for entry in entries {
-            if self.trimmed_in_hand.remove(&entry.id) {
-                self.stats.trimmed += 1;
-                let why = "payload trimmed from the stream while waiting to be handled (the host stopped first)";
-                let (fields, count) = (&entry.fields, entry.delivery_count);
-                self.dead_letter(&entry.id, fields, count, Reason::Trimmed, why, DeadLetterMode::Audit).await;
-            }
-        }
-    }
-
-    /// Writes the audit records still owed (see `unrecorded`), stopping at
-    /// the first failure (Redis is still away: the rest waits for the next step).
-    async fn record_unrecorded(&mut self) {
-        let mut owed = std::mem::take(&mut self.unrecorded).into_iter();
-        while let Some(u) = owed.next() {
-            self.dead_letter(&u.id, &u.fields, u.deliveries, Reason::Trimmed, &u.why, DeadLetterMode::Audit).await;
-            if !self.unrecorded.is_empty() {
-                self.unrecorded.extend(owed);
-                return;
-            }
-        }
-    }
-
-    /// What this consumer leases now besides `in_hand`: the batch read
-    /// ahead, once it is in, and the retries it holds.
-    fn leased(&mut self, in_hand: &[String]) -> Vec<String> {
-        let mut leased = in_hand.to_vec();
-        leased.extend(self.read_ahead.iter().flat_map(Ahead::ids).cloned());
-        leased.extend(self.holds.current());
-        leased
-    }
-
-    /// Refreshes the leases of `ids` this consumer still owns. A held retry
-    /// that a peer took or that was acked is no longer held; one whose
-    /// payload was trimmed (Redis drops it from the pending list) gets its
-    /// audit record now, an entry in hand or read ahead gets one when its
-    /// verdict is not ok (the host still has its payload).
-    async fn lease(&mut self, ids: &[String]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.connection().await?;
-        let s = self.settings.clone();
-        let leases = conn.lease(&s.stream, &s.group, &self.name, ids).await?;
-        for id in &leases.lost {
-            if self.holds.release(id) {
-                tracing::info!(consumer = %self.name, stream = %s.stream, entry = %id,
-                    "held retry no longer pending for this consumer (acked or reclaimed by a peer)");
-            }
-        }
-        for id in leases.deleted {
-            if self.holds.release(&id) {
-                self.stats.trimmed += 1;
-                let why = "payload trimmed from the stream while held for a retry";
-                self.dead_letter(&id, &[], 0, Reason::Trimmed, why, DeadLetterMode::Audit).await;
-            } else {
-                self.trimmed_in_hand.insert(id);
-            }
-        }
-        Ok(())
-    }
-
-    /// Acts on each verdict: acks (queued for one XACK, sent with the next
-    /// read), dead letters, and retries left pending (held back when their
-    /// delay needs it).
-    async fn settle(&mut self, outcomes: Vec<(Entry, Verdict)>) {
-        let (stream, group) = (self.settings.stream.clone(), self.settings.group.clone());
-        let mut left = Vec::new();
-        for (entry, verdict) in outcomes {
-            self.stats.handled += 1;
-            match &verdict {
-                Verdict::Retry { .. } => self.stats.retried += 1,
-                Verdict::Fault { .. } => self.stats.faulted += 1,
-                Verdict::Reject { .. } => self.stats.rejected += 1,
-                Verdict::Ack => {}
-            }
-            // Text only for what is not acked: no formatting on the hot path.
-            let verdict_text = if verdict == Verdict::Ack { String::new() } else { verdict.to_string() };
-            if !self.trimmed_in_hand.is_empty() && self.trimmed_in_hand.remove(&entry.id) && verdict != Verdict::Ack {
-                // Redis no longer has it pending, so leaving it pending would
-                // lose it: record it, with the payload the host still holds.
-                self.stats.trimmed += 1;
-                self.control.set_last_error(&entry.id, &verdict_text);
-                let why = format!("payload trimmed from the stream while being handled; {verdict_text}");
-                let (fields, count) = (&entry.fields, entry.delivery_count);
-                self.dead_letter(&entry.id, fields, count, Reason::Trimmed, &why, DeadLetterMode::Audit).await;
-                continue;
-            }
-            match decide(verdict, entry.delivery_count, self.settings.max_deliveries) {
-                Action::Ack => {
-                    self.forget(&entry.id);
-                    if self.settings.latency.is_some() {
-                        self.unacked_produced.push(crate::bench::Latency::produced_at(&entry));
-                    }
-                    self.unacked.push(entry.id);
-                }
-                Action::DeadLetter { reason, error } => {
-                    self.control.set_last_error(&entry.id, &verdict_text);
-                    let (fields, count) = (&entry.fields, entry.delivery_count);
-                    self.dead_letter(&entry.id, fields, count, reason, &error, DeadLetterMode::Settle).await;
-                }
-                Action::Leave { error, hold } => {
-                    self.control.set_last_error(&entry.id, &verdict_text);
-                    tracing::warn!(%stream, %group, consumer = %self.name, entry = %entry.id,
-                        deliveries = entry.delivery_count, "left pending: {verdict_text}");
-                    left.push((entry, hold, error));
-                }
-            }
-        }
-        self.leave_pending(left).await;
-    }
-
-    /// Entries left pending for a retry: first confirms they still are, in
-    /// one lease refresh (which also restarts their idle clock, so the
-    /// reaper's wait counts from the verdict). One whose payload was trimmed
-    /// is pending nowhere: recorded now, with its payload, or it would be
-    /// lost. One a peer took over (or that was acked) is not held.
-    async fn leave_pending(&mut self, left: Vec<(Entry, Option<Duration>, String)>) {
-        if left.is_empty() {
-            return;
-        }
-        let s = self.settings.clone();
-        let ids: Vec<String> = left.iter().map(|(entry, ..)| entry.id.clone()).collect();
-        let checked = match self.connection().await {
-            Ok(mut conn) => conn.lease(&s.stream, &s.group, &self.name, &ids).await,
-            Err(error) => Err(error),
-        };
-        let leases = checked.unwrap_or_else(|error| {
-            tracing::warn!(consumer = %self.name, "cannot confirm entries left pending (kept as they are): {error:#}");
-            Default::default()
-        });
-        for (entry, hold, error) in left {
-            if leases.deleted.contains(&entry.id) {
-                self.stats.trimmed += 1;
-                let why = format!("payload trimmed from the stream while being handled; {error}");
-                let (fields, count) = (&entry.fields, entry.delivery_count);
-                self.dead_letter(&entry.id, fields, count, Reason::Trimmed, &why, DeadLetterMode::Audit).await;
-                continue;
-            }
-            if leases.lost.contains(&entry.id) {
-                tracing::info!(stream = %s.stream, consumer = %self.name, entry = %entry.id,
-                    "no longer pending for this consumer (a peer took it over, or it was acked)");
-                self.forget(&entry.id);
-                continue;
-            }
-            if let Some(delay) = hold {
-                let delay = delay.min(s.max_retry_delay);
-                if !self.holds.hold(entry.id.clone(), delay, s.min_idle) {
-                    tracing::warn!(stream = %s.stream, consumer = %self.name, entry = %entry.id,
-                        "{} retries held already: this one comes back after --min-idle-ms, sooner than the {} ms \
-                         asked", crate::lease::MAX_HOLDS, delay.as_millis());
-                }
-            }
-            if self.last_errors.len() < MAX_REMEMBERED_ERRORS || self.last_errors.contains_key(&entry.id) {
-                self.last_errors.insert(entry.id, error);
-            }
-        }
-    }
-
-    /// Writes a dead-letter record and acks the original in one server-side
-    /// step, only while this consumer owns the entry (`Settle`; an `Audit`
-    /// of a trimmed entry is always written). On failure nothing was written
-    /// and the entry stays pending, to be retried later.
-    async fn dead_letter(
-        &mut self,
-        id: &str,
-        fields: &[(Vec<u8>, Vec<u8>)],
-        deliveries: u32,
-        reason: Reason,
-        error: &str,
-        mode: DeadLetterMode,
-    ) {
-        let s = self.settings.clone();
-        let tag = match &self.instance {
-            Some(instance) => instance.tag().clone(),
-            None => self.plugin.borrow().tag.clone(),
-        };
-        let origin = Origin {
-            stream: &s.stream,
-            group: &s.group,
-            consumer: &self.name,
-            plugin: &tag.name,
-            version: &tag.version,
-        };
-        let record = dead_letter::record(&origin, id, fields, deliveries, reason, error);
-        let result = match self.connection().await {
-            Ok(mut conn) => conn.dead_letter(&s.stream, &s.group, &self.name, id, &s.dead_letter, mode, &record).await,
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok(DeadLettered::Written(dead_id)) => {
-                self.stats.dead_lettered += 1;
-                crate::metrics::global().dead_lettered(&s.stream, &s.group, &tag, reason.as_str());
-                self.forget(id);
-                tracing::warn!(stream = %s.stream, group = %s.group, consumer = %self.name, entry = %id,
-                    dead_letter = %s.dead_letter, %dead_id, deliveries, reason = reason.as_str(), "dead-lettered: {error}");
-            }
-            Ok(DeadLettered::NotOwned(owner)) => {
-                self.forget(id);
-                let now =
-                    if owner.is_empty() { "pending for nobody (acked)".into() } else { format!("owned by {owner}") };
-                tracing::warn!(stream = %s.stream, group = %s.group, consumer = %self.name, entry = %id,
-                    "not dead-lettered: the entry is now {now}, whose verdict counts");
-            }
-            Err(failure) if mode == DeadLetterMode::Audit => {
-                self.conn = None;
-                if self.unrecorded.len() >= MAX_UNRECORDED {
-                    tracing::error!(consumer = %self.name, entry = %id,
-                        "trimmed entry could not be recorded in the dead-letter stream: {failure:#}");
-                    return;
-                }
-                tracing::warn!(consumer = %self.name, entry = %id,
-                    "recording a trimmed entry failed, trying again at the next step: {failure:#}");
-                let (id, fields, why) = (id.to_string(), fields.to_vec(), error.to_string());
-                self.unrecorded.push(Unrecorded { id, fields, deliveries, why });
-            }
-            Err(failure) => {
-                tracing::warn!(consumer = %self.name, entry = %id, "dead-lettering failed, entry stays pending: {failure:#}");
-                self.conn = None;
-            }
-        }
-    }
-
-    fn forget(&mut self, id: &str) {
-        // Both are usually empty: skip hashing the id then (this runs per acked entry).
-        if !self.last_errors.is_empty() {
-            self.last_errors.remove(id);
-        }
-        if !self.holds.is_empty() {
-            self.holds.release(id);
-        }
-    }
-
-    /// XACKs the ids handled Ok so far.
-    async fn flush_acks(&mut self) -> Result<()> {
-        if self.unacked.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.connection().await?;
-        let (stream, group) = (&self.settings.stream, &self.settings.group);
-        let acked = if self.settings.ack_each {
-            let mut acked = 0;
-            for (i, id) in self.unacked.iter().enumerate() {
-                match conn.ack(stream, group, std::slice::from_ref(id)).await {
-                    Ok(n) => acked += n,
-                    Err(error) => {
-                        // Keep only what is still unacked for the next try.
-                        self.unacked.drain(..i);
-                        return Err(error);
-                    }
-                }
-            }
-            acked
-        } else {
-            conn.ack(stream, group, &self.unacked).await?
-        };
-        if let Some(latency) = &self.settings.latency {
-            latency.acked(&self.unacked_produced);
-            self.unacked_produced.clear();
-        }
-        tracing::debug!(consumer = %self.name, stream = %self.settings.stream, "acked {acked} of {} entries", self.unacked.len());
-        self.count_acked(self.unacked.len());
-        self.unacked.clear();
-        Ok(())
-    }
-
-    /// Counts `n` ids acked.
-    fn count_acked(&mut self, n: usize) {
-        self.stats.acked += n as u64;
-        crate::metrics::global().acked(&self.settings.stream, &self.settings.group, n as u64);
-        self.publish();
-    }
-
     /// The consumer's connection (a cheap handle), opened if needed.
     async fn connection(&mut self) -> Result<Connection> {
         if self.conn.is_none() {
@@ -1000,17 +620,5 @@ impl Consumer {
             _ = tokio::time::sleep(self.backoff) => {}
         }
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-    }
-}
-
-/// Moves `instance` to a new plugin version, keeping the old one if the new
-/// one cannot be instantiated.
-fn switch(instance: &mut Instance, plugin: &Plugin, consumer: &str) {
-    let old = instance.tag().version.clone();
-    match instance.switch_to(plugin) {
-        Ok(()) => tracing::info!(consumer, plugin = %plugin.tag.name, version = %plugin.tag.version,
-            "switched from version {old}"),
-        Err(error) => tracing::error!(consumer, plugin = %plugin.tag.name, version = %plugin.tag.version,
-            "cannot instantiate the new version, staying on {old}: {error:#}"),
     }
 }

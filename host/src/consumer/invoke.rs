@@ -1,0 +1,183 @@
+//! Invoking the plugin for a batch on a blocking thread (Wasm must not stall
+//! the async reactor), while the consumer keeps leases fresh: on the entries
+//! in hand, on the batch read ahead once it is in, and on held retries —
+//! only those it still owns. Entries Redis dropped meanwhile (payload
+//! trimmed) are noted, so their verdicts record them instead of losing them.
+
+use super::Consumer;
+use crate::dead_letter::Reason;
+use crate::entry::Entry;
+use crate::instance::Instance;
+use crate::lease::refresh_every;
+use crate::plugin::Plugin;
+use crate::streams::{Batch, DeadLetterMode, Reader};
+use crate::verdict::Verdict;
+use anyhow::{Context, Result};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+/// A batch read ahead: the read in flight, then its result once it came in
+/// (taken while a batch is handled, so its entries are leased meanwhile).
+pub(super) enum Ahead {
+    InFlight(tokio::task::JoinHandle<Result<(Reader, Batch)>>),
+    Ready(Result<(Reader, Batch)>),
+}
+
+impl Ahead {
+    /// Ids of the entries read, once they are in.
+    pub(super) fn ids(&self) -> impl Iterator<Item = &String> {
+        let batch = match self {
+            Ahead::Ready(Ok((_, batch))) => Some(batch),
+            _ => None,
+        };
+        batch.into_iter().flat_map(|b| b.entries.iter().map(|e| &e.id))
+    }
+}
+
+impl Consumer {
+    /// Calls the plugin for each entry, in order (or once for the batch, for
+    /// a `batch-consumer` plugin), on a blocking thread (Wasm must not stall
+    /// the async reactor), stopping early on shutdown. While it runs, the
+    /// batch's leases (and held retries) are refreshed.
+    pub(super) async fn invoke(
+        &mut self,
+        entries: Vec<Entry>,
+        shutdown: CancellationToken,
+    ) -> Result<Vec<(Entry, Verdict)>> {
+        let in_hand: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+        let mut instance = self.instance.take().context("plugin instance lost by an earlier failure")?;
+        let mut plugin = self.plugin.clone();
+        let consumer = self.name.clone();
+        let worker = tokio::task::spawn_blocking(move || {
+            let mut outcomes = Vec::with_capacity(entries.len());
+            let mut rest = Vec::new();
+            if plugin.has_changed().unwrap_or(false) {
+                let next = plugin.borrow_and_update().clone();
+                switch(&mut instance, &next, &consumer);
+            }
+            if instance.batched() {
+                // One call for the whole batch (a `batch-consumer` plugin).
+                let mut entries = entries;
+                let verdicts = instance.handle_batch(&mut entries);
+                outcomes.extend(entries.into_iter().zip(verdicts));
+                return (instance, plugin, outcomes, rest);
+            }
+            let mut entries = entries.into_iter();
+            for mut entry in entries.by_ref() {
+                if shutdown.is_cancelled() {
+                    rest.push(entry);
+                    break;
+                }
+                // A reload between two entries: this one already uses the new version.
+                if plugin.has_changed().unwrap_or(false) {
+                    let next = plugin.borrow_and_update().clone();
+                    switch(&mut instance, &next, &consumer);
+                }
+                let verdict = instance.handle(&mut entry);
+                outcomes.push((entry, verdict));
+            }
+            rest.extend(entries);
+            (instance, plugin, outcomes, rest)
+        });
+        tokio::pin!(worker);
+        let every = refresh_every(self.settings.min_idle);
+        let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The batch read ahead (if any) comes in while this one runs; its
+        // entries are this consumer's from then on and are leased too.
+        let mut ahead = self.read_ahead.take();
+        let outcome = loop {
+            tokio::select! {
+                joined = &mut worker => break joined.context("plugin worker thread panicked"),
+                read = async {
+                    match &mut ahead {
+                        Some(Ahead::InFlight(read)) => read.await,
+                        _ => std::future::pending().await,
+                    }
+                } => ahead = Some(Ahead::Ready(read.context("read-ahead task panicked").flatten())),
+                _ = refresh.tick() => {
+                    let mut leased = self.leased(&in_hand);
+                    leased.extend(ahead.iter().flat_map(Ahead::ids).cloned());
+                    if let Err(error) = self.lease(&leased).await {
+                        tracing::warn!(consumer = %self.name,
+                            "lease refresh failed (a peer may reclaim entries in progress): {error:#}");
+                    }
+                }
+            }
+        };
+        self.read_ahead = ahead;
+        let (instance, plugin, outcomes, rest) = outcome?;
+        self.instance = Some(instance);
+        self.plugin = plugin;
+        self.abandoned(rest).await;
+        Ok(outcomes)
+    }
+
+    /// Entries handed out but not handled (shutdown came first) stay
+    /// pending — except those trimmed meanwhile, pending nowhere now: they
+    /// are recorded, with the payload the host holds.
+    pub(super) async fn abandoned(&mut self, entries: Vec<Entry>) {
+        if self.trimmed_in_hand.is_empty() {
+            return;
+        }
+        for entry in entries {
+            if self.trimmed_in_hand.remove(&entry.id) {
+                self.stats.trimmed += 1;
+                let why = "payload trimmed from the stream while waiting to be handled (the host stopped first)";
+                let (fields, count) = (&entry.fields, entry.delivery_count);
+                self.dead_letter(&entry.id, fields, count, Reason::Trimmed, why, DeadLetterMode::Audit).await;
+            }
+        }
+    }
+
+    /// What this consumer leases now besides `in_hand`: the batch read
+    /// ahead, once it is in, and the retries it holds.
+    pub(super) fn leased(&mut self, in_hand: &[String]) -> Vec<String> {
+        let mut leased = in_hand.to_vec();
+        leased.extend(self.read_ahead.iter().flat_map(Ahead::ids).cloned());
+        leased.extend(self.holds.current());
+        leased
+    }
+
+    /// Refreshes the leases of `ids` this consumer still owns. A held retry
+    /// that a peer took or that was acked is no longer held; one whose
+    /// payload was trimmed (Redis drops it from the pending list) gets its
+    /// audit record now, an entry in hand or read ahead gets one when its
+    /// verdict is not ok (the host still has its payload).
+    pub(super) async fn lease(&mut self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.connection().await?;
+        let s = self.settings.clone();
+        let leases = conn.lease(&s.stream, &s.group, &self.name, ids).await?;
+        for id in &leases.lost {
+            if self.holds.release(id) {
+                tracing::info!(consumer = %self.name, stream = %s.stream, entry = %id,
+                    "held retry no longer pending for this consumer (acked or reclaimed by a peer)");
+            }
+        }
+        for id in leases.deleted {
+            if self.holds.release(&id) {
+                self.stats.trimmed += 1;
+                let why = "payload trimmed from the stream while held for a retry";
+                self.dead_letter(&id, &[], 0, Reason::Trimmed, why, DeadLetterMode::Audit).await;
+            } else {
+                self.trimmed_in_hand.insert(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Moves `instance` to a new plugin version, keeping the old one if the new
+/// one cannot be instantiated.
+fn switch(instance: &mut Instance, plugin: &Plugin, consumer: &str) {
+    let old = instance.tag().version.clone();
+    match instance.switch_to(plugin) {
+        Ok(()) => tracing::info!(consumer, plugin = %plugin.tag.name, version = %plugin.tag.version,
+            "switched from version {old}"),
+        Err(error) => tracing::error!(consumer, plugin = %plugin.tag.name, version = %plugin.tag.version,
+            "cannot instantiate the new version, staying on {old}: {error:#}"),
+    }
+}
