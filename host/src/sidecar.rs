@@ -70,7 +70,7 @@ pub struct PluginSettings {
     pub dead_letter: Option<String>,
     /// Hand pending entries over when the plugin is stopped.
     pub handover: Option<bool>,
-    /// Linear memory cap per instance, MiB.
+    /// Memory cap per instance (all its linear memories and tables), MiB.
     pub max_memory_mb: Option<usize>,
     /// Longest error text a plugin may return, bytes.
     pub max_return_bytes: Option<usize>,
