@@ -1,7 +1,8 @@
-//! Issue 16, sandbox limits: an instance's memories and tables share the one
-//! budget of `--max-memory-mb` (wasmtime caps each on its own), and how many
-//! memories and tables it may make is capped, so a hand-assembled component
-//! with many of them cannot take many times the limit.
+//! Issue 16, sandbox limits and hardening: an instance's memories and tables
+//! share the one budget of `--max-memory-mb` (wasmtime caps each on its own)
+//! and how many it may make is capped, so a hand-assembled component with many
+//! of them cannot take many times the limit; the compile cache maps no code
+//! that it did not write into a folder only this user can write.
 
 use crate::support::*;
 use std::io::BufRead as _;
@@ -203,4 +204,65 @@ async fn many_tables_share_one_budget() {
 async fn memory_count_is_capped() {
     let refused = run_bomb("memory-count", &bomb(40, Hog::Memory { pages: 1 }), 256).await;
     assert_refused(&refused, "memory count too high", 120);
+}
+
+/// Whether loading fixture `name` with a fresh engine caching in `cache`
+/// came from the cache.
+fn load_from_cache(cache: &std::path::Path, name: &str) -> bool {
+    let engine = host::Engine::with_cache(Some(cache.to_path_buf())).unwrap();
+    host::Plugin::load(&engine, &plugin(name)).unwrap().from_cache
+}
+
+/// The compiled entries (`*.cwasm`) under `cache`, by plugin version.
+fn cache_entries(cache: &std::path::Path) -> Vec<(String, std::path::PathBuf)> {
+    let mut found = Vec::new();
+    for compat in std::fs::read_dir(cache).unwrap().flatten().filter(|e| e.path().is_dir()) {
+        for entry in std::fs::read_dir(compat.path()).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "cwasm") {
+                let stem = path.file_stem().unwrap().to_string_lossy();
+                found.push((stem[..12].to_string(), path));
+            }
+        }
+    }
+    found
+}
+
+/// A compiled entry swapped for another plugin's (real native code, written
+/// by this cache) is not loaded: the plugin is compiled afresh and its entry
+/// rewritten. A new cache folder is private (0700).
+#[test]
+fn a_tampered_cache_entry_is_not_loaded() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cache = plugin_dir("cache-tampered").join("compiled");
+    assert!(!load_from_cache(&cache, "orders") && !load_from_cache(&cache, "noop"), "first loads compile");
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "a new cache folder is private, not {mode:o}");
+    let entries = cache_entries(&cache);
+    let entry_of = |name: &str| {
+        let version = host::plugin_version(&std::fs::read(plugin(name)).unwrap());
+        entries
+            .iter()
+            .find(|(v, _)| *v == version)
+            .unwrap_or_else(|| panic!("no entry for {name}: {entries:?}"))
+            .1
+            .clone()
+    };
+    std::fs::copy(entry_of("noop"), entry_of("orders")).unwrap();
+    assert!(!load_from_cache(&cache, "orders"), "the swapped entry was loaded as orders' code");
+    assert!(load_from_cache(&cache, "orders"), "orders' entry is rewritten and then used");
+    let _ = std::fs::remove_dir_all(cache.parent().unwrap());
+}
+
+/// A cache folder others may write is not used: every load compiles and
+/// nothing is written there.
+#[test]
+fn a_cache_folder_others_can_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cache = plugin_dir("cache-open");
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(!load_from_cache(&cache, "orders"));
+    assert!(!load_from_cache(&cache, "orders"), "loaded code from a world-writable folder");
+    assert_eq!(cache_entries(&cache), vec![], "wrote code into a world-writable folder");
+    let _ = std::fs::remove_dir_all(&cache);
 }
