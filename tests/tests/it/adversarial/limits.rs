@@ -2,7 +2,8 @@
 //! share the one budget of `--max-memory-mb` (wasmtime caps each on its own)
 //! and how many it may make is capped, so a hand-assembled component with many
 //! of them cannot take many times the limit; the compile cache maps no code
-//! that it did not write into a folder only this user can write.
+//! that it did not write into a folder only this user can write; a sidecar's
+//! relative grant is next to it, and cannot widen host.toml's ceiling.
 
 use crate::support::*;
 use std::io::BufRead as _;
@@ -265,4 +266,97 @@ fn a_cache_folder_others_can_write_is_not_used() {
     assert!(!load_from_cache(&cache, "orders"), "loaded code from a world-writable folder");
     assert_eq!(cache_entries(&cache), vec![], "wrote code into a world-writable folder");
     let _ = std::fs::remove_dir_all(&cache);
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Folder mode on `dir` (plus `args`), caching in a folder of its own,
+/// until each of `plugins` started or was refused.
+fn serve_folder(dir: &std::path::Path, args: &[&str], plugins: usize) -> HostProcess {
+    let cache = dir.join(".cache");
+    let mut all = vec!["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()];
+    all.extend_from_slice(args);
+    let mut host = HostProcess::start_env(&all, &[("HOST_CACHE_DIR", cache.as_os_str())]);
+    let settled = |l: &String| l.contains("consuming") || l.contains("not started");
+    host.wait_log(MINUTE, "the plugins to start or be refused", |log| {
+        log.iter().filter(|l| settled(l)).count() >= plugins
+    });
+    host
+}
+
+/// The chaos plugin of a folder reads `file` (an entry on `stream`): what it got.
+async fn read_through(conn: &mut redis::aio::MultiplexedConnection, stream: &str, file: &std::path::Path) -> String {
+    produce(conn, stream, &[vec![("read_file", file.to_string_lossy().into_owned().into_bytes())]]).await;
+    crate::wait_until!(MINUTE, "the probe's dead letter", !dead_letters(conn, stream).await.is_empty());
+    dead_letters(conn, stream).await[0].meta("dlq:error").unwrap().to_string()
+}
+
+/// A sidecar's relative `[grant]` directory is the one next to the sidecar,
+/// not one under the host's working directory: the plugin starts and reads
+/// a file there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relative_grant_resolves_next_to_the_sidecar() {
+    let mut conn = redis().await;
+    let stream = unique_stream("relative-grant");
+    let dir = plugin_dir("relative-grant");
+    std::fs::create_dir(dir.join("reference")).unwrap();
+    std::fs::write(dir.join("reference/rates.txt"), "EUR=1").unwrap();
+    let sidecar = format!("stream = \"{stream}\"\ngroup = \"g\"\n[grant]\ndirs = [\"reference\"]\n");
+    std::fs::write(dir.join("chaos.toml"), sidecar).unwrap();
+    install(&dir.join("chaos.wasm"), &std::fs::read(plugin("chaos")).unwrap());
+    let mut host = serve_folder(&dir, &[], 1);
+    assert!(!host.log.iter().any(|l| l.contains("not started")), "{:#?}", host.log);
+    assert_eq!(read_through(&mut conn, &stream, &dir.join("reference/rates.txt")).await, "ok: EUR=1");
+    host.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// host.toml's `[grant_ceiling]` (kept outside the plugin folder) bounds what
+/// sidecars grant: a sidecar granting a directory inside it serves; one
+/// granting a directory outside it, or an environment variable it does not
+/// name, is refused with an error naming the sidecar; narrowing the ceiling
+/// later stops the plugin that no longer fits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sidecar_cannot_widen_the_grant_ceiling() {
+    let mut conn = redis().await;
+    let root = plugin_dir("ceiling");
+    let dir = root.join("plugins");
+    std::fs::create_dir_all(dir.join("private")).unwrap();
+    std::fs::create_dir_all(root.join("shared/rates")).unwrap();
+    std::fs::write(root.join("shared/rates/eur.txt"), "EUR=1").unwrap();
+    let host_toml = root.join("host.toml");
+    std::fs::write(&host_toml, "[grant_ceiling]\ndirs = [\"shared\"]\nenv = [\"TZ\"]\n").unwrap();
+    let streams: Vec<String> = (0..3).map(|_| unique_stream("ceiling")).collect();
+    let grants = [
+        format!("dirs = [\"{}\"]", root.join("shared/rates").display()),
+        "dirs = [\"private\"]".to_string(),
+        "env = [\"HOME\"]".to_string(),
+    ];
+    for ((name, stream), grant) in ["narrow", "wide-dir", "wide-env"].iter().zip(&streams).zip(&grants) {
+        std::fs::write(
+            dir.join(format!("{name}.toml")),
+            format!("stream = \"{stream}\"\ngroup = \"g\"\n[grant]\n{grant}\n"),
+        )
+        .unwrap();
+        install(&dir.join(format!("{name}.wasm")), &std::fs::read(plugin("chaos")).unwrap());
+    }
+    let mut host = serve_folder(&dir, &["--config", host_toml.to_str().unwrap()], 3);
+    let refused = |name: &str| {
+        let sidecar = dir.join(format!("{name}.toml"));
+        host.log.iter().any(|l| {
+            l.contains("not started") && l.contains(&sidecar.display().to_string()) && l.contains("[grant_ceiling]")
+        })
+    };
+    assert!(refused("wide-dir") && refused("wide-env"), "both widening sidecars refused: {:#?}", host.log);
+    assert!(!refused("narrow"), "{:#?}", host.log);
+    assert_eq!(read_through(&mut conn, &streams[0], &root.join("shared/rates/eur.txt")).await, "ok: EUR=1");
+
+    // Narrowing the ceiling below what a running plugin holds stops it.
+    install(&host_toml, b"[grant_ceiling]\ndirs = [\"shared/other\"]\n");
+    host.wait_log(MINUTE, "narrow to stop", |log| {
+        log.iter().any(|l| l.contains("stopping it: its grants are beyond the new [grant_ceiling]"))
+            && log.iter().any(|l| l.contains("plugin stopped") && l.contains("narrow"))
+    });
+    host.terminate();
+    let _ = std::fs::remove_dir_all(&root);
 }
