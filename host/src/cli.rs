@@ -269,7 +269,8 @@ struct RunArgs {
     /// On shutdown, hand pending entries to a live peer and delete the consumers.
     #[arg(long)]
     handover: bool,
-    /// Linear memory cap per plugin instance, MiB (a failed grow traps).
+    /// Memory cap per plugin instance, MiB: all its linear memories and tables
+    /// together (a failed grow traps).
     #[arg(long, value_name = "MIB", default_value_t = crate::limits::DEFAULT_MAX_MEMORY_MB as u64,
           value_parser = clap::value_parser!(u64).range(1..=65_536))]
     max_memory_mb: u64,

@@ -43,6 +43,11 @@ pub async fn serve(mut config: FolderConfig, shutdown: CancellationToken) -> Res
     config.dir = crate::watcher::resolve(&config.dir)?;
     config.host_file = crate::watcher::resolve(&config.host_file)?;
     let host_file = HostFile::read(&config.host_file)?;
+    if host_file.grant_ceiling.is_some() && inside(&config.host_file, &config.dir) {
+        tracing::warn!(host_file = %config.host_file.display(),
+            "host.toml is inside the plugin folder: whoever can write the folder can widen its [grant_ceiling] \
+             too; keep it elsewhere (--config FILE)");
+    }
     let redis_url = config.redis_url.clone().or_else(|| host_file.redis.clone());
     let redis = Redis::open(redis_url.as_deref().unwrap_or(crate::config::DEFAULT_REDIS_URL))?;
     redis.connect(Duration::ZERO).await?;
@@ -82,14 +87,15 @@ impl Folder {
         self.config.dir.join(format!("{name}.wasm"))
     }
 
-    /// The settings of plugin `name`: its sidecar, else its `host.toml` table.
+    /// The settings of plugin `name`: its sidecar, else its `host.toml` table;
+    /// either must keep within `host.toml`'s `[grant_ceiling]`.
     fn settings(&self, name: &str) -> Result<RunConfig> {
         let wasm = self.wasm_path(name);
         let sidecar = sidecar_of(&wasm);
-        let settings = if sidecar.exists() {
-            PluginSettings::read(&sidecar)?
+        let (settings, source) = if sidecar.exists() {
+            (PluginSettings::read(&sidecar)?, format!("sidecar {}", sidecar.display()))
         } else if let Some(table) = self.host_file.plugins.get(name) {
-            table.clone()
+            (table.clone(), format!("table [plugins.{name}] of {}", self.config.host_file.display()))
         } else {
             bail!(
                 "plugin {name} has no settings: add {} (stream, group, …) or a [plugins.{name}] table to {}",
@@ -97,7 +103,19 @@ impl Folder {
                 self.config.host_file.display()
             );
         };
-        settings.to_run_config(self.redis.raw_url(), &wasm, &crate::config::process_name())
+        let config = settings.to_run_config(self.redis.raw_url(), &wasm, &crate::config::process_name())?;
+        if let Some(beyond) = self.beyond_ceiling(&config) {
+            bail!(
+                "plugin {name}: its {source} grants {beyond}, beyond the [grant_ceiling] of {}",
+                self.config.host_file.display()
+            );
+        }
+        Ok(config)
+    }
+
+    /// What `config` grants beyond `host.toml`'s `[grant_ceiling]`, if anything.
+    fn beyond_ceiling(&self, config: &RunConfig) -> Option<String> {
+        self.host_file.grant_ceiling.as_ref()?.exceeded_by(&config.limits.grants)
     }
 
     /// Loads plugin `name` and starts its consumers; errors are logged, and
@@ -181,8 +199,17 @@ impl Folder {
         let config = match self.settings(name) {
             Ok(config) if config_differs(&config, &running.config) => config,
             Ok(_) => return,
-            Err(error) => {
+            Err(error) if self.beyond_ceiling(&running.config).is_none() => {
                 return tracing::error!(plugin = name, "settings not applied, the old ones stay: {error:#}");
+            }
+            Err(error) => {
+                // A narrowed ceiling: the old grants may not stay either.
+                tracing::error!(
+                    plugin = name,
+                    "stopping it: its grants are beyond the new [grant_ceiling], and its settings fail: {error:#}"
+                );
+                let running = self.running.remove(name).expect("present");
+                return self.finish(name, running).await;
             }
         };
         tracing::info!(plugin = name, "settings changed: restarting its consumers");
@@ -210,6 +237,12 @@ impl Folder {
 /// `NAME` for a path `…/NAME.wasm`.
 fn plugin_name(path: &Path) -> Option<String> {
     (path.extension()? == "wasm").then(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))?
+}
+
+/// Whether `path` lies inside folder `dir` (as real paths).
+fn inside(path: &Path, dir: &Path) -> bool {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    real(path).starts_with(real(dir))
 }
 
 fn config_differs(a: &RunConfig, b: &RunConfig) -> bool {

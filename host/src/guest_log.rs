@@ -41,7 +41,7 @@ pub struct HostState {
     /// Who is talking, for the log.
     tag: Arc<PluginTag>,
     /// Memory, table and instance caps.
-    pub(crate) limits: wasmtime::StoreLimits,
+    pub(crate) limits: crate::limits::StoreLimiter,
     /// What the sidecar granted (for the `config` import).
     grants: Arc<Grants>,
 }
@@ -49,7 +49,7 @@ pub struct HostState {
 impl HostState {
     /// A sandboxed state: stdout/stderr go to the host log; no network;
     /// files and environment only as `grants` says.
-    pub fn new(tag: Arc<PluginTag>, limits: wasmtime::StoreLimits, grants: Arc<Grants>) -> anyhow::Result<Self> {
+    pub fn new(tag: Arc<PluginTag>, limits: crate::limits::StoreLimiter, grants: Arc<Grants>) -> anyhow::Result<Self> {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(GuestOutput { tag: tag.clone(), stream: "stdout" })
             .stderr(GuestOutput { tag: tag.clone(), stream: "stderr" })

@@ -303,7 +303,7 @@ fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostSta
         plugin.tag.version,
         plugin.tag.name
     );
-    let state = HostState::new(plugin.tag.clone(), limits.store_limits(), limits.grants.clone())?;
+    let state = HostState::new(plugin.tag.clone(), limits.limiter(), limits.grants.clone())?;
     let mut store = Store::new(&plugin.engine.engine, state);
     store.limiter(|state| &mut state.limits);
     // Instantiation runs guest start-up code: give it a deadline too (and,

@@ -1,8 +1,13 @@
 //! Folder-mode settings: a plugin `NAME.wasm` is bound to its stream, group,
 //! consumers and limits by a sidecar `NAME.toml` next to it, or by a
 //! `[plugins.NAME]` table in `host.toml`. Parsed here into a [`RunConfig`].
+//!
+//! Whoever can write the plugin folder can write a sidecar, and so grant its
+//! plugin any directory or environment variable the host can reach. A
+//! `[grant_ceiling]` in `host.toml` bounds that: sidecars may only narrow it.
 
 use crate::config::{self, RunConfig};
+use crate::guest_log::Grants;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -18,16 +23,67 @@ pub struct HostFile {
     /// Settings per plugin name, used when the plugin has no sidecar.
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginSettings>,
+    /// The most any plugin of the folder may be granted; `None`: no bound.
+    pub grant_ceiling: Option<GrantCeiling>,
 }
 
 impl HostFile {
-    /// Reads `path`; a missing file is an empty configuration.
+    /// Reads `path`; a missing file is an empty configuration. Relative
+    /// directories in it are relative to its folder.
     pub fn read(path: &Path) -> Result<Self> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => parse(&text, &format!("invalid {}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HostFile::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        let mut file: HostFile = match std::fs::read_to_string(path) {
+            Ok(text) => parse(&text, &format!("invalid {}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HostFile::default()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        for settings in file.plugins.values_mut() {
+            resolve(&mut settings.grant.dirs, path);
         }
+        if let Some(ceiling) = &mut file.grant_ceiling {
+            resolve(&mut ceiling.dirs, path);
+        }
+        Ok(file)
+    }
+}
+
+/// `host.toml`'s `[grant_ceiling]`: what a plugin's grants may name at most.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantCeiling {
+    /// Directories that granted directories must be, or lie inside.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+    /// Environment variables that may be passed through.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+impl GrantCeiling {
+    /// What in `grants` goes beyond this ceiling, if anything. Directories
+    /// are compared as real paths, so a symbolic link does not lead out.
+    pub fn exceeded_by(&self, grants: &Grants) -> Option<String> {
+        let allowed: Vec<PathBuf> = self.dirs.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect();
+        for dir in &grants.dirs {
+            let inside = std::fs::canonicalize(dir).is_ok_and(|real| allowed.iter().any(|a| real.starts_with(a)));
+            if !inside {
+                return Some(format!("directory {} (the ceiling allows {})", dir.display(), list(&self.dirs)));
+            }
+        }
+        let env = grants.env.iter().find(|(name, _)| !self.env.contains(name));
+        env.map(|(name, _)| format!("environment variable {name} (the ceiling allows {})", list(&self.env)))
+    }
+}
+
+fn list<T: std::fmt::Debug>(items: &[T]) -> String {
+    if items.is_empty() { "none".into() } else { items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ") }
+}
+
+/// Makes relative `dirs` relative to the folder of `file`, the file that
+/// names them, instead of the host's working directory.
+fn resolve(dirs: &mut [PathBuf], file: &Path) {
+    let base = file.parent().unwrap_or(Path::new(""));
+    for dir in dirs.iter_mut().filter(|d| d.is_relative()) {
+        *dir = base.join(&*dir);
     }
 }
 
@@ -78,7 +134,7 @@ pub struct PluginSettings {
     pub dead_letter: Option<String>,
     /// Hand pending entries over when the plugin is stopped.
     pub handover: Option<bool>,
-    /// Linear memory cap per instance, MiB.
+    /// Memory cap per instance (all its linear memories and tables), MiB.
     pub max_memory_mb: Option<usize>,
     /// Longest error text a plugin may return, bytes.
     pub max_return_bytes: Option<usize>,
@@ -93,7 +149,8 @@ pub struct PluginSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrantSettings {
-    /// Host directories to preopen read-only (same path in the guest).
+    /// Host directories to preopen read-only (same path in the guest); a
+    /// relative one is relative to the folder of the file naming it.
     #[serde(default)]
     pub dirs: Vec<PathBuf>,
     /// Names of host environment variables to pass through.
@@ -105,10 +162,12 @@ pub struct GrantSettings {
 }
 
 impl PluginSettings {
-    /// Reads a sidecar file.
+    /// Reads a sidecar file; relative directories in it are relative to its folder.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        parse(&text, &format!("invalid sidecar {}", path.display()))
+        let mut settings: Self = parse(&text, &format!("invalid sidecar {}", path.display()))?;
+        resolve(&mut settings.grant.dirs, path);
+        Ok(settings)
     }
 
     /// The run configuration of plugin file `plugin` under these settings.
@@ -168,11 +227,8 @@ impl PluginSettings {
             }
         }
         let env = self.grant.env.iter().filter_map(|n| Some((n.clone(), std::env::var(n).ok()?))).collect();
-        run.limits.grants = std::sync::Arc::new(crate::guest_log::Grants {
-            dirs: self.grant.dirs.clone(),
-            env,
-            config: self.grant.config.clone(),
-        });
+        run.limits.grants =
+            std::sync::Arc::new(Grants { dirs: self.grant.dirs.clone(), env, config: self.grant.config.clone() });
         Ok(run)
     }
 }
@@ -197,6 +253,44 @@ mod tests {
         let counted: PluginSettings = toml::from_str("stream = \"s\"\ngroup = \"g\"\nconsumers = 2\n").unwrap();
         let run = counted.to_run_config("redis://x", Path::new("/p/orders.wasm"), "h").unwrap();
         assert_eq!(run.consumers, vec!["h-orders-1", "h-orders-2"]);
+    }
+
+    #[test]
+    fn relative_dirs_are_relative_to_the_file_naming_them() {
+        let dir = std::env::temp_dir().join(format!("host-sidecar-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sidecar = dir.join("p.toml");
+        std::fs::write(&sidecar, "stream = \"s\"\ngroup = \"g\"\n[grant]\ndirs = [\"data\", \"/srv\"]\n").unwrap();
+        let settings = PluginSettings::read(&sidecar).unwrap();
+        assert_eq!(settings.grant.dirs, vec![dir.join("data"), PathBuf::from("/srv")]);
+        let host = dir.join("host.toml");
+        std::fs::write(
+            &host,
+            "[grant_ceiling]\ndirs = [\"shared\"]\n[plugins.p]\nstream = \"s\"\ngroup = \"g\"\ngrant.dirs = [\"x\"]\n",
+        )
+        .unwrap();
+        let file = HostFile::read(&host).unwrap();
+        assert_eq!(file.grant_ceiling.unwrap().dirs, vec![dir.join("shared")]);
+        assert_eq!(file.plugins["p"].grant.dirs, vec![dir.join("x")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn grants_may_only_narrow_the_ceiling() {
+        let dir = std::env::temp_dir().join(format!("host-ceiling-unit-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("allowed/sub")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.join("allowed/escape")).unwrap();
+        let ceiling = GrantCeiling { dirs: vec![dir.join("allowed")], env: vec!["TZ".into()] };
+        let grants = |dirs: &[&str], env: &[&str]| Grants {
+            dirs: dirs.iter().map(|d| dir.join(d)).collect(),
+            env: env.iter().map(|n| (n.to_string(), String::new())).collect(),
+            config: Default::default(),
+        };
+        assert_eq!(ceiling.exceeded_by(&grants(&["allowed", "allowed/sub"], &["TZ"])), None);
+        assert!(ceiling.exceeded_by(&grants(&["."], &[])).unwrap().starts_with("directory"));
+        assert!(ceiling.exceeded_by(&grants(&["allowed/escape"], &[])).is_some(), "a link leads out");
+        assert!(ceiling.exceeded_by(&grants(&[], &["HOME"])).unwrap().contains("HOME"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -2,6 +2,6 @@
 //! entry lost or handled twice where the README says it is not, a sandbox or
 //! the dashboard escaped, a secret printed) the way an attacker or an
 //! unlucky deployment would, and counts what happened.
-
 mod delivery;
+mod limits;
 mod web;
