@@ -7,6 +7,7 @@ use bytes::Bytes;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
@@ -44,12 +45,21 @@ pub struct HostState {
     pub(crate) limits: wasmtime::StoreLimits,
     /// What the sidecar granted (for the `config` import).
     grants: Arc<Grants>,
+    /// When the call in progress must be over: host calls that wait give up
+    /// then ([`crate::blocking_calls`]).
+    call_deadline: Instant,
 }
 
 impl HostState {
     /// A sandboxed state: stdout/stderr go to the host log; no network;
-    /// files and environment only as `grants` says.
-    pub fn new(tag: Arc<PluginTag>, limits: wasmtime::StoreLimits, grants: Arc<Grants>) -> anyhow::Result<Self> {
+    /// files and environment only as `grants` says; host calls that wait
+    /// give up at `call_deadline` (until [`HostState::begin_call`] moves it).
+    pub fn new(
+        tag: Arc<PluginTag>,
+        limits: wasmtime::StoreLimits,
+        grants: Arc<Grants>,
+        call_deadline: Instant,
+    ) -> anyhow::Result<Self> {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(GuestOutput { tag: tag.clone(), stream: "stdout" })
             .stderr(GuestOutput { tag: tag.clone(), stream: "stderr" })
@@ -64,7 +74,17 @@ impl HostState {
         for (name, value) in &grants.env {
             wasi.env(name, value);
         }
-        Ok(HostState { wasi: wasi.build(), table: ResourceTable::new(), tag, limits, grants })
+        Ok(HostState { wasi: wasi.build(), table: ResourceTable::new(), tag, limits, grants, call_deadline })
+    }
+
+    /// Starts a call that must be over by `deadline`.
+    pub(crate) fn begin_call(&mut self, deadline: Instant) {
+        self.call_deadline = deadline;
+    }
+
+    /// The WASI resources and the instant a waiting host call must give up.
+    pub(crate) fn blocking(&mut self) -> (&mut ResourceTable, Instant) {
+        (&mut self.table, self.call_deadline)
     }
 }
 

@@ -111,12 +111,12 @@ impl Instance {
             return self.handle_batch(std::slice::from_mut(entry)).pop().expect("one verdict per entry");
         }
         let started = Instant::now();
-        let verdict = self.call(entry);
+        let verdict = self.call(entry, started);
         self.calls.record(&verdict, started.elapsed());
         verdict
     }
 
-    fn call(&mut self, entry: &mut Entry) -> Verdict {
+    fn call(&mut self, entry: &mut Entry, started: Instant) -> Verdict {
         if self.poisoned
             && let Err(error) = self.recycle()
         {
@@ -128,6 +128,7 @@ impl Instance {
         let result = match &mut self.wasm {
             Some((store, Export::Entry(bindings))) => {
                 store.set_epoch_deadline(Engine::ticks(self.deadline));
+                store.data_mut().begin_call(started + self.deadline);
                 if let Some(fuel) = self.limits.max_fuel {
                     store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
                 }
@@ -200,6 +201,7 @@ impl Instance {
         let result = match &mut self.wasm {
             Some((store, Export::Batch(func))) if n > 0 => {
                 store.set_epoch_deadline(Engine::ticks(deadline));
+                store.data_mut().begin_call(Instant::now() + deadline);
                 if let Some(fuel) = fuel {
                     store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
                 }
@@ -303,12 +305,14 @@ fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostSta
         plugin.tag.version,
         plugin.tag.name
     );
-    let state = HostState::new(plugin.tag.clone(), limits.store_limits(), limits.grants.clone())?;
-    let mut store = Store::new(&plugin.engine.engine, state);
-    store.limiter(|state| &mut state.limits);
     // Instantiation runs guest start-up code: give it a deadline too (and,
     // when metered, all the fuel it wants: the deadline bounds it).
-    store.set_epoch_deadline(Engine::ticks(Duration::from_secs(30)));
+    let start_up = Duration::from_secs(30);
+    let state =
+        HostState::new(plugin.tag.clone(), limits.store_limits(), limits.grants.clone(), Instant::now() + start_up)?;
+    let mut store = Store::new(&plugin.engine.engine, state);
+    store.limiter(|state| &mut state.limits);
+    store.set_epoch_deadline(Engine::ticks(start_up));
     if plugin.engine.metered {
         store.set_fuel(u64::MAX).context("cannot give the metered instance fuel")?;
     }

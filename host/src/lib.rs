@@ -6,6 +6,7 @@
 
 mod bench;
 mod bindings;
+mod blocking_calls;
 mod cache;
 mod check;
 pub mod cli;

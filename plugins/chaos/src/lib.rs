@@ -8,6 +8,7 @@
 //! | `trap`           | panic (a Wasm trap)                                  |
 //! | `spin`           | endless loop (the host's deadline must cut it)       |
 //! | `sleep_ms=N`     | busy-wait N ms, then Ok                              |
+//! | `wasi_sleep_ms=N`| sleep N ms in WASI (a blocking host call), then Ok   |
 //! | `alloc_mb=N`     | allocate and touch N MiB, then Ok                    |
 //! | `expect_hex=HEX` | reject unless field `data` hex-encodes to HEX        |
 //! | `print=TEXT`     | write TEXT to stdout and to stderr, then Ok          |
@@ -48,6 +49,11 @@ impl Guest for Chaos {
                 "trap" => panic!("chaos: trap requested for {}", entry.id),
                 "spin" => spin(),
                 "sleep_ms" => busy_wait(Duration::from_millis(number(&value))),
+                // wasi:clocks subscribe-duration, then a wait on the pollable.
+                "wasi_sleep_ms" => {
+                    log(Level::Info, &format!("sleeping {value} ms in WASI"));
+                    std::thread::sleep(Duration::from_millis(number(&value)));
+                }
                 "alloc_mb" => allocate(number(&value) as usize),
                 "expect_hex" => {
                     let data = entry.fields.iter().find(|f| f.name == "data");

@@ -2,3 +2,4 @@
 //! entry lost or handled twice where the README says it is not, a sandbox or
 //! the dashboard escaped, a secret printed) the way an attacker or an
 //! unlucky deployment would, and counts what happened.
+mod sandbox;
