@@ -13,6 +13,7 @@ use crate::entry::Entry;
 use crate::handover::{Handover, hand_over};
 use crate::instance::{Delivery, Instance};
 use crate::lease::{Holds, refresh_every};
+use crate::log_budget::one_line;
 use crate::plugin::Plugin;
 use crate::reaper::{MAX_PAGES_PER_TICK, Reaper};
 use crate::settle::{Action, decide, over_limit_error};
@@ -563,7 +564,7 @@ impl Consumer {
                 Action::Leave { error, hold } => {
                     self.control.set_last_error(&entry.id, &verdict_text);
                     tracing::warn!(%stream, %group, consumer = %self.name, entry = %entry.id,
-                        deliveries = entry.delivery_count, "left pending: {verdict_text}");
+                        deliveries = entry.delivery_count, "left pending: {}", one_line(&verdict_text));
                     if let Some(delay) = hold {
                         self.holds.hold(entry.id.clone(), delay, self.settings.min_idle);
                     }
@@ -608,7 +609,7 @@ impl Consumer {
                 crate::metrics::global().dead_lettered(&s.stream, &s.group, &tag, reason.as_str());
                 self.forget(id);
                 tracing::warn!(stream = %s.stream, group = %s.group, consumer = %self.name, entry = %id,
-                    dead_letter = %s.dead_letter, %dead_id, deliveries, reason = reason.as_str(), "dead-lettered: {error}");
+                    dead_letter = %s.dead_letter, %dead_id, deliveries, reason = reason.as_str(), "dead-lettered: {}", one_line(error));
             }
             Err(failure) => {
                 tracing::warn!(consumer = %self.name, entry = %id, "dead-lettering failed, entry stays pending: {failure:#}");

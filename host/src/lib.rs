@@ -28,6 +28,7 @@ mod instance;
 mod lease;
 mod limits;
 mod local_redis;
+mod log_budget;
 pub mod logging;
 mod metrics;
 mod plugin;

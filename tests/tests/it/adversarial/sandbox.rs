@@ -1,5 +1,6 @@
 //! Sandbox escapes through host calls: a plugin blocking in WASI past its
-//! call deadline, and the signals that must still stop the host meanwhile.
+//! call deadline (and the signals that must still stop the host meanwhile),
+//! and a plugin flooding or forging the host log.
 
 use crate::support::*;
 use std::path::PathBuf;
@@ -113,4 +114,88 @@ async fn a_second_sigterm_forces_the_exit() {
     assert_eq!(status.code(), Some(143), "log: {:#?}", host.log);
     assert!(host.log.iter().any(|l| l.contains("second SIGTERM") && l.contains("stay pending")), "{:#?}", host.log);
     assert_eq!(pending(&mut conn, &stream, "g").await, vec![(id, "c1".to_string(), 1)]);
+}
+
+/// One 1 MiB log message reaches the host log cut to its first 4 KiB, with a
+/// note of how many bytes were dropped; the whole log of the run stays small.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_log_message_is_cut_with_a_note() {
+    let mut conn = redis().await;
+    let stream = unique_stream("log-huge");
+    let huge = "x".repeat(1 << 20);
+    produce(&mut conn, &stream, &[vec![("log_line", huge.into_bytes())]]).await;
+    let mut host = run_plugin(&plugin("chaos"), &stream, &[]);
+    wait_drained(&mut conn, &stream, "g", 0).await;
+    host.wait_log(Duration::from_secs(30), "the message", |log| log.iter().any(|l| l.contains("xxxxxxxx")));
+    let (status, _) = host.terminate();
+    assert!(status.success(), "{status}");
+
+    let lines: Vec<&String> = host.log.iter().filter(|l| l.contains("xxxxxxxx")).collect();
+    assert_eq!(lines.len(), 1, "one record for one message");
+    assert!(lines[0].len() < 4096 + 512, "a line of {} bytes", lines[0].len());
+    assert!(lines[0].contains(&format!("[{} more bytes dropped]", (1 << 20) - 4096)), "{}", &lines[0][4000..]);
+    let total: usize = host.log.iter().map(|l| l.len() + 1).sum();
+    assert!(total < 64 * 1024, "{total} bytes of log");
+}
+
+/// A call logging 100 000 lines gets 100 of them into the host log and one
+/// warning counting the rest (the flood's 99 900 and the entry's own
+/// `handled` line); the next call has its whole budget again. A 1 MiB line
+/// on stdout and stderr is held to the same per-call budget (64 KiB).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_flood_is_capped_per_call() {
+    let mut conn = redis().await;
+    let stream = unique_stream("log-flood");
+    let entries = [
+        vec![("log_flood", b"100000".to_vec())],
+        vec![("n", b"1".to_vec())],
+        vec![("print", "y".repeat(1 << 20).into_bytes())],
+    ];
+    let ids = produce(&mut conn, &stream, &entries).await;
+    let mut host = run_plugin(&plugin("chaos"), &stream, &[]);
+    wait_drained(&mut conn, &stream, "g", 0).await;
+    host.wait_log(Duration::from_secs(30), "two capped calls", |log| {
+        log.iter().filter(|l| l.contains("plugin log capped")).count() >= 2
+    });
+    let (status, _) = host.terminate();
+    assert!(status.success(), "{status}");
+
+    let flood = host.log.iter().filter(|l| l.contains("flood line ")).count();
+    assert_eq!(flood, 100, "log records of the flooding call");
+    let capped: Vec<&String> = host.log.iter().filter(|l| l.contains("plugin log capped")).collect();
+    assert_eq!(capped.len(), 2, "{capped:#?}");
+    assert!(capped[0].contains("99901 records"), "{}", capped[0]);
+    assert!(handled_ids(&host.log).contains(&ids[1]), "the next call logs again");
+    let printed: usize = host.log.iter().filter(|l| l.contains("yyyyyyyy")).map(|l| l.len()).sum();
+    assert!(printed > 0 && printed < 64 * 1024 + 16 * 512, "{printed} bytes of stdout/stderr in the log");
+}
+
+/// Text a plugin logs, prints, or returns as a retry or reject reason cannot
+/// begin a host log line of its own nor reach the terminal raw: its newline,
+/// carriage returns and ANSI escape come out escaped, and no line of the log
+/// begins with the forged timestamp.
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_text_cannot_forge_a_host_log_line() {
+    const FORGED: &str =
+        "calm\r\n1999-01-01T00:00:00.000000Z  INFO host::consumer: consumer stopped consumer=FORGED\x1b[2K\rend";
+    let mut conn = redis().await;
+    let stream = unique_stream("log-forge");
+    let routes = ["log_line", "print", "retry_text", "reject_text"];
+    let entries: Vec<_> = routes.iter().map(|r| vec![(*r, FORGED.as_bytes().to_vec())]).collect();
+    produce(&mut conn, &stream, &entries).await;
+    let mut host = run_plugin(&plugin("chaos"), &stream, &[]);
+    wait_drained(&mut conn, &stream, "g", 1).await;
+    host.wait_log(Duration::from_secs(30), "every route", |log| {
+        log.iter().any(|l| l.contains("left pending")) && log.iter().any(|l| l.contains("dead-lettered"))
+    });
+    let (status, _) = host.terminate();
+    assert!(status.success(), "{status}");
+
+    let reached = host.log.iter().filter(|l| l.contains("consumer=FORGED")).count();
+    assert!(reached >= routes.len(), "every route reached the log: {:#?}", host.log);
+    for line in &host.log {
+        assert!(!line.starts_with("1999-"), "a forged line: {line:?}");
+        assert!(!line.contains(['\x1b', '\r']), "a raw control character: {line:?}");
+    }
+    assert!(host.log.iter().any(|l| l.contains("\\n1999-01-01") && l.contains("\\u{1b}[2K")), "{:#?}", host.log);
 }
