@@ -23,7 +23,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct Engine {
     /// The wasmtime engine (compiled code is tied to its settings).
     pub(crate) engine: wasmtime::Engine,
-    /// WASI p2 and the `log` import; nothing else is granted.
+    /// WASI p2 (its waits bounded by the call deadline) and the `log` and
+    /// `config` imports; nothing else is granted.
     pub(crate) linker: Linker<HostState>,
     /// Compiled-code cache directory (`None`: compile every time).
     pub(crate) cache_dir: Option<std::path::PathBuf>,
@@ -72,6 +73,9 @@ impl Engine {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("cannot add WASI to the plugin linker")?;
         Consumer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
             .context("cannot add host imports to the plugin linker")?;
+        // Epoch interruption cannot stop a host call: the ones that wait are
+        // replaced by versions bounded by the call's deadline.
+        crate::blocking_calls::shadow(&mut linker)?;
 
         start_epoch_ticker(&engine);
         Ok(Engine { engine, linker, cache_dir, metered, twin: Arc::default() })

@@ -1,12 +1,15 @@
 //! Per-instance host state — the sandbox (WASI with only what the sidecar
 //! grants) and everything a plugin says: the `log` import and its
-//! stdout/stderr, all routed into the host log tagged with the plugin.
+//! stdout/stderr, all routed into the host log tagged with the plugin, one
+//! safe line per record, within a budget per call ([`crate::log_budget`]).
 
 use crate::bindings::{Level, redis_streams};
+use crate::log_budget::{LogBudget, MAX_LOG_BYTES_PER_ENTRY, MAX_LOG_RECORDS_PER_ENTRY, one_line};
 use bytes::Bytes;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
@@ -44,15 +47,29 @@ pub struct HostState {
     pub(crate) limits: crate::limits::StoreLimiter,
     /// What the sidecar granted (for the `config` import).
     grants: Arc<Grants>,
+    /// When the call in progress must be over: host calls that wait give up
+    /// then ([`crate::blocking_calls`]).
+    call_deadline: Instant,
+    /// What the plugin may still log in this call (shared with its stdout/stderr).
+    log: Arc<LogBudget>,
 }
 
 impl HostState {
     /// A sandboxed state: stdout/stderr go to the host log; no network;
-    /// files and environment only as `grants` says.
-    pub fn new(tag: Arc<PluginTag>, limits: crate::limits::StoreLimiter, grants: Arc<Grants>) -> anyhow::Result<Self> {
+    /// files and environment only as `grants` says; host calls that wait
+    /// give up at `call_deadline` (until [`HostState::begin_call`] moves it).
+    pub fn new(
+        tag: Arc<PluginTag>,
+        limits: crate::limits::StoreLimiter,
+        grants: Arc<Grants>,
+        call_deadline: Instant,
+    ) -> anyhow::Result<Self> {
+        let log = Arc::new(LogBudget::default());
+        log.refill(1);
+        let output = |stream| GuestOutput { tag: tag.clone(), stream, log: log.clone() };
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestOutput { tag: tag.clone(), stream: "stdout" })
-            .stderr(GuestOutput { tag: tag.clone(), stream: "stderr" })
+        wasi.stdout(output("stdout"))
+            .stderr(output("stderr"))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
@@ -64,7 +81,28 @@ impl HostState {
         for (name, value) in &grants.env {
             wasi.env(name, value);
         }
-        Ok(HostState { wasi: wasi.build(), table: ResourceTable::new(), tag, limits, grants })
+        Ok(HostState { wasi: wasi.build(), table: ResourceTable::new(), tag, limits, grants, call_deadline, log })
+    }
+
+    /// Starts a call for `entries` entries that must be over by `deadline`.
+    pub(crate) fn begin_call(&mut self, deadline: Instant, entries: usize) {
+        self.call_deadline = deadline;
+        self.log.refill(entries);
+    }
+
+    /// Ends a call (or the start-up): says how much of the plugin's log was
+    /// dropped over its budget, if any.
+    pub(crate) fn end_call(&self) {
+        if let Some((records, bytes)) = self.log.take_dropped() {
+            tracing::warn!(plugin = %self.tag.name, version = %self.tag.version,
+                "plugin log capped: {records} records ({bytes} bytes) dropped from one call, over its budget of \
+                 {MAX_LOG_RECORDS_PER_ENTRY} records and {MAX_LOG_BYTES_PER_ENTRY} bytes per entry");
+        }
+    }
+
+    /// The WASI resources and the instant a waiting host call must give up.
+    pub(crate) fn blocking(&mut self) -> (&mut ResourceTable, Instant) {
+        (&mut self.table, self.call_deadline)
     }
 }
 
@@ -84,6 +122,11 @@ impl redis_streams::plugin::config::Host for HostState {
 
 impl redis_streams::plugin::log::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
+        let written = message.len();
+        let message = one_line(&message);
+        if !self.log.admit(message.len(), written) {
+            return;
+        }
         let (name, version) = (&self.tag.name, &self.tag.version);
         match level {
             Level::Trace => {
@@ -113,6 +156,7 @@ const MAX_LINE: usize = 16 * 1024;
 struct GuestOutput {
     tag: Arc<PluginTag>,
     stream: &'static str,
+    log: Arc<LogBudget>,
 }
 
 impl IsTerminal for GuestOutput {
@@ -133,7 +177,7 @@ impl StdoutStream for GuestOutput {
 
 impl GuestOutput {
     fn line_writer(&self) -> LineWriter {
-        LineWriter { tag: self.tag.clone(), stream: self.stream, partial: Vec::new() }
+        LineWriter { tag: self.tag.clone(), stream: self.stream, log: self.log.clone(), partial: Vec::new() }
     }
 }
 
@@ -141,6 +185,7 @@ impl GuestOutput {
 struct LineWriter {
     tag: Arc<PluginTag>,
     stream: &'static str,
+    log: Arc<LogBudget>,
     partial: Vec<u8>,
 }
 
@@ -158,9 +203,12 @@ impl LineWriter {
     }
 
     fn emit(&mut self) {
-        let line = String::from_utf8_lossy(&self.partial);
-        let line = line.trim_end_matches('\r');
-        tracing::info!(target: "plugin", plugin = %self.tag.name, version = %self.tag.version, stream = self.stream, "{line}");
+        let text = String::from_utf8_lossy(&self.partial);
+        let text = text.trim_end_matches('\r');
+        let line = one_line(text);
+        if self.log.admit(line.len(), text.len()) {
+            tracing::info!(target: "plugin", plugin = %self.tag.name, version = %self.tag.version, stream = self.stream, "{line}");
+        }
         self.partial.clear();
     }
 }

@@ -6,6 +6,7 @@ use crate::engine::Engine;
 use crate::entry::Entry;
 use crate::guest_log::{HostState, PluginTag};
 use crate::limits::Limits;
+use crate::log_budget::one_line;
 use crate::metrics::CallMetrics;
 use crate::plugin::{HANDLE_BATCH, Plugin, Pre};
 use crate::verdict::Verdict;
@@ -111,12 +112,12 @@ impl Instance {
             return self.handle_batch(std::slice::from_mut(entry)).pop().expect("one verdict per entry");
         }
         let started = Instant::now();
-        let verdict = self.call(entry);
+        let verdict = self.call(entry, started);
         self.calls.record(&verdict, started.elapsed());
         verdict
     }
 
-    fn call(&mut self, entry: &mut Entry) -> Verdict {
+    fn call(&mut self, entry: &mut Entry, started: Instant) -> Verdict {
         if self.poisoned
             && let Err(error) = self.recycle()
         {
@@ -128,10 +129,13 @@ impl Instance {
         let result = match &mut self.wasm {
             Some((store, Export::Entry(bindings))) => {
                 store.set_epoch_deadline(Engine::ticks(self.deadline));
+                store.data_mut().begin_call(started + self.deadline, 1);
                 if let Some(fuel) = self.limits.max_fuel {
                     store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
                 }
-                bindings.call_handle(store, &self.template)
+                let result = bindings.call_handle(&mut *store, &self.template);
+                store.data().end_call();
+                result
             }
             // Not reached: `handle` sends a batch plugin's entries to `handle_batch`.
             Some((_, Export::Batch(_))) => Err(wasmtime::Error::msg("a batch plugin was called per entry")),
@@ -154,9 +158,9 @@ impl Instance {
         let started = Instant::now();
         let mut verdicts = self.call_batch(entries);
         if entries.len() > 1 && verdicts.iter().any(Verdict::poisons_instance) {
+            let fault = verdicts.iter().find(|v| v.poisons_instance()).expect("checked").to_string();
             tracing::warn!(plugin = %self.plugin.tag.name, consumer = %self.batch.consumer,
-                "a batch of {} faulted ({}); running its entries one per call", entries.len(),
-                verdicts.iter().find(|v| v.poisons_instance()).expect("checked"));
+                "a batch of {} faulted ({}); running its entries one per call", entries.len(), one_line(&fault));
             verdicts = entries.chunks_mut(1).flat_map(|one| self.call_batch(one)).collect();
         }
         let each = started.elapsed() / entries.len().max(1) as u32;
@@ -200,12 +204,16 @@ impl Instance {
         let result = match &mut self.wasm {
             Some((store, Export::Batch(func))) if n > 0 => {
                 store.set_epoch_deadline(Engine::ticks(deadline));
+                store.data_mut().begin_call(Instant::now() + deadline, n);
                 if let Some(fuel) = fuel {
                     store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
                 }
-                func.typed::<(&Batch,), (Vec<Result<(), WitError>>,)>(&*store)
+                let result = func
+                    .typed::<(&Batch,), (Vec<Result<(), WitError>>,)>(&*store)
                     .and_then(|typed| typed.call(&mut *store, (&self.batch,)))
-                    .map(|(results,)| results)
+                    .map(|(results,)| results);
+                store.data().end_call();
+                result
             }
             _ => Ok(Vec::new()),
         };
@@ -303,12 +311,13 @@ fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostSta
         plugin.tag.version,
         plugin.tag.name
     );
-    let state = HostState::new(plugin.tag.clone(), limits.limiter(), limits.grants.clone())?;
-    let mut store = Store::new(&plugin.engine.engine, state);
-    store.limiter(|state| &mut state.limits);
     // Instantiation runs guest start-up code: give it a deadline too (and,
     // when metered, all the fuel it wants: the deadline bounds it).
-    store.set_epoch_deadline(Engine::ticks(Duration::from_secs(30)));
+    let start_up = Duration::from_secs(30);
+    let state = HostState::new(plugin.tag.clone(), limits.limiter(), limits.grants.clone(), Instant::now() + start_up)?;
+    let mut store = Store::new(&plugin.engine.engine, state);
+    store.limiter(|state| &mut state.limits);
+    store.set_epoch_deadline(Engine::ticks(start_up));
     if plugin.engine.metered {
         store.set_fuel(u64::MAX).context("cannot give the metered instance fuel")?;
     }
@@ -331,5 +340,6 @@ fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostSta
             Export::Batch(func)
         }
     };
+    store.data().end_call();
     Ok(Some((store, export)))
 }

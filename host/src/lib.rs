@@ -6,6 +6,7 @@
 
 mod bench;
 mod bindings;
+mod blocking_calls;
 mod cache;
 mod check;
 pub mod cli;
@@ -28,6 +29,7 @@ mod instance;
 mod lease;
 mod limits;
 mod local_redis;
+mod log_budget;
 pub mod logging;
 mod metrics;
 mod name_lease;

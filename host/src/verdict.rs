@@ -5,6 +5,7 @@
 //! mapped into one [`Verdict`] in [`Verdict::from_call`].
 
 use crate::bindings::WitError;
+use crate::blocking_calls::BlockedPastDeadline;
 use std::fmt;
 use std::time::Duration;
 use wasmtime::Trap;
@@ -52,7 +53,13 @@ impl Verdict {
                         format!("call used up its fuel ({} units per call)", fuel.unwrap_or_default())
                     }
                     Some(trap) => format!("plugin trapped: {trap}: {error:#}"),
-                    None => format!("plugin call failed: {error:#}"),
+                    None => match error.downcast_ref::<BlockedPastDeadline>() {
+                        Some(BlockedPastDeadline(call)) => format!(
+                            "call exceeded its deadline of {} ms in a blocking host call ({call})",
+                            deadline.as_millis()
+                        ),
+                        None => format!("plugin call failed: {error:#}"),
+                    },
                 },
             },
         }
@@ -129,6 +136,15 @@ mod tests {
         let verdict = Verdict::from_call(Err(wasmtime::Error::from(Trap::Interrupt)), DEADLINE, None);
         assert!(verdict.poisons_instance());
         assert!(verdict.to_string().contains("deadline of 5000 ms"), "{verdict}");
+    }
+
+    #[test]
+    fn host_call_past_the_deadline_is_a_fault_that_names_the_call() {
+        let blocked = wasmtime::Error::new(BlockedPastDeadline("wasi:io/poll.poll")).context("wasm backtrace");
+        let verdict = Verdict::from_call(Err(blocked), DEADLINE, None);
+        assert!(verdict.poisons_instance());
+        let text = verdict.to_string();
+        assert!(text.contains("deadline of 5000 ms in a blocking host call (wasi:io/poll.poll)"), "{text}");
     }
 
     #[test]

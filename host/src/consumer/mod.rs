@@ -291,7 +291,8 @@ impl Consumer {
         self.record_unrecorded().await;
         for lost in std::mem::take(&mut self.unrecorded) {
             tracing::error!(consumer = %self.name, stream = %self.settings.stream, entry = %lost.id,
-                "trimmed entry could not be recorded in the dead-letter stream before exit: {}", lost.why);
+                "trimmed entry could not be recorded in the dead-letter stream before exit: {}",
+                crate::log_budget::one_line(&lost.why));
         }
         if let Some(lease) = self.name_lease.take() {
             lease.release().await;

@@ -8,6 +8,7 @@
 use super::{Consumer, MAX_REMEMBERED_ERRORS};
 use crate::dead_letter::{self, Origin, Reason};
 use crate::entry::Entry;
+use crate::log_budget::one_line;
 use crate::settle::{Action, decide};
 use crate::streams::{DeadLetterMode, DeadLettered};
 use crate::verdict::Verdict;
@@ -82,7 +83,7 @@ impl Consumer {
                 Action::Leave { error, hold } => {
                     self.control.set_last_error(&entry.id, &verdict_text);
                     tracing::warn!(%stream, %group, consumer = %self.name, entry = %entry.id,
-                        deliveries = entry.delivery_count, "left pending: {verdict_text}");
+                        deliveries = entry.delivery_count, "left pending: {}", one_line(&verdict_text));
                     left.push((entry, hold, error));
                 }
             }
@@ -173,7 +174,7 @@ impl Consumer {
                 crate::metrics::global().dead_lettered(&s.stream, &s.group, &tag, reason.as_str());
                 self.forget(id);
                 tracing::warn!(stream = %s.stream, group = %s.group, consumer = %self.name, entry = %id,
-                    dead_letter = %s.dead_letter, %dead_id, deliveries, reason = reason.as_str(), "dead-lettered: {error}");
+                    dead_letter = %s.dead_letter, %dead_id, deliveries, reason = reason.as_str(), "dead-lettered: {}", one_line(error));
             }
             Ok(DeadLettered::NotOwned(owner)) => {
                 self.forget(id);

@@ -8,9 +8,14 @@
 //! | `trap`           | panic (a Wasm trap)                                  |
 //! | `spin`           | endless loop (the host's deadline must cut it)       |
 //! | `sleep_ms=N`     | busy-wait N ms, then Ok                              |
+//! | `wasi_sleep_ms=N`| sleep N ms in WASI (a blocking host call), then Ok   |
 //! | `alloc_mb=N`     | allocate and touch N MiB, then Ok                    |
 //! | `expect_hex=HEX` | reject unless field `data` hex-encodes to HEX        |
 //! | `print=TEXT`     | write TEXT to stdout and to stderr, then Ok          |
+//! | `log_line=TEXT`  | log TEXT through the `log` import, then Ok           |
+//! | `log_flood=N`    | log N lines through the `log` import, then Ok        |
+//! | `retry_text=TEXT`| retry error with reason TEXT                         |
+//! | `reject_text=TEXT`| reject error with reason TEXT                       |
 //! | `recurse=N`      | recurse N frames deep (a stack overflow if large)   |
 //! | `big_error_kb=N` | reject with an N KiB reason                          |
 //! | `read_file=PATH` | reject with what reading PATH gave                   |
@@ -45,9 +50,22 @@ impl Guest for Chaos {
                     }))
                 }
                 "reject" => return Err(Error::Reject(format!("chaos: reject requested for {}", entry.id))),
+                "retry_text" => return Err(Error::Retry(Retry { reason: value.into_owned(), delay_ms: None })),
+                "reject_text" => return Err(Error::Reject(value.into_owned())),
+                "log_line" => log(Level::Info, &value),
+                "log_flood" => {
+                    for i in 0..number(&value) {
+                        log(Level::Info, &format!("flood line {i}"));
+                    }
+                }
                 "trap" => panic!("chaos: trap requested for {}", entry.id),
                 "spin" => spin(),
                 "sleep_ms" => busy_wait(Duration::from_millis(number(&value))),
+                // wasi:clocks subscribe-duration, then a wait on the pollable.
+                "wasi_sleep_ms" => {
+                    log(Level::Info, &format!("sleeping {value} ms in WASI"));
+                    std::thread::sleep(Duration::from_millis(number(&value)));
+                }
                 "alloc_mb" => allocate(number(&value) as usize),
                 "expect_hex" => {
                     let data = entry.fields.iter().find(|f| f.name == "data");

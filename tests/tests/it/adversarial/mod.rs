@@ -4,4 +4,5 @@
 //! unlucky deployment would, and counts what happened.
 mod delivery;
 mod limits;
+mod sandbox;
 mod web;
