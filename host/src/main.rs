@@ -2,6 +2,10 @@
 
 use std::process::ExitCode;
 
+/// How long the exit waits for blocking threads still running (a plugin
+/// call is already past its deadline by then, or the process was told twice).
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -20,6 +24,9 @@ fn main() -> ExitCode {
         let shutdown = host::shutdown::on_signals()?;
         host::execute(command, shutdown).await
     });
+    // A blocking thread stuck in a host call no deadline reaches (a read of a
+    // FIFO in a granted folder) must not hold the exit for ever.
+    runtime.shutdown_timeout(EXIT_GRACE);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

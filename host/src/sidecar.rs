@@ -215,7 +215,10 @@ impl PluginSettings {
         run.dead_letter = self.dead_letter.clone().unwrap_or_else(|| config::dead_letter_key(&self.stream));
         run.handover = self.handover.unwrap_or(false);
         if let Some(mb) = self.max_memory_mb {
-            run.limits.max_memory_bytes = mb.max(1) << 20;
+            if !(1..=65_536).contains(&mb) {
+                bail!("plugin {name}: max_memory_mb = {mb} is outside 1..=65536 (MiB per instance)");
+            }
+            run.limits.max_memory_bytes = mb << 20;
         }
         if let Some(bytes) = self.max_return_bytes {
             run.limits.max_return_bytes = bytes;
