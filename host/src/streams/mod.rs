@@ -394,16 +394,29 @@ impl Connection {
     /// `XADD origin * fields…` then `XDEL dlq dead_id`, nothing written unless
     /// both can be. Returns the new id on the origin stream, or `None` when
     /// the dead letter is gone (requeued by someone else meanwhile).
+    ///
+    /// An entry of more fields than one Lua call can pass on
+    /// ([`scripts::MAX_FIELD_PAIRS`]) is requeued in two steps after the same
+    /// checks: `XADD`, then `XDEL` — a crash between them leaves it requeued
+    /// and still dead-lettered (a later requeue repeats it), never lost.
     pub async fn requeue(&mut self, dlq: &str, dead_id: &str, origin: &str, fields: &Fields) -> Result<Option<String>> {
+        let failed = || format!("requeue of {dead_id} from {dlq:?} to {origin:?} failed");
+        if fields.len() > scripts::MAX_FIELD_PAIRS {
+            self.expect_stream_or_none(origin, "origin").await.with_context(failed)?;
+            if self.range(dlq, dead_id, dead_id, Some(1)).await.with_context(failed)?.is_empty() {
+                return Ok(None);
+            }
+            let id = self.add(origin, None, fields).await.with_context(failed)?;
+            let _: u64 =
+                redis::cmd("XDEL").arg(dlq).arg(dead_id).query_async(&mut self.conn).await.with_context(failed)?;
+            return Ok(Some(id));
+        }
         let mut invocation = scripts::requeue().prepare_invoke();
         invocation.key(dlq).key(origin).arg(dead_id);
         for (name, value) in fields {
             invocation.arg(name).arg(value);
         }
-        invocation
-            .invoke_async(&mut self.conn)
-            .await
-            .with_context(|| format!("requeue of {dead_id} from {dlq:?} to {origin:?} failed"))
+        invocation.invoke_async(&mut self.conn).await.with_context(failed)
     }
 
     /// `TYPE key`: "none", "stream", "string", …

@@ -14,6 +14,11 @@ use std::sync::LazyLock;
 
 /// Ids sent to one lease script call, well under Lua's `unpack` limit.
 pub const LEASE_CHUNK: usize = 1000;
+/// Field/value pairs one script call passes on to a single XADD: Lua's
+/// `unpack` stops at ~8000 values (4000 pairs failed on Redis 7.0.15).
+/// Dead-letter records stay under it by packing larger entries
+/// (`dead_letter::MAX_PLAIN_FIELDS`).
+pub const MAX_FIELD_PAIRS: usize = 3500;
 
 /// Fails with a WRONGTYPE error naming the key unless `key` is a stream or
 /// absent; shared by the scripts below.

@@ -272,6 +272,40 @@ async fn requeue_all_does_not_chase_its_own_tail() {
     host.stop().await;
 }
 
+/// An entry of 5,000 fields (more than one Lua call can pass on) is still
+/// dead-lettered whole, and requeued whole: a poison entry of that shape
+/// must not loop for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_of_many_fields_is_dead_lettered_and_requeued_whole() {
+    let mut conn = redis().await;
+    let stream = unique_stream("many-fields");
+    let dlq = format!("{stream}:dlq");
+    let mut wide: Vec<(&str, Vec<u8>)> = vec![("reject", b"1".to_vec())];
+    let names: Vec<String> = (0..4999).map(|i| format!("f{i}")).collect();
+    wide.extend(names.iter().map(|n| (n.as_str(), n.clone().into_bytes())));
+    let host = HostRun::start(fast_config("chaos", &stream, "g", &["c1"]));
+    let ids = produce(&mut conn, &stream, &[wide]).await;
+    wait_until!(MINUTE, "the dead letter", xlen(&mut conn, &dlq).await == 1);
+    host.stop().await;
+    let letters = dead_letters(&mut conn, &stream).await;
+    assert_eq!(letters[0].meta("dlq:id"), Some(ids[0].as_str()));
+    assert_eq!(letters[0].fields.len(), 5000);
+
+    let (status, out, err) = host_cli(&["dlq", "requeue", "--stream", &stream, "--all", "--redis", redis_url()]);
+    assert!(status.success() && out.contains("requeued 1 entries"), "{out}{err}");
+    assert_eq!(xlen(&mut conn, &dlq).await, 0);
+    let back: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XREVRANGE")
+        .arg(&stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(back[0].1.len(), 10_000, "5,000 fields back on the stream");
+}
+
 /// A plugin asking for a retry delay of u64::MAX ms does not park its entry
 /// for ever: the delay is cut to --max-retry-delay-ms, the entry comes back
 /// and is dead-lettered after --max-deliveries.
