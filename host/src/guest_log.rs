@@ -4,6 +4,7 @@
 //! safe line per record, within a budget per call ([`crate::log_budget`]).
 
 use crate::bindings::{Level, redis_streams};
+pub use crate::limits::Grants;
 use crate::log_budget::{LogBudget, MAX_LOG_BYTES_PER_ENTRY, MAX_LOG_RECORDS_PER_ENTRY, one_line};
 use bytes::Bytes;
 use std::pin::Pin;
@@ -22,17 +23,6 @@ pub struct PluginTag {
     pub name: String,
     /// Short hash of the plugin's bytes.
     pub version: String,
-}
-
-/// What a plugin may reach beyond its entries. Nothing by default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants {
-    /// Host directories preopened read-only, at the same path in the guest.
-    pub dirs: Vec<std::path::PathBuf>,
-    /// Environment variables (name, value) the plugin sees.
-    pub env: Vec<(String, String)>,
-    /// Values the plugin reads through the `config` import.
-    pub config: std::collections::BTreeMap<String, String>,
 }
 
 /// The data of one plugin instance's `Store`.

@@ -7,11 +7,22 @@
 
 use wasmtime::ResourceLimiter;
 
+/// What a plugin may reach beyond its entries. Nothing by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Host directories preopened read-only, at the same path in the guest.
+    pub dirs: Vec<std::path::PathBuf>,
+    /// Environment variables (name, value) the plugin sees.
+    pub env: Vec<(String, String)>,
+    /// Values the plugin reads through the `config` import.
+    pub config: std::collections::BTreeMap<String, String>,
+}
+
 /// Limits and grants applied to every instance of a plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// What the plugin may reach beyond its entries (nothing by default).
-    pub grants: std::sync::Arc<crate::guest_log::Grants>,
+    pub grants: std::sync::Arc<Grants>,
     /// All linear memories and tables of an instance together, bytes.
     pub max_memory_bytes: usize,
     /// Longest error text a plugin may return, bytes.
