@@ -8,6 +8,7 @@ mod scripts;
 
 pub use reader::Reader;
 pub use reply::{Batch, ConsumerInfo, GroupInfo, PendingEntry, StreamInfo};
+pub use scripts::{DeadLetterMode, DeadLettered, Deleted};
 
 use crate::config::Trim;
 use crate::entry::Entry;
@@ -268,155 +269,10 @@ impl Connection {
         Ok((total, per_consumer))
     }
 
-    /// Refreshes the leases of `ids` (their idle clock, no delivery counted)
-    /// that `consumer` still owns, and only those, in one server-side step
-    /// per chunk ([`scripts::lease`]). Returns what could not be leased.
-    pub async fn lease(&mut self, stream: &str, group: &str, consumer: &str, ids: &[String]) -> Result<Leases> {
-        let mut leases = Leases::default();
-        for chunk in ids.chunks(scripts::LEASE_CHUNK) {
-            let mut invocation = scripts::lease().prepare_invoke();
-            invocation.key(stream).arg(group).arg(consumer).arg(chunk);
-            let (lost, deleted): (Vec<String>, Vec<String>) = invocation
-                .invoke_async(&mut self.conn)
-                .await
-                .with_context(|| format!("lease refresh of {} entries on stream {stream:?} failed", chunk.len()))?;
-            leases.lost.extend(lost);
-            leases.deleted.extend(deleted);
-        }
-        Ok(leases)
-    }
-
-    /// `XCLAIM stream group peer 0 id… IDLE idle JUSTID`: hands entries to
-    /// `peer` without counting a delivery, already `idle` so the peer's reaper
-    /// picks them up on its next tick — only while `lease` (the leaving
-    /// consumer's name lease key and token) is held ([`scripts::hand_to`]).
-    /// Returns the ids moved, or `None` when the lease is someone else's.
-    pub async fn hand_to(
-        &mut self,
-        stream: &str,
-        group: &str,
-        peer: &str,
-        ids: &[String],
-        idle: Duration,
-        lease: (&str, &str),
-    ) -> Result<Option<Vec<String>>> {
-        let mut invocation = scripts::hand_to().prepare_invoke();
-        invocation.key(lease.0).key(stream).arg(lease.1).arg(group).arg(peer).arg(idle.as_millis() as u64).arg(ids);
-        let reply: Value = invocation
-            .invoke_async(&mut self.conn)
-            .await
-            .with_context(|| format!("handover (XCLAIM) to {peer:?} on stream {stream:?} failed"))?;
-        match reply {
-            Value::Int(_) => Ok(None),
-            reply => Ok(Some(redis::from_redis_value(reply).context("unexpected XCLAIM reply")?)),
-        }
-    }
-
     /// `XINFO CONSUMERS stream group`.
     pub async fn consumers(&mut self, stream: &str, group: &str) -> Result<Vec<ConsumerInfo>> {
         let reply = self.xinfo(&["CONSUMERS", stream, group]).await?;
         reply::consumers_reply(reply)
-    }
-
-    /// `XGROUP DELCONSUMER stream group consumer`, only while `lease` (the
-    /// consumer name's lease key) holds `token` and nothing is pending for it.
-    pub async fn delete_own_consumer(
-        &mut self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-        lease: &str,
-        token: &str,
-    ) -> Result<Deleted> {
-        let mut invocation = scripts::name_lease().2.prepare_invoke();
-        invocation.key(lease).key(stream).arg(token).arg(group).arg(consumer);
-        let dropped: i64 = invocation
-            .invoke_async(&mut self.conn)
-            .await
-            .with_context(|| format!("XGROUP DELCONSUMER {consumer:?} on stream {stream:?} failed"))?;
-        Ok(match dropped {
-            -1 => Deleted::NotLeased,
-            -2 => Deleted::StillPending,
-            _ => Deleted::Done,
-        })
-    }
-
-    /// Takes or renews the lease `key` for `token` for `ttl`; returns the
-    /// other holder's token when someone else holds it.
-    pub async fn acquire_name(&mut self, key: &str, token: &str, ttl: Duration) -> Result<Option<String>> {
-        let mut invocation = scripts::name_lease().0.prepare_invoke();
-        invocation.key(key).arg(token).arg(ttl.as_millis() as u64);
-        invocation.invoke_async(&mut self.conn).await.with_context(|| format!("consumer name lease {key:?} failed"))
-    }
-
-    /// Gives the lease `key` up if `token` holds it.
-    pub async fn release_name(&mut self, key: &str, token: &str) -> Result<()> {
-        let mut invocation = scripts::name_lease().1.prepare_invoke();
-        invocation.key(key).arg(token);
-        let _: i64 = invocation
-            .invoke_async(&mut self.conn)
-            .await
-            .with_context(|| format!("releasing consumer name lease {key:?} failed"))?;
-        Ok(())
-    }
-
-    /// Dead-letters entry `id` in one server-side step ([`scripts::dead_letter`]):
-    /// `XADD dlq * record…` then `XACK`, nothing written unless both can be
-    /// (the dead-letter key is a stream or absent) and, for
-    /// [`DeadLetterMode::Settle`], only while `consumer` still owns the entry.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn dead_letter(
-        &mut self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-        id: &str,
-        dlq: &str,
-        mode: DeadLetterMode,
-        record: &Fields,
-    ) -> Result<DeadLettered> {
-        let mut invocation = scripts::dead_letter().prepare_invoke();
-        invocation.key(stream).key(dlq).arg(group).arg(consumer).arg(id).arg(match mode {
-            DeadLetterMode::Settle => "settle",
-            DeadLetterMode::Audit => "audit",
-        });
-        for (name, value) in record {
-            invocation.arg(name).arg(value);
-        }
-        let (written, text): (u8, String) = invocation
-            .invoke_async(&mut self.conn)
-            .await
-            .with_context(|| format!("dead-lettering entry {id} of stream {stream:?} to {dlq:?} failed"))?;
-        Ok(if written == 1 { DeadLettered::Written(text) } else { DeadLettered::NotOwned(text) })
-    }
-
-    /// Moves a dead letter back in one server-side step ([`scripts::requeue`]):
-    /// `XADD origin * fields…` then `XDEL dlq dead_id`, nothing written unless
-    /// both can be. Returns the new id on the origin stream, or `None` when
-    /// the dead letter is gone (requeued by someone else meanwhile).
-    ///
-    /// An entry of more fields than one Lua call can pass on
-    /// ([`scripts::MAX_FIELD_PAIRS`]) is requeued in two steps after the same
-    /// checks: `XADD`, then `XDEL` — a crash between them leaves it requeued
-    /// and still dead-lettered (a later requeue repeats it), never lost.
-    pub async fn requeue(&mut self, dlq: &str, dead_id: &str, origin: &str, fields: &Fields) -> Result<Option<String>> {
-        let failed = || format!("requeue of {dead_id} from {dlq:?} to {origin:?} failed");
-        if fields.len() > scripts::MAX_FIELD_PAIRS {
-            self.expect_stream_or_none(origin, "origin").await.with_context(failed)?;
-            if self.range(dlq, dead_id, dead_id, Some(1)).await.with_context(failed)?.is_empty() {
-                return Ok(None);
-            }
-            let id = self.add(origin, None, fields).await.with_context(failed)?;
-            let _: u64 =
-                redis::cmd("XDEL").arg(dlq).arg(dead_id).query_async(&mut self.conn).await.with_context(failed)?;
-            return Ok(Some(id));
-        }
-        let mut invocation = scripts::requeue().prepare_invoke();
-        invocation.key(dlq).key(origin).arg(dead_id);
-        for (name, value) in fields {
-            invocation.arg(name).arg(value);
-        }
-        invocation.invoke_async(&mut self.conn).await.with_context(failed)
     }
 
     /// `TYPE key`: "none", "stream", "string", …
@@ -576,46 +432,6 @@ impl Connection {
         }
         cmd.query_async(&mut self.conn).await.with_context(|| format!("XADD to stream {stream:?} failed"))
     }
-}
-
-/// What [`Connection::lease`] could not lease.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Leases {
-    /// Ids no longer pending for this consumer (acked, or reclaimed by a peer).
-    pub lost: Vec<String>,
-    /// Ids Redis dropped from the pending list: their payload was trimmed.
-    pub deleted: Vec<String>,
-}
-
-/// What [`Connection::delete_own_consumer`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deleted {
-    /// The consumer is gone from the group.
-    Done,
-    /// Not deleted: its name is leased by someone else now.
-    NotLeased,
-    /// Not deleted: entries are pending for it (arrived late).
-    StillPending,
-}
-
-/// Which dead-letter write [`Connection::dead_letter`] makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadLetterMode {
-    /// A verdict's: only while this consumer owns the entry.
-    Settle,
-    /// A trimmed entry's audit: always written (its payload is gone, so no
-    /// peer can handle it), acked if this consumer owns it.
-    Audit,
-}
-
-/// What a dead-letter attempt did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeadLettered {
-    /// Recorded (and acked) as this dead-letter id.
-    Written(String),
-    /// Nothing written: the entry is pending for this consumer (its name)
-    /// or for nobody (empty: acked or trimmed meanwhile).
-    NotOwned(String),
 }
 
 /// True when `error` says the consumer group (or its stream) no longer exists:
