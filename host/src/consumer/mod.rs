@@ -8,7 +8,11 @@
 //! claim now, leave).
 
 mod invoke;
+mod leaving;
 mod settling;
+mod stats;
+
+pub use stats::ConsumerStats;
 
 use invoke::Ahead;
 use settling::Unrecorded;
@@ -16,7 +20,6 @@ use settling::Unrecorded;
 use crate::control::{Control, State};
 use crate::dead_letter::Reason;
 use crate::entry::Entry;
-use crate::handover::{Handover, hand_over};
 use crate::instance::{Delivery, Instance};
 use crate::lease::{Holds, refresh_every};
 use crate::name_lease::NameLease;
@@ -65,56 +68,6 @@ pub struct GroupSettings {
     pub ack_each: bool,
     /// Where to record produce-to-ack latency (`host bench`).
     pub latency: Option<Arc<crate::bench::Latency>>,
-}
-
-/// What one consumer did, reported when it stops.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct ConsumerStats {
-    /// Entries the plugin was called for (or rejected by the host before the call).
-    pub handled: u64,
-    /// Entries acknowledged.
-    pub acked: u64,
-    /// Entries left pending for a retry (plugin asked to retry).
-    pub retried: u64,
-    /// Entries whose call trapped or ran past its deadline.
-    pub faulted: u64,
-    /// Entries the plugin (or host) rejected.
-    pub rejected: u64,
-    /// Records written to the dead-letter stream (including trimmed audits).
-    pub dead_lettered: u64,
-    /// Entries taken over by this consumer's reaper (XAUTOCLAIM).
-    pub claimed: u64,
-    /// Pending ids found without payload (trimmed), recorded as audits.
-    pub trimmed: u64,
-}
-
-impl ConsumerStats {
-    /// What was done since `earlier` (a snapshot of the same counters).
-    pub fn since(&self, earlier: &Self) -> Self {
-        ConsumerStats {
-            handled: self.handled - earlier.handled,
-            acked: self.acked - earlier.acked,
-            retried: self.retried - earlier.retried,
-            faulted: self.faulted - earlier.faulted,
-            rejected: self.rejected - earlier.rejected,
-            dead_lettered: self.dead_lettered - earlier.dead_lettered,
-            claimed: self.claimed - earlier.claimed,
-            trimmed: self.trimmed - earlier.trimmed,
-        }
-    }
-}
-
-impl std::ops::AddAssign for ConsumerStats {
-    fn add_assign(&mut self, o: Self) {
-        self.handled += o.handled;
-        self.acked += o.acked;
-        self.retried += o.retried;
-        self.faulted += o.faulted;
-        self.rejected += o.rejected;
-        self.dead_lettered += o.dead_lettered;
-        self.claimed += o.claimed;
-        self.trimmed += o.trimmed;
-    }
 }
 
 /// Batches of new entries handled faster than this are followed by a read-ahead.
@@ -262,57 +215,7 @@ impl Consumer {
                 Err(error) => self.redis_failed(&error, &shutdown).await,
             }
         }
-        if let Some(ahead) = self.read_ahead.take() {
-            // Whatever it read stays in this consumer's pending list: the next
-            // start drains it, or a peer's reaper claims it (but what was
-            // trimmed meanwhile is pending nowhere: recorded). Its acks are
-            // sent again.
-            match ahead {
-                Ahead::InFlight(read) => read.abort(),
-                Ahead::Ready(Ok((_, batch))) => self.abandoned(batch.entries).await,
-                Ahead::Ready(Err(_)) => {}
-            }
-            let acks = self.ahead_acks.take();
-            self.unsent(acks);
-        }
-        if let Err(error) = self.flush_acks().await {
-            tracing::warn!(consumer = %self.name, "{} handled entries stay pending: {error:#}", self.unacked.len());
-        }
-        for claim in self.control.take_claims() {
-            let _ = claim.send(Err(format!("consumer {} is stopping", self.name)));
-        }
-        if lost.is_some() {
-            // The name's pending list is the new holder's: no handover.
-        } else if self.control.is_removed() {
-            self.hand_over(std::slice::from_ref(&self.name.clone()), &self.control.peers()).await;
-        } else if self.settings.handover {
-            self.hand_over(&self.settings.local_consumers.clone(), &[]).await;
-        }
-        self.record_unrecorded().await;
-        for lost in std::mem::take(&mut self.unrecorded) {
-            tracing::error!(consumer = %self.name, stream = %self.settings.stream, entry = %lost.id,
-                "trimmed entry could not be recorded in the dead-letter stream before exit: {}",
-                crate::log_budget::one_line(&lost.why));
-        }
-        if let Some(lease) = self.name_lease.take() {
-            lease.release().await;
-        }
-        if let Some(holder) = lost {
-            let error = anyhow::anyhow!(
-                "consumer name {:?} was taken over by {holder} (this process could not renew its lease in \
-                 time); stopped so that the two do not take each other's entries",
-                self.name
-            );
-            self.control.set_state(State::Failed(format!("{error:#}")));
-            return Err(error);
-        }
-        self.publish();
-        self.control.set_state(State::Stopped);
-        let s = &self.stats;
-        tracing::info!(consumer = %self.name, stream = %self.settings.stream, group = %self.settings.group,
-            handled = s.handled, acked = s.acked, retried = s.retried, faulted = s.faulted, rejected = s.rejected,
-            dead_lettered = s.dead_lettered, claimed = s.claimed, "consumer stopped");
-        Ok(self.stats)
+        self.leave(lost).await
     }
 
     /// One step: connect if needed, re-send failed acks, then drain the own
@@ -550,49 +453,6 @@ impl Consumer {
             self.conn = Some(self.redis.connect(self.settings.block).await?);
         }
         Ok(self.conn.clone().expect("connected above"))
-    }
-
-    /// Gives the pending list to a live peer (none of `leaving`; any of
-    /// `alive` first) and deletes this consumer, if it still holds its name.
-    async fn hand_over(&mut self, leaving: &[String], alive: &[String]) {
-        let s = self.settings.clone();
-        let Some(lease) = &self.name_lease else { return };
-        let (key, token) = (lease.key.clone(), lease.token.clone());
-        let result = match self.connection().await {
-            Ok(mut conn) => {
-                let lease = (key.as_str(), token.as_str());
-                hand_over(&mut conn, &s.stream, &s.group, &self.name, leaving, alive, s.min_idle, lease).await
-            }
-            Err(error) => Err(error),
-        };
-        let trimmed = match result {
-            Ok(Handover::Done { peer, moved, trimmed }) => {
-                tracing::info!(consumer = %self.name, stream = %s.stream, group = %s.group,
-                    "handed over {moved} pending entries to {}; consumer deleted",
-                    peer.as_deref().unwrap_or("nobody (none pending)"));
-                trimmed
-            }
-            Ok(Handover::NameTaken { moved, trimmed }) => {
-                tracing::warn!(consumer = %self.name, stream = %s.stream, group = %s.group,
-                    "handed over {moved} pending entries; the consumer name is leased by another holder now, \
-                     so the consumer was not deleted (its pending list is that holder's)");
-                trimmed
-            }
-            Ok(Handover::NoPeer { pending, trimmed }) => {
-                tracing::warn!(consumer = %self.name, stream = %s.stream,
-                    "no live peer to hand {pending} pending entries to; they stay pending for the group's reapers");
-                trimmed
-            }
-            Err(error) => {
-                tracing::warn!(consumer = %self.name, "handover failed, entries stay pending: {error:#}");
-                Vec::new()
-            }
-        };
-        for id in trimmed {
-            self.stats.trimmed += 1;
-            let why = "payload trimmed from the stream before processing (found at handover)";
-            self.dead_letter(&id, &[], 0, Reason::Trimmed, why, DeadLetterMode::Audit).await;
-        }
     }
 
     /// The group vanished under us (stream key deleted, or Redis restarted
