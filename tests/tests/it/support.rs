@@ -485,6 +485,14 @@ pub async fn xlen(conn: &mut MultiplexedConnection, key: &str) -> u64 {
     redis::cmd("XLEN").arg(key).query_async(conn).await.expect("XLEN")
 }
 
+/// The newest entry of `stream` (`XREVRANGE + - COUNT 1`): its id and its
+/// fields and values, flat.
+pub async fn newest(conn: &mut MultiplexedConnection, stream: &str) -> (String, Vec<Vec<u8>>) {
+    let mut rows: Vec<(String, Vec<Vec<u8>>)> =
+        redis::cmd("XREVRANGE").arg(stream).arg("+").arg("-").arg("COUNT").arg(1).query_async(conn).await.unwrap();
+    rows.pop().unwrap_or_else(|| panic!("{stream} is empty"))
+}
+
 /// Consumer names of a group (`XINFO CONSUMERS`).
 pub async fn consumer_names(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> Vec<String> {
     let rows: Vec<std::collections::HashMap<String, redis::Value>> =
