@@ -271,11 +271,11 @@ struct RunArgs {
     handover: bool,
     /// Memory cap per plugin instance, MiB: all its linear memories and tables
     /// together (a failed grow traps).
-    #[arg(long, value_name = "MIB", default_value_t = crate::limits::DEFAULT_MAX_MEMORY_MB as u64,
+    #[arg(long, value_name = "MIB", default_value_t = crate::wasm::limits::DEFAULT_MAX_MEMORY_MB as u64,
           value_parser = clap::value_parser!(u64).range(1..=65_536))]
     max_memory_mb: u64,
     /// Longest error text a plugin may return, bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = crate::limits::DEFAULT_MAX_RETURN_BYTES)]
+    #[arg(long, value_name = "BYTES", default_value_t = crate::wasm::limits::DEFAULT_MAX_RETURN_BYTES)]
     max_return_bytes: usize,
     /// Fuel per call (about one unit per Wasm instruction); meters the plugin,
     /// which costs it ~10-30 % speed [default: not metered].
@@ -485,7 +485,7 @@ fn from_cli(cli: Cli) -> Command {
             max_retry_delay: Duration::from_millis(a.max_retry_delay_ms),
             dead_letter: a.dead_letter.unwrap_or_else(|| config::dead_letter_key(a.stream.as_deref().unwrap_or(""))),
             handover: a.handover,
-            limits: crate::limits::Limits {
+            limits: crate::wasm::limits::Limits {
                 max_memory_bytes: (a.max_memory_mb as usize) << 20,
                 max_return_bytes: a.max_return_bytes,
                 max_fuel: a.max_fuel,

@@ -206,14 +206,14 @@ pub struct RunConfig {
     /// On shutdown, hand pending entries to a live peer and delete the consumers.
     pub handover: bool,
     /// Sandbox limits of each plugin instance.
-    pub limits: crate::limits::Limits,
+    pub limits: crate::wasm::limits::Limits,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
     /// One XACK per entry (the redis.io guides' loop shape) instead of one per
     /// batch; only `host bench --guide-shape` asks for it.
     pub ack_each: bool,
     /// Where consumers record produce-to-ack latency (`host bench`).
-    pub latency: Option<std::sync::Arc<crate::bench::Latency>>,
+    pub latency: Option<std::sync::Arc<crate::commands::bench::Latency>>,
 }
 
 impl RunConfig {
@@ -235,7 +235,7 @@ impl RunConfig {
             max_retry_delay: Duration::from_millis(DEFAULT_MAX_RETRY_DELAY_MS),
             dead_letter: dead_letter_key(stream),
             handover: false,
-            limits: crate::limits::Limits::default(),
+            limits: crate::wasm::limits::Limits::default(),
             metrics: None,
             ack_each: false,
             latency: None,

@@ -4,64 +4,38 @@
 //! → [`verdict`] → ack, dead-letter or leave pending ([`consumer`]). [`run`]
 //! wires it up.
 
-mod bench;
-mod bindings;
-mod blocking_calls;
-mod cache;
-mod check;
 pub mod cli;
+mod commands;
 pub mod config;
 mod consumer;
-mod control;
-mod dashboard;
 mod dead_letter;
-mod demo;
-mod deployment;
-mod engine;
 mod entry;
-mod folder;
-mod guard;
-mod guest_log;
-mod handover;
-mod http;
-mod inspect;
-mod instance;
-mod lease;
-mod limits;
-mod local_redis;
-mod log_budget;
 pub mod logging;
 mod metrics;
-mod name_lease;
-mod plugin;
-mod produce;
-mod reaper;
-mod run;
-mod scaffold;
-mod settle;
 pub mod shutdown;
-mod sidecar;
 mod streams;
+mod supervise;
 mod verdict;
-mod watcher;
+mod wasm;
+mod web;
 
-pub use bindings::WORLD;
+pub use commands::produce::produce;
+pub use commands::run::run;
 pub use config::{
     BenchConfig, Command, DemoConfig, FolderConfig, InspectConfig, ProduceConfig, RequeueConfig, RunConfig,
 };
 pub use consumer::ConsumerStats;
 pub use dead_letter::DeadLetter;
-pub use deployment::RunReport;
-pub use engine::Engine;
 pub use entry::Entry;
-pub use guest_log::Grants;
-pub use instance::{Delivery, Instance};
-pub use limits::Limits;
-pub use plugin::{LoadError, Plugin, version_of as plugin_version};
-pub use produce::produce;
-pub use run::run;
 pub use streams::masked::urls_in as mask_urls;
+pub use supervise::deployment::RunReport;
 pub use verdict::Verdict;
+pub use wasm::bindings::WORLD;
+pub use wasm::engine::Engine;
+pub use wasm::instance::{Delivery, Instance};
+pub use wasm::limits::Grants;
+pub use wasm::limits::Limits;
+pub use wasm::plugin::{LoadError, Plugin, version_of as plugin_version};
 
 use tokio_util::sync::CancellationToken;
 
@@ -73,7 +47,7 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
         _ => None,
     };
     if let Some(addr) = metrics {
-        http::start(addr, shutdown.clone()).await?;
+        web::start(addr, shutdown.clone()).await?;
     }
     let output = match command {
         Command::Run(config) => {
@@ -81,27 +55,27 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
             return Ok(());
         }
         Command::Serve(config) => {
-            folder::serve(config, shutdown).await?;
+            supervise::folder::serve(config, shutdown).await?;
             return Ok(());
         }
         Command::Demo(config) => {
-            demo::run(config, shutdown).await?;
+            commands::demo::run(config, shutdown).await?;
             return Ok(());
         }
-        Command::Bench(config) => bench::bench(config, shutdown).await?,
-        Command::Check(path) => check::check(&path)?,
-        Command::New(config) => scaffold::create(&config)?,
+        Command::Bench(config) => commands::bench::bench(config, shutdown).await?,
+        Command::Check(path) => commands::check::check(&path)?,
+        Command::New(config) => commands::scaffold::create(&config)?,
         Command::Produce(config) => format!("{}\n", produce(&config).await?),
-        Command::Pending(config) => inspect::pending(&config).await?,
-        Command::DlqList(config) => inspect::dlq_list(&config).await?,
-        Command::Info(config) => inspect::info(&config).await?,
-        Command::Replay(config) => inspect::replay(&config).await?,
-        Command::Trim(config) => inspect::trim(&config).await?,
+        Command::Pending(config) => commands::inspect::pending(&config).await?,
+        Command::DlqList(config) => commands::inspect::dlq_list(&config).await?,
+        Command::Info(config) => commands::inspect::info(&config).await?,
+        Command::Replay(config) => commands::inspect::replay(&config).await?,
+        Command::Trim(config) => commands::inspect::trim(&config).await?,
         Command::Tail(config) => {
-            inspect::tail(&config, shutdown).await?;
+            commands::inspect::tail(&config, shutdown).await?;
             return Ok(());
         }
-        Command::DlqRequeue(config) => inspect::dlq_requeue(&config).await?,
+        Command::DlqRequeue(config) => commands::inspect::dlq_requeue(&config).await?,
     };
     // Not print!: that panics when the reader went away (`host … | head`).
     use std::io::Write as _;

@@ -2,14 +2,14 @@
 //! entries, how long its calls took, what was acked, dead-lettered and
 //! reclaimed, and plugin loads. One registry for the process (like the
 //! Prometheus default registry); `host run --metrics ADDR` serves it (see
-//! [`crate::http`]).
+//! [`crate::web`]).
 //!
 //! The hot path (one verdict per entry) uses handles cached per consumer and
 //! plugin version ([`CallMetrics`]), so it costs a few atomic adds, no lookup.
 
-use crate::guest_log::PluginTag;
 use crate::streams::Redis;
 use crate::verdict::Verdict;
+use crate::wasm::host_state::PluginTag;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

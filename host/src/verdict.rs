@@ -4,8 +4,8 @@
 //! deadline, a host fault) and the plugin's own `result<_, error>`. Both are
 //! mapped into one [`Verdict`] in [`Verdict::from_call`].
 
-use crate::bindings::WitError;
-use crate::blocking_calls::BlockedPastDeadline;
+use crate::wasm::bindings::WitError;
+use crate::wasm::blocking_calls::BlockedPastDeadline;
 use std::fmt;
 use std::time::Duration;
 use wasmtime::Trap;
@@ -108,7 +108,7 @@ impl fmt::Display for Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::Retry;
+    use crate::wasm::bindings::Retry;
 
     const DEADLINE: Duration = Duration::from_secs(5);
 

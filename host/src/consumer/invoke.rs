@@ -5,13 +5,13 @@
 //! trimmed) are noted, so their verdicts record them instead of losing them.
 
 use super::Consumer;
+use crate::consumer::lease::refresh_every;
 use crate::dead_letter::Reason;
 use crate::entry::Entry;
-use crate::instance::Instance;
-use crate::lease::refresh_every;
-use crate::plugin::Plugin;
 use crate::streams::{Batch, DeadLetterMode, Reader};
 use crate::verdict::Verdict;
+use crate::wasm::instance::Instance;
+use crate::wasm::plugin::Plugin;
 use anyhow::{Context, Result};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;

@@ -7,9 +7,9 @@
 use super::Consumer;
 use super::invoke::Ahead;
 use super::stats::ConsumerStats;
-use crate::control::State;
+use crate::consumer::control::State;
+use crate::consumer::handover::{Handover, hand_over};
 use crate::dead_letter::Reason;
-use crate::handover::{Handover, hand_over};
 use crate::streams::DeadLetterMode;
 use anyhow::Result;
 
@@ -47,7 +47,7 @@ impl Consumer {
         for lost in std::mem::take(&mut self.unrecorded) {
             tracing::error!(consumer = %self.name, stream = %self.settings.stream, entry = %lost.id,
                 "trimmed entry could not be recorded in the dead-letter stream before exit: {}",
-                crate::log_budget::one_line(&lost.why));
+                crate::wasm::log_budget::one_line(&lost.why));
         }
         if let Some(lease) = self.name_lease.take() {
             lease.release().await;

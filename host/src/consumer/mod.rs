@@ -7,8 +7,14 @@
 //! Its [`Control`] shows its counters live and carries drills in (crash,
 //! claim now, leave).
 
+pub mod control;
+pub mod handover;
 mod invoke;
+pub mod lease;
 mod leaving;
+pub mod name_lease;
+pub mod reaper;
+pub mod settle;
 mod settling;
 mod stats;
 
@@ -17,16 +23,16 @@ pub use stats::ConsumerStats;
 use invoke::Ahead;
 use settling::Unrecorded;
 
-use crate::control::{Control, State};
+use crate::consumer::control::{Control, State};
+use crate::consumer::lease::{Holds, refresh_every};
+use crate::consumer::name_lease::NameLease;
+use crate::consumer::reaper::{MAX_PAGES_PER_TICK, Reaper};
+use crate::consumer::settle::over_limit_error;
 use crate::dead_letter::Reason;
 use crate::entry::Entry;
-use crate::instance::{Delivery, Instance};
-use crate::lease::{Holds, refresh_every};
-use crate::name_lease::NameLease;
-use crate::plugin::Plugin;
-use crate::reaper::{MAX_PAGES_PER_TICK, Reaper};
-use crate::settle::over_limit_error;
 use crate::streams::{Batch, Connection, DeadLetterMode, Reader, Redis, is_missing_group};
+use crate::wasm::instance::{Delivery, Instance};
+use crate::wasm::plugin::Plugin;
 use anyhow::{Context, Result};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -62,12 +68,12 @@ pub struct GroupSettings {
     /// Every consumer name of this process (never a handover target).
     pub local_consumers: Vec<String>,
     /// Sandbox limits of each instance.
-    pub limits: crate::limits::Limits,
+    pub limits: crate::wasm::limits::Limits,
     /// The redis.io guides' loop shape for `host bench --guide-shape`: one
     /// XACK per entry, all answered before the next read, no read-ahead.
     pub ack_each: bool,
     /// Where to record produce-to-ack latency (`host bench`).
-    pub latency: Option<Arc<crate::bench::Latency>>,
+    pub latency: Option<Arc<crate::commands::bench::Latency>>,
 }
 
 /// Batches of new entries handled faster than this are followed by a read-ahead.

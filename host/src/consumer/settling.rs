@@ -6,12 +6,12 @@
 //! those entries.
 
 use super::{Consumer, MAX_REMEMBERED_ERRORS};
+use crate::consumer::settle::{Action, decide};
 use crate::dead_letter::{self, Origin, Reason};
 use crate::entry::Entry;
-use crate::log_budget::one_line;
-use crate::settle::{Action, decide};
 use crate::streams::{DeadLetterMode, DeadLettered};
 use crate::verdict::Verdict;
+use crate::wasm::log_budget::one_line;
 use anyhow::Result;
 use std::time::Duration;
 
@@ -71,7 +71,7 @@ impl Consumer {
                 Action::Ack => {
                     self.forget(&entry.id);
                     if self.settings.latency.is_some() {
-                        self.unacked_produced.push(crate::bench::Latency::produced_at(&entry));
+                        self.unacked_produced.push(crate::commands::bench::Latency::produced_at(&entry));
                     }
                     self.unacked.push(entry.id);
                 }
@@ -129,7 +129,7 @@ impl Consumer {
                 if !self.holds.hold(entry.id.clone(), delay, s.min_idle) {
                     tracing::warn!(stream = %s.stream, consumer = %self.name, entry = %entry.id,
                         "{} retries held already: this one comes back after --min-idle-ms, sooner than the {} ms \
-                         asked", crate::lease::MAX_HOLDS, delay.as_millis());
+                         asked", crate::consumer::lease::MAX_HOLDS, delay.as_millis());
                 }
             }
             if self.last_errors.len() < MAX_REMEMBERED_ERRORS || self.last_errors.contains_key(&entry.id) {

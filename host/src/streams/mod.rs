@@ -1,6 +1,7 @@
 //! Every Redis command the host sends, with typed replies. The rest of the
 //! code never builds a raw command.
 
+pub mod local;
 pub mod masked;
 mod reader;
 mod reply;

@@ -3,10 +3,10 @@
 //! imports, instantiated once) and describes it; anything that would not run
 //! is a clear error.
 
-use crate::engine::Engine;
-use crate::instance::{Delivery, Instance};
-use crate::limits::Limits;
-use crate::plugin::Plugin;
+use crate::wasm::engine::Engine;
+use crate::wasm::instance::{Delivery, Instance};
+use crate::wasm::limits::Limits;
+use crate::wasm::plugin::Plugin;
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::Path;

@@ -2,19 +2,21 @@
 //! (`demo:events:orders`), group `notifications` (consumers `worker-a`,
 //! `worker-b`) and group `analytics` (`worker-c`), each group's handler a
 //! plugin whose file is watched and hot-reloaded. This module owns the demo's
-//! state and every action its dashboard offers ([`crate::dashboard`] only
+//! state and every action its dashboard offers ([`crate::commands::demo::dashboard`] only
 //! maps HTTP onto these methods).
 
+pub mod dashboard;
+
+use crate::commands::inspect::{entry_json, text_json};
+use crate::commands::run::{self, Reload};
 use crate::config::{DemoConfig, RequeueConfig, RunConfig, Trim};
-use crate::control::{Control, LastError, State};
+use crate::consumer::control::{Control, LastError, State};
 use crate::dead_letter::DeadLetter;
-use crate::deployment::{Deployment, Member};
-use crate::engine::Engine;
-use crate::guard::{Guard, Token};
-use crate::inspect::{entry_json, text_json};
-use crate::run::{self, Reload};
 use crate::streams::{Connection, PendingEntry, Redis};
-use crate::watcher::Watcher;
+use crate::supervise::deployment::{Deployment, Member};
+use crate::supervise::watcher::Watcher;
+use crate::wasm::engine::Engine;
+use crate::web::guard::{Guard, Token};
 use anyhow::{Result, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -99,13 +101,13 @@ pub struct Demo {
 /// two groups, sample orders, the dashboard, and hot reload of both plugins.
 pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> {
     // The port first: a taken port must fail before the stream is reset.
-    let listener = crate::http::bind(config.listen, "the dashboard (--port)").await?;
+    let listener = crate::web::bind(config.listen, "the dashboard (--port)").await?;
     let token = Token::new()?;
-    let (url, local) = crate::local_redis::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
+    let (url, local) = crate::streams::local::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
     let token_file = config.token_file.clone();
     let demo = Arc::new(Demo::start(config, &url, &shutdown).await?);
-    let app = crate::dashboard::router(demo.clone(), &token);
-    let bound = crate::http::serve_on(listener, app, |bound| Guard::dashboard(bound, token.clone()), shutdown.clone())?;
+    let app = crate::commands::demo::dashboard::router(demo.clone(), &token);
+    let bound = crate::web::serve_on(listener, app, |bound| Guard::dashboard(bound, token.clone()), shutdown.clone())?;
     let served = async {
         if let Some(path) = &token_file {
             token.write_to(path)?;
@@ -158,7 +160,7 @@ impl Demo {
                 );
             }
             // As the watcher names it, or a new build of it is never recognised.
-            let plugin = crate::watcher::resolve(&plugin)?;
+            let plugin = crate::supervise::watcher::resolve(&plugin)?;
             let mut run_config = RunConfig::new(url, plugin, &config.stream, group, consumers[0]);
             run_config.consumers = consumers.iter().map(|c| c.to_string()).collect();
             run_config.min_idle = config.claim_idle;
@@ -538,7 +540,7 @@ impl Demo {
             dead_letter: crate::config::dead_letter_key(&self.config.stream),
             ids,
         };
-        let report = crate::inspect::dlq_requeue(&config).await.map_err(|e| match format!("{e:#}") {
+        let report = crate::commands::inspect::dlq_requeue(&config).await.map_err(|e| match format!("{e:#}") {
             text if text.starts_with("no entry") => ActionError::NotFound(text),
             _ => ActionError::Failed(e),
         })?;

@@ -1,7 +1,7 @@
 //! The `host demo` web dashboard: the page (one HTML file embedded in the
 //! binary, no front-end build) and the JSON API it drives. Every route maps
 //! onto one [`Demo`] method; `/metrics` is served beside them. Every call
-//! but GET needs the run's token in `X-Host-Token` ([`crate::guard`]); the
+//! but GET needs the run's token in `X-Host-Token` ([`crate::web::guard`]); the
 //! page carries it, embedded as it is served.
 //!
 //! | route | action |
@@ -21,8 +21,8 @@
 //! | `GET /api/dead-letters?count=N` | dead-letter panel |
 //! | `POST /api/dead-letters/requeue` `{ids}` (none: all) | requeue |
 
-use crate::demo::{ActionError, Demo, trim_of};
-use crate::guard::Token;
+use crate::commands::demo::{ActionError, Demo, trim_of};
+use crate::web::guard::Token;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -33,7 +33,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 /// The page: HTML, CSS and script in one file.
-const PAGE: &str = include_str!("../assets/dashboard.html");
+const PAGE: &str = include_str!("../../../assets/dashboard.html");
 /// Where the page takes the token (a `<meta>` its script reads).
 const TOKEN_SLOT: &str = "{{HOST_TOKEN}}";
 
@@ -56,7 +56,7 @@ pub fn router(demo: Arc<Demo>, token: &Token) -> Router {
         .route("/api/dead-letters", get(dead_letters))
         .route("/api/dead-letters/requeue", post(requeue))
         .with_state(demo);
-    api.merge(crate::http::metrics_route())
+    api.merge(crate::web::metrics_route())
 }
 
 impl IntoResponse for ActionError {

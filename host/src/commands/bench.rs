@@ -7,11 +7,11 @@
 //! hand-written consumer loop (no host machinery), the reference to beat.
 
 use crate::config::{BenchConfig, Production, RunConfig};
-use crate::deployment::Deployment;
-use crate::engine::Engine;
 use crate::entry::Entry;
-use crate::plugin::Plugin;
 use crate::streams::Redis;
+use crate::supervise::deployment::Deployment;
+use crate::wasm::engine::Engine;
+use crate::wasm::plugin::Plugin;
 use anyhow::{Context, Result, bail};
 use hdrhistogram::Histogram;
 use std::sync::{Arc, Mutex};
@@ -107,7 +107,7 @@ fn steal() -> Option<f64> {
 
 /// Runs one benchmark and returns its JSON line.
 pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<String> {
-    let (url, _local) = crate::local_redis::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
+    let (url, _local) = crate::streams::local::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
     let redis = Redis::open(&url)?;
     let mut admin = redis.connect(Duration::ZERO).await?;
     let stream = format!("bench:{}:{}", std::process::id(), now_us());
@@ -125,7 +125,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     run.reap_interval = Duration::from_secs(3600);
     run.latency = Some(latency.clone());
     let plugin = match &config.plugin {
-        Some(_) => crate::run::load(&engine, &run).await?,
+        Some(_) => crate::commands::run::load(&engine, &run).await?,
         None => Plugin::native(&engine),
     };
     let handler = if config.minimal_loop { "loop".to_string() } else { plugin.tag.name.clone() };

@@ -7,7 +7,7 @@
 //! `[grant_ceiling]` in `host.toml` bounds that: sidecars may only narrow it.
 
 use crate::config::{self, RunConfig};
-use crate::guest_log::Grants;
+use crate::wasm::host_state::Grants;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -2,11 +2,11 @@
 //! (hot reload) until shutdown.
 
 use crate::config::RunConfig;
-use crate::deployment::{Deployment, RunReport};
-use crate::engine::Engine;
-use crate::plugin::Plugin;
 use crate::streams::Redis;
-use crate::watcher::Watcher;
+use crate::supervise::deployment::{Deployment, RunReport};
+use crate::supervise::watcher::Watcher;
+use crate::wasm::engine::Engine;
+use crate::wasm::plugin::Plugin;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn run(mut config: RunConfig, shutdown: CancellationToken) -> Result<RunReport> {
     let engine = Engine::new()?;
     let plugin = load(&engine, &config).await?;
-    config.plugin = crate::watcher::resolve(&config.plugin)?;
+    config.plugin = crate::supervise::watcher::resolve(&config.plugin)?;
     let redis = Redis::open(&config.redis_url)?;
     redis.connect(Duration::ZERO).await?;
     let mut watcher = Watcher::new(std::slice::from_ref(&config.plugin))?;

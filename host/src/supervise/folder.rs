@@ -4,13 +4,13 @@
 //! hot-swapped, a removed file stops its consumers, a changed sidecar or
 //! `host.toml` restarts the plugins it affects.
 
+use crate::commands::run::{load, reload};
 use crate::config::{FolderConfig, RunConfig};
-use crate::deployment::Deployment;
-use crate::engine::Engine;
-use crate::run::{load, reload};
-use crate::sidecar::{HostFile, PluginSettings, sidecar_of};
 use crate::streams::Redis;
-use crate::watcher::Watcher;
+use crate::supervise::deployment::Deployment;
+use crate::supervise::sidecar::{HostFile, PluginSettings, sidecar_of};
+use crate::supervise::watcher::Watcher;
+use crate::wasm::engine::Engine;
 use anyhow::{Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -40,8 +40,8 @@ pub async fn serve(mut config: FolderConfig, shutdown: CancellationToken) -> Res
         bail!("plugin folder {} is not a directory (check --plugins)", config.dir.display());
     }
     // As the watcher names them, or a change to host.toml is never recognised.
-    config.dir = crate::watcher::resolve(&config.dir)?;
-    config.host_file = crate::watcher::resolve(&config.host_file)?;
+    config.dir = crate::supervise::watcher::resolve(&config.dir)?;
+    config.host_file = crate::supervise::watcher::resolve(&config.host_file)?;
     let host_file = HostFile::read(&config.host_file)?;
     if host_file.grant_ceiling.is_some() && inside(&config.host_file, &config.dir) {
         tracing::warn!(host_file = %config.host_file.display(),

@@ -5,8 +5,8 @@
 //! block counts its instructions, ~10-30 % slower), so plugins with a fuel
 //! limit run on a metered twin of the engine, made on first use.
 
-use crate::bindings::Consumer;
-use crate::guest_log::HostState;
+use crate::wasm::bindings::Consumer;
+use crate::wasm::host_state::HostState;
 use anyhow::Result;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -35,10 +35,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Builds the engine (caching compiled plugins in [`crate::cache::default_dir`])
+    /// Builds the engine (caching compiled plugins in [`crate::wasm::cache::default_dir`])
     /// and starts its epoch ticker (which stops by itself once the engine is dropped).
     pub fn new() -> Result<Self> {
-        Self::with_cache(crate::cache::default_dir())
+        Self::with_cache(crate::wasm::cache::default_dir())
     }
 
     /// Like [`Engine::new`], caching compiled plugins in `cache_dir` (`None`: no cache).
@@ -75,7 +75,7 @@ impl Engine {
             .context("cannot add host imports to the plugin linker")?;
         // Epoch interruption cannot stop a host call: the ones that wait are
         // replaced by versions bounded by the call's deadline.
-        crate::blocking_calls::shadow(&mut linker)?;
+        crate::wasm::blocking_calls::shadow(&mut linker)?;
 
         start_epoch_ticker(&engine);
         Ok(Engine { engine, linker, cache_dir, metered, twin: Arc::default() })

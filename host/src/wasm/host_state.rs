@@ -1,11 +1,11 @@
 //! Per-instance host state — the sandbox (WASI with only what the sidecar
 //! grants) and everything a plugin says: the `log` import and its
 //! stdout/stderr, all routed into the host log tagged with the plugin, one
-//! safe line per record, within a budget per call ([`crate::log_budget`]).
+//! safe line per record, within a budget per call ([`crate::wasm::log_budget`]).
 
-use crate::bindings::{Level, redis_streams};
-pub use crate::limits::Grants;
-use crate::log_budget::{LogBudget, MAX_LOG_BYTES_PER_ENTRY, MAX_LOG_RECORDS_PER_ENTRY, one_line};
+use crate::wasm::bindings::{Level, redis_streams};
+pub use crate::wasm::limits::Grants;
+use crate::wasm::log_budget::{LogBudget, MAX_LOG_BYTES_PER_ENTRY, MAX_LOG_RECORDS_PER_ENTRY, one_line};
 use bytes::Bytes;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,11 +34,11 @@ pub struct HostState {
     /// Who is talking, for the log.
     tag: Arc<PluginTag>,
     /// Memory, table and instance caps.
-    pub(crate) limits: crate::limits::StoreLimiter,
+    pub(crate) limits: crate::wasm::limits::StoreLimiter,
     /// What the sidecar granted (for the `config` import).
     grants: Arc<Grants>,
     /// When the call in progress must be over: host calls that wait give up
-    /// then ([`crate::blocking_calls`]).
+    /// then ([`crate::wasm::blocking_calls`]).
     call_deadline: Instant,
     /// What the plugin may still log in this call (shared with its stdout/stderr).
     log: Arc<LogBudget>,
@@ -50,7 +50,7 @@ impl HostState {
     /// give up at `call_deadline` (until [`HostState::begin_call`] moves it).
     pub fn new(
         tag: Arc<PluginTag>,
-        limits: crate::limits::StoreLimiter,
+        limits: crate::wasm::limits::StoreLimiter,
         grants: Arc<Grants>,
         call_deadline: Instant,
     ) -> anyhow::Result<Self> {

@@ -1,9 +1,11 @@
 //! The host's HTTP endpoints: `GET /metrics` (Prometheus, OpenMetrics text),
 //! started by `host run --metrics ADDR`, and the server `host demo` runs its
 //! dashboard on (with `/metrics` beside it). Both stop with the process's
-//! shutdown, and both answer only what [`crate::guard`] admits.
+//! shutdown, and both answer only what [`crate::web::guard`] admits.
 
-use crate::guard::Guard;
+pub mod guard;
+
+use crate::web::guard::Guard;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::http::header;

@@ -16,7 +16,7 @@
 //! import to check). Not covered: `wasi:filesystem` calls on a granted
 //! directory, which wait on the disk (a FIFO or device there could hold one).
 
-use crate::guest_log::HostState;
+use crate::wasm::host_state::HostState;
 use std::future::Future;
 use std::time::Instant;
 use wasmtime::component::{Linker, Resource, ResourceTable};

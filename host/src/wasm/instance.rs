@@ -1,15 +1,15 @@
 //! One live plugin instance: calls `handle` for an entry (or `handle-batch`
 //! for a batch) under a deadline and re-instantiates itself after a trap.
 
-use crate::bindings::{Batch, BatchEntry, Consumer, Field, WitEntry, WitError};
-use crate::engine::Engine;
 use crate::entry::Entry;
-use crate::guest_log::{HostState, PluginTag};
-use crate::limits::Limits;
-use crate::log_budget::one_line;
 use crate::metrics::CallMetrics;
-use crate::plugin::{HANDLE_BATCH, Plugin, Pre};
 use crate::verdict::Verdict;
+use crate::wasm::bindings::{Batch, BatchEntry, Consumer, Field, WitEntry, WitError};
+use crate::wasm::engine::Engine;
+use crate::wasm::host_state::{HostState, PluginTag};
+use crate::wasm::limits::Limits;
+use crate::wasm::log_budget::one_line;
+use crate::wasm::plugin::{HANDLE_BATCH, Plugin, Pre};
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -334,7 +334,7 @@ fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostSta
                      `func(batch) -> list<result<_, error>>` ({e:#})",
                     plugin.tag.name,
                     plugin.path.display(),
-                    crate::bindings::BATCH_WORLD
+                    crate::wasm::bindings::BATCH_WORLD
                 )
             })?;
             Export::Batch(func)

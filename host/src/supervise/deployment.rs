@@ -4,10 +4,10 @@
 //! added and removed while it runs (the demo dashboard does).
 
 use crate::config::RunConfig;
+use crate::consumer::control::Control;
 use crate::consumer::{Consumer, ConsumerStats, GroupSettings};
-use crate::control::Control;
-use crate::plugin::Plugin;
 use crate::streams::Redis;
+use crate::wasm::plugin::Plugin;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,38 +9,38 @@ use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-const WIT: &str = include_str!("../../wit/plugin.wit");
+const WIT: &str = include_str!("../../../wit/plugin.wit");
 
 /// The plugin-build tool's sources, in the order the Makefile hashes them.
 const PLUGIN_BUILD: [(&str, &str); 3] = [
-    ("tools/plugin-build/Cargo.toml", include_str!("../../tools/plugin-build/Cargo.toml")),
-    ("tools/plugin-build/Cargo.lock", include_str!("../../tools/plugin-build/Cargo.lock")),
-    ("tools/plugin-build/src/main.rs", include_str!("../../tools/plugin-build/src/main.rs")),
+    ("tools/plugin-build/Cargo.toml", include_str!("../../../tools/plugin-build/Cargo.toml")),
+    ("tools/plugin-build/Cargo.lock", include_str!("../../../tools/plugin-build/Cargo.lock")),
+    ("tools/plugin-build/src/main.rs", include_str!("../../../tools/plugin-build/src/main.rs")),
 ];
 
 /// The language's own files: (path in the project, template).
 fn templates(lang: Lang) -> &'static [(&'static str, &'static str)] {
     match lang {
         Lang::Rust => &[
-            ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
-            ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
-            ("Makefile", include_str!("../templates/rust/Makefile")),
+            ("Cargo.toml", include_str!("../../templates/rust/Cargo.toml")),
+            ("src/lib.rs", include_str!("../../templates/rust/src/lib.rs")),
+            ("Makefile", include_str!("../../templates/rust/Makefile")),
         ],
         Lang::Python => &[
-            ("app.py", include_str!("../templates/python/app.py")),
-            ("Makefile", include_str!("../templates/python/Makefile")),
+            ("app.py", include_str!("../../templates/python/app.py")),
+            ("Makefile", include_str!("../../templates/python/Makefile")),
         ],
         Lang::Js => &[
-            ("handler.js", include_str!("../templates/js/handler.js")),
-            ("Makefile", include_str!("../templates/js/Makefile")),
+            ("handler.js", include_str!("../../templates/js/handler.js")),
+            ("Makefile", include_str!("../../templates/js/Makefile")),
         ],
         Lang::C => &[
-            ("plugin.c", include_str!("../templates/c/plugin.c")),
-            ("Makefile", include_str!("../templates/c/Makefile")),
+            ("plugin.c", include_str!("../../templates/c/plugin.c")),
+            ("Makefile", include_str!("../../templates/c/Makefile")),
         ],
         Lang::Zig => &[
-            ("plugin.zig", include_str!("../templates/zig/plugin.zig")),
-            ("Makefile", include_str!("../templates/zig/Makefile")),
+            ("plugin.zig", include_str!("../../templates/zig/plugin.zig")),
+            ("Makefile", include_str!("../../templates/zig/Makefile")),
         ],
     }
 }
@@ -58,7 +58,7 @@ pub fn create(config: &NewConfig) -> Result<String> {
         bail!("{} already exists; pick another name or --dir", dir.display());
     }
     let tool: String = PLUGIN_BUILD.iter().map(|(_, text)| *text).collect();
-    let tool_hash = crate::plugin::version_of(tool.as_bytes());
+    let tool_hash = crate::wasm::plugin::version_of(tool.as_bytes());
     let fill = |template: &str| {
         template
             .replace("{{name}}", name)

@@ -2,9 +2,9 @@
 //! worlds (`consumer` or `batch-consumer`), compile it once, and pre-link it
 //! so instances are cheap to create.
 
-use crate::bindings::{BATCH_WORLD, ConsumerPre, WORLD};
-use crate::engine::Engine;
-use crate::guest_log::{HostState, PluginTag};
+use crate::wasm::bindings::{BATCH_WORLD, ConsumerPre, WORLD};
+use crate::wasm::engine::Engine;
+use crate::wasm::host_state::{HostState, PluginTag};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -86,7 +86,7 @@ impl Plugin {
         })?;
         check_header(path, &bytes)?;
         let started = std::time::Instant::now();
-        let (component, from_cache) = crate::cache::compile(&engine.engine, &bytes, engine.cache_dir.as_deref())
+        let (component, from_cache) = crate::wasm::cache::compile(&engine.engine, &bytes, engine.cache_dir.as_deref())
             .map_err(|e| LoadError::Invalid(path.to_owned(), format!("{e:#}")))?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld(path.to_owned(), format!("{e:#}"));
         let instance_pre = engine.linker.instantiate_pre(&component).map_err(wrong_world)?;

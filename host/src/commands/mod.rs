@@ -1,0 +1,11 @@
+//! One module per command of the binary (`run`, `bench`, `demo`, `check`,
+//! `new`, `produce` and the inspection commands). Commands use every layer
+//! below; nothing below uses them.
+
+pub mod bench;
+pub mod check;
+pub mod demo;
+pub mod inspect;
+pub mod produce;
+pub mod run;
+pub mod scaffold;
