@@ -492,8 +492,7 @@ fn from_cli(cli: Cli) -> Command {
                 ..Default::default()
             },
             metrics: a.metrics,
-            ack_each: false,
-            latency: None,
+            ack: crate::config::AckMode::Batched,
             stream: a.stream.expect("clap requires --stream with --plugin"),
         }),
         Sub::Demo(a) => Command::Demo(a.config()),

@@ -209,11 +209,19 @@ pub struct RunConfig {
     pub limits: crate::wasm::limits::Limits,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
-    /// One XACK per entry (the redis.io guides' loop shape) instead of one per
-    /// batch; only `host bench --guide-shape` asks for it.
-    pub ack_each: bool,
-    /// Where consumers record produce-to-ack latency (`host bench`).
-    pub latency: Option<std::sync::Arc<crate::commands::bench::Latency>>,
+    /// How handled entries are acked.
+    pub ack: AckMode,
+}
+
+/// How a consumer acks the entries its plugin handled Ok.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AckMode {
+    /// One XACK per batch, sent with the next read (and a read ahead during a backlog).
+    #[default]
+    Batched,
+    /// The redis.io guides' loop shape: one XACK per entry, all answered
+    /// before the next read, no read-ahead (`host bench --guide-shape`).
+    EachBeforeRead,
 }
 
 impl RunConfig {
@@ -237,8 +245,7 @@ impl RunConfig {
             handover: false,
             limits: crate::wasm::limits::Limits::default(),
             metrics: None,
-            ack_each: false,
-            latency: None,
+            ack: AckMode::Batched,
         }
     }
 }

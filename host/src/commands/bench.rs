@@ -6,7 +6,8 @@
 //! acked, and prints one JSON line. `--handler loop` runs instead a minimal
 //! hand-written consumer loop (no host machinery), the reference to beat.
 
-use crate::config::{BenchConfig, Production, RunConfig};
+use crate::config::{AckMode, BenchConfig, Production, RunConfig};
+use crate::consumer::AckObserver;
 use crate::entry::Entry;
 use crate::streams::Redis;
 use crate::supervise::deployment::Deployment;
@@ -43,24 +44,26 @@ impl Latency {
         Ok(Latency { histogram: Mutex::new(histogram) })
     }
 
+    fn millis(&self, quantile: f64) -> f64 {
+        let histogram = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
+        // µs → ms, to the µs.
+        histogram.value_at_quantile(quantile) as f64 / 1000.0
+    }
+}
+
+impl AckObserver for Latency {
     /// The produce time an entry carries (µs), or 0 when it has none.
-    pub fn produced_at(entry: &Entry) -> u64 {
+    fn stamp(&self, entry: &Entry) -> u64 {
         entry.field(TS_FIELD).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0)
     }
 
     /// Records entries produced at `produced` (µs) as acked now.
-    pub fn acked(&self, produced: &[u64]) {
+    fn acked(&self, produced: &[u64]) {
         let now = now_us();
         let mut histogram = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
         for &at in produced.iter().filter(|&&at| at > 0) {
             histogram.saturating_record(now.saturating_sub(at).max(1));
         }
-    }
-
-    fn millis(&self, quantile: f64) -> f64 {
-        let histogram = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
-        // µs → ms, to the µs.
-        histogram.value_at_quantile(quantile) as f64 / 1000.0
     }
 }
 
@@ -118,12 +121,13 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     let mut run = RunConfig::new(&url, config.plugin.clone().unwrap_or_default(), &stream, GROUP, "bench-1");
     run.consumers = (1..=config.consumers).map(|i| format!("bench-{i}")).collect();
     run.count = config.count;
-    run.ack_each = config.ack_each;
+    if config.ack_each {
+        run.ack = AckMode::EachBeforeRead;
+    }
     run.block = Duration::from_millis(100);
     // No reaping during the run: every entry is read once and acked.
     run.min_idle = Duration::from_secs(3600);
     run.reap_interval = Duration::from_secs(3600);
-    run.latency = Some(latency.clone());
     let plugin = match &config.plugin {
         Some(_) => crate::commands::run::load(&engine, &run).await?,
         None => Plugin::native(&engine),
@@ -156,7 +160,8 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
         }
         return Ok(report(&config, &handler, seconds, &latency, (cpu_before, steal_before)));
     }
-    let mut deployment = Deployment::start(&redis, &run, Arc::new(plugin), &shutdown).await?;
+    let observer: Arc<dyn AckObserver> = latency.clone();
+    let mut deployment = Deployment::start_observed(&redis, &run, Arc::new(plugin), &shutdown, Some(observer)).await?;
     loop {
         let acked: u64 = deployment.members().iter().map(|m| m.control.stats().acked).sum();
         if acked >= config.entries {
@@ -244,7 +249,7 @@ async fn minimal_loop(
         ids.clear();
         produced.clear();
         for entry in batch.entries {
-            produced.push(Latency::produced_at(&entry));
+            produced.push(latency.stamp(&entry));
             ids.push(entry.id);
         }
     }

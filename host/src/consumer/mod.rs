@@ -23,6 +23,7 @@ pub use stats::ConsumerStats;
 use invoke::Ahead;
 use settling::Unrecorded;
 
+use crate::config::AckMode;
 use crate::consumer::control::{Control, State};
 use crate::consumer::lease::{Holds, refresh_every};
 use crate::consumer::name_lease::NameLease;
@@ -69,11 +70,18 @@ pub struct GroupSettings {
     pub local_consumers: Vec<String>,
     /// Sandbox limits of each instance.
     pub limits: crate::wasm::limits::Limits,
-    /// The redis.io guides' loop shape for `host bench --guide-shape`: one
-    /// XACK per entry, all answered before the next read, no read-ahead.
-    pub ack_each: bool,
-    /// Where to record produce-to-ack latency (`host bench`).
-    pub latency: Option<Arc<crate::commands::bench::Latency>>,
+    /// How handled entries are acked.
+    pub ack: AckMode,
+}
+
+/// Told about entries as they are acked: `host bench` records produce-to-ack
+/// latency through one. Given to a consumer at start; without one the
+/// consumer keeps nothing per entry for it.
+pub trait AckObserver: Send + Sync {
+    /// What to keep for `entry`, handled Ok, until its XACK succeeds.
+    fn stamp(&self, entry: &Entry) -> u64;
+    /// The XACK of the entries stamped `stamps` succeeded.
+    fn acked(&self, stamps: &[u64]);
 }
 
 /// Batches of new entries handled faster than this are followed by a read-ahead.
@@ -85,11 +93,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// bounded so a flood of failures cannot grow memory without limit.
 const MAX_REMEMBERED_ERRORS: usize = 10_000;
 
-/// Ids handled Ok, sent to be acked with a read ahead, and their produce
-/// times (`host bench`).
+/// Ids handled Ok, sent to be acked with a read ahead, and their stamps
+/// (when an [`AckObserver`] watches).
 struct Acks {
     ids: Vec<String>,
-    produced: Vec<u64>,
+    stamps: Vec<u64>,
 }
 
 /// A host bug (not a plugin or Redis problem) that ends the consumer.
@@ -112,8 +120,9 @@ pub struct Consumer {
     reader: Option<Reader>,
     /// Ids handled Ok whose XACK has not yet succeeded (e.g. Redis went away).
     unacked: Vec<String>,
-    /// Their produce times, when latency is recorded (`host bench`).
-    unacked_produced: Vec<u64>,
+    /// Their stamps, when an observer watches the acks.
+    unacked_stamps: Vec<u64>,
+    observer: Option<Arc<dyn AckObserver>>,
     /// `Some(after)` until the start-up drain of the own pending list is done.
     own_cursor: Option<String>,
     reap_cursor: String,
@@ -153,6 +162,7 @@ impl Consumer {
         settings: Arc<GroupSettings>,
         name: String,
         control: Arc<Control>,
+        observer: Option<Arc<dyn AckObserver>>,
     ) -> Result<Self> {
         let delivery =
             Delivery { stream: settings.stream.clone(), group: settings.group.clone(), consumer: name.clone() };
@@ -167,7 +177,8 @@ impl Consumer {
             conn: None,
             reader: None,
             unacked: Vec::new(),
-            unacked_produced: Vec::new(),
+            unacked_stamps: Vec::new(),
+            observer,
             own_cursor: Some("0".into()),
             reap_cursor: "0-0".into(),
             next_reap: now,
@@ -285,7 +296,7 @@ impl Consumer {
         // The last batch's XACK goes out on the other connection while this
         // read is in flight (one round trip for both). Acks still unsent when
         // shutdown cuts in stay in `unacked` and are sent on the way out.
-        if self.settings.ack_each {
+        if self.settings.ack == AckMode::EachBeforeRead {
             // The guides' loop: every XACK answered before the next read.
             self.flush_acks().await?;
         }
@@ -336,7 +347,7 @@ impl Consumer {
     fn unsent(&mut self, acks: Option<Arc<Acks>>) {
         if let Some(acks) = acks {
             self.unacked.splice(0..0, acks.ids.iter().cloned());
-            self.unacked_produced.splice(0..0, acks.produced.iter().copied());
+            self.unacked_stamps.splice(0..0, acks.stamps.iter().copied());
         }
     }
 
@@ -349,15 +360,16 @@ impl Consumer {
     async fn process_read(&mut self, batch: Batch, shutdown: &CancellationToken) -> Result<()> {
         let full = batch.entries.len() + batch.trimmed.len() >= self.settings.count;
         let quick = self.last_batch < READ_AHEAD_BELOW.min(refresh_every(self.settings.min_idle));
-        if full && quick && !self.settings.ack_each && !shutdown.is_cancelled() {
+        if full && quick && self.settings.ack == AckMode::Batched && !shutdown.is_cancelled() {
             let (reader, redis) = (self.reader.take(), self.redis.clone());
             let s = self.settings.clone();
             let name = self.name.clone();
+            let observer = self.observer.clone();
             // The last batch's acks go in the same write as this read: no
             // round trip of their own, none waited for before this batch.
             let acks = Arc::new(Acks {
                 ids: std::mem::take(&mut self.unacked),
-                produced: std::mem::take(&mut self.unacked_produced),
+                stamps: std::mem::take(&mut self.unacked_stamps),
             });
             self.ahead_acks = Some(acks.clone());
             self.read_ahead = Some(Ahead::InFlight(tokio::spawn(async move {
@@ -367,8 +379,8 @@ impl Consumer {
                 };
                 let block = Duration::from_millis(1);
                 let batch = reader.read_new(&acks.ids, &s.stream, &s.group, &name, s.count, block).await?;
-                if let Some(latency) = &s.latency {
-                    latency.acked(&acks.produced);
+                if let Some(observer) = &observer {
+                    observer.acked(&acks.stamps);
                 }
                 Ok((reader, batch))
             })));

@@ -6,6 +6,7 @@
 //! those entries.
 
 use super::{Consumer, MAX_REMEMBERED_ERRORS};
+use crate::config::AckMode;
 use crate::consumer::settle::{Action, decide};
 use crate::dead_letter::{self, Origin, Reason};
 use crate::entry::Entry;
@@ -70,8 +71,8 @@ impl Consumer {
             match decide(verdict, entry.delivery_count, self.settings.max_deliveries) {
                 Action::Ack => {
                     self.forget(&entry.id);
-                    if self.settings.latency.is_some() {
-                        self.unacked_produced.push(crate::commands::bench::Latency::produced_at(&entry));
+                    if let Some(observer) = &self.observer {
+                        self.unacked_stamps.push(observer.stamp(&entry));
                     }
                     self.unacked.push(entry.id);
                 }
@@ -219,7 +220,7 @@ impl Consumer {
         }
         let mut conn = self.connection().await?;
         let (stream, group) = (&self.settings.stream, &self.settings.group);
-        let acked = if self.settings.ack_each {
+        let acked = if self.settings.ack == AckMode::EachBeforeRead {
             let mut acked = 0;
             for (i, id) in self.unacked.iter().enumerate() {
                 match conn.ack(stream, group, std::slice::from_ref(id)).await {
@@ -227,6 +228,11 @@ impl Consumer {
                     Err(error) => {
                         // Keep only what is still unacked for the next try.
                         self.unacked.drain(..i);
+                        if let Some(observer) = &self.observer {
+                            observer.acked(
+                                &self.unacked_stamps.drain(..i.min(self.unacked_stamps.len())).collect::<Vec<_>>(),
+                            );
+                        }
                         return Err(error);
                     }
                 }
@@ -235,9 +241,9 @@ impl Consumer {
         } else {
             conn.ack(stream, group, &self.unacked).await?
         };
-        if let Some(latency) = &self.settings.latency {
-            latency.acked(&self.unacked_produced);
-            self.unacked_produced.clear();
+        if let Some(observer) = &self.observer {
+            observer.acked(&self.unacked_stamps);
+            self.unacked_stamps.clear();
         }
         tracing::debug!(consumer = %self.name, stream = %self.settings.stream, "acked {acked} of {} entries", self.unacked.len());
         self.count_acked(self.unacked.len());

@@ -5,7 +5,7 @@
 
 use crate::config::RunConfig;
 use crate::consumer::control::Control;
-use crate::consumer::{Consumer, ConsumerStats, GroupSettings};
+use crate::consumer::{AckObserver, Consumer, ConsumerStats, GroupSettings};
 use crate::streams::Redis;
 use crate::wasm::plugin::Plugin;
 use anyhow::{Context, Result};
@@ -54,6 +54,7 @@ pub struct Deployment {
     /// Consumers that ended so far (kept here so `finished` is cancel-safe).
     report: RunReport,
     first_error: Option<anyhow::Error>,
+    observer: Option<Arc<dyn AckObserver>>,
 }
 
 impl Deployment {
@@ -64,6 +65,17 @@ impl Deployment {
         config: &RunConfig,
         plugin: Arc<Plugin>,
         parent: &CancellationToken,
+    ) -> Result<Self> {
+        Self::start_observed(redis, config, plugin, parent, None).await
+    }
+
+    /// [`Self::start`], with every consumer telling `observer` what it acks.
+    pub async fn start_observed(
+        redis: &Redis,
+        config: &RunConfig,
+        plugin: Arc<Plugin>,
+        parent: &CancellationToken,
+        observer: Option<Arc<dyn AckObserver>>,
     ) -> Result<Self> {
         let mut admin = redis.connect(Duration::ZERO).await?;
         // A dead-letter key of another type would refuse every record: say so now.
@@ -87,8 +99,7 @@ impl Deployment {
             handover: config.handover,
             local_consumers: config.consumers.clone(),
             limits: config.limits.clone(),
-            ack_each: config.ack_each,
-            latency: config.latency.clone(),
+            ack: config.ack,
         });
         crate::metrics::global().serving(&plugin.tag, true);
         crate::metrics::global().watch(redis, &config.stream, &config.group);
@@ -102,6 +113,7 @@ impl Deployment {
             tasks: JoinSet::new(),
             report: RunReport::default(),
             first_error: None,
+            observer,
         };
         for name in &config.consumers {
             deployment.add_consumer(name)?;
@@ -118,6 +130,7 @@ impl Deployment {
             self.settings.clone(),
             name.to_string(),
             control.clone(),
+            self.observer.clone(),
         )?;
         let stop = self.stop.child_token();
         self.members.push(Member { name: name.to_string(), control, stop: stop.clone() });
