@@ -1,14 +1,15 @@
 //! The live view and the drills of one running consumer, shared between its
 //! task and whoever watches it (the `host demo` dashboard): counters as they
-//! change, the last error, and three requests the consumer carries out on its
-//! own loop — drop its next N deliveries unacked ("crash"), claim idle
-//! entries now, and leave the group handing its pending list over.
+//! change, the last error, and three requests ([`Drill`]) that reach the
+//! consumer through one channel and that it carries out on its own loop —
+//! drop its next N deliveries unacked ("crash"), claim idle entries now, and
+//! leave the group handing its pending list over.
 
 use crate::consumer::ConsumerStats;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// The answer to a claim request: entries claimed, or why it failed.
 pub type ClaimReply = Result<u64, String>;
@@ -36,30 +37,33 @@ pub enum State {
     Failed(String),
 }
 
-/// Shared between a consumer task and its observers; every method is cheap.
+/// A request carried out by a consumer on its own loop: the one typed input
+/// through which the demo's drills reach it.
+#[derive(Debug)]
+pub enum Drill {
+    /// Drop the next N deliveries unacked (they stay pending until claimed).
+    Crash(u32),
+    /// Claim every entry of the group idle past min-idle now; answer how many.
+    ClaimNow(oneshot::Sender<ClaimReply>),
+    /// Leave the group on stopping: hand the pending list over, preferably
+    /// to one of these peers (known to be running).
+    Leave(Vec<String>),
+}
+
+/// The consumer's end of its drills.
+pub type Drills = mpsc::UnboundedReceiver<Drill>;
+
+/// Shared between a consumer task and its observers: what the consumer
+/// shows (counters, last error, state, drops still due) and the sender of
+/// its [`Drill`]s. Every method is cheap.
 #[derive(Debug)]
 pub struct Control {
     stats: Mutex<ConsumerStats>,
     last_error: Mutex<Option<LastError>>,
     state: Mutex<State>,
-    crash_next: AtomicU32,
-    removed: AtomicBool,
-    peers: Mutex<Vec<String>>,
-    claims: Mutex<Vec<oneshot::Sender<ClaimReply>>>,
-}
-
-impl Default for Control {
-    fn default() -> Self {
-        Control {
-            stats: Mutex::default(),
-            last_error: Mutex::default(),
-            state: Mutex::new(State::Running),
-            crash_next: AtomicU32::new(0),
-            removed: AtomicBool::new(false),
-            peers: Mutex::default(),
-            claims: Mutex::default(),
-        }
-    }
+    /// Drops asked for and not yet carried out (shown; the consumer counts its own).
+    crash_due: AtomicU32,
+    drills: mpsc::UnboundedSender<Drill>,
 }
 
 /// Locks ignoring poison: every guarded value stays consistent on its own.
@@ -68,6 +72,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Control {
+    /// A control and the drill inbox its consumer reads.
+    pub fn new() -> (Self, Drills) {
+        let (drills, inbox) = mpsc::unbounded_channel();
+        let control = Control {
+            stats: Mutex::default(),
+            last_error: Mutex::default(),
+            state: Mutex::new(State::Running),
+            crash_due: AtomicU32::new(0),
+            drills,
+        };
+        (control, inbox)
+    }
+
     /// The counters so far (since start or the last [`Self::reset_stats`]).
     pub fn stats(&self) -> ConsumerStats {
         *lock(&self.stats)
@@ -107,51 +124,34 @@ impl Control {
 
     /// Asks the consumer to drop its next `n` deliveries unacked (added to any still due).
     pub fn crash_next(&self, n: u32) {
-        self.crash_next.fetch_add(n, Ordering::Relaxed);
+        self.crash_due.fetch_add(n, Ordering::Relaxed);
+        let _ = self.drills.send(Drill::Crash(n));
     }
 
     /// Deliveries still to be dropped.
     pub fn crashes_due(&self) -> u32 {
-        self.crash_next.load(Ordering::Relaxed)
+        self.crash_due.load(Ordering::Relaxed)
     }
 
-    /// Takes up to `available` of the deliveries due to be dropped.
-    pub fn take_crashes(&self, available: usize) -> usize {
-        let mut taken = 0;
-        let _ = self.crash_next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |due| {
-            taken = (due as usize).min(available);
-            Some(due - taken as u32)
-        });
-        taken
+    /// Told by the consumer: it dropped `n` of the deliveries due.
+    pub fn crashed(&self, n: u32) {
+        let _ = self.crash_due.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |due| Some(due.saturating_sub(n)));
     }
 
     /// Marks the consumer as leaving the group: as it stops it hands its
     /// pending list over, preferably to one of `peers` (known to be running).
     pub fn mark_removed(&self, peers: Vec<String>) {
-        *lock(&self.peers) = peers;
-        self.removed.store(true, Ordering::Relaxed);
+        let _ = self.drills.send(Drill::Leave(peers));
     }
 
-    /// The peers known to be running when the consumer was removed.
-    pub fn peers(&self) -> Vec<String> {
-        lock(&self.peers).clone()
-    }
-
-    /// Whether the consumer is leaving the group.
-    pub fn is_removed(&self) -> bool {
-        self.removed.load(Ordering::Relaxed)
-    }
-
-    /// Queues a claim request; the consumer answers it on its next step.
+    /// Asks the consumer to claim idle entries now; it answers on its next step
+    /// (or with an error when it stops first).
     pub fn request_claim(&self) -> oneshot::Receiver<ClaimReply> {
         let (sender, receiver) = oneshot::channel();
-        lock(&self.claims).push(sender);
+        if let Err(mpsc::error::SendError(Drill::ClaimNow(sender))) = self.drills.send(Drill::ClaimNow(sender)) {
+            let _ = sender.send(Err("the consumer has stopped".into()));
+        }
         receiver
-    }
-
-    /// The claim requests waiting for an answer.
-    pub fn take_claims(&self) -> Vec<oneshot::Sender<ClaimReply>> {
-        std::mem::take(&mut *lock(&self.claims))
     }
 }
 
@@ -160,12 +160,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crashes_are_taken_at_most_as_many_as_due() {
-        let control = Control::default();
+    fn drills_arrive_in_order_and_drops_due_are_shown() {
+        let (control, mut inbox) = Control::new();
         control.crash_next(3);
-        assert_eq!(control.take_crashes(2), 2);
-        assert_eq!(control.take_crashes(5), 1);
-        assert_eq!(control.take_crashes(5), 0);
+        let _claim = control.request_claim();
+        control.mark_removed(vec!["b".into()]);
+        assert!(matches!(inbox.try_recv(), Ok(Drill::Crash(3))));
+        assert!(matches!(inbox.try_recv(), Ok(Drill::ClaimNow(_))));
+        assert!(matches!(inbox.try_recv(), Ok(Drill::Leave(peers)) if peers == ["b"]));
+        assert_eq!(control.crashes_due(), 3);
+        control.crashed(2);
+        control.crashed(5);
         assert_eq!(control.crashes_due(), 0);
+    }
+
+    #[test]
+    fn a_claim_to_a_stopped_consumer_is_answered() {
+        let (control, inbox) = Control::new();
+        drop(inbox);
+        let mut reply = control.request_claim();
+        assert_eq!(reply.try_recv().unwrap(), Err("the consumer has stopped".to_string()));
     }
 }

@@ -33,13 +33,14 @@ impl Consumer {
         if let Err(error) = self.flush_acks().await {
             tracing::warn!(consumer = %self.name, "{} handled entries stay pending: {error:#}", self.unacked.len());
         }
-        for claim in self.control.take_claims() {
+        self.take_drills();
+        for claim in std::mem::take(&mut self.claims) {
             let _ = claim.send(Err(format!("consumer {} is stopping", self.name)));
         }
         if lost.is_some() {
             // The name's pending list is the new holder's: no handover.
-        } else if self.control.is_removed() {
-            self.hand_over(std::slice::from_ref(&self.name.clone()), &self.control.peers()).await;
+        } else if let Some(peers) = self.leaving.take() {
+            self.hand_over(std::slice::from_ref(&self.name.clone()), &peers).await;
         } else if self.settings.handover {
             self.hand_over(&self.settings.local_consumers.clone(), &[]).await;
         }

@@ -24,7 +24,7 @@ use invoke::Ahead;
 use settling::Unrecorded;
 
 use crate::config::AckMode;
-use crate::consumer::control::{Control, State};
+use crate::consumer::control::{ClaimReply, Control, Drill, Drills, State};
 use crate::consumer::lease::{Holds, refresh_every};
 use crate::consumer::name_lease::NameLease;
 use crate::consumer::reaper::{MAX_PAGES_PER_TICK, Reaper};
@@ -38,7 +38,7 @@ use anyhow::{Context, Result};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Settings shared by every consumer of a run.
@@ -100,10 +100,30 @@ struct Acks {
     stamps: Vec<u64>,
 }
 
-/// A host bug (not a plugin or Redis problem) that ends the consumer.
+/// Why a step failed, as far as the loop decides on it.
 #[derive(Debug, thiserror::Error)]
-#[error("{0:#}")]
-struct Fatal(anyhow::Error);
+enum StepError {
+    /// The consumer group is gone (stream deleted, Redis restarted empty):
+    /// re-create it and go on.
+    #[error("{0:#}")]
+    GroupGone(anyhow::Error),
+    /// Redis refused or went away: back off, reconnect, go on.
+    #[error("{0:#}")]
+    Redis(anyhow::Error),
+    /// A host bug (not a plugin or Redis problem): the consumer ends.
+    #[error("{0:#}")]
+    Fatal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for StepError {
+    /// A failed Redis call: the group gone, or Redis away. (Fatal errors are
+    /// made explicitly, never by `?`.)
+    fn from(error: anyhow::Error) -> Self {
+        if is_missing_group(&error) { StepError::GroupGone(error) } else { StepError::Redis(error) }
+    }
+}
+
+type Step<T = ()> = std::result::Result<T, StepError>;
 
 /// One consumer's loop state.
 pub struct Consumer {
@@ -152,6 +172,14 @@ pub struct Consumer {
     /// Counters as last published to `control`.
     published: ConsumerStats,
     control: Arc<Control>,
+    /// Drills sent through `control`, taken at the start of each step.
+    drills: Drills,
+    /// Deliveries still to drop (crash drill).
+    crash_due: u32,
+    /// Claim requests to answer on this step.
+    claims: Vec<oneshot::Sender<ClaimReply>>,
+    /// `Some(peers)` once told to leave the group.
+    leaving: Option<Vec<String>>,
 }
 
 impl Consumer {
@@ -162,6 +190,7 @@ impl Consumer {
         settings: Arc<GroupSettings>,
         name: String,
         control: Arc<Control>,
+        drills: Drills,
         observer: Option<Arc<dyn AckObserver>>,
     ) -> Result<Self> {
         let delivery =
@@ -195,6 +224,10 @@ impl Consumer {
             unrecorded: Vec::new(),
             last_batch: Duration::MAX,
             control,
+            drills,
+            crash_due: 0,
+            claims: Vec::new(),
+            leaving: None,
             settings,
         })
     }
@@ -220,24 +253,36 @@ impl Consumer {
                 lost = Some(holder);
                 break;
             }
+            self.take_drills();
             let step = self.step(&shutdown).await;
             self.publish();
             match step {
                 Ok(()) => self.backoff = BACKOFF_MIN,
-                Err(error) if error.is::<Fatal>() => {
+                Err(StepError::Fatal(error)) => {
                     self.control.set_state(State::Failed(format!("{error:#}")));
                     return Err(error);
                 }
-                Err(error) if is_missing_group(&error) => self.recreate_group(&error, &shutdown).await,
-                Err(error) => self.redis_failed(&error, &shutdown).await,
+                Err(StepError::GroupGone(error)) => self.recreate_group(&error, &shutdown).await,
+                Err(StepError::Redis(error)) => self.redis_failed(&error, &shutdown).await,
             }
         }
         self.leave(lost).await
     }
 
+    /// Takes the drills that came in since the last step.
+    fn take_drills(&mut self) {
+        while let Ok(drill) = self.drills.try_recv() {
+            match drill {
+                Drill::Crash(n) => self.crash_due = self.crash_due.saturating_add(n),
+                Drill::ClaimNow(reply) => self.claims.push(reply),
+                Drill::Leave(peers) => self.leaving = Some(peers),
+            }
+        }
+    }
+
     /// One step: connect if needed, re-send failed acks, then drain the own
     /// pending list (start-up only), reap if due, or read new entries.
-    async fn step(&mut self, shutdown: &CancellationToken) -> Result<()> {
+    async fn step(&mut self, shutdown: &CancellationToken) -> Step {
         let conn = self.connection().await?;
         if !self.unrecorded.is_empty() {
             self.record_unrecorded().await;
@@ -254,11 +299,11 @@ impl Consumer {
         // Claims, lease refreshes and reaping come before the batch read
         // ahead: during a backlog there always is one, and they would wait
         // until the backlog is drained (under sustained load, for ever).
-        let claims = self.control.take_claims();
+        let claims = std::mem::take(&mut self.claims);
         if !claims.is_empty() {
             self.flush_acks().await?;
             let claimed = self.claim_now(&reaper, &conn, shutdown).await;
-            let reply = claimed.as_ref().map(|n| *n).map_err(|e| format!("{e:#}"));
+            let reply = claimed.as_ref().map(|n| *n).map_err(|e| e.to_string());
             for claim in claims {
                 let _ = claim.send(reply.clone());
             }
@@ -313,7 +358,7 @@ impl Consumer {
 
     /// Takes the batch read ahead (the acks of the batch before it went in
     /// the same write, ahead of the read).
-    async fn read_ahead_step(&mut self, shutdown: &CancellationToken) -> Result<()> {
+    async fn read_ahead_step(&mut self, shutdown: &CancellationToken) -> Step {
         let Some(ahead) = self.read_ahead.take() else { return Ok(()) };
         let acks = self.ahead_acks.take();
         let read = match ahead {
@@ -331,7 +376,7 @@ impl Consumer {
             Ok(read) => read,
             Err(error) => {
                 self.unsent(acks);
-                return Err(error);
+                return Err(error.into());
             }
         };
         self.reader = Some(reader);
@@ -357,7 +402,7 @@ impl Consumer {
     /// not their sum. The entries read ahead are leased like those in hand
     /// (see [`Self::invoke`]). Only after quick batches: a consumer that dies
     /// holds them too; for slow batches one round trip saved is nothing.
-    async fn process_read(&mut self, batch: Batch, shutdown: &CancellationToken) -> Result<()> {
+    async fn process_read(&mut self, batch: Batch, shutdown: &CancellationToken) -> Step {
         let full = batch.entries.len() + batch.trimmed.len() >= self.settings.count;
         let quick = self.last_batch < READ_AHEAD_BELOW.min(refresh_every(self.settings.min_idle));
         if full && quick && self.settings.ack == AckMode::Batched && !shutdown.is_cancelled() {
@@ -400,7 +445,7 @@ impl Consumer {
         conn: &Connection,
         cursor: &mut String,
         shutdown: &CancellationToken,
-    ) -> Result<u64> {
+    ) -> Step<u64> {
         let mut claimed = 0;
         for _ in 0..MAX_PAGES_PER_TICK {
             let batch = reaper.claim_page(&mut conn.clone(), self.settings.min_idle, cursor).await?;
@@ -418,7 +463,7 @@ impl Consumer {
 
     /// Claims every entry of the group idle for `min_idle` to this consumer
     /// now (from the start of the pending list), on request; returns how many.
-    async fn claim_now(&mut self, reaper: &Reaper<'_>, conn: &Connection, shutdown: &CancellationToken) -> Result<u64> {
+    async fn claim_now(&mut self, reaper: &Reaper<'_>, conn: &Connection, shutdown: &CancellationToken) -> Step<u64> {
         let claimed = self.claim_pages(reaper, conn, &mut "0-0".to_string(), shutdown).await?;
         tracing::info!(consumer = %self.name, stream = %reaper.stream, group = %reaper.group,
             "claimed {claimed} entries idle for {} ms or more (on request)", self.settings.min_idle.as_millis());
@@ -436,7 +481,7 @@ impl Consumer {
     /// The one path for every batch, fresh or recovered: record trimmed ids,
     /// dead-letter entries past their delivery limit, invoke the plugin for
     /// the rest, and settle each verdict.
-    async fn process(&mut self, batch: Batch, shutdown: &CancellationToken) -> Result<()> {
+    async fn process(&mut self, batch: Batch, shutdown: &CancellationToken) -> Step {
         for id in &batch.trimmed {
             self.stats.trimmed += 1;
             let why = "payload trimmed from the stream before processing";
@@ -445,8 +490,10 @@ impl Consumer {
         let max = self.settings.max_deliveries;
         let (over, mut fresh): (Vec<Entry>, Vec<Entry>) =
             batch.entries.into_iter().partition(|e| e.delivery_count > max);
-        let crashed = self.control.take_crashes(fresh.len());
+        let crashed = (self.crash_due as usize).min(fresh.len());
         if crashed > 0 {
+            self.crash_due -= crashed as u32;
+            self.control.crashed(crashed as u32);
             let dropped: Vec<String> = fresh.drain(..crashed).map(|e| e.id).collect();
             tracing::warn!(stream = %self.settings.stream, group = %self.settings.group, consumer = %self.name,
                 "crash drill: dropped {} deliveries unacked, they stay pending until claimed: {}",
@@ -459,7 +506,7 @@ impl Consumer {
             self.dead_letter(&entry.id, fields, count, Reason::MaxDeliveries, &error, DeadLetterMode::Settle).await;
         }
         if !fresh.is_empty() {
-            let outcomes = self.invoke(fresh, shutdown.clone()).await.map_err(|e| anyhow::Error::new(Fatal(e)))?;
+            let outcomes = self.invoke(fresh, shutdown.clone()).await.map_err(StepError::Fatal)?;
             self.settle(outcomes).await;
         }
         Ok(())

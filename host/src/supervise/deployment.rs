@@ -123,13 +123,15 @@ impl Deployment {
 
     /// Starts one more consumer task, named `name`, on the current version.
     pub fn add_consumer(&mut self, name: &str) -> Result<()> {
-        let control = Arc::new(Control::default());
+        let (control, drills) = Control::new();
+        let control = Arc::new(control);
         let consumer = Consumer::new(
             self.redis.clone(),
             self.plugin.subscribe(),
             self.settings.clone(),
             name.to_string(),
             control.clone(),
+            drills,
             self.observer.clone(),
         )?;
         let stop = self.stop.child_token();
