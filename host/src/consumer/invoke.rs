@@ -5,34 +5,17 @@
 //! trimmed) are noted, so their verdicts record them instead of losing them.
 
 use super::Consumer;
+use super::read_ahead::Ahead;
 use crate::consumer::lease::refresh_every;
 use crate::dead_letter::Reason;
 use crate::entry::Entry;
-use crate::streams::{Batch, DeadLetterMode, Reader};
+use crate::streams::DeadLetterMode;
 use crate::verdict::Verdict;
 use crate::wasm::instance::Instance;
 use crate::wasm::plugin::Plugin;
 use anyhow::{Context, Result};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-
-/// A batch read ahead: the read in flight, then its result once it came in
-/// (taken while a batch is handled, so its entries are leased meanwhile).
-pub(super) enum Ahead {
-    InFlight(tokio::task::JoinHandle<Result<(Reader, Batch)>>),
-    Ready(Result<(Reader, Batch)>),
-}
-
-impl Ahead {
-    /// Ids of the entries read, once they are in.
-    pub(super) fn ids(&self) -> impl Iterator<Item = &String> {
-        let batch = match self {
-            Ahead::Ready(Ok((_, batch))) => Some(batch),
-            _ => None,
-        };
-        batch.into_iter().flat_map(|b| b.entries.iter().map(|e| &e.id))
-    }
-}
 
 impl Consumer {
     /// Calls the plugin for each entry, in order (or once for the batch, for

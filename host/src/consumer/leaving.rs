@@ -5,7 +5,7 @@
 //! records written, and the name's lease released.
 
 use super::Consumer;
-use super::invoke::Ahead;
+use super::read_ahead::Ahead;
 use super::stats::ConsumerStats;
 use crate::consumer::control::State;
 use crate::consumer::handover::{Handover, hand_over};

@@ -5,36 +5,50 @@
 //! dead-letter, or leave pending). Survives bad entries and Redis outages;
 //! stops promptly on shutdown, optionally handing its pending entries over.
 //! Its [`Control`] shows its counters live and carries drills in (crash,
-//! claim now, leave).
+//! claim now, leave) as [`Drill`] messages.
+//!
+//! Owns the consumer-group machinery. Uses the Wasm layer (instances), the
+//! Redis layer (`streams`), metrics and the shared types; nothing of
+//! `supervise` or `commands`.
+//!
+//! Where things happen: the step loop here; `read_ahead.rs` (the next batch
+//! read during a backlog), `invoke.rs` (plugin calls, leases kept fresh),
+//! `settle.rs` (verdict → ack, retry, dead letter), `acks.rs` (XACK),
+//! `reaper.rs` (start-up drain, XAUTOCLAIM), `lease.rs` and `name_lease.rs`,
+//! `leaving.rs` and `handover.rs` (the end of a run), `control.rs` (view and
+//! drills), `stats.rs`.
 
+mod acks;
 pub mod control;
 pub mod handover;
 mod invoke;
 pub mod lease;
 mod leaving;
 pub mod name_lease;
+mod read_ahead;
 pub mod reaper;
 pub mod settle;
-mod settling;
 mod stats;
 
 pub use stats::ConsumerStats;
 
-use invoke::Ahead;
-use settling::Unrecorded;
+pub use acks::AckObserver;
+use acks::Acks;
+use read_ahead::Ahead;
+use settle::Unrecorded;
 
 use crate::config::AckMode;
 use crate::consumer::control::{ClaimReply, Control, Drill, Drills, State};
 use crate::consumer::lease::{Holds, refresh_every};
 use crate::consumer::name_lease::NameLease;
-use crate::consumer::reaper::{MAX_PAGES_PER_TICK, Reaper};
+use crate::consumer::reaper::Reaper;
 use crate::consumer::settle::over_limit_error;
 use crate::dead_letter::Reason;
 use crate::entry::Entry;
 use crate::streams::{Batch, Connection, DeadLetterMode, Reader, Redis, is_missing_group};
 use crate::wasm::instance::{Delivery, Instance};
 use crate::wasm::plugin::Plugin;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,31 +88,12 @@ pub struct GroupSettings {
     pub ack: AckMode,
 }
 
-/// Told about entries as they are acked: `host bench` records produce-to-ack
-/// latency through one. Given to a consumer at start; without one the
-/// consumer keeps nothing per entry for it.
-pub trait AckObserver: Send + Sync {
-    /// What to keep for `entry`, handled Ok, until its XACK succeeds.
-    fn stamp(&self, entry: &Entry) -> u64;
-    /// The XACK of the entries stamped `stamps` succeeded.
-    fn acked(&self, stamps: &[u64]);
-}
-
-/// Batches of new entries handled faster than this are followed by a read-ahead.
-const READ_AHEAD_BELOW: Duration = Duration::from_millis(20);
 /// First and longest pause after a Redis error; doubles in between.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Last-error texts remembered for pending entries (for dead-letter records);
 /// bounded so a flood of failures cannot grow memory without limit.
 const MAX_REMEMBERED_ERRORS: usize = 10_000;
-
-/// Ids handled Ok, sent to be acked with a read ahead, and their stamps
-/// (when an [`AckObserver`] watches).
-struct Acks {
-    ids: Vec<String>,
-    stamps: Vec<u64>,
-}
 
 /// Why a step failed, as far as the loop decides on it.
 #[derive(Debug, thiserror::Error)]
@@ -354,120 +349,6 @@ impl Consumer {
         self.reader = Some(reader);
         acked?;
         self.process_read(batch, shutdown).await
-    }
-
-    /// Takes the batch read ahead (the acks of the batch before it went in
-    /// the same write, ahead of the read).
-    async fn read_ahead_step(&mut self, shutdown: &CancellationToken) -> Step {
-        let Some(ahead) = self.read_ahead.take() else { return Ok(()) };
-        let acks = self.ahead_acks.take();
-        let read = match ahead {
-            Ahead::Ready(read) => read,
-            Ahead::InFlight(mut read) => tokio::select! {
-                _ = shutdown.cancelled() => {
-                    read.abort();
-                    self.unsent(acks);
-                    return Ok(());
-                }
-                read = &mut read => read.context("read-ahead task panicked").flatten(),
-            },
-        };
-        let (reader, batch) = match read {
-            Ok(read) => read,
-            Err(error) => {
-                self.unsent(acks);
-                return Err(error.into());
-            }
-        };
-        self.reader = Some(reader);
-        if let Some(acks) = acks {
-            self.count_acked(acks.ids.len());
-        }
-        self.process_read(batch, shutdown).await
-    }
-
-    /// Acks sent with a read that failed or was abandoned: whether they took
-    /// effect is unknown, so they are sent again (acking twice is harmless),
-    /// ahead of the later ones.
-    fn unsent(&mut self, acks: Option<Arc<Acks>>) {
-        if let Some(acks) = acks {
-            self.unacked.splice(0..0, acks.ids.iter().cloned());
-            self.unacked_stamps.splice(0..0, acks.stamps.iter().copied());
-        }
-    }
-
-    /// Handles a batch of new entries. When it is full (a backlog) and the
-    /// last one went quickly, the next read goes out first, so Redis serves
-    /// it while the plugin runs: throughput is then the slower of the two,
-    /// not their sum. The entries read ahead are leased like those in hand
-    /// (see [`Self::invoke`]). Only after quick batches: a consumer that dies
-    /// holds them too; for slow batches one round trip saved is nothing.
-    async fn process_read(&mut self, batch: Batch, shutdown: &CancellationToken) -> Step {
-        let full = batch.entries.len() + batch.trimmed.len() >= self.settings.count;
-        let quick = self.last_batch < READ_AHEAD_BELOW.min(refresh_every(self.settings.min_idle));
-        if full && quick && self.settings.ack == AckMode::Batched && !shutdown.is_cancelled() {
-            let (reader, redis) = (self.reader.take(), self.redis.clone());
-            let s = self.settings.clone();
-            let name = self.name.clone();
-            let observer = self.observer.clone();
-            // The last batch's acks go in the same write as this read: no
-            // round trip of their own, none waited for before this batch.
-            let acks = Arc::new(Acks {
-                ids: std::mem::take(&mut self.unacked),
-                stamps: std::mem::take(&mut self.unacked_stamps),
-            });
-            self.ahead_acks = Some(acks.clone());
-            self.read_ahead = Some(Ahead::InFlight(tokio::spawn(async move {
-                let mut reader = match reader {
-                    Some(reader) => reader,
-                    None => redis.reader().await?,
-                };
-                let block = Duration::from_millis(1);
-                let batch = reader.read_new(&acks.ids, &s.stream, &s.group, &name, s.count, block).await?;
-                if let Some(observer) = &observer {
-                    observer.acked(&acks.stamps);
-                }
-                Ok((reader, batch))
-            })));
-        }
-        let started = Instant::now();
-        let processed = self.process(batch, shutdown).await;
-        self.last_batch = started.elapsed();
-        processed
-    }
-
-    /// Claims entries of the group idle for `min_idle` to this consumer
-    /// (XAUTOCLAIM pages from `cursor`, at most [`MAX_PAGES_PER_TICK`],
-    /// stopping when the scan wraps around) and handles them; returns how many.
-    async fn claim_pages(
-        &mut self,
-        reaper: &Reaper<'_>,
-        conn: &Connection,
-        cursor: &mut String,
-        shutdown: &CancellationToken,
-    ) -> Step<u64> {
-        let mut claimed = 0;
-        for _ in 0..MAX_PAGES_PER_TICK {
-            let batch = reaper.claim_page(&mut conn.clone(), self.settings.min_idle, cursor).await?;
-            let n = batch.entries.len() as u64;
-            claimed += n;
-            self.stats.claimed += n;
-            crate::metrics::global().claimed(reaper.stream, reaper.group, n);
-            self.process(batch, shutdown).await?;
-            if cursor == "0-0" || shutdown.is_cancelled() {
-                break;
-            }
-        }
-        Ok(claimed)
-    }
-
-    /// Claims every entry of the group idle for `min_idle` to this consumer
-    /// now (from the start of the pending list), on request; returns how many.
-    async fn claim_now(&mut self, reaper: &Reaper<'_>, conn: &Connection, shutdown: &CancellationToken) -> Step<u64> {
-        let claimed = self.claim_pages(reaper, conn, &mut "0-0".to_string(), shutdown).await?;
-        tracing::info!(consumer = %self.name, stream = %reaper.stream, group = %reaper.group,
-            "claimed {claimed} entries idle for {} ms or more (on request)", self.settings.min_idle.as_millis());
-        Ok(claimed)
     }
 
     /// Hands what the counters gained since the last call to the control.

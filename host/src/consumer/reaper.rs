@@ -3,9 +3,11 @@
 //! entries (claimed periodically with `XAUTOCLAIM`). Both come back with the
 //! delivery counts Redis keeps, ready for the same path as fresh entries.
 
+use super::{Consumer, Step};
 use crate::streams::{Batch, Connection};
 use anyhow::Result;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Pages one reap tick may claim: bounds the time a huge pending list can
 /// keep a consumer from reading new entries.
@@ -69,6 +71,47 @@ pub fn cmp_ids(a: &str, b: &str) -> std::cmp::Ordering {
         (ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))
     };
     parse(a).cmp(&parse(b))
+}
+
+impl Consumer {
+    /// Claims entries of the group idle for `min_idle` to this consumer
+    /// (XAUTOCLAIM pages from `cursor`, at most [`MAX_PAGES_PER_TICK`],
+    /// stopping when the scan wraps around) and handles them; returns how many.
+    pub(super) async fn claim_pages(
+        &mut self,
+        reaper: &Reaper<'_>,
+        conn: &Connection,
+        cursor: &mut String,
+        shutdown: &CancellationToken,
+    ) -> Step<u64> {
+        let mut claimed = 0;
+        for _ in 0..MAX_PAGES_PER_TICK {
+            let batch = reaper.claim_page(&mut conn.clone(), self.settings.min_idle, cursor).await?;
+            let n = batch.entries.len() as u64;
+            claimed += n;
+            self.stats.claimed += n;
+            crate::metrics::global().claimed(reaper.stream, reaper.group, n);
+            self.process(batch, shutdown).await?;
+            if cursor == "0-0" || shutdown.is_cancelled() {
+                break;
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Claims every entry of the group idle for `min_idle` to this consumer
+    /// now (from the start of the pending list), on request; returns how many.
+    pub(super) async fn claim_now(
+        &mut self,
+        reaper: &Reaper<'_>,
+        conn: &Connection,
+        shutdown: &CancellationToken,
+    ) -> Step<u64> {
+        let claimed = self.claim_pages(reaper, conn, &mut "0-0".to_string(), shutdown).await?;
+        tracing::info!(consumer = %self.name, stream = %reaper.stream, group = %reaper.group,
+            "claimed {claimed} entries idle for {} ms or more (on request)", self.settings.min_idle.as_millis());
+        Ok(claimed)
+    }
 }
 
 #[cfg(test)]
