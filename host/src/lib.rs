@@ -10,6 +10,7 @@ pub mod config;
 mod consumer;
 mod dead_letter;
 mod entry;
+mod handler;
 pub mod logging;
 mod metrics;
 pub mod shutdown;

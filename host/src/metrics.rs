@@ -7,9 +7,9 @@
 //! The hot path (one verdict per entry) uses handles cached per consumer and
 //! plugin version ([`CallMetrics`]), so it costs a few atomic adds, no lookup.
 
+use crate::handler::PluginTag;
 use crate::streams::Redis;
 use crate::verdict::Verdict;
-use crate::wasm::host_state::PluginTag;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -16,14 +16,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// A plugin's identity in log lines: file name and version hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginTag {
-    /// Plugin name (the file stem of `NAME.wasm`).
-    pub name: String,
-    /// Short hash of the plugin's bytes.
-    pub version: String,
-}
+pub use crate::handler::PluginTag;
 
 /// The data of one plugin instance's `Store`.
 pub struct HostState {

@@ -12,3 +12,4 @@ pub mod instance;
 pub mod limits;
 pub mod log_budget;
 pub mod plugin;
+pub mod verdicts;
