@@ -1,6 +1,15 @@
-//! What the consumer calls for each entry, whatever implements it: a plugin
-//! version's identity ([`PluginTag`]). Shared by the Wasm layer (which
-//! implements handlers), metrics and the consumer.
+//! What the consumer calls for each entry, whatever implements it: the
+//! [`Handler`] and [`HandlerSource`] traits (implemented by the Wasm layer's
+//! plugins and instances, and by `host bench`'s native handler), where an
+//! entry is delivered ([`Delivery`]) and a version's identity
+//! ([`PluginTag`]). Shared by the Wasm layer, metrics and the consumer.
+
+use crate::entry::Entry;
+use crate::verdict::Verdict;
+use crate::wasm::limits::Limits;
+use anyhow::Result;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A plugin's identity in log lines and metrics: file name and version hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,4 +18,42 @@ pub struct PluginTag {
     pub name: String,
     /// Short hash of the plugin's bytes.
     pub version: String,
+}
+
+/// Where an entry is delivered: fixed for the life of a consumer.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Stream key.
+    pub stream: String,
+    /// Consumer group.
+    pub group: String,
+    /// Consumer name.
+    pub consumer: String,
+}
+
+/// Handles the entries of one consumer: a plugin instance, or `host
+/// bench`'s native handler. Called on a blocking thread, one call at a time.
+pub trait Handler: Send + 'static {
+    /// Whether it takes whole batches: then the consumer calls
+    /// [`Handler::handle_batch`], else [`Handler::handle`] per entry.
+    fn batched(&self) -> bool;
+    /// Handles one entry (lent, and given back unchanged).
+    fn handle(&mut self, entry: &mut Entry) -> Verdict;
+    /// Handles a batch: one verdict per entry, in order.
+    fn handle_batch(&mut self, entries: &mut [Entry]) -> Vec<Verdict>;
+    /// The version it runs.
+    fn tag(&self) -> &Arc<PluginTag>;
+}
+
+/// One version of a handler, which each consumer instantiates for itself
+/// (a loaded plugin, or the native handler). A hot reload hands consumers a
+/// new source; each switches to it before its next entry.
+pub trait HandlerSource: Send + Sync + 'static {
+    /// What an instance is.
+    type Handler: Handler;
+    /// The version.
+    fn tag(&self) -> &Arc<PluginTag>;
+    /// A fresh instance for the consumer of `delivery`, each call bounded by
+    /// `deadline`, sandboxed by `limits`.
+    fn instantiate(&self, delivery: &Delivery, deadline: Duration, limits: &Limits) -> Result<Self::Handler>;
 }

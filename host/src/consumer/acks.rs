@@ -5,6 +5,7 @@
 
 use super::{AckMode, Consumer};
 use crate::entry::Entry;
+use crate::handler::HandlerSource;
 use anyhow::Result;
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ pub(super) struct Acks {
     pub(super) stamps: Vec<u64>,
 }
 
-impl Consumer {
+impl<S: HandlerSource> Consumer<S> {
     /// Acks sent with a read that failed or was abandoned: whether they took
     /// effect is unknown, so they are sent again (acking twice is harmless),
     /// ahead of the later ones.

@@ -4,20 +4,19 @@
 //! only those it still owns. Entries Redis dropped meanwhile (payload
 //! trimmed) are noted, so their verdicts record them instead of losing them.
 
-use super::Consumer;
 use super::read_ahead::Ahead;
+use super::{Consumer, GroupSettings};
 use crate::consumer::lease::refresh_every;
 use crate::dead_letter::Reason;
 use crate::entry::Entry;
+use crate::handler::{Delivery, Handler, HandlerSource};
 use crate::streams::DeadLetterMode;
 use crate::verdict::Verdict;
-use crate::wasm::instance::Instance;
-use crate::wasm::plugin::Plugin;
 use anyhow::{Context, Result};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-impl Consumer {
+impl<S: HandlerSource> Consumer<S> {
     /// Calls the plugin for each entry, in order (or once for the batch, for
     /// a `batch-consumer` plugin), on a blocking thread (Wasm must not stall
     /// the async reactor), stopping early on shutdown. While it runs, the
@@ -30,13 +29,13 @@ impl Consumer {
         let in_hand: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         let mut instance = self.instance.take().context("plugin instance lost by an earlier failure")?;
         let mut plugin = self.plugin.clone();
-        let consumer = self.name.clone();
+        let (delivery, settings) = (self.delivery.clone(), self.settings.clone());
         let worker = tokio::task::spawn_blocking(move || {
             let mut outcomes = Vec::with_capacity(entries.len());
             let mut rest = Vec::new();
             if plugin.has_changed().unwrap_or(false) {
                 let next = plugin.borrow_and_update().clone();
-                switch(&mut instance, &next, &consumer);
+                switch(&mut instance, &*next, &delivery, &settings);
             }
             if instance.batched() {
                 // One call for the whole batch (a `batch-consumer` plugin).
@@ -54,7 +53,7 @@ impl Consumer {
                 // A reload between two entries: this one already uses the new version.
                 if plugin.has_changed().unwrap_or(false) {
                     let next = plugin.borrow_and_update().clone();
-                    switch(&mut instance, &next, &consumer);
+                    switch(&mut instance, &*next, &delivery, &settings);
                 }
                 let verdict = instance.handle(&mut entry);
                 outcomes.push((entry, verdict));
@@ -155,12 +154,14 @@ impl Consumer {
 
 /// Moves `instance` to a new plugin version, keeping the old one if the new
 /// one cannot be instantiated.
-fn switch(instance: &mut Instance, plugin: &Plugin, consumer: &str) {
-    let old = instance.tag().version.clone();
-    match instance.switch_to(plugin) {
-        Ok(()) => tracing::info!(consumer, plugin = %plugin.tag.name, version = %plugin.tag.version,
-            "switched from version {old}"),
-        Err(error) => tracing::error!(consumer, plugin = %plugin.tag.name, version = %plugin.tag.version,
+fn switch<S: HandlerSource>(instance: &mut S::Handler, next: &S, delivery: &Delivery, settings: &GroupSettings) {
+    let (old, tag, consumer) = (instance.tag().version.clone(), next.tag(), &delivery.consumer);
+    match next.instantiate(delivery, settings.call_deadline, &settings.limits) {
+        Ok(new) => {
+            *instance = new;
+            tracing::info!(consumer, plugin = %tag.name, version = %tag.version, "switched from version {old}");
+        }
+        Err(error) => tracing::error!(consumer, plugin = %tag.name, version = %tag.version,
             "cannot instantiate the new version, staying on {old}: {error:#}"),
     }
 }

@@ -10,10 +10,11 @@ use super::stats::ConsumerStats;
 use crate::consumer::control::State;
 use crate::consumer::handover::{Handover, hand_over};
 use crate::dead_letter::Reason;
+use crate::handler::HandlerSource;
 use crate::streams::DeadLetterMode;
 use anyhow::Result;
 
-impl Consumer {
+impl<S: HandlerSource> Consumer<S> {
     /// Winds the consumer down; `lost` names the holder that took its name
     /// over, if one did (then nothing is handed over and the run fails).
     pub(super) async fn leave(&mut self, lost: Option<String>) -> Result<ConsumerStats> {

@@ -45,9 +45,8 @@ use crate::consumer::reaper::Reaper;
 use crate::consumer::settle::over_limit_error;
 use crate::dead_letter::Reason;
 use crate::entry::Entry;
+use crate::handler::{Delivery, HandlerSource};
 use crate::streams::{Batch, Connection, DeadLetterMode, Reader, Redis, is_missing_group};
-use crate::wasm::instance::{Delivery, Instance};
-use crate::wasm::plugin::Plugin;
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -120,15 +119,18 @@ impl From<anyhow::Error> for StepError {
 
 type Step<T = ()> = std::result::Result<T, StepError>;
 
-/// One consumer's loop state.
-pub struct Consumer {
+/// One consumer's loop state; `S` is what its handlers come from (a loaded
+/// plugin, or the benchmark's native handler).
+pub struct Consumer<S: HandlerSource> {
     redis: Redis,
     settings: Arc<GroupSettings>,
     name: String,
     /// The current plugin version; a hot reload sends a new one.
-    plugin: watch::Receiver<Arc<Plugin>>,
+    plugin: watch::Receiver<Arc<S>>,
     /// `None` while a batch is being handled on a blocking thread.
-    instance: Option<Instance>,
+    instance: Option<S::Handler>,
+    /// Where its entries are delivered (for new instances).
+    delivery: Delivery,
     conn: Option<Connection>,
     /// The connection new entries are read on (XREADGROUP >), opened on first
     /// use; taken while a read is in flight, dropped when one fails.
@@ -177,11 +179,11 @@ pub struct Consumer {
     leaving: Option<Vec<String>>,
 }
 
-impl Consumer {
+impl<S: HandlerSource> Consumer<S> {
     /// Instantiates the current plugin version for consumer `name`.
     pub fn new(
         redis: Redis,
-        mut plugin: watch::Receiver<Arc<Plugin>>,
+        mut plugin: watch::Receiver<Arc<S>>,
         settings: Arc<GroupSettings>,
         name: String,
         control: Arc<Control>,
@@ -191,13 +193,14 @@ impl Consumer {
         let delivery =
             Delivery { stream: settings.stream.clone(), group: settings.group.clone(), consumer: name.clone() };
         let current = plugin.borrow_and_update().clone();
-        let instance = Instance::new(&current, delivery, settings.call_deadline, settings.limits.clone())?;
+        let instance = current.instantiate(&delivery, settings.call_deadline, &settings.limits)?;
         let now = Instant::now();
         Ok(Consumer {
             redis,
             name,
             plugin,
             instance: Some(instance),
+            delivery,
             conn: None,
             reader: None,
             unacked: Vec::new(),

@@ -5,6 +5,7 @@
 
 use super::{AckMode, Acks, Consumer, Step};
 use crate::consumer::lease::refresh_every;
+use crate::handler::HandlerSource;
 use crate::streams::{Batch, Reader};
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -32,7 +33,7 @@ impl Ahead {
     }
 }
 
-impl Consumer {
+impl<S: HandlerSource> Consumer<S> {
     /// Takes the batch read ahead (the acks of the batch before it went in
     /// the same write, ahead of the read).
     pub(super) async fn read_ahead_step(&mut self, shutdown: &CancellationToken) -> Step {

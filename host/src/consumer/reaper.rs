@@ -4,6 +4,7 @@
 //! delivery counts Redis keeps, ready for the same path as fresh entries.
 
 use super::{Consumer, Step};
+use crate::handler::HandlerSource;
 use crate::streams::{Batch, Connection};
 use anyhow::Result;
 use std::time::Duration;
@@ -73,7 +74,7 @@ pub fn cmp_ids(a: &str, b: &str) -> std::cmp::Ordering {
     parse(a).cmp(&parse(b))
 }
 
-impl Consumer {
+impl<S: HandlerSource> Consumer<S> {
     /// Claims entries of the group idle for `min_idle` to this consumer
     /// (XAUTOCLAIM pages from `cursor`, at most [`MAX_PAGES_PER_TICK`],
     /// stopping when the scan wraps around) and handles them; returns how many.

@@ -11,6 +11,7 @@
 use super::{Consumer, MAX_REMEMBERED_ERRORS};
 use crate::dead_letter::{self, Origin, Reason};
 use crate::entry::Entry;
+use crate::handler::{Handler, HandlerSource};
 use crate::streams::{DeadLetterMode, DeadLettered};
 use crate::verdict::Verdict;
 use crate::wasm::log_budget::one_line;
@@ -79,7 +80,7 @@ pub(super) struct Unrecorded {
 /// the log (an error) instead, so a long outage cannot grow memory for ever.
 const MAX_UNRECORDED: usize = 100_000;
 
-impl Consumer {
+impl<S: HandlerSource> Consumer<S> {
     /// Writes the audit records still owed (see `unrecorded`), stopping at
     /// the first failure (Redis is still away: the rest waits for the next step).
     pub(super) async fn record_unrecorded(&mut self) {
@@ -206,7 +207,7 @@ impl Consumer {
         let s = self.settings.clone();
         let tag = match &self.instance {
             Some(instance) => instance.tag().clone(),
-            None => self.plugin.borrow().tag.clone(),
+            None => self.plugin.borrow().tag().clone(),
         };
         let origin = Origin {
             stream: &s.stream,

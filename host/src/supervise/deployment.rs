@@ -6,6 +6,7 @@
 use crate::config::RunConfig;
 use crate::consumer::control::Control;
 use crate::consumer::{AckObserver, Consumer, ConsumerStats, GroupSettings};
+use crate::handler::HandlerSource;
 use crate::streams::Redis;
 use crate::wasm::plugin::Plugin;
 use anyhow::{Context, Result};
@@ -43,9 +44,10 @@ pub struct Member {
     stop: CancellationToken,
 }
 
-/// Running consumers of one plugin.
-pub struct Deployment {
-    plugin: watch::Sender<Arc<Plugin>>,
+/// Running consumers of one plugin (or of another [`HandlerSource`]: `host
+/// bench` deploys its native handler).
+pub struct Deployment<S: HandlerSource = Plugin> {
+    plugin: watch::Sender<Arc<S>>,
     redis: Redis,
     settings: Arc<GroupSettings>,
     members: Vec<Member>,
@@ -57,15 +59,10 @@ pub struct Deployment {
     observer: Option<Arc<dyn AckObserver>>,
 }
 
-impl Deployment {
+impl<S: HandlerSource> Deployment<S> {
     /// Makes sure the group exists and starts one consumer task per name.
     /// The deployment stops when `parent` is cancelled (or by [`Self::stop`]).
-    pub async fn start(
-        redis: &Redis,
-        config: &RunConfig,
-        plugin: Arc<Plugin>,
-        parent: &CancellationToken,
-    ) -> Result<Self> {
+    pub async fn start(redis: &Redis, config: &RunConfig, plugin: Arc<S>, parent: &CancellationToken) -> Result<Self> {
         Self::start_observed(redis, config, plugin, parent, None).await
     }
 
@@ -73,7 +70,7 @@ impl Deployment {
     pub async fn start_observed(
         redis: &Redis,
         config: &RunConfig,
-        plugin: Arc<Plugin>,
+        plugin: Arc<S>,
         parent: &CancellationToken,
         observer: Option<Arc<dyn AckObserver>>,
     ) -> Result<Self> {
@@ -81,8 +78,8 @@ impl Deployment {
         // A dead-letter key of another type would refuse every record: say so now.
         admin.expect_stream_or_none(&config.dead_letter, "dead-letter").await?;
         let created = admin.ensure_group(&config.stream, &config.group, &config.start_id).await?;
-        tracing::info!(stream = %config.stream, group = %config.group, plugin = %plugin.tag.name,
-            version = %plugin.tag.version, consumers = config.consumers.len(), redis = %redis.shown_url(),
+        tracing::info!(stream = %config.stream, group = %config.group, plugin = %plugin.tag().name,
+            version = %plugin.tag().version, consumers = config.consumers.len(), redis = %redis.shown_url(),
             "consuming{}", if created { format!(" (created group at {})", config.start_id) } else { String::new() });
 
         let settings = Arc::new(GroupSettings {
@@ -101,7 +98,7 @@ impl Deployment {
             limits: config.limits.clone(),
             ack: config.ack,
         });
-        crate::metrics::global().serving(&plugin.tag, true);
+        crate::metrics::global().serving(plugin.tag(), true);
         crate::metrics::global().watch(redis, &config.stream, &config.group);
         let (sender, _) = watch::channel(plugin);
         let mut deployment = Deployment {
@@ -157,9 +154,9 @@ impl Deployment {
     }
 
     /// Hands every consumer a new plugin version; each switches before its next entry.
-    pub fn swap(&self, plugin: Arc<Plugin>) {
-        let new = plugin.tag.clone();
-        let old = self.plugin.send_replace(plugin).tag.clone();
+    pub fn swap(&self, plugin: Arc<S>) {
+        let new = plugin.tag().clone();
+        let old = self.plugin.send_replace(plugin).tag().clone();
         if old != new {
             crate::metrics::global().serving(&old, false);
             crate::metrics::global().serving(&new, true);
@@ -167,7 +164,7 @@ impl Deployment {
     }
 
     /// The plugin version now being handed out.
-    pub fn current(&self) -> Arc<Plugin> {
+    pub fn current(&self) -> Arc<S> {
         self.plugin.borrow().clone()
     }
 
@@ -190,7 +187,7 @@ impl Deployment {
                 }
             }
         }
-        crate::metrics::global().serving(&self.current().tag, false);
+        crate::metrics::global().serving(self.current().tag(), false);
         match self.first_error.take() {
             Some(error) => Err(error),
             None => {

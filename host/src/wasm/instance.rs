@@ -16,16 +16,7 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::error::Context as _;
 
-/// Where an entry is delivered: fixed for the life of a consumer.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    /// Stream key.
-    pub stream: String,
-    /// Consumer group.
-    pub group: String,
-    /// Consumer name.
-    pub consumer: String,
-}
+pub use crate::handler::Delivery;
 
 /// A plugin instance owned by one consumer and reused for every entry.
 pub struct Instance {

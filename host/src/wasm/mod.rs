@@ -7,6 +7,7 @@ pub mod bindings;
 pub mod blocking_calls;
 pub mod cache;
 pub mod engine;
+pub mod handlers;
 pub mod host_state;
 pub mod instance;
 pub mod limits;

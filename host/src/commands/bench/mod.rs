@@ -6,17 +6,21 @@
 //! acked, and prints one JSON line. `--handler loop` runs instead a minimal
 //! hand-written consumer loop (no host machinery), the reference to beat.
 
+mod latency;
+mod native;
+
 use crate::config::{AckMode, BenchConfig, Production, RunConfig};
-use crate::consumer::AckObserver;
-use crate::entry::Entry;
+use crate::consumer::{AckObserver, ConsumerStats};
+use crate::handler::HandlerSource;
 use crate::streams::Redis;
 use crate::supervise::deployment::Deployment;
 use crate::wasm::engine::Engine;
-use crate::wasm::plugin::Plugin;
 use anyhow::{Context, Result, bail};
-use hdrhistogram::Histogram;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use latency::{Latency, now_us};
+use native::Native;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The benchmark's group.
@@ -25,51 +29,6 @@ const GROUP: &str = "bench";
 const PRODUCE_BATCH: usize = 1000;
 /// The field carrying the produce time (µs since the Unix epoch).
 pub const TS_FIELD: &str = "ts";
-
-/// Produce-to-ack latencies, recorded by consumers as their XACKs succeed.
-pub struct Latency {
-    histogram: Mutex<Histogram<u64>>,
-}
-
-impl std::fmt::Debug for Latency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Latency")
-    }
-}
-
-impl Latency {
-    fn new() -> Result<Self> {
-        // 1 µs .. 1 h at 3 significant digits.
-        let histogram = Histogram::new_with_bounds(1, 3_600_000_000, 3).context("latency histogram")?;
-        Ok(Latency { histogram: Mutex::new(histogram) })
-    }
-
-    fn millis(&self, quantile: f64) -> f64 {
-        let histogram = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
-        // µs → ms, to the µs.
-        histogram.value_at_quantile(quantile) as f64 / 1000.0
-    }
-}
-
-impl AckObserver for Latency {
-    /// The produce time an entry carries (µs), or 0 when it has none.
-    fn stamp(&self, entry: &Entry) -> u64 {
-        entry.field(TS_FIELD).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0)
-    }
-
-    /// Records entries produced at `produced` (µs) as acked now.
-    fn acked(&self, produced: &[u64]) {
-        let now = now_us();
-        let mut histogram = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
-        for &at in produced.iter().filter(|&&at| at > 0) {
-            histogram.saturating_record(now.saturating_sub(at).max(1));
-        }
-    }
-}
-
-fn now_us() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
-}
 
 /// Order entries `from..to` of three fields, all stamped now.
 fn orders(from: u64, to: u64) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -129,10 +88,14 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     run.min_idle = Duration::from_secs(3600);
     run.reap_interval = Duration::from_secs(3600);
     let plugin = match &config.plugin {
-        Some(_) => crate::commands::run::load(&engine, &run).await?,
-        None => Plugin::native(&engine),
+        Some(_) => Some(crate::commands::run::load(&engine, &run).await?),
+        None => None,
     };
-    let handler = if config.minimal_loop { "loop".to_string() } else { plugin.tag.name.clone() };
+    let handler = match &plugin {
+        _ if config.minimal_loop => "loop".to_string(),
+        Some(plugin) => plugin.tag.name.clone(),
+        None => native::NATIVE.to_string(),
+    };
 
     if config.production == Production::Backlog {
         let started = Instant::now();
@@ -142,7 +105,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     let (cpu_before, _) = usage();
     let steal_before = steal();
     let started = Instant::now();
-    let mut producer = match config.production {
+    let producer = match config.production {
         Production::Backlog => None,
         Production::Paced(rate) => Some(producer_thread(&redis, &stream, config.entries, Some(rate))?),
         Production::Alongside => Some(producer_thread(&redis, &stream, config.entries, None)?),
@@ -161,7 +124,33 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
         return Ok(report(&config, &handler, seconds, &latency, (cpu_before, steal_before)));
     }
     let observer: Arc<dyn AckObserver> = latency.clone();
-    let mut deployment = Deployment::start_observed(&redis, &run, Arc::new(plugin), &shutdown, Some(observer)).await?;
+    let deployed = match plugin {
+        Some(plugin) => {
+            consume(&redis, &run, Arc::new(plugin), observer, (started, producer), &config, &shutdown).await
+        }
+        None => consume(&redis, &run, Arc::new(Native::new()), observer, (started, producer), &config, &shutdown).await,
+    };
+    let (seconds, total) = deployed?;
+    let _ = admin.recreate(&stream, &[], &[]).await;
+    if total.acked != config.entries || total.handled != config.entries {
+        bail!("handled {} and acked {} of {} entries", total.handled, total.acked, config.entries);
+    }
+    Ok(report(&config, &handler, seconds, &latency, (cpu_before, steal_before)))
+}
+
+/// Runs a deployment of `source` until it acked every entry (and the
+/// producer, if any, finished); returns the seconds from `started` until
+/// the last ack, and what the consumers did.
+async fn consume<S: HandlerSource>(
+    redis: &Redis,
+    run: &RunConfig,
+    source: Arc<S>,
+    observer: Arc<dyn AckObserver>,
+    (started, mut producer): (Instant, Option<JoinHandle<Result<()>>>),
+    config: &BenchConfig,
+    shutdown: &CancellationToken,
+) -> Result<(f64, ConsumerStats)> {
+    let mut deployment = Deployment::start_observed(redis, run, source, shutdown, Some(observer)).await?;
     loop {
         let acked: u64 = deployment.members().iter().map(|m| m.control.stats().acked).sum();
         if acked >= config.entries {
@@ -181,12 +170,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
         producer.await.context("producer panicked")??;
     }
     deployment.stop();
-    let total = deployment.finished().await?.total();
-    let _ = admin.recreate(&stream, &[], &[]).await;
-    if total.acked != config.entries || total.handled != config.entries {
-        bail!("handled {} and acked {} of {} entries", total.handled, total.acked, config.entries);
-    }
-    Ok(report(&config, &handler, seconds, &latency, (cpu_before, steal_before)))
+    Ok((seconds, deployment.finished().await?.total()))
 }
 
 /// The JSON line of a finished run.
