@@ -141,14 +141,7 @@ pub struct ReplayConfig {
     pub count: Option<usize>,
 }
 
-/// How `host trim` trims.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trim {
-    /// Keep about (or exactly) this many newest entries.
-    MaxLen(u64),
-    /// Drop entries with ids below this one.
-    MinId(String),
-}
+pub use crate::streams::Trim;
 
 /// Settings of `host trim`.
 #[derive(Debug, Clone)]

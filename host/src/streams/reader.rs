@@ -5,7 +5,7 @@
 //! per item) was the largest single cost per entry in the profile (~12.7 k
 //! instructions per 3-field entry by callgrind), more than the Wasm call.
 //! Here the reply is parsed where it lies in the read buffer, entry by entry
-//! as it arrives ([`reply::Resp`]: only array and bulk-string headers, the
+//! as it arrives ([`Resp`]: only array and bulk-string headers, the
 //! few shapes this reply has), and each id, field and value is copied once
 //! into the entry: ~2.0 k instructions per entry, copies included. (redis-protocol's range
 //! decoder, tried first, took ~4.5 k: README "Performance".)
@@ -14,7 +14,8 @@
 //! rest of the host accepts); AUTH and SELECT from the URL. A reader whose
 //! command fails, times out or is abandoned is dropped, never reused.
 
-use super::reply::{self, Batch, Resp, RespError};
+use super::reply::Batch;
+use super::resp::{Resp, RespError, entry_resp};
 use super::{CONNECT_TIMEOUT, REPLY_SLACK};
 use anyhow::{Context, Result, anyhow, bail};
 use redis::{Cmd, ConnectionAddr, ConnectionInfo};
@@ -138,7 +139,7 @@ impl Reader {
                     loop {
                         let mut resp = Resp::new(&self.buf);
                         resp.at = at;
-                        if reply::entry_resp(&mut resp, 1, &mut batch).context("unexpected XREADGROUP reply")? {
+                        if entry_resp(&mut resp, 1, &mut batch).context("unexpected XREADGROUP reply")? {
                             at = resp.at;
                             break;
                         }
