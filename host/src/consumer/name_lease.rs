@@ -10,7 +10,7 @@
 //! A second holder waits for the lease to be released or to expire (its
 //! holder may have crashed), then refuses with a clear error.
 
-use crate::streams::{Connection, Redis};
+use crate::streams::{Connection, Redis, is_transient};
 use anyhow::{Result, bail};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,16 +46,6 @@ fn process_prefix() -> &'static str {
 fn token() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     format!("{}{}", process_prefix(), SEQ.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Whether `error` can pass by itself (Redis unreachable, a dropped
-/// connection, a timeout) rather than say something about the key or the
-/// server that waiting does not change (WRONGTYPE, NOPERM, OOM, …).
-fn is_transient(error: &anyhow::Error) -> bool {
-    match error.chain().find_map(|cause| cause.downcast_ref::<redis::RedisError>()) {
-        Some(e) => e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout(),
-        None => true,
-    }
 }
 
 /// A consumer name held by this task, renewed until dropped or released.

@@ -150,3 +150,13 @@ impl Connection {
 pub fn is_missing_group(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| cause.downcast_ref::<redis::RedisError>().and_then(|e| e.code()) == Some("NOGROUP"))
 }
+
+/// Whether `error` can pass by itself (Redis unreachable, a dropped
+/// connection, a timeout) rather than say something about the key or the
+/// server that waiting does not change (WRONGTYPE, NOPERM, OOM, …).
+pub fn is_transient(error: &anyhow::Error) -> bool {
+    match error.chain().find_map(|cause| cause.downcast_ref::<redis::RedisError>()) {
+        Some(e) => e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout(),
+        None => true,
+    }
+}

@@ -27,7 +27,7 @@ mod resp;
 mod scripts;
 
 pub use admin::Trim;
-pub use group::is_missing_group;
+pub use group::{is_missing_group, is_transient};
 pub use reader::Reader;
 pub use reply::{Batch, ConsumerInfo, GroupInfo, PendingEntry, StreamInfo};
 pub use scripts::{DeadLetterMode, DeadLettered, Deleted};
