@@ -1,6 +1,8 @@
-//! Validated settings for each command. Built by `cli.rs` (or by tests
-//! directly); nothing here knows about flags.
+//! Validated settings for each command. Built by `cli/` (or by tests
+//! directly); nothing here knows about flags. The settings of a group's
+//! consumers, shared with folder mode's files, are in `settings.rs`.
 
+use crate::settings::GroupSettings;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -165,56 +167,18 @@ pub struct RequeueConfig {
     pub ids: Vec<String>,
 }
 
-/// Settings of `host run`.
-#[derive(Debug, Clone)]
+/// Settings of `host run`: where to connect, which plugin, and the settings
+/// of its group's consumers.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunConfig {
     /// Redis URL, e.g. `redis://127.0.0.1:6379`.
     pub redis_url: String,
     /// The plugin component to load.
     pub plugin: PathBuf,
-    /// Stream key to consume.
-    pub stream: String,
-    /// Consumer group name.
-    pub group: String,
-    /// Consumer names; one task (and one connection) each.
-    pub consumers: Vec<String>,
-    /// Entries per `XREADGROUP` (COUNT).
-    pub count: usize,
-    /// How long one `XREADGROUP` blocks waiting for entries (BLOCK).
-    pub block: Duration,
-    /// Where a newly created group starts reading (`0` = whole stream, `$` = only new).
-    pub start_id: String,
-    /// Wall-clock limit of one `handle` call.
-    pub call_deadline: Duration,
-    /// Pending entries idle this long may be reclaimed by any consumer.
-    pub min_idle: Duration,
-    /// How often each consumer reaps idle entries.
-    pub reap_interval: Duration,
-    /// Deliveries allowed before an entry is dead-lettered.
-    pub max_deliveries: u32,
-    /// The longest retry delay a plugin may ask for; longer ones are cut to it.
-    pub max_retry_delay: Duration,
-    /// Dead-letter stream key.
-    pub dead_letter: String,
-    /// On shutdown, hand pending entries to a live peer and delete the consumers.
-    pub handover: bool,
-    /// Sandbox limits of each plugin instance.
-    pub limits: crate::wasm::limits::Limits,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
-    /// How handled entries are acked.
-    pub ack: AckMode,
-}
-
-/// How a consumer acks the entries its plugin handled Ok.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum AckMode {
-    /// One XACK per batch, sent with the next read (and a read ahead during a backlog).
-    #[default]
-    Batched,
-    /// The redis.io guides' loop shape: one XACK per entry, all answered
-    /// before the next read, no read-ahead (`host bench --guide-shape`).
-    EachBeforeRead,
+    /// Stream, group, consumers, timing and limits.
+    pub settings: GroupSettings,
 }
 
 impl RunConfig {
@@ -223,22 +187,8 @@ impl RunConfig {
         RunConfig {
             redis_url: redis_url.to_string(),
             plugin,
-            stream: stream.to_string(),
-            group: group.to_string(),
-            consumers: vec![consumer.to_string()],
-            count: DEFAULT_COUNT,
-            block: Duration::from_millis(DEFAULT_BLOCK_MS),
-            start_id: DEFAULT_START_ID.to_string(),
-            call_deadline: Duration::from_millis(DEFAULT_CALL_DEADLINE_MS),
-            min_idle: Duration::from_millis(DEFAULT_MIN_IDLE_MS),
-            reap_interval: Duration::from_millis(DEFAULT_REAP_INTERVAL_MS),
-            max_deliveries: DEFAULT_MAX_DELIVERIES,
-            max_retry_delay: Duration::from_millis(DEFAULT_MAX_RETRY_DELAY_MS),
-            dead_letter: dead_letter_key(stream),
-            handover: false,
-            limits: crate::wasm::limits::Limits::default(),
             metrics: None,
-            ack: AckMode::Batched,
+            settings: GroupSettings::new(stream, group, vec![consumer.to_string()]),
         }
     }
 }
@@ -310,51 +260,3 @@ pub struct ProduceConfig {
 
 /// Default Redis URL when neither `--redis` nor `REDIS_URL` is given.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
-/// Entries per read: large enough to amortise the round trip and the
-/// per-batch work (`make bench`: a backlog drains ~35 % faster at 500 than at
-/// 100, and only a few % faster at 1000), small enough that a batch in hand
-/// is little to redeliver after a crash.
-pub const DEFAULT_COUNT: usize = 500;
-/// A blocked read is abandoned on shutdown at once, so this only bounds how
-/// often an idle consumer polls.
-pub const DEFAULT_BLOCK_MS: u64 = 2_000;
-/// A new group sees the whole stream: nothing already written is skipped.
-pub const DEFAULT_START_ID: &str = "0";
-/// Per-call wall-clock limit.
-pub const DEFAULT_CALL_DEADLINE_MS: u64 = 5_000;
-/// An entry idle this long is presumed abandoned (its consumer died) and is
-/// reclaimed; longer than any healthy batch takes, short enough to recover fast.
-pub const DEFAULT_MIN_IDLE_MS: u64 = 5_000;
-/// Reaping at a fifth of the idle window bounds recovery at ~1.2× min-idle.
-pub const DEFAULT_REAP_INTERVAL_MS: u64 = 1_000;
-/// Five tries ride out transient failures; a poison entry stops after that.
-pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
-/// A retry delay past this is cut to it: a plugin asking for `u64::MAX` ms
-/// would otherwise park its entry for ever (never redelivered, never
-/// dead-lettered). An hour covers back-off on any outage worth waiting out.
-pub const DEFAULT_MAX_RETRY_DELAY_MS: u64 = 3_600_000;
-
-/// The default dead-letter stream of `stream`.
-pub fn dead_letter_key(stream: &str) -> String {
-    format!("{stream}:dlq")
-}
-
-/// HOSTNAME-PID-XXXX (XXXX: four hex digits drawn at start): the prefix of
-/// this process's default consumer names, unique per process (two processes
-/// sharing a consumer name would take each other's pending entries, and
-/// `name_lease` refuses the second one). The pid alone is not enough:
-/// containers sharing the host's name (host networking) all run as pid 1.
-pub fn process_name() -> String {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| {
-        let host = gethostname::gethostname().to_string_lossy().into_owned();
-        let host = if host.is_empty() { "host".to_string() } else { host };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        // The clock's nanoseconds mixed with the pid: different for processes
-        // started together (host networking, one image) in practice.
-        let pid = u64::from(std::process::id());
-        let mix = (now.as_nanos() as u64 ^ pid.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        format!("{host}-{pid}-{:04x}", mix >> 48)
-    })
-    .clone()
-}

@@ -13,6 +13,7 @@ mod entry;
 mod handler;
 pub mod logging;
 mod metrics;
+pub mod settings;
 pub mod shutdown;
 mod streams;
 mod supervise;
@@ -28,14 +29,13 @@ pub use config::{
 pub use consumer::ConsumerStats;
 pub use dead_letter::DeadLetter;
 pub use entry::Entry;
+pub use settings::{Grants, GroupSettings, Limits};
 pub use streams::masked::urls_in as mask_urls;
 pub use supervise::deployment::RunReport;
 pub use verdict::Verdict;
 pub use wasm::bindings::WORLD;
 pub use wasm::engine::Engine;
 pub use wasm::instance::{Delivery, Instance};
-pub use wasm::limits::Grants;
-pub use wasm::limits::Limits;
 pub use wasm::plugin::{LoadError, Plugin, version_of as plugin_version};
 
 use tokio_util::sync::CancellationToken;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Consumes `config.stream` until `shutdown` is cancelled, reloading the
+/// Consumes `config.settings.stream` until `shutdown` is cancelled, reloading the
 /// plugin whenever its file changes. Returns what each consumer did, or the
 /// first error that ended one of them.
 pub async fn run(mut config: RunConfig, shutdown: CancellationToken) -> Result<RunReport> {
@@ -22,7 +22,7 @@ pub async fn run(mut config: RunConfig, shutdown: CancellationToken) -> Result<R
     let redis = Redis::open(&config.redis_url)?;
     redis.connect(Duration::ZERO).await?;
     let mut watcher = Watcher::new(std::slice::from_ref(&config.plugin))?;
-    let mut deployment = Deployment::start(&redis, &config, Arc::new(plugin), &shutdown).await?;
+    let mut deployment = Deployment::start(&redis, &config.settings, Arc::new(plugin), &shutdown).await?;
     loop {
         tokio::select! {
             report = deployment.finished() => return report,
@@ -40,7 +40,7 @@ pub async fn run(mut config: RunConfig, shutdown: CancellationToken) -> Result<R
 /// Compiles and checks `config.plugin` off the async reactor, on the engine
 /// flavour its limits need (metered when it has a fuel limit).
 pub async fn load(engine: &Engine, config: &RunConfig) -> Result<Plugin> {
-    let engine = engine.flavour(config.limits.max_fuel.is_some())?;
+    let engine = engine.flavour(config.settings.limits.max_fuel.is_some())?;
     let path = config.plugin.clone();
     let loaded =
         tokio::task::spawn_blocking(move || Plugin::load(&engine, &path)).await.context("plugin loader panicked")?;

@@ -43,7 +43,7 @@ impl<S: HandlerSource> Consumer<S> {
         } else if let Some(peers) = self.leaving.take() {
             self.hand_over(std::slice::from_ref(&self.name.clone()), &peers).await;
         } else if self.settings.handover {
-            self.hand_over(&self.settings.local_consumers.clone(), &[]).await;
+            self.hand_over(&self.settings.consumers.clone(), &[]).await;
         }
         self.record_unrecorded().await;
         for lost in std::mem::take(&mut self.unrecorded) {

@@ -37,7 +37,6 @@ use acks::Acks;
 use read_ahead::Ahead;
 use settle::Unrecorded;
 
-use crate::config::AckMode;
 use crate::consumer::control::{ClaimReply, Control, Drill, Drills, State};
 use crate::consumer::lease::{Holds, refresh_every};
 use crate::consumer::name_lease::NameLease;
@@ -46,6 +45,7 @@ use crate::consumer::settle::over_limit_error;
 use crate::dead_letter::Reason;
 use crate::entry::Entry;
 use crate::handler::{Delivery, HandlerSource};
+use crate::settings::{AckMode, GroupSettings};
 use crate::streams::{Batch, Connection, DeadLetterMode, Reader, Redis, is_missing_group};
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
@@ -53,39 +53,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
-
-/// Settings shared by every consumer of a run.
-#[derive(Debug, Clone)]
-pub struct GroupSettings {
-    /// Stream key.
-    pub stream: String,
-    /// Consumer group.
-    pub group: String,
-    /// COUNT per read and per claim page.
-    pub count: usize,
-    /// Longest BLOCK per read.
-    pub block: Duration,
-    /// Per-call deadline.
-    pub call_deadline: Duration,
-    /// Idle time after which a pending entry may be reclaimed.
-    pub min_idle: Duration,
-    /// How often the reaper runs.
-    pub reap_interval: Duration,
-    /// Deliveries allowed before an entry is dead-lettered.
-    pub max_deliveries: u32,
-    /// The longest retry delay a plugin may ask for.
-    pub max_retry_delay: Duration,
-    /// Dead-letter stream key.
-    pub dead_letter: String,
-    /// On shutdown, hand pending entries to a peer and delete the consumer.
-    pub handover: bool,
-    /// Every consumer name of this process (never a handover target).
-    pub local_consumers: Vec<String>,
-    /// Sandbox limits of each instance.
-    pub limits: crate::wasm::limits::Limits,
-    /// How handled entries are acked.
-    pub ack: AckMode,
-}
 
 /// First and longest pause after a Redis error; doubles in between.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);

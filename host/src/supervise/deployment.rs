@@ -3,10 +3,10 @@
 //! the old version, every later entry uses the new one. Consumers can be
 //! added and removed while it runs (the demo dashboard does).
 
-use crate::config::RunConfig;
 use crate::consumer::control::Control;
-use crate::consumer::{AckObserver, Consumer, ConsumerStats, GroupSettings};
+use crate::consumer::{AckObserver, Consumer, ConsumerStats};
 use crate::handler::HandlerSource;
+use crate::settings::GroupSettings;
 use crate::streams::Redis;
 use crate::wasm::plugin::Plugin;
 use anyhow::{Context, Result};
@@ -62,49 +62,38 @@ pub struct Deployment<S: HandlerSource = Plugin> {
 impl<S: HandlerSource> Deployment<S> {
     /// Makes sure the group exists and starts one consumer task per name.
     /// The deployment stops when `parent` is cancelled (or by [`Self::stop`]).
-    pub async fn start(redis: &Redis, config: &RunConfig, plugin: Arc<S>, parent: &CancellationToken) -> Result<Self> {
-        Self::start_observed(redis, config, plugin, parent, None).await
+    pub async fn start(
+        redis: &Redis,
+        settings: &GroupSettings,
+        plugin: Arc<S>,
+        parent: &CancellationToken,
+    ) -> Result<Self> {
+        Self::start_observed(redis, settings, plugin, parent, None).await
     }
 
     /// [`Self::start`], with every consumer telling `observer` what it acks.
     pub async fn start_observed(
         redis: &Redis,
-        config: &RunConfig,
+        settings: &GroupSettings,
         plugin: Arc<S>,
         parent: &CancellationToken,
         observer: Option<Arc<dyn AckObserver>>,
     ) -> Result<Self> {
         let mut admin = redis.connect(Duration::ZERO).await?;
         // A dead-letter key of another type would refuse every record: say so now.
-        admin.expect_stream_or_none(&config.dead_letter, "dead-letter").await?;
-        let created = admin.ensure_group(&config.stream, &config.group, &config.start_id).await?;
-        tracing::info!(stream = %config.stream, group = %config.group, plugin = %plugin.tag().name,
-            version = %plugin.tag().version, consumers = config.consumers.len(), redis = %redis.shown_url(),
-            "consuming{}", if created { format!(" (created group at {})", config.start_id) } else { String::new() });
+        admin.expect_stream_or_none(&settings.dead_letter, "dead-letter").await?;
+        let created = admin.ensure_group(&settings.stream, &settings.group, &settings.start_id).await?;
+        tracing::info!(stream = %settings.stream, group = %settings.group, plugin = %plugin.tag().name,
+            version = %plugin.tag().version, consumers = settings.consumers.len(), redis = %redis.shown_url(),
+            "consuming{}", if created { format!(" (created group at {})", settings.start_id) } else { String::new() });
 
-        let settings = Arc::new(GroupSettings {
-            stream: config.stream.clone(),
-            group: config.group.clone(),
-            count: config.count,
-            block: config.block,
-            call_deadline: config.call_deadline,
-            min_idle: config.min_idle,
-            reap_interval: config.reap_interval,
-            max_deliveries: config.max_deliveries,
-            max_retry_delay: config.max_retry_delay,
-            dead_letter: config.dead_letter.clone(),
-            handover: config.handover,
-            local_consumers: config.consumers.clone(),
-            limits: config.limits.clone(),
-            ack: config.ack,
-        });
         crate::metrics::global().serving(plugin.tag(), true);
-        crate::metrics::global().watch(redis, &config.stream, &config.group);
+        crate::metrics::global().watch(redis, &settings.stream, &settings.group);
         let (sender, _) = watch::channel(plugin);
         let mut deployment = Deployment {
             plugin: sender,
             redis: redis.clone(),
-            settings,
+            settings: Arc::new(settings.clone()),
             members: Vec::new(),
             stop: parent.child_token(),
             tasks: JoinSet::new(),
@@ -112,7 +101,7 @@ impl<S: HandlerSource> Deployment<S> {
             first_error: None,
             observer,
         };
-        for name in &config.consumers {
+        for name in &settings.consumers {
             deployment.add_consumer(name)?;
         }
         Ok(deployment)

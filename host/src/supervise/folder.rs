@@ -6,6 +6,7 @@
 
 use crate::commands::run::{load, reload};
 use crate::config::{FolderConfig, RunConfig};
+use crate::settings::process_name;
 use crate::streams::Redis;
 use crate::supervise::deployment::Deployment;
 use crate::supervise::sidecar::{HostFile, PluginSettings, sidecar_of};
@@ -92,10 +93,11 @@ impl Folder {
     fn settings(&self, name: &str) -> Result<RunConfig> {
         let wasm = self.wasm_path(name);
         let sidecar = sidecar_of(&wasm);
-        let (settings, source) = if sidecar.exists() {
-            (PluginSettings::read(&sidecar)?, format!("sidecar {}", sidecar.display()))
+        let (settings, source, place) = if sidecar.exists() {
+            (PluginSettings::read(&sidecar)?, format!("sidecar {}", sidecar.display()), sidecar.display().to_string())
         } else if let Some(table) = self.host_file.plugins.get(name) {
-            (table.clone(), format!("table [plugins.{name}] of {}", self.config.host_file.display()))
+            let place = format!("[plugins.{name}] of {}", self.config.host_file.display());
+            (table.clone(), format!("table {place}"), place)
         } else {
             bail!(
                 "plugin {name} has no settings: add {} (stream, group, …) or a [plugins.{name}] table to {}",
@@ -103,7 +105,12 @@ impl Folder {
                 self.config.host_file.display()
             );
         };
-        let config = settings.to_run_config(self.redis.raw_url(), &wasm, &crate::config::process_name())?;
+        let config = RunConfig {
+            redis_url: self.redis.raw_url().to_string(),
+            plugin: wasm,
+            metrics: None,
+            settings: settings.to_settings(name, &process_name(), &place)?,
+        };
         if let Some(beyond) = self.beyond_ceiling(&config) {
             bail!(
                 "plugin {name}: its {source} grants {beyond}, beyond the [grant_ceiling] of {}",
@@ -115,7 +122,7 @@ impl Folder {
 
     /// What `config` grants beyond `host.toml`'s `[grant_ceiling]`, if anything.
     fn beyond_ceiling(&self, config: &RunConfig) -> Option<String> {
-        self.host_file.grant_ceiling.as_ref()?.exceeded_by(&config.limits.grants)
+        self.host_file.grant_ceiling.as_ref()?.exceeded_by(&config.settings.limits.grants)
     }
 
     /// Loads plugin `name` and starts its consumers; errors are logged, and
@@ -124,7 +131,7 @@ impl Folder {
         let result = async {
             let config = self.settings(name)?;
             let plugin = load(&self.engine, &config).await?;
-            let deployment = Deployment::start(&self.redis, &config, Arc::new(plugin), &self.shutdown).await?;
+            let deployment = Deployment::start(&self.redis, &config.settings, Arc::new(plugin), &self.shutdown).await?;
             anyhow::Ok(Running { config, deployment })
         }
         .await;
@@ -197,7 +204,7 @@ impl Folder {
             return self.start(name).await;
         };
         let config = match self.settings(name) {
-            Ok(config) if config_differs(&config, &running.config) => config,
+            Ok(config) if config != running.config => config,
             Ok(_) => return,
             Err(error) if self.beyond_ceiling(&running.config).is_none() => {
                 return tracing::error!(plugin = name, "settings not applied, the old ones stay: {error:#}");
@@ -214,7 +221,7 @@ impl Folder {
         };
         tracing::info!(plugin = name, "settings changed: restarting its consumers");
         let mut plugin = running.deployment.current();
-        if plugin.engine.metered != config.limits.max_fuel.is_some() {
+        if plugin.engine.metered != config.settings.limits.max_fuel.is_some() {
             // Fuel metering switched on or off: the code must be compiled again.
             plugin = match load(&self.engine, &config).await {
                 Ok(plugin) => Arc::new(plugin),
@@ -225,7 +232,7 @@ impl Folder {
         }
         let running = self.running.remove(name).expect("present");
         self.finish(name, running).await;
-        match Deployment::start(&self.redis, &config, plugin, &self.shutdown).await {
+        match Deployment::start(&self.redis, &config.settings, plugin, &self.shutdown).await {
             Ok(deployment) => {
                 self.running.insert(name.to_string(), Running { config, deployment });
             }
@@ -243,8 +250,4 @@ fn plugin_name(path: &Path) -> Option<String> {
 fn inside(path: &Path, dir: &Path) -> bool {
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     real(path).starts_with(real(dir))
-}
-
-fn config_differs(a: &RunConfig, b: &RunConfig) -> bool {
-    format!("{a:?}") != format!("{b:?}")
 }

@@ -1,14 +1,14 @@
 //! Folder-mode settings: a plugin `NAME.wasm` is bound to its stream, group,
 //! consumers and limits by a sidecar `NAME.toml` next to it, or by a
-//! `[plugins.NAME]` table in `host.toml`. Parsed here into a [`RunConfig`].
+//! `[plugins.NAME]` table in `host.toml`. Parsed here into a
+//! [`GroupSettings`], checked by the same `validate()` as `host run`'s flags.
 //!
 //! Whoever can write the plugin folder can write a sidecar, and so grant its
 //! plugin any directory or environment variable the host can reach. A
 //! `[grant_ceiling]` in `host.toml` bounds that: sidecars may only narrow it.
 
-use crate::config::{self, RunConfig};
-use crate::wasm::host_state::Grants;
-use anyhow::{Context, Result, bail};
+use crate::settings::{Grants, GroupSettings, mib, numbered};
+use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -135,7 +135,7 @@ pub struct PluginSettings {
     /// Hand pending entries over when the plugin is stopped.
     pub handover: Option<bool>,
     /// Memory cap per instance (all its linear memories and tables), MiB.
-    pub max_memory_mb: Option<usize>,
+    pub max_memory_mb: Option<u64>,
     /// Longest error text a plugin may return, bytes.
     pub max_return_bytes: Option<usize>,
     /// Fuel per call (meters the plugin).
@@ -170,69 +170,64 @@ impl PluginSettings {
         Ok(settings)
     }
 
-    /// The run configuration of plugin file `plugin` under these settings.
-    pub fn to_run_config(&self, redis_url: &str, plugin: &Path, host_name: &str) -> Result<RunConfig> {
-        let name = plugin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let mut run = RunConfig::new(redis_url, plugin.to_path_buf(), &self.stream, &self.group, "");
-        run.consumers = match &self.consumers {
-            None => vec![format!("{host_name}-{name}-1")],
-            Some(Consumers::Count(0)) => bail!("plugin {name}: consumers must be at least 1"),
-            Some(Consumers::Count(n)) => (1..=*n).map(|i| format!("{host_name}-{name}-{i}")).collect(),
-            Some(Consumers::Names(names)) if names.is_empty() => bail!("plugin {name}: consumers list is empty"),
-            Some(Consumers::Names(names)) => {
-                let mut seen = std::collections::HashSet::new();
-                if let Some(twice) = names.iter().find(|n| !seen.insert(*n)) {
-                    bail!("plugin {name}: consumer name {twice:?} is listed twice (each consumer needs its own name)");
-                }
-                names.clone()
-            }
+    /// The settings of plugin `name` under this file (or table), checked by
+    /// [`GroupSettings::validate`] like `host run`'s flags: a value out of
+    /// range is an error naming its key and `place` (where these settings
+    /// were read), never a value quietly changed. Counted consumers are named
+    /// `host_name`-`name`-1..N.
+    pub fn to_settings(&self, name: &str, host_name: &str, place: &str) -> Result<GroupSettings> {
+        let consumers = match &self.consumers {
+            None => numbered(&format!("{host_name}-{name}"), 1),
+            Some(Consumers::Count(n)) => numbered(&format!("{host_name}-{name}"), *n),
+            Some(Consumers::Names(names)) => names.clone(),
         };
+        let mut settings = GroupSettings::new(&self.stream, &self.group, consumers);
         let ms = Duration::from_millis;
         if let Some(n) = self.count {
-            run.count = n.max(1);
+            settings.count = n;
         }
         if let Some(v) = self.block_ms {
-            run.block = ms(v.max(1));
+            settings.block = ms(v);
         }
         if let Some(v) = &self.start_id {
-            run.start_id = v.clone();
+            settings.start_id = v.clone();
         }
         if let Some(v) = self.call_deadline_ms {
-            run.call_deadline = ms(v.max(1));
+            settings.call_deadline = ms(v);
         }
         if let Some(v) = self.min_idle_ms {
-            run.min_idle = ms(v.max(10));
+            settings.min_idle = ms(v);
         }
         if let Some(v) = self.reap_interval_ms {
-            run.reap_interval = ms(v.max(10));
+            settings.reap_interval = ms(v);
         }
         if let Some(v) = self.max_deliveries {
-            run.max_deliveries = v.max(1);
+            settings.max_deliveries = v;
         }
         if let Some(v) = self.max_retry_delay_ms {
-            run.max_retry_delay = ms(v.clamp(1, 86_400_000));
+            settings.max_retry_delay = ms(v);
         }
-        run.dead_letter = self.dead_letter.clone().unwrap_or_else(|| config::dead_letter_key(&self.stream));
-        run.handover = self.handover.unwrap_or(false);
+        if let Some(v) = &self.dead_letter {
+            settings.dead_letter = v.clone();
+        }
+        settings.handover = self.handover.unwrap_or(false);
         if let Some(mb) = self.max_memory_mb {
-            if !(1..=65_536).contains(&mb) {
-                bail!("plugin {name}: max_memory_mb = {mb} is outside 1..=65536 (MiB per instance)");
-            }
-            run.limits.max_memory_bytes = mb << 20;
+            settings.limits.max_memory_bytes = mib(mb);
         }
         if let Some(bytes) = self.max_return_bytes {
-            run.limits.max_return_bytes = bytes;
+            settings.limits.max_return_bytes = bytes;
         }
-        run.limits.max_fuel = self.max_fuel.map(|f| f.max(1));
+        settings.limits.max_fuel = self.max_fuel;
+        settings.validate().map_err(|invalid| anyhow!(invalid.in_file(place)))?;
         for dir in &self.grant.dirs {
             if !dir.is_dir() {
-                bail!("plugin {name}: grant.dirs entry {} is not a directory", dir.display());
+                bail!("invalid grant.dirs in {place}: {} is not a directory", dir.display());
             }
         }
         let env = self.grant.env.iter().filter_map(|n| Some((n.clone(), std::env::var(n).ok()?))).collect();
-        run.limits.grants =
+        settings.limits.grants =
             std::sync::Arc::new(Grants { dirs: self.grant.dirs.clone(), env, config: self.grant.config.clone() });
-        Ok(run)
+        Ok(settings)
     }
 }
 
@@ -250,12 +245,51 @@ mod tests {
         let s: PluginSettings =
             toml::from_str("stream = \"orders\"\ngroup = \"g\"\nconsumers = [\"a\", \"b\"]\nmax_deliveries = 3\n")
                 .unwrap();
-        let run = s.to_run_config("redis://x", Path::new("/p/orders.wasm"), "h").unwrap();
-        assert_eq!(run.consumers, vec!["a", "b"]);
-        assert_eq!((run.max_deliveries, run.dead_letter.as_str()), (3, "orders:dlq"));
+        let settings = s.to_settings("orders", "h", "/p/orders.toml").unwrap();
+        assert_eq!(settings.consumers, vec!["a", "b"]);
+        assert_eq!((settings.max_deliveries, settings.dead_letter.as_str()), (3, "orders:dlq"));
         let counted: PluginSettings = toml::from_str("stream = \"s\"\ngroup = \"g\"\nconsumers = 2\n").unwrap();
-        let run = counted.to_run_config("redis://x", Path::new("/p/orders.wasm"), "h").unwrap();
-        assert_eq!(run.consumers, vec!["h-orders-1", "h-orders-2"]);
+        let settings = counted.to_settings("orders", "h", "/p/orders.toml").unwrap();
+        assert_eq!(settings.consumers, vec!["h-orders-1", "h-orders-2"]);
+    }
+
+    fn error_of(sidecar: &str) -> String {
+        let s: PluginSettings = toml::from_str(&format!("stream = \"s\"\ngroup = \"g\"\n{sidecar}\n")).unwrap();
+        format!("{:#}", s.to_settings("orders", "h", "/p/orders.toml").unwrap_err())
+    }
+
+    #[test]
+    fn values_out_of_range_are_errors_naming_file_and_key() {
+        assert_eq!(
+            error_of("count = 0"),
+            "invalid count in /p/orders.toml: 0 is outside 1..=100000 (entries per read)"
+        );
+        assert!(error_of("consumers = 0").starts_with("invalid consumers in /p/orders.toml: 0 is outside"));
+        assert!(error_of("consumers = []").starts_with("invalid consumers in /p/orders.toml: 0 is outside"));
+        assert!(error_of("consumers = [\"a\", \"a\"]").contains("\"a\" is listed twice"));
+        assert!(error_of("max_memory_mb = 65537").starts_with("invalid max_memory_mb in /p/orders.toml"));
+        assert!(error_of("max_retry_delay_ms = 86400001").starts_with("invalid max_retry_delay_ms in"));
+        assert!(error_of("max_fuel = 0").starts_with("invalid max_fuel in /p/orders.toml"));
+        assert!(error_of("start_id = \"abc\"").starts_with("invalid start_id in /p/orders.toml"));
+    }
+
+    /// A flag and a sidecar key with the same bad value: the same problem,
+    /// each naming its own source.
+    #[test]
+    fn flags_and_sidecars_share_one_validation() {
+        let run = ["host", "run", "--plugin", "p.wasm", "--stream", "s", "--group", "g"];
+        for (flag, key, value) in [
+            ("--count", "count", "0"),
+            ("--min-idle-ms", "min_idle_ms", "9"),
+            ("--max-deliveries", "max_deliveries", "0"),
+            ("--max-memory-mb", "max_memory_mb", "70000"),
+            ("--consumers", "consumers", "0"),
+        ] {
+            let flag_error = crate::cli::try_parse(run.iter().copied().chain([flag, value])).unwrap_err().to_string();
+            let file_error = error_of(&format!("{key} = {value}"));
+            let problem = file_error.strip_prefix(&format!("invalid {key} in /p/orders.toml: ")).expect(&file_error);
+            assert!(flag_error.contains(&format!("invalid {flag}: {problem}")), "{flag_error} vs {file_error}");
+        }
     }
 
     #[test]

@@ -4,39 +4,12 @@
 //! memories and tables it makes, on the size of what a plugin returns, and
 //! optionally on fuel (instructions) per call. Breaking one is a fault: the
 //! entry stays pending, the instance is recycled, the host keeps serving.
+//! The limits themselves are plain settings (`settings.rs`); this module
+//! enforces them.
 
+pub use crate::settings::{Grants, Limits};
 use wasmtime::ResourceLimiter;
 
-/// What a plugin may reach beyond its entries. Nothing by default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants {
-    /// Host directories preopened read-only, at the same path in the guest.
-    pub dirs: Vec<std::path::PathBuf>,
-    /// Environment variables (name, value) the plugin sees.
-    pub env: Vec<(String, String)>,
-    /// Values the plugin reads through the `config` import.
-    pub config: std::collections::BTreeMap<String, String>,
-}
-
-/// Limits and grants applied to every instance of a plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// What the plugin may reach beyond its entries (nothing by default).
-    pub grants: std::sync::Arc<Grants>,
-    /// All linear memories and tables of an instance together, bytes.
-    pub max_memory_bytes: usize,
-    /// Longest error text a plugin may return, bytes.
-    pub max_return_bytes: usize,
-    /// Fuel per `handle` call (about one unit per Wasm instruction); `None`:
-    /// not metered, the wall-clock deadline alone bounds a call.
-    pub max_fuel: Option<u64>,
-}
-
-/// 256 MiB: ample for handlers (a 15 MB Python runtime included), small
-/// enough that a runaway plugin cannot take the machine down.
-pub const DEFAULT_MAX_MEMORY_MB: usize = 256;
-/// 64 KiB of error text is plenty for a log line and a dead-letter record.
-pub const DEFAULT_MAX_RETURN_BYTES: usize = 64 * 1024;
 /// Table elements of all tables of an instance together (8 MiB of host
 /// memory): generous for real components (Python's uses a few thousand), fatal
 /// for a bomb.
@@ -50,17 +23,6 @@ const MAX_TABLES: usize = 100;
 const MAX_MEMORIES: usize = 16;
 /// Host memory per table element: a pointer (wasmtime's `ResourceLimiter` docs).
 const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            grants: Default::default(),
-            max_memory_bytes: DEFAULT_MAX_MEMORY_MB << 20,
-            max_return_bytes: DEFAULT_MAX_RETURN_BYTES,
-            max_fuel: None,
-        }
-    }
-}
 
 impl Limits {
     /// The limiter of one instance's store, enforcing these limits.

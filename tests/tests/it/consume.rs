@@ -37,7 +37,7 @@ async fn two_consumers_split_the_work() {
     produce(&mut conn, &stream, &entries).await;
 
     let mut cfg = config("chaos", &stream, "g", &["a", "b"]);
-    cfg.count = 5;
+    cfg.settings.count = 5;
     let run = HostRun::start(cfg);
     wait_drained(&mut conn, &stream, "g", 0).await;
     let report = run.stop().await;
@@ -114,7 +114,7 @@ async fn consumes_with_a_user_a_password_and_a_database_number() {
 
     let mut cfg = config("orders", &stream, "g", &["c1", "c2"]);
     cfg.redis_url = url.clone();
-    cfg.count = 50;
+    cfg.settings.count = 50;
     let run = HostRun::start(cfg);
     let info = wait_drained(&mut conn, &stream, "g", 0).await;
     let report = run.stop().await;

@@ -30,7 +30,7 @@ async fn faulty_entries_stay_pending_and_the_host_keeps_going() {
     let faulty: Vec<String> = [1, 5, 7, 11].iter().map(|&i| ids[i].clone()).collect();
 
     let mut cfg = config("chaos", &stream, "g", &["c1"]);
-    cfg.call_deadline = Duration::from_millis(300);
+    cfg.settings.call_deadline = Duration::from_millis(300);
     let run = HostRun::start(cfg);
     wait_drained(&mut conn, &stream, "g", faulty.len() as u64).await;
     let report = run.stop().await;
@@ -62,7 +62,7 @@ async fn limit_breakers_fault_only_their_entry() {
     ];
     let ids = produce(&mut conn, &stream, &entries).await;
     let mut cfg = config("chaos", &stream, "g", &["c1"]);
-    cfg.limits.max_memory_bytes = 32 << 20;
+    cfg.settings.limits.max_memory_bytes = 32 << 20;
     let run = HostRun::start(cfg);
     wait_drained(&mut conn, &stream, "g", 3).await;
     let report = run.stop().await;
@@ -83,7 +83,7 @@ async fn probe(name: &str, grants: host::Grants, probes: &[(&str, String)]) -> V
     let entries: Vec<_> = probes.iter().map(|(field, value)| vec![(*field, value.clone().into_bytes())]).collect();
     produce(&mut conn, &stream, &entries).await;
     let mut cfg = config("chaos", &stream, "g", &["c1"]);
-    cfg.limits.grants = std::sync::Arc::new(grants);
+    cfg.settings.limits.grants = std::sync::Arc::new(grants);
     let run = HostRun::start(cfg);
     wait_drained(&mut conn, &stream, "g", 0).await;
     run.stop().await;

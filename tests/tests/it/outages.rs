@@ -49,9 +49,9 @@ async fn connections_cut_while_a_backlog_drains_lose_no_entry() {
     produce(&mut conn, &stream, &batch).await;
     let mut cfg = config("noop", &stream, "g", &["c1"]);
     cfg.redis_url = server.url.clone();
-    cfg.count = 100;
-    cfg.min_idle = std::time::Duration::from_millis(300);
-    cfg.reap_interval = std::time::Duration::from_millis(50);
+    cfg.settings.count = 100;
+    cfg.settings.min_idle = std::time::Duration::from_millis(300);
+    cfg.settings.reap_interval = std::time::Duration::from_millis(50);
     let run = HostRun::start(cfg);
 
     // Cut every connection but ours a few times while the backlog lasts.

@@ -92,7 +92,7 @@ async fn poison_pill_is_dead_lettered_after_max_deliveries() {
     )
     .await;
     let mut cfg = fast_config("chaos", &stream, "g", &["c1"]);
-    cfg.max_deliveries = 3;
+    cfg.settings.max_deliveries = 3;
     let run = HostRun::start(cfg);
     wait_until!(MINUTE, "the dead letter", dead_letters(&mut conn, &stream).await.len() == 1);
     wait_drained(&mut conn, &stream, "g", 0).await;
@@ -158,7 +158,7 @@ async fn trimmed_pending_entries_become_audit_records() {
         .unwrap();
     let _: u64 = redis::cmd("XTRIM").arg(&[&stream, "MAXLEN", "0"]).query_async(&mut conn).await.unwrap();
     let mut cfg = fast_config("chaos", &stream, "g", &["c1"]);
-    cfg.min_idle = Duration::from_secs(60); // only the start-up drain can find them
+    cfg.settings.min_idle = Duration::from_secs(60); // only the start-up drain can find them
     let run = HostRun::start(cfg);
     wait_until!(MINUTE, "three audit records", dead_letters(&mut conn, &stream).await.len() == 3);
     wait_drained(&mut conn, &stream, "g", 0).await;
@@ -192,7 +192,7 @@ async fn retry_delay_is_respected() {
     let stream = unique_stream("delay");
     produce(&mut conn, &stream, &[vec![("fail", b"1500".to_vec())]]).await;
     let mut cfg = fast_config("chaos", &stream, "g", &["c1"]);
-    cfg.max_deliveries = 10;
+    cfg.settings.max_deliveries = 10;
     let run = HostRun::start(cfg);
 
     let deliveries = |rows: Vec<(String, String, u64)>| rows.first().map(|r| r.2).unwrap_or(0);
@@ -229,12 +229,12 @@ async fn handover_on_graceful_removal() {
     produce(&mut conn, &stream, &entries).await;
 
     let mut leaving = fast_config("chaos", &stream, "g", &["a"]);
-    leaving.count = 50;
-    leaving.handover = true;
+    leaving.settings.count = 50;
+    leaving.settings.handover = true;
     let leaving = HostRun::start(leaving);
     wait_until!(MINUTE, "a to hold entries", pending(&mut conn, &stream, "g").await.iter().any(|p| p.1 == "a"));
     let mut staying = fast_config("chaos", &stream, "g", &["b"]);
-    staying.count = 5;
+    staying.settings.count = 5;
     let staying = HostRun::start(staying);
     wait_until!(MINUTE, "b to join", consumer_names(&mut conn, &stream, "g").await.contains(&"b".to_string()));
 

@@ -296,3 +296,41 @@ async fn hot_swap_to_a_batch_plugin_loses_nothing() {
         &host.log[host.log.len().saturating_sub(20)..]
     );
 }
+
+/// A folder's settings out of range are errors, as the same flags would be:
+/// a sidecar `count = 0` (or a `[plugins.NAME]` table with `max_memory_mb =
+/// 0`) leaves that plugin unstarted, with a log line naming the file and the
+/// key; the folder's other plugins serve.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_plugin_with_settings_out_of_range_is_not_started() {
+    let mut conn = redis().await;
+    let streams: Vec<String> = (0..3).map(|_| unique_stream("folder-range")).collect();
+    let dir = plugin_dir("folder-range");
+    for name in ["good", "zero", "tabled"] {
+        install(&dir.join(format!("{name}.wasm")), &std::fs::read(plugin("chaos")).unwrap());
+    }
+    std::fs::write(dir.join("good.toml"), format!("stream = \"{}\"\ngroup = \"g\"\n", streams[0])).unwrap();
+    let zero = dir.join("zero.toml");
+    std::fs::write(&zero, format!("stream = \"{}\"\ngroup = \"g\"\ncount = 0\n", streams[1])).unwrap();
+    let host_toml = dir.join("host.toml");
+    std::fs::write(
+        &host_toml,
+        format!("[plugins.tabled]\nstream = \"{}\"\ngroup = \"g\"\nmax_memory_mb = 0\n", streams[2]),
+    )
+    .unwrap();
+    let mut host = HostProcess::start(&["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]);
+    let refused = |log: &[String], key: &str, place: &str| {
+        log.iter().any(|l| l.contains("not started") && l.contains(&format!("invalid {key} in {place}: 0 is outside")))
+    };
+    let tabled = format!("[plugins.tabled] of {}", host_toml.display());
+    host.wait_log(MINUTE, "both refusals", |log| {
+        refused(log, "count", &zero.display().to_string()) && refused(log, "max_memory_mb", &tabled)
+    });
+    let id = produce(&mut conn, &streams[0], &[vec![("n", b"1".to_vec())]]).await.remove(0);
+    host.wait_log(MINUTE, "the good plugin's entry handled", |log| handled_ids(log).contains(&id));
+    let (status, _) = host.terminate();
+    assert!(status.success());
+    for stream in &streams[1..] {
+        assert!(consumer_names(&mut conn, stream, "g").await.is_empty(), "no consumer on {stream}");
+    }
+}

@@ -314,8 +314,8 @@ impl HostRun {
 /// A run configuration against the test Redis.
 pub fn config(plugin_name: &str, stream: &str, group: &str, consumers: &[&str]) -> RunConfig {
     let mut config = RunConfig::new(redis_url(), plugin(plugin_name), stream, group, consumers[0]);
-    config.consumers = consumers.iter().map(|c| c.to_string()).collect();
-    config.block = Duration::from_millis(200);
+    config.settings.consumers = consumers.iter().map(|c| c.to_string()).collect();
+    config.settings.block = Duration::from_millis(200);
     config
 }
 
@@ -475,8 +475,8 @@ pub fn handled_list(log: &[String]) -> Vec<String> {
 /// A run configuration with short recovery timings, so tests finish fast.
 pub fn fast_config(plugin_name: &str, stream: &str, group: &str, consumers: &[&str]) -> RunConfig {
     let mut cfg = config(plugin_name, stream, group, consumers);
-    cfg.min_idle = Duration::from_millis(300);
-    cfg.reap_interval = Duration::from_millis(50);
+    cfg.settings.min_idle = Duration::from_millis(300);
+    cfg.settings.reap_interval = Duration::from_millis(50);
     cfg
 }
 

@@ -9,9 +9,10 @@
 mod latency;
 mod native;
 
-use crate::config::{AckMode, BenchConfig, Production, RunConfig};
+use crate::config::{BenchConfig, Production, RunConfig};
 use crate::consumer::{AckObserver, ConsumerStats};
 use crate::handler::HandlerSource;
+use crate::settings::AckMode;
 use crate::streams::Redis;
 use crate::supervise::deployment::Deployment;
 use crate::wasm::engine::Engine;
@@ -78,15 +79,15 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     let engine = Engine::new()?;
     let latency = Arc::new(Latency::new()?);
     let mut run = RunConfig::new(&url, config.plugin.clone().unwrap_or_default(), &stream, GROUP, "bench-1");
-    run.consumers = (1..=config.consumers).map(|i| format!("bench-{i}")).collect();
-    run.count = config.count;
+    run.settings.consumers = (1..=config.consumers).map(|i| format!("bench-{i}")).collect();
+    run.settings.count = config.count;
     if config.ack_each {
-        run.ack = AckMode::EachBeforeRead;
+        run.settings.ack = AckMode::EachBeforeRead;
     }
-    run.block = Duration::from_millis(100);
+    run.settings.block = Duration::from_millis(100);
     // No reaping during the run: every entry is read once and acked.
-    run.min_idle = Duration::from_secs(3600);
-    run.reap_interval = Duration::from_secs(3600);
+    run.settings.min_idle = Duration::from_secs(3600);
+    run.settings.reap_interval = Duration::from_secs(3600);
     let plugin = match &config.plugin {
         Some(_) => Some(crate::commands::run::load(&engine, &run).await?),
         None => None,
@@ -150,7 +151,7 @@ async fn consume<S: HandlerSource>(
     config: &BenchConfig,
     shutdown: &CancellationToken,
 ) -> Result<(f64, ConsumerStats)> {
-    let mut deployment = Deployment::start_observed(redis, run, source, shutdown, Some(observer)).await?;
+    let mut deployment = Deployment::start_observed(redis, &run.settings, source, shutdown, Some(observer)).await?;
     loop {
         let acked: u64 = deployment.members().iter().map(|m| m.control.stats().acked).sum();
         if acked >= config.entries {

@@ -138,7 +138,7 @@ impl Demo {
     async fn start(config: DemoConfig, url: &str, shutdown: &CancellationToken) -> Result<Self> {
         let redis = Redis::open(url)?;
         let mut admin = redis.connect(Duration::ZERO).await?;
-        let dead_letter = crate::config::dead_letter_key(&config.stream);
+        let dead_letter = crate::settings::dead_letter_key(&config.stream);
         if config.reset {
             let groups: Vec<&str> = GROUPS.iter().map(|(g, _)| *g).collect();
             admin.recreate(&config.stream, &[&dead_letter], &groups).await?;
@@ -162,12 +162,12 @@ impl Demo {
             // As the watcher names it, or a new build of it is never recognised.
             let plugin = crate::supervise::watcher::resolve(&plugin)?;
             let mut run_config = RunConfig::new(url, plugin, &config.stream, group, consumers[0]);
-            run_config.consumers = consumers.iter().map(|c| c.to_string()).collect();
-            run_config.min_idle = config.claim_idle;
-            run_config.reap_interval = config.reap_interval;
-            run_config.block = DEMO_BLOCK;
+            run_config.settings.consumers = consumers.iter().map(|c| c.to_string()).collect();
+            run_config.settings.min_idle = config.claim_idle;
+            run_config.settings.reap_interval = config.reap_interval;
+            run_config.settings.block = DEMO_BLOCK;
             let loaded = run::load(&engine, &run_config).await?;
-            let deployment = Deployment::start(&redis, &run_config, Arc::new(loaded), shutdown).await?;
+            let deployment = Deployment::start(&redis, &run_config.settings, Arc::new(loaded), shutdown).await?;
             groups.push(Group {
                 config: run_config,
                 deployment: Mutex::new(Some(deployment)),
@@ -234,7 +234,7 @@ impl Demo {
             if let Some(mut deployment) = deployment {
                 deployment.stop();
                 if let Err(error) = deployment.finished().await {
-                    tracing::error!(group = %group.config.group, "a consumer ended with an error: {error:#}");
+                    tracing::error!(group = %group.config.settings.group, "a consumer ended with an error: {error:#}");
                 }
             }
         }
@@ -243,7 +243,7 @@ impl Demo {
     fn group(&self, name: &str) -> Action<&Group> {
         self.groups
             .iter()
-            .find(|g| g.config.group == name)
+            .find(|g| g.config.settings.group == name)
             .ok_or_else(|| ActionError::NotFound(format!("no group {name:?} in this demo")))
     }
 
@@ -319,7 +319,7 @@ impl Demo {
         let infos = conn.groups(stream).await.unwrap_or_default();
         let mut groups = Vec::new();
         for group in &self.groups {
-            let name = &group.config.group;
+            let name = &group.config.settings.group;
             let info = infos.iter().find(|g| &g.name == name).cloned();
             let redis_consumers = match info {
                 Some(_) => conn.consumers(stream, name).await?,
@@ -388,7 +388,7 @@ impl Demo {
                 }
                 let status = group.plugin.lock().expect("plugin status lock").clone();
                 json!({
-                    "group": group.config.group,
+                    "group": group.config.settings.group,
                     "file": group.config.plugin.display().to_string(),
                     "name": current.as_ref().map(|p| p.tag.name.clone()),
                     "version": current.as_ref().map(|p| p.tag.version.clone()),
@@ -499,8 +499,8 @@ impl Demo {
     /// Deletes the stream and its dead letters and re-creates both groups
     /// at the start; consumers keep running, their counters start over.
     pub async fn reset(&self) -> Action<Value> {
-        let dead_letter = crate::config::dead_letter_key(&self.config.stream);
-        let groups: Vec<&str> = self.groups.iter().map(|g| g.config.group.as_str()).collect();
+        let dead_letter = crate::settings::dead_letter_key(&self.config.stream);
+        let groups: Vec<&str> = self.groups.iter().map(|g| g.config.settings.group.as_str()).collect();
         self.admin().recreate(&self.config.stream, &[&dead_letter], &groups).await?;
         for group in &self.groups {
             for local in self.locals(group) {
@@ -513,7 +513,7 @@ impl Demo {
 
     /// The newest `count` dead letters, newest first, and how many there are.
     pub async fn dead_letters(&self, count: usize) -> Action<Value> {
-        let key = crate::config::dead_letter_key(&self.config.stream);
+        let key = crate::settings::dead_letter_key(&self.config.stream);
         let mut conn = self.admin();
         let length = conn.length(&key).await?;
         let mut entries = Vec::new();
@@ -537,7 +537,7 @@ impl Demo {
     pub async fn requeue(&self, ids: Vec<String>) -> Action<Value> {
         let config = RequeueConfig {
             redis_url: self.redis.raw_url().to_string(),
-            dead_letter: crate::config::dead_letter_key(&self.config.stream),
+            dead_letter: crate::settings::dead_letter_key(&self.config.stream),
             ids,
         };
         let report = crate::commands::inspect::dlq_requeue(&config).await.map_err(|e| match format!("{e:#}") {

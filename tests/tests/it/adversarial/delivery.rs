@@ -180,14 +180,14 @@ async fn trimmed_at_handover_is_audited() {
     let mut conn = redis().await;
     let stream = unique_stream("trim-handover");
     let mut leaving = config("chaos", &stream, "g", &["leaving"]);
-    leaving.handover = true;
-    leaving.min_idle = Duration::from_secs(30); // no lease refresh before the handover
+    leaving.settings.handover = true;
+    leaving.settings.min_idle = Duration::from_secs(30); // no lease refresh before the handover
     let leaving = HostRun::start(leaving);
     let held: Vec<_> = (0..3).map(|_| vec![("fail", b"120000".to_vec())]).collect();
     let held = produce(&mut conn, &stream, &held).await;
     wait_until!(MINUTE, "the held retries", pending(&mut conn, &stream, "g").await.len() == 3);
     let mut peer = config("chaos", &stream, "g", &["peer"]);
-    peer.min_idle = Duration::from_secs(60); // its reaper must not find them first
+    peer.settings.min_idle = Duration::from_secs(60); // its reaper must not find them first
     let peer = HostRun::start(peer);
     wait_until!(MINUTE, "the peer", consumer_names(&mut conn, &stream, "g").await.contains(&"peer".to_string()));
     let _: u64 = redis::cmd("XTRIM").arg(&stream).arg("MAXLEN").arg(0).query_async(&mut conn).await.unwrap();
@@ -212,8 +212,8 @@ async fn reaping_keeps_its_period_under_a_backlog() {
     entries.extend((0..100_000).map(|_| vec![("n", b"1".to_vec())]));
     produce(&mut conn, &stream, &entries).await;
     let mut cfg = config("chaos", &stream, "g", &["c1"]);
-    (cfg.count, cfg.max_deliveries) = (10, 3);
-    (cfg.min_idle, cfg.reap_interval) = (Duration::from_millis(300), Duration::from_millis(100));
+    (cfg.settings.count, cfg.settings.max_deliveries) = (10, 3);
+    (cfg.settings.min_idle, cfg.settings.reap_interval) = (Duration::from_millis(300), Duration::from_millis(100));
     let host = HostRun::start(cfg);
     wait_until!(MINUTE, "the failing entry's dead letter", xlen(&mut conn, &format!("{stream}:dlq")).await == 1);
     let info = group_info(&mut conn, &stream, "g").await.unwrap();
@@ -306,7 +306,7 @@ async fn an_endless_retry_delay_is_capped() {
     let mut conn = redis().await;
     let stream = unique_stream("endless-delay");
     let mut cfg = fast_config("chaos", &stream, "g", &["c1"]);
-    (cfg.max_deliveries, cfg.max_retry_delay) = (2, Duration::from_millis(600));
+    (cfg.settings.max_deliveries, cfg.settings.max_retry_delay) = (2, Duration::from_millis(600));
     let host = HostRun::start(cfg);
     produce(&mut conn, &stream, &[vec![("fail", u64::MAX.to_string().into_bytes())]]).await;
     wait_until!(MINUTE, "the dead letter", xlen(&mut conn, &format!("{stream}:dlq")).await == 1);

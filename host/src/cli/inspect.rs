@@ -1,0 +1,210 @@
+//! Flags of the commands that look at or edit a stream without consuming
+//! it: `info`, `tail`, `replay`, `trim`, `produce`, `pending`, `dlq list`,
+//! `dlq requeue`.
+
+use super::RedisArgs;
+use crate::config::{InspectConfig, ProduceConfig, ReplayConfig, RequeueConfig, StreamConfig, Trim, TrimConfig};
+use crate::settings::dead_letter_key;
+use clap::{Args, Subcommand};
+
+#[derive(Subcommand, Debug)]
+pub(super) enum DlqSub {
+    /// List dead letters with their metadata and original fields.
+    List(DlqListArgs),
+    /// Move dead letters back onto their origin stream (atomically off the dead-letter stream).
+    Requeue(DlqRequeueArgs),
+}
+
+#[derive(Args, Debug)]
+pub(super) struct PendingArgs {
+    /// Stream key.
+    #[arg(long, value_name = "KEY")]
+    stream: String,
+    /// Consumer group.
+    #[arg(long, value_name = "NAME")]
+    group: String,
+    /// List at most N entries.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    count: usize,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
+impl PendingArgs {
+    pub(super) fn config(self) -> InspectConfig {
+        InspectConfig {
+            redis_url: self.redis.url(),
+            dead_letter: dead_letter_key(&self.stream),
+            stream: self.stream,
+            group: self.group,
+            count: self.count,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub(super) struct StreamArgs {
+    /// Stream key.
+    #[arg(long, value_name = "KEY")]
+    stream: String,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
+impl StreamArgs {
+    pub(super) fn config(self) -> StreamConfig {
+        StreamConfig { redis_url: self.redis.url(), stream: self.stream, json: self.json }
+    }
+}
+
+#[derive(Args, Debug)]
+pub(super) struct ReplayArgs {
+    #[command(flatten)]
+    target: StreamArgs,
+    /// First id (inclusive; `(ID` exclusive) [default: the oldest].
+    #[arg(long, value_name = "ID", default_value = "-")]
+    from: String,
+    /// Last id (inclusive) [default: the newest].
+    #[arg(long, value_name = "ID", default_value = "+")]
+    to: String,
+    /// At most N entries.
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+}
+
+impl ReplayArgs {
+    pub(super) fn config(self) -> ReplayConfig {
+        ReplayConfig { target: self.target.config(), from: self.from, to: self.to, count: self.count }
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("how").required(true).args(["maxlen", "minid"])))]
+pub(super) struct TrimArgs {
+    #[command(flatten)]
+    target: StreamArgs,
+    /// Keep about N newest entries (exactly N with --exact).
+    #[arg(long, value_name = "N")]
+    maxlen: Option<u64>,
+    /// Drop entries with ids below ID.
+    #[arg(long, value_name = "ID")]
+    minid: Option<String>,
+    /// Trim exactly (`=`) instead of whole nodes only (`~`, cheaper).
+    #[arg(long)]
+    exact: bool,
+}
+
+impl TrimArgs {
+    pub(super) fn config(self) -> TrimConfig {
+        TrimConfig {
+            target: self.target.config(),
+            trim: match (self.maxlen, self.minid) {
+                (Some(n), _) => Trim::MaxLen(n),
+                (None, id) => Trim::MinId(id.expect("clap requires --maxlen or --minid")),
+            },
+            exact: self.exact,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub(super) struct DlqListArgs {
+    /// Origin stream key.
+    #[arg(long, value_name = "KEY")]
+    stream: String,
+    /// Dead-letter stream [default: STREAM:dlq].
+    #[arg(long, value_name = "KEY")]
+    dead_letter: Option<String>,
+    /// List at most N dead letters.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    count: usize,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
+impl DlqListArgs {
+    pub(super) fn config(self) -> InspectConfig {
+        InspectConfig {
+            redis_url: self.redis.url(),
+            dead_letter: self.dead_letter.unwrap_or_else(|| dead_letter_key(&self.stream)),
+            stream: self.stream,
+            group: String::new(),
+            count: self.count,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+pub(super) struct DlqRequeueArgs {
+    /// Origin stream key.
+    #[arg(long, value_name = "KEY")]
+    stream: String,
+    /// Dead-letter stream [default: STREAM:dlq].
+    #[arg(long, value_name = "KEY")]
+    dead_letter: Option<String>,
+    /// Dead-letter entry ids to requeue.
+    #[arg(long, value_name = "ID", num_args = 1..)]
+    id: Vec<String>,
+    /// Requeue every dead letter.
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
+impl DlqRequeueArgs {
+    pub(super) fn config(self) -> RequeueConfig {
+        RequeueConfig {
+            redis_url: self.redis.url(),
+            dead_letter: self.dead_letter.unwrap_or_else(|| dead_letter_key(&self.stream)),
+            ids: if self.all { Vec::new() } else { self.id },
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub(super) struct ProduceArgs {
+    /// Stream key to append to.
+    #[arg(long, value_name = "KEY")]
+    stream: String,
+    /// Keep the stream at about N entries (XADD MAXLEN ~ N).
+    #[arg(long, value_name = "N")]
+    maxlen: Option<u64>,
+    #[command(flatten)]
+    redis: RedisArgs,
+    /// Fields of the entry, in order.
+    #[arg(value_name = "FIELD=VALUE", required = true, value_parser = parse_field)]
+    fields: Vec<(String, String)>,
+}
+
+impl ProduceArgs {
+    pub(super) fn config(self) -> ProduceConfig {
+        ProduceConfig {
+            redis_url: self.redis.url(),
+            stream: self.stream,
+            maxlen: self.maxlen,
+            fields: self.fields.into_iter().map(|(f, v)| (f.into_bytes(), v.into_bytes())).collect(),
+        }
+    }
+}
+
+fn parse_field(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((field, value)) if !field.is_empty() => Ok((field.to_string(), value.to_string())),
+        _ => Err(format!("expected FIELD=VALUE, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::try_parse;
+
+    #[test]
+    fn a_field_needs_a_value() {
+        assert!(try_parse(["host", "produce", "--stream", "s", "novalue"]).is_err());
+    }
+}
