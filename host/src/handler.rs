@@ -5,8 +5,8 @@
 //! ([`PluginTag`]). Shared by the Wasm layer, metrics and the consumer.
 
 use crate::entry::Entry;
+use crate::settings::Limits;
 use crate::verdict::Verdict;
-use crate::wasm::limits::Limits;
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::Duration;

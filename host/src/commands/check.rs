@@ -3,9 +3,9 @@
 //! imports, instantiated once) and describes it; anything that would not run
 //! is a clear error.
 
+use crate::settings::Limits;
 use crate::wasm::engine::Engine;
 use crate::wasm::instance::{Delivery, Instance};
-use crate::wasm::limits::Limits;
 use crate::wasm::plugin::Plugin;
 use anyhow::Result;
 use std::fmt::Write as _;

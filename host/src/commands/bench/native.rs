@@ -6,8 +6,8 @@
 use crate::entry::Entry;
 use crate::handler::{Delivery, Handler, HandlerSource, PluginTag};
 use crate::metrics::CallMetrics;
+use crate::settings::Limits;
 use crate::verdict::Verdict;
-use crate::wasm::limits::Limits;
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
