@@ -64,14 +64,15 @@ test: deps plugins $(PLAYWRIGHT) lint
 	PLAYWRIGHT_MODULES="$(PLAYWRIGHT_MODULES)" cargo test --workspace
 
 ## lint: fmt check and clippy (warnings denied) of the host, tools/plugin-build and the Rust guests
-# The guests are linted as they are built: Debian's clippy, for wasm32-wasip2.
+# The guests are linted as they are built: Debian's clippy, for wasm32-wasip2;
+# in the release profile, so it reuses the std and proc-macros `make plugins` built.
 lint: deps
 	cargo fmt --all --check
 	cargo fmt --all --check --manifest-path tools/plugin-build/Cargo.toml
 	cargo fmt --all --check --manifest-path plugins/Cargo.toml
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --manifest-path tools/plugin-build/Cargo.toml --locked --all-targets -- -D warnings
-	cd plugins && $(GUEST_ENV) $(GUEST_CLIPPY) $(GUEST_BUILD_STD) --target-dir "$(GUEST_TARGET_DIR)" \
+	cd plugins && $(GUEST_ENV) $(GUEST_CLIPPY) --release $(GUEST_BUILD_STD) --target-dir "$(GUEST_TARGET_DIR)" \
 		--workspace --all-targets -- -D warnings
 
 ## bench: release build, then the standard `host bench` set and its table (README "Performance")
