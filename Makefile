@@ -1,9 +1,14 @@
 # The two commands: `make demo` and `make test`. Everything else supports them.
 
 # Guest plugins are built by Debian's rustc 1.96 with -Zbuild-std (rustup's
-# toolchain cannot add the wasm32-wasip2 target here; ../shared/TOOLCHAINS.md).
+# toolchain cannot add the wasm32-wasip2 target here). plugins/README.md says
+# how each guest language is built, with which tools, and why.
 GUEST_CARGO      := /usr/bin/cargo
 GUEST_ENV        := RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS="-L /usr/lib/wasm32-wasi"
+GUEST_BUILD_STD  := --target wasm32-wasip2 -Zbuild-std=std,panic_abort
+# Debian's clippy of the same toolchain, called directly: `cargo clippy` would
+# find rustup's cargo-clippy first on PATH.
+GUEST_CLIPPY     := CARGO=$(GUEST_CARGO) /usr/bin/cargo-clippy clippy
 GUEST_TARGET_DIR ?= $(CURDIR)/plugins/target
 GUEST_OUT        := $(GUEST_TARGET_DIR)/wasm32-wasip2/release
 PLUGINS          := orders chaos noop noop-batch chaos-batch
@@ -47,18 +52,28 @@ PLAYWRIGHT_VERSION     := 1.65.1
 PLAYWRIGHT_MODULES     := $(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)/node_modules
 PLAYWRIGHT             := $(PLAYWRIGHT_MODULES)/playwright-core/package.json
 
-.PHONY: demo test bench plugins rust-plugins deps build clean
+.PHONY: demo test lint bench plugins rust-plugins deps build clean
 
 ## demo: install what is missing, build, then `host demo` (dashboard on http://127.0.0.1:8788/)
 demo: deps plugins build
 	$${CARGO_TARGET_DIR:-target}/debug/host demo $(DEMO_FLAGS)
 
 ## test: fmt check, clippy (warnings denied), then every test against a real redis-server
-test: deps plugins $(PLAYWRIGHT)
+test: deps plugins $(PLAYWRIGHT) lint
 	scripts/install-deps.sh browser
-	cargo fmt --all --check
-	cargo clippy --workspace --all-targets -- -D warnings
 	PLAYWRIGHT_MODULES="$(PLAYWRIGHT_MODULES)" cargo test --workspace
+
+## lint: fmt check and clippy (warnings denied) of the host, tools/plugin-build and the Rust guests
+# The guests are linted as they are built: Debian's clippy, for wasm32-wasip2;
+# in the release profile, so it reuses the std and proc-macros `make plugins` built.
+lint: deps
+	cargo fmt --all --check
+	cargo fmt --all --check --manifest-path tools/plugin-build/Cargo.toml
+	cargo fmt --all --check --manifest-path plugins/Cargo.toml
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --manifest-path tools/plugin-build/Cargo.toml --locked --all-targets -- -D warnings
+	cd plugins && $(GUEST_ENV) $(GUEST_CLIPPY) --release $(GUEST_BUILD_STD) --target-dir "$(GUEST_TARGET_DIR)" \
+		--workspace --all-targets -- -D warnings
 
 ## bench: release build, then the standard `host bench` set and its table (README "Performance")
 bench: deps rust-plugins $(DIST)/js-noop.wasm $(DIST)/js-noop-batch.wasm
@@ -71,8 +86,7 @@ plugins: rust-plugins $(PLUGIN_FILES:%=$(DIST)/%.wasm)
 	@ls -l $(DIST)/*.wasm
 
 rust-plugins: deps
-	cd plugins && $(GUEST_ENV) $(GUEST_CARGO) build --release --target wasm32-wasip2 \
-		-Zbuild-std=std,panic_abort --target-dir "$(GUEST_TARGET_DIR)"
+	cd plugins && $(GUEST_ENV) $(GUEST_CARGO) build --release $(GUEST_BUILD_STD) --target-dir "$(GUEST_TARGET_DIR)"
 	@mkdir -p $(DIST)
 	@for p in $(PLUGINS); do install -C -m 644 "$(GUEST_OUT)/$$(echo $$p | tr - _).wasm" "$(DIST)/$$p.wasm"; done
 

@@ -2,8 +2,9 @@
 # Installs what the project needs from Debian's packages, skipping what is
 # already there. Usage: scripts/install-deps.sh [redis] [guest]
 #   redis  - redis-server (tests and the demo start their own instances)
-#   guest  - the guest toolchain: Debian's rustc 1.96 with std sources, wasi-libc
-#            and lld (rust-web-llvm brings wasm-component-ld), used to build plugins for wasm32-wasip2 (see plugins/Cargo.toml)
+#   guest  - the guest toolchain: Debian's rustc 1.96 with std sources, wasi-libc,
+#            lld (rust-web-llvm brings wasm-component-ld) and clippy, used to build
+#            and lint plugins for wasm32-wasip2 (see plugins/README.md)
 #   python - a python3 that can make virtual environments (componentize-py is
 #            pip-installed into one by `make plugins`)
 #   node   - node and npm (componentize-js is npm-installed by `make plugins`)
@@ -20,7 +21,7 @@ for what in "${@:-redis guest python node c}"; do
     case "$w" in
       redis) want redis-server ;;
       make) want make ;;
-      guest) for p in rustc-web cargo-web rust-web-src rust-web-llvm wasi-libc lld-22; do want "$p"; done ;;
+      guest) for p in rustc-web cargo-web rust-web-src rust-web-llvm rust-web-clippy wasi-libc lld-22; do want "$p"; done ;;
       python) python3 -c 'import ensurepip, venv' 2>/dev/null || { want python3; want python3-venv; } ;;
       node) command -v npm >/dev/null || { want nodejs; want npm; } ;;
       c) for p in clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc; do want "$p"; done ;;

@@ -30,7 +30,10 @@ impl Guest for ChaosBatch {
             let verdict = if has("trap") {
                 panic!("chaos-batch: trap requested for {}", entry.id)
             } else if has("fail") {
-                Err(Error::Retry(Retry { reason: format!("chaos-batch: fail requested for {}", entry.id), delay_ms: None }))
+                Err(Error::Retry(Retry {
+                    reason: format!("chaos-batch: fail requested for {}", entry.id),
+                    delay_ms: None,
+                }))
             } else if has("reject") {
                 Err(Error::Reject(format!("chaos-batch: reject requested for {}", entry.id)))
             } else if has("short") {

@@ -23,10 +23,10 @@
 //! | `env=NAME`       | reject with what reading env var NAME gave           |
 //! | `connect=ADDR`   | reject with what a TCP connect to ADDR gave          |
 //! | `config=KEY`     | reject with the granted config value of KEY          |
+//! | anything else    | Ok                                                   |
 //!
 //! The probes always reject, so the outcome lands in the dead-letter record's
 //! `dlq:error`, where tests read it.
-//! | anything else    | Ok                                                   |
 //!
 //! Every entry that ends Ok logs `handled <id> by <consumer>`.
 
@@ -71,9 +71,7 @@ impl Guest for Chaos {
                     let data = entry.fields.iter().find(|f| f.name == "data");
                     let actual = data.map(|f| hex(&f.value)).unwrap_or_default();
                     if actual != value {
-                        return Err(Error::Reject(format!(
-                            "chaos: data hex {actual} != expected {value}"
-                        )));
+                        return Err(Error::Reject(format!("chaos: data hex {actual} != expected {value}")));
                     }
                 }
                 "recurse" => {
@@ -83,7 +81,9 @@ impl Guest for Chaos {
                 "read_file" => return Err(probe(std::fs::read_to_string(&*value).map_err(|e| e.to_string()))),
                 "list_dir" => {
                     let listing = std::fs::read_dir(&*value).map(|d| {
-                        d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect::<Vec<_>>().join(",")
+                        d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                            .collect::<Vec<_>>()
+                            .join(",")
                     });
                     return Err(probe(listing.map_err(|e| e.to_string())));
                 }
@@ -114,7 +114,8 @@ fn connect(addr: &str) -> Result<String, String> {
     let [a, b, c, d] = octets[..] else { return Err("expected IPV4:PORT".into()) };
     let port: u16 = port.parse().map_err(|_| "bad port")?;
     let network = wasi::sockets::instance_network::instance_network();
-    let socket = wasi::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4).map_err(|e| format!("{e:?}"))?;
+    let socket =
+        wasi::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4).map_err(|e| format!("{e:?}"))?;
     let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (a, b, c, d) });
     socket.start_connect(&network, remote).map_err(|e| format!("{e:?}"))?;
     socket.subscribe().block();

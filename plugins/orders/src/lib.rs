@@ -8,7 +8,6 @@ wit_bindgen::generate!({ path: "../../wit", world: "consumer" });
 use redis_streams::plugin::log::{log, Level};
 use redis_streams::plugin::types::Retry;
 
-
 /// The order event types the redis.io guide produces.
 const ORDER_TYPES: [&str; 4] = ["order.placed", "order.paid", "order.shipped", "order.cancelled"];
 
@@ -57,21 +56,15 @@ impl<'a> Order<'a> {
         let order_id = text(entry, "order_id")?;
         let customer = text(entry, "customer")?;
         let amount = text(entry, "amount")?;
-        let amount_cents =
-            parse_cents(amount).ok_or_else(|| format!("malformed amount {amount:?}"))?;
+        let amount_cents = parse_cents(amount).ok_or_else(|| format!("malformed amount {amount:?}"))?;
         Ok(Order { kind, order_id, customer, amount_cents })
     }
 }
 
 /// The first field called `name`, as non-empty UTF-8 text.
 fn text<'a>(entry: &'a Entry, name: &str) -> Result<&'a str, String> {
-    let field = entry
-        .fields
-        .iter()
-        .find(|f| f.name == name)
-        .ok_or_else(|| format!("missing field {name:?}"))?;
-    let value =
-        std::str::from_utf8(&field.value).map_err(|_| format!("field {name:?} is not UTF-8"))?;
+    let field = entry.fields.iter().find(|f| f.name == name).ok_or_else(|| format!("missing field {name:?}"))?;
+    let value = std::str::from_utf8(&field.value).map_err(|_| format!("field {name:?} is not UTF-8"))?;
     if value.is_empty() {
         return Err(format!("field {name:?} is empty"));
     }

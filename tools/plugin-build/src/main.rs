@@ -37,7 +37,8 @@ fn main() {
 /// Generates the C bindings of `world` in the WIT package at `wit` into `out`.
 fn c_bindings(wit: &Path, world: &str, out: &Path) -> Result<()> {
     let mut resolve = wit_parser::Resolve::default();
-    let (package, _) = resolve.push_path(wit).with_context(|| format!("cannot read the WIT package {}", wit.display()))?;
+    let (package, _) =
+        resolve.push_path(wit).with_context(|| format!("cannot read the WIT package {}", wit.display()))?;
     let world = resolve.select_world(&[package], Some(world)).with_context(|| format!("no world {world}"))?;
     let mut files = wit_bindgen_core::Files::default();
     wit_bindgen_c::Opts::default().build().generate(&mut resolve, world, &mut files)?;
@@ -66,7 +67,9 @@ fn component(core: &Path, out: &Path) -> Result<()> {
     }
     let component = wit_component::ComponentEncoder::default()
         .module(&module)
-        .with_context(|| format!("{} has no usable component type (link the bindings' _component_type.o)", core.display()))?
+        .with_context(|| {
+            format!("{} has no usable component type (link the bindings' _component_type.o)", core.display())
+        })?
         .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)?
         .validate(true)
         .encode()
