@@ -16,8 +16,7 @@ use std::time::Duration;
 pub fn check(path: &Path) -> Result<String> {
     let engine = Engine::new()?;
     let plugin = Plugin::load(&engine, path)?;
-    // One instance, as each consumer makes: runs the guest's start-up code and,
-    // for a batch plugin, checks the type of `handle-batch`.
+    // One instance, as each consumer makes: runs the guest's start-up code.
     let delivery = Delivery { stream: "check".into(), group: "check".into(), consumer: "check".into() };
     Instance::new(&plugin, delivery, Duration::from_secs(30), Limits::default())?;
     let (imports, exports) = plugin.interface();

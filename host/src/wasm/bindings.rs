@@ -1,10 +1,27 @@
-//! The one `bindgen!` of the host: Rust types and glue for `wit/plugin.wit`.
+//! The host's `bindgen!`s: Rust types and glue for the two worlds of
+//! `wit/plugin.wit`, `consumer` and `batch-consumer`. The second reuses the
+//! first one's interfaces (`with:`), so both worlds share one set of types
+//! and one linker.
 
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "consumer",
 });
 
+/// World `batch-consumer`: its interfaces (`types`, `log`, `config`) are the
+/// ones generated above for `consumer`, so a `Batch` or an `Error` is the
+/// same Rust type in both worlds.
+mod batch {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "batch-consumer",
+        with: {
+            "redis-streams:plugin": crate::wasm::bindings::redis_streams::plugin,
+        },
+    });
+}
+
+pub use batch::{BatchConsumer, BatchConsumerPre};
 pub use redis_streams::plugin::log::Level;
 #[cfg(test)]
 pub use redis_streams::plugin::types::Retry;
@@ -12,6 +29,8 @@ pub use redis_streams::plugin::types::{Batch, BatchEntry, Entry as WitEntry, Err
 
 /// The fully qualified name of the world a plugin targets (one call per entry)…
 pub const WORLD: &str = "redis-streams:plugin/consumer@0.1.0";
-/// …or of the world with one call per batch (`handle-batch`; its types come
-/// from the same package, and its export is looked up by name).
+/// …or of the world with one call per batch, for a component that exports
+/// [`HANDLE_BATCH`].
 pub const BATCH_WORLD: &str = "redis-streams:plugin/batch-consumer@0.1.0";
+/// The export that makes a component a plugin of [`BATCH_WORLD`].
+pub const HANDLE_BATCH: &str = "handle-batch";

@@ -4,12 +4,12 @@
 use crate::entry::Entry;
 use crate::metrics::CallMetrics;
 use crate::verdict::Verdict;
-use crate::wasm::bindings::{Batch, BatchEntry, Consumer, Field, WitEntry, WitError};
+use crate::wasm::bindings::{Batch, BatchConsumer, BatchEntry, Consumer, Field, HANDLE_BATCH, WitEntry};
 use crate::wasm::engine::Engine;
 use crate::wasm::host_state::{HostState, PluginTag};
 use crate::wasm::limits::Limits;
 use crate::wasm::log_budget::one_line;
-use crate::wasm::plugin::{HANDLE_BATCH, Plugin, Pre};
+use crate::wasm::plugin::{Plugin, Pre};
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -193,16 +193,13 @@ impl Instance {
         // per-entry budget, so a batch gets it once per entry.
         let (deadline, fuel) = (self.deadline, self.limits.max_fuel.map(|f| f.saturating_mul(n as u64)));
         let result = match &mut self.wasm {
-            Some((store, Export::Batch(func))) if n > 0 => {
+            Some((store, Export::Batch(bindings))) if n > 0 => {
                 store.set_epoch_deadline(Engine::ticks(deadline));
                 store.data_mut().begin_call(Instant::now() + deadline, n);
                 if let Some(fuel) = fuel {
                     store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
                 }
-                let result = func
-                    .typed::<(&Batch,), (Vec<Result<(), WitError>>,)>(&*store)
-                    .and_then(|typed| typed.call(&mut *store, (&self.batch,)))
-                    .map(|(results,)| results);
+                let result = bindings.call_handle_batch(&mut *store, &self.batch);
                 store.data().end_call();
                 result
             }
@@ -289,7 +286,7 @@ enum Export {
     /// `handle`, one entry per call.
     Entry(Consumer),
     /// `handle-batch`, one batch per call.
-    Batch(wasmtime::component::Func),
+    Batch(BatchConsumer),
 }
 
 /// A fresh instance of `plugin` (`None` for the native handler).
@@ -315,21 +312,7 @@ fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostSta
     let failed = || format!("cannot instantiate plugin {} ({})", plugin.tag.name, plugin.path.display());
     let export = match &code.pre {
         Pre::Entry(pre) => Export::Entry(pre.instantiate(&mut store).with_context(failed)?),
-        Pre::Batch(pre, index) => {
-            let instance = pre.instantiate(&mut store).with_context(failed)?;
-            let func = instance.get_func(&mut store, index).with_context(failed)?;
-            // The export's type is checked here (and again, cheaply, per call).
-            func.typed::<(&Batch,), (Vec<Result<(), WitError>>,)>(&store).map_err(|e| {
-                anyhow::anyhow!(
-                    "plugin {} ({}) does not implement world {}: its `{HANDLE_BATCH}` is not \
-                     `func(batch) -> list<result<_, error>>` ({e:#})",
-                    plugin.tag.name,
-                    plugin.path.display(),
-                    crate::wasm::bindings::BATCH_WORLD
-                )
-            })?;
-            Export::Batch(func)
-        }
+        Pre::Batch(pre) => Export::Batch(pre.instantiate(&mut store).with_context(failed)?),
     };
     store.data().end_call();
     Ok(Some((store, export)))

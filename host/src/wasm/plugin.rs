@@ -2,13 +2,12 @@
 //! worlds (`consumer` or `batch-consumer`), compile it once, and pre-link it
 //! so instances are cheap to create.
 
-use crate::wasm::bindings::{BATCH_WORLD, ConsumerPre, WORLD};
+use crate::wasm::bindings::{BATCH_WORLD, BatchConsumerPre, ConsumerPre, HANDLE_BATCH, WORLD};
 use crate::wasm::engine::Engine;
 use crate::wasm::host_state::{HostState, PluginTag};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasmtime::component::{ComponentExportIndex, InstancePre};
 
 /// Why a plugin file cannot be used. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +30,10 @@ pub enum LoadError {
     /// A valid component that does not fit the plugin world.
     #[error("{} does not implement world {} (nor {}): {}", .0.display(), WORLD, BATCH_WORLD, .1)]
     WrongWorld(PathBuf, String),
+    /// A component exporting `handle-batch` of another type than world
+    /// `batch-consumer`'s.
+    #[error("{} does not implement world {}: its `{}` is not `func(batch) -> list<result<_, error>>` ({})", .0.display(), BATCH_WORLD, HANDLE_BATCH, .1)]
+    WrongBatchType(PathBuf, String),
 }
 
 /// A compiled, pre-linked plugin, ready to instantiate.
@@ -66,13 +69,9 @@ pub(crate) struct Code {
 pub(crate) enum Pre {
     /// World `consumer`: one `handle` call per entry.
     Entry(ConsumerPre<HostState>),
-    /// World `batch-consumer`: one `handle-batch` call per batch (the export's
-    /// type is checked when an instance is made).
-    Batch(InstancePre<HostState>, ComponentExportIndex),
+    /// World `batch-consumer`: one `handle-batch` call per batch.
+    Batch(BatchConsumerPre<HostState>),
 }
-
-/// The export of world `batch-consumer`.
-pub(crate) const HANDLE_BATCH: &str = "handle-batch";
 
 /// Name and version of the built-in native handler.
 pub const NATIVE: &str = "native";
@@ -90,11 +89,16 @@ impl Plugin {
             .map_err(|e| LoadError::Invalid(path.to_owned(), format!("{e:#}")))?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld(path.to_owned(), format!("{e:#}"));
         let instance_pre = engine.linker.instantiate_pre(&component).map_err(wrong_world)?;
-        let pre = match component.get_export_index(None, HANDLE_BATCH) {
-            Some(index) => Pre::Batch(instance_pre, index),
-            None => Pre::Entry(ConsumerPre::new(instance_pre).map_err(|e| {
+        // A component that exports `handle-batch` is a batch plugin (and its
+        // `handle-batch` must have the world's type); any other must fit `consumer`.
+        let pre = match BatchConsumerPre::new(instance_pre.clone()) {
+            Ok(pre) => Pre::Batch(pre),
+            Err(e) if export_names(&component, &engine.engine).iter().any(|name| name == HANDLE_BATCH) => {
+                return Err(LoadError::WrongBatchType(path.to_owned(), format!("{e:#}")));
+            }
+            Err(_) => Pre::Entry(ConsumerPre::new(instance_pre).map_err(|e| {
                 let exports: Vec<String> =
-                    component.component_type().exports(&engine.engine).map(|(name, _)| format!("`{name}`")).collect();
+                    export_names(&component, &engine.engine).iter().map(|name| format!("`{name}`")).collect();
                 let exports = if exports.is_empty() { "nothing".into() } else { exports.join(", ") };
                 LoadError::WrongWorld(
                     path.to_owned(),
@@ -142,7 +146,7 @@ impl Plugin {
     /// native handler handles entries one by one, as [`WORLD`]'s `handle`).
     pub fn world(&self) -> &'static str {
         match &self.code {
-            Some(Code { pre: Pre::Batch(..), .. }) => BATCH_WORLD,
+            Some(Code { pre: Pre::Batch(_), .. }) => BATCH_WORLD,
             _ => WORLD,
         }
     }
@@ -156,6 +160,11 @@ impl Plugin {
         let exports = ty.exports(&self.engine.engine).map(|(name, _)| name.to_string()).collect();
         (imports, exports)
     }
+}
+
+/// The names of what `component` exports, in its order.
+fn export_names(component: &wasmtime::component::Component, engine: &wasmtime::Engine) -> Vec<String> {
+    component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect()
 }
 
 /// A plugin's version: the first 12 hex digits of the SHA-256 of its bytes.
