@@ -23,8 +23,9 @@ pub struct Instance {
     plugin: Plugin,
     deadline: Duration,
     limits: Limits,
-    /// The Wasm instance; `None` for the native handler.
-    wasm: Option<(Store<HostState>, Export)>,
+    /// The Wasm instance and its entry point.
+    store: Store<HostState>,
+    export: Export,
     /// The record passed to `handle`. Stream, group and consumer are set once;
     /// id and fields are moved in and out per call, so no entry data is copied.
     template: WitEntry,
@@ -42,7 +43,7 @@ pub struct Instance {
 impl Instance {
     /// Instantiates `plugin` for one consumer; `deadline` bounds each call.
     pub fn new(plugin: &Plugin, delivery: Delivery, deadline: Duration, limits: Limits) -> Result<Self> {
-        let wasm = instantiate(plugin, &limits)?;
+        let (store, export) = instantiate(plugin, &limits)?;
         let batch = Batch {
             stream: delivery.stream.clone(),
             group: delivery.group.clone(),
@@ -62,7 +63,8 @@ impl Instance {
             plugin: plugin.clone(),
             deadline,
             limits,
-            wasm,
+            store,
+            export,
             template,
             batch,
             spare_fields: Vec::new(),
@@ -74,23 +76,12 @@ impl Instance {
     /// Whether the plugin takes whole batches (`handle-batch`): then call
     /// [`Instance::handle_batch`], else [`Instance::handle`] per entry.
     pub fn batched(&self) -> bool {
-        matches!(self.wasm, Some((_, Export::Batch(_))))
+        matches!(self.export, Export::Batch(_))
     }
 
     /// Name and version of the plugin this instance runs.
     pub fn tag(&self) -> &Arc<PluginTag> {
         &self.plugin.tag
-    }
-
-    /// Switches to another version of the plugin. The new version is
-    /// instantiated first; if that fails the old instance stays in service.
-    pub fn switch_to(&mut self, plugin: &Plugin) -> Result<()> {
-        let wasm = instantiate(plugin, &self.limits)?;
-        self.plugin = plugin.clone();
-        self.wasm = wasm;
-        self.poisoned = false;
-        self.calls = crate::metrics::global().calls(&self.template.stream, &self.template.group, &plugin.tag);
-        Ok(())
     }
 
     /// Calls the plugin's `handle` for `entry` and returns its verdict (also
@@ -117,8 +108,9 @@ impl Instance {
         if let Err(reason) = self.lend(entry) {
             return Verdict::Reject { reason };
         }
-        let result = match &mut self.wasm {
-            Some((store, Export::Entry(bindings))) => {
+        let store = &mut self.store;
+        let result = match &self.export {
+            Export::Entry(bindings) => {
                 store.set_epoch_deadline(Engine::ticks(self.deadline));
                 store.data_mut().begin_call(started + self.deadline, 1);
                 if let Some(fuel) = self.limits.max_fuel {
@@ -129,8 +121,7 @@ impl Instance {
                 result
             }
             // Not reached: `handle` sends a batch plugin's entries to `handle_batch`.
-            Some((_, Export::Batch(_))) => Err(wasmtime::Error::msg("a batch plugin was called per entry")),
-            None => Ok(Ok(())),
+            Export::Batch(_) => Err(wasmtime::Error::msg("a batch plugin was called per entry")),
         };
         self.take_back(entry);
         let verdict =
@@ -192,8 +183,9 @@ impl Instance {
         // entries one per call, each with the whole deadline); fuel is a
         // per-entry budget, so a batch gets it once per entry.
         let (deadline, fuel) = (self.deadline, self.limits.max_fuel.map(|f| f.saturating_mul(n as u64)));
-        let result = match &mut self.wasm {
-            Some((store, Export::Batch(bindings))) if n > 0 => {
+        let store = &mut self.store;
+        let result = match &self.export {
+            Export::Batch(bindings) if n > 0 => {
                 store.set_epoch_deadline(Engine::ticks(deadline));
                 store.data_mut().begin_call(Instant::now() + deadline, n);
                 if let Some(fuel) = fuel {
@@ -258,7 +250,7 @@ impl Instance {
 
     /// Drops the trapped instance and starts a fresh one from the pre-instance.
     fn recycle(&mut self) -> Result<()> {
-        self.wasm = instantiate(&self.plugin, &self.limits)?;
+        (self.store, self.export) = instantiate(&self.plugin, &self.limits)?;
         self.poisoned = false;
         tracing::debug!(plugin = %self.plugin.tag.name, version = %self.plugin.tag.version, "plugin instance recycled after a fault");
         Ok(())
@@ -289,9 +281,9 @@ enum Export {
     Batch(BatchConsumer),
 }
 
-/// A fresh instance of `plugin` (`None` for the native handler).
-fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostState>, Export)>> {
-    let Some(code) = &plugin.code else { return Ok(None) };
+/// A fresh instance of `plugin`.
+fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<(Store<HostState>, Export)> {
+    let code = &plugin.code;
     anyhow::ensure!(
         limits.max_fuel.is_none() || plugin.engine.metered,
         "version {} of plugin {} was compiled without fuel metering, which its fuel limit needs \
@@ -315,5 +307,5 @@ fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<Option<(Store<HostSta
         Pre::Batch(pre) => Export::Batch(pre.instantiate(&mut store).with_context(failed)?),
     };
     store.data().end_call();
-    Ok(Some((store, export)))
+    Ok((store, export))
 }

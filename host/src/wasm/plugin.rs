@@ -43,8 +43,8 @@ pub struct Plugin {
     pub tag: Arc<PluginTag>,
     /// Where it was loaded from.
     pub path: PathBuf,
-    /// The compiled code; `None` for the built-in native handler.
-    pub(crate) code: Option<Code>,
+    /// The compiled code.
+    pub(crate) code: Code,
     /// The engine the plugin was compiled for.
     pub(crate) engine: Engine,
     /// Whether the compiled code came from the on-disk cache.
@@ -72,9 +72,6 @@ pub(crate) enum Pre {
     /// World `batch-consumer`: one `handle-batch` call per batch.
     Batch(BatchConsumerPre<HostState>),
 }
-
-/// Name and version of the built-in native handler.
-pub const NATIVE: &str = "native";
 
 impl Plugin {
     /// Reads, validates, compiles and links the plugin at `path`.
@@ -118,7 +115,7 @@ impl Plugin {
         Ok(Plugin {
             tag,
             path: path.to_owned(),
-            code: Some(Code { pre, component }),
+            code: Code { pre, component },
             engine: engine.clone(),
             from_cache,
             size,
@@ -126,36 +123,17 @@ impl Plugin {
         })
     }
 
-    /// The built-in native handler: a Rust no-op that acks every entry,
-    /// taking the same path through the host as a plugin call (entry lent
-    /// and returned, verdict counted). `host bench --handler native` uses it
-    /// to measure what Wasm costs.
-    pub fn native(engine: &Engine) -> Self {
-        Plugin {
-            tag: Arc::new(PluginTag { name: NATIVE.into(), version: NATIVE.into() }),
-            path: PathBuf::from(NATIVE),
-            code: None,
-            engine: engine.clone(),
-            from_cache: false,
-            size: 0,
-            compile_time: std::time::Duration::ZERO,
-        }
-    }
-
-    /// The world the plugin implements: [`WORLD`] or [`BATCH_WORLD`] (the
-    /// native handler handles entries one by one, as [`WORLD`]'s `handle`).
+    /// The world the plugin implements: [`WORLD`] or [`BATCH_WORLD`].
     pub fn world(&self) -> &'static str {
-        match &self.code {
-            Some(Code { pre: Pre::Batch(_), .. }) => BATCH_WORLD,
-            _ => WORLD,
+        match &self.code.pre {
+            Pre::Batch(_) => BATCH_WORLD,
+            Pre::Entry(_) => WORLD,
         }
     }
 
-    /// The names of what the component imports and exports, in its order
-    /// (nothing for the native handler).
+    /// The names of what the component imports and exports, in its order.
     pub fn interface(&self) -> (Vec<String>, Vec<String>) {
-        let Some(code) = &self.code else { return (Vec::new(), Vec::new()) };
-        let ty = code.component.component_type();
+        let ty = self.code.component.component_type();
         let imports = ty.imports(&self.engine.engine).map(|(name, _)| name.to_string()).collect();
         let exports = ty.exports(&self.engine.engine).map(|(name, _)| name.to_string()).collect();
         (imports, exports)
