@@ -125,7 +125,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     run.reap_interval = Duration::from_secs(3600);
     run.latency = Some(latency.clone());
     let plugin = match &config.plugin {
-        Some(_) => crate::commands::run::load(&engine, &run).await?,
+        Some(_) => crate::supervise::reload::load(&engine, &run).await?,
         None => Plugin::native(&engine),
     };
     let handler = if config.minimal_loop { "loop".to_string() } else { plugin.tag.name.clone() };
