@@ -2,37 +2,29 @@
 //! deployment, bound by `NAME.toml` (or `[plugins.NAME]` in `host.toml`).
 //! The folder is watched: a new file starts its consumers, a changed file is
 //! hot-swapped, a removed file stops its consumers, a changed sidecar or
-//! `host.toml` restarts the plugins it affects.
+//! `host.toml` restarts the plugins it affects. The deployments and their
+//! reloads are a [`Supervisor`]'s; this module is where their settings come
+//! from, and what a change to those means.
 
-use crate::commands::run::{load, reload};
 use crate::config::{FolderConfig, RunConfig};
 use crate::settings::process_name;
 use crate::streams::Redis;
-use crate::supervise::deployment::Deployment;
 use crate::supervise::sidecar::{HostFile, PluginSettings, sidecar_of};
+use crate::supervise::supervisor::{Removed, Source, Supervisor};
 use crate::supervise::watcher::Watcher;
 use crate::wasm::engine::Engine;
 use anyhow::{Result, bail};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// A plugin of the folder that is running.
-struct Running {
-    config: RunConfig,
-    deployment: Deployment,
-}
-
-/// The folder supervisor's state.
+/// The folder as the source of its plugins' settings.
 struct Folder {
     config: FolderConfig,
-    engine: Engine,
     redis: Redis,
     host_file: HostFile,
-    running: BTreeMap<String, Running>,
-    shutdown: CancellationToken,
 }
 
 /// Runs every plugin in `config.dir` until `shutdown`.
@@ -52,29 +44,53 @@ pub async fn serve(mut config: FolderConfig, shutdown: CancellationToken) -> Res
     let redis_url = config.redis_url.clone().or_else(|| host_file.redis.clone());
     let redis = Redis::open(redis_url.as_deref().unwrap_or(crate::config::DEFAULT_REDIS_URL))?;
     redis.connect(Duration::ZERO).await?;
-    let mut watcher = Watcher::new(&[config.dir.clone(), config.host_file.clone()])?;
-    let mut folder = Folder {
-        engine: Engine::new()?,
-        redis,
-        host_file,
-        running: BTreeMap::new(),
-        shutdown: shutdown.clone(),
-        config,
-    };
+    let watcher = Watcher::new(&[config.dir.clone(), config.host_file.clone()])?;
+    let mut supervisor = Supervisor::new(Engine::new()?, redis.clone(), &shutdown, Removed::Stop);
+    let mut folder = Folder { redis, host_file, config };
     for name in folder.plugin_names() {
-        folder.start(&name).await;
+        folder.start(&mut supervisor, &name).await;
     }
-    tracing::info!(folder = %folder.config.dir.display(), plugins = folder.running.len(), "serving the plugin folder");
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(changed) = watcher.next() => folder.changed(changed).await,
+    tracing::info!(folder = %folder.config.dir.display(), plugins = supervisor.count(), "serving the plugin folder");
+    supervisor.serve(watcher, &mut folder).await;
+    supervisor.finish_all().await;
+    Ok(())
+}
+
+impl Source for Folder {
+    /// A changed plugin file is reloaded (removed: its consumers stop), a
+    /// new one started; a changed sidecar or `host.toml` restarts the
+    /// plugins it affects.
+    async fn changed(&mut self, supervisor: &mut Supervisor, paths: BTreeSet<PathBuf>) {
+        let mut restart = BTreeSet::new();
+        let mut reloads = BTreeSet::new();
+        for path in &paths {
+            if *path == self.config.host_file {
+                match HostFile::read(path) {
+                    Ok(host_file) => {
+                        self.host_file = host_file;
+                        restart.extend(self.plugin_names());
+                    }
+                    Err(error) => tracing::error!("{error:#}; keeping the previous host settings"),
+                }
+            } else if let Some(name) = plugin_name(path) {
+                reloads.insert(name);
+            } else if path.extension().is_some_and(|e| e == "toml")
+                && let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned())
+            {
+                restart.insert(name);
+            }
+        }
+        for name in reloads {
+            if supervisor.get(&name).is_some() {
+                supervisor.file_changed(&name).await;
+            } else if self.wasm_path(&name).exists() {
+                self.start(supervisor, &name).await;
+            }
+        }
+        for name in restart {
+            self.apply_settings(supervisor, &name).await;
         }
     }
-    for (name, running) in std::mem::take(&mut folder.running) {
-        folder.finish(&name, running).await;
-    }
-    Ok(())
 }
 
 impl Folder {
@@ -127,86 +143,30 @@ impl Folder {
 
     /// Loads plugin `name` and starts its consumers; errors are logged, and
     /// the plugin is retried on its next change.
-    async fn start(&mut self, name: &str) {
+    async fn start(&self, supervisor: &mut Supervisor, name: &str) {
         let result = async {
             let config = self.settings(name)?;
-            let plugin = load(&self.engine, &config).await?;
-            let deployment = Deployment::start(&self.redis, &config.settings, Arc::new(plugin), &self.shutdown).await?;
-            anyhow::Ok(Running { config, deployment })
+            supervisor.start(name, config).await
         }
         .await;
-        match result {
-            Ok(running) => {
-                self.running.insert(name.to_string(), running);
-            }
-            Err(error) => tracing::error!(plugin = name, "not started: {error:#}"),
-        }
-    }
-
-    /// Stops plugin `name`'s consumers (finishing the entries in hand; the
-    /// rest stay pending or are handed over) and waits for them.
-    async fn finish(&self, name: &str, mut running: Running) {
-        running.deployment.stop();
-        match running.deployment.finished().await {
-            Ok(report) => tracing::info!(plugin = name, handled = report.total().handled, "plugin stopped"),
-            Err(error) => tracing::error!(plugin = name, "plugin stopped with an error: {error:#}"),
-        }
-    }
-
-    /// Acts on a settled batch of changed paths.
-    async fn changed(&mut self, paths: BTreeSet<PathBuf>) {
-        let mut restart = BTreeSet::new();
-        let mut reloads = BTreeSet::new();
-        for path in &paths {
-            if *path == self.config.host_file {
-                match HostFile::read(path) {
-                    Ok(host_file) => {
-                        self.host_file = host_file;
-                        restart.extend(self.plugin_names());
-                    }
-                    Err(error) => tracing::error!("{error:#}; keeping the previous host settings"),
-                }
-            } else if let Some(name) = plugin_name(path) {
-                reloads.insert(name);
-            } else if path.extension().is_some_and(|e| e == "toml")
-                && let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned())
-            {
-                restart.insert(name);
-            }
-        }
-        for name in reloads {
-            let wasm = self.wasm_path(&name);
-            match (self.running.get(&name), wasm.exists()) {
-                (Some(running), true) => {
-                    let _ = reload(&self.engine, &running.config, &running.deployment).await;
-                }
-                (Some(_), false) => {
-                    tracing::info!(plugin = %name, "plugin file removed: stopping its consumers");
-                    let running = self.running.remove(&name).expect("present");
-                    self.finish(&name, running).await;
-                }
-                (None, true) => self.start(&name).await,
-                (None, false) => {}
-            }
-        }
-        for name in restart {
-            self.apply_settings(&name).await;
+        if let Err(error) = result {
+            tracing::error!(plugin = name, "not started: {error:#}");
         }
     }
 
     /// Restarts plugin `name` if its settings changed (keeping the loaded
     /// version), or starts it if it was waiting for settings.
-    async fn apply_settings(&mut self, name: &str) {
+    async fn apply_settings(&self, supervisor: &mut Supervisor, name: &str) {
         if !self.wasm_path(name).exists() {
             return;
         }
-        let Some(running) = self.running.get(name) else {
-            return self.start(name).await;
+        let Some(running) = supervisor.get(name).cloned() else {
+            return self.start(supervisor, name).await;
         };
         let config = match self.settings(name) {
-            Ok(config) if config != running.config => config,
+            Ok(config) if config != *running.config() => config,
             Ok(_) => return,
-            Err(error) if self.beyond_ceiling(&running.config).is_none() => {
+            Err(error) if self.beyond_ceiling(running.config()).is_none() => {
                 return tracing::error!(plugin = name, "settings not applied, the old ones stay: {error:#}");
             }
             Err(error) => {
@@ -215,28 +175,23 @@ impl Folder {
                     plugin = name,
                     "stopping it: its grants are beyond the new [grant_ceiling], and its settings fail: {error:#}"
                 );
-                let running = self.running.remove(name).expect("present");
-                return self.finish(name, running).await;
+                return supervisor.finish(name).await;
             }
         };
+        let Some(mut plugin) = running.current() else { return };
         tracing::info!(plugin = name, "settings changed: restarting its consumers");
-        let mut plugin = running.deployment.current();
         if plugin.engine.metered != config.settings.limits.max_fuel.is_some() {
             // Fuel metering switched on or off: the code must be compiled again.
-            plugin = match load(&self.engine, &config).await {
+            plugin = match supervisor.load(&config).await {
                 Ok(plugin) => Arc::new(plugin),
                 Err(error) => {
                     return tracing::error!(plugin = name, "settings not applied, the old ones stay: {error:#}");
                 }
             };
         }
-        let running = self.running.remove(name).expect("present");
-        self.finish(name, running).await;
-        match Deployment::start(&self.redis, &config.settings, plugin, &self.shutdown).await {
-            Ok(deployment) => {
-                self.running.insert(name.to_string(), Running { config, deployment });
-            }
-            Err(error) => tracing::error!(plugin = name, "not restarted: {error:#}"),
+        supervisor.finish(name).await;
+        if let Err(error) = supervisor.deploy(name, config, plugin).await {
+            tracing::error!(plugin = name, "not restarted: {error:#}");
         }
     }
 }

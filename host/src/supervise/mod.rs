@@ -4,5 +4,7 @@
 
 pub mod deployment;
 pub mod folder;
+pub mod reload;
 pub mod sidecar;
+pub mod supervisor;
 pub mod watcher;

@@ -89,7 +89,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     run.settings.min_idle = Duration::from_secs(3600);
     run.settings.reap_interval = Duration::from_secs(3600);
     let plugin = match &config.plugin {
-        Some(_) => Some(crate::commands::run::load(&engine, &run).await?),
+        Some(_) => Some(crate::supervise::reload::load(&engine, &run).await?),
         None => None,
     };
     let handler = match &plugin {

@@ -21,7 +21,8 @@
 //! | `GET /api/dead-letters?count=N` | dead-letter panel |
 //! | `POST /api/dead-letters/requeue` `{ids}` (none: all) | requeue |
 
-use crate::commands::demo::{ActionError, Demo, trim_of};
+use crate::commands::demo::Demo;
+use crate::commands::demo::actions::{ActionError, trim_of};
 use crate::web::guard::Token;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
