@@ -21,7 +21,7 @@ async fn batch_verdicts_land_on_their_entries_and_a_fault_is_isolated() {
     entries[short] = vec![("short", b"".to_vec())];
     let ids = produce(&mut conn, &stream, &entries).await;
 
-    let mut host = HostProcess::run(&stream, "chaos-batch", &["--consumer", "c1"]);
+    let mut host = Host::run(&stream, "chaos-batch", &["--consumer", "c1"]).start();
     wait_drained(&mut conn, &stream, "g", 3).await;
     let (status, _) = host.terminate();
     assert!(status.success(), "{status}: {:#?}", host.log);
@@ -58,7 +58,7 @@ async fn batch_plugin_drains_in_batches_of_count() {
     let stream = unique_stream("batch-count");
     let entries: Vec<Vec<(&str, Vec<u8>)>> = (0..250).map(order).collect();
     let ids = produce(&mut conn, &stream, &entries).await;
-    let mut host = HostProcess::run(&stream, "chaos-batch", &["--consumer", "c1", "--count", "100"]);
+    let mut host = Host::run(&stream, "chaos-batch", &["--consumer", "c1", "--count", "100"]).start();
     wait_drained(&mut conn, &stream, "g", 0).await;
     host.wait_log(Duration::from_secs(10), "every entry handled", |log| handled_list(log).len() >= ids.len());
     let (status, _) = host.terminate();

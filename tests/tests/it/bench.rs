@@ -5,7 +5,7 @@
 
 use crate::support::*;
 use redis::Commands;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 #[test]
 fn bench_modes_drain_every_entry_and_clean_up() {
@@ -18,17 +18,15 @@ fn bench_modes_drain_every_entry_and_clean_up() {
         &["--plugin", noop, "--consumers", "2", "--rate", "5000"],
         &["--plugin", noop, "--consumers", "2", "--alongside"],
     ];
-    let mut r = redis::Client::open(redis_url()).unwrap().get_connection().unwrap();
+    let mut r = blocking::connect();
     for mode in modes {
-        let child = Command::new(host_bin())
-            .arg("bench")
+        let child = Host::new(["bench"])
             .args(mode)
             .args(["--entries", "3000", "--redis", redis_url()])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn host");
+            .spawn();
         let pid = child.id();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "bench {mode:?}: {}", String::from_utf8_lossy(&out.stderr));

@@ -2,17 +2,14 @@
 
 use crate::support::*;
 use std::path::Path;
-use std::process::Command;
 
 /// Runs `host run` with `plugin` (and extra flags) and returns (exit code, stderr).
 fn run_host(plugin: &Path, redis: &str, extra: &[&str]) -> (i32, String) {
-    let out = Command::new(host_bin())
-        .args(["run", "--stream", "test:cli", "--group", "g", "--redis", redis, "--plugin"])
+    let out = Host::new(["run", "--stream", "test:cli", "--group", "g", "--redis", redis, "--plugin"])
         .arg(plugin)
         .args(extra)
         .env_remove("REDIS_URL")
-        .output()
-        .expect("spawn host");
+        .output();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -81,7 +78,7 @@ fn bad_flags() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--count"), "{err}");
 
-    let out = Command::new(host_bin()).args(["run", "--bogus"]).output().unwrap();
+    let out = Host::new(["run", "--bogus"]).output();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
 }
@@ -93,11 +90,7 @@ async fn produce_appends_an_entry() {
     let mut conn = redis().await;
     let stream = unique_stream("produce");
     let produce = |fields: &[&str]| {
-        Command::new(host_bin())
-            .args(["produce", "--stream", &stream, "--maxlen", "1000", "--redis", redis_url()])
-            .args(fields)
-            .output()
-            .expect("spawn host produce")
+        Host::new(["produce", "--stream", &stream, "--maxlen", "1000", "--redis", redis_url()]).args(fields).output()
     };
     let out = produce(&["type=order.placed", "amount=12.50", "note=a=b"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -119,7 +112,7 @@ async fn produce_appends_an_entry() {
 fn check_describes_plugins_and_refuses_others() {
     for name in ["orders", "python-orders", "js-orders", "c-orders", "zig-orders"] {
         let wasm = plugin(name);
-        let out = Command::new(host_bin()).arg("check").arg(&wasm).output().expect("spawn host");
+        let out = Host::new(["check"]).arg(&wasm).output();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{name}: {stdout} {}", String::from_utf8_lossy(&out.stderr));
         let version = host::plugin_version(&std::fs::read(&wasm).unwrap());
@@ -129,7 +122,7 @@ fn check_describes_plugins_and_refuses_others() {
         assert!(stdout.contains("handle"), "{stdout}");
         assert!(stdout.contains("redis-streams:plugin/log@0.1.0"), "{stdout}");
     }
-    let out = Command::new(host_bin()).arg("check").arg(plugin("noop-batch")).output().expect("spawn host");
+    let out = Host::new(["check"]).arg(plugin("noop-batch")).output();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("ok, a component of world redis-streams:plugin/batch-consumer@0.1.0"), "{stdout}");
@@ -141,7 +134,7 @@ fn check_describes_plugins_and_refuses_others() {
         (fixture("check-foreign.wasm", wasm::FOREIGN_IMPORT), "does not implement world"),
         (Path::new("/nonexistent/x.wasm").to_path_buf(), "not found"),
     ] {
-        let out = Command::new(host_bin()).arg("check").arg(&file).output().expect("spawn host");
+        let out = Host::new(["check"]).arg(&file).output();
         assert_error(out.status.code().unwrap_or(-1), &String::from_utf8_lossy(&out.stderr), expected);
     }
 }
@@ -153,7 +146,7 @@ async fn json_logs_are_one_object_per_line() {
     let mut conn = redis().await;
     let stream = unique_stream("json-logs");
     produce(&mut conn, &stream, &[order(0)]).await;
-    let mut host = HostProcess::run(&stream, "orders", &["--log-format", "json"]);
+    let mut host = Host::run(&stream, "orders", &["--log-format", "json"]).start();
     host.wait_log(std::time::Duration::from_secs(60), "the order's log line", |log| {
         log.iter().any(|l| l.contains("placed for"))
     });

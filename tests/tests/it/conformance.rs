@@ -65,7 +65,7 @@ async fn every_language_gives_the_same_outcomes_and_log_lines() {
     }
 
     let args = ["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()];
-    let mut host = HostProcess::start(&args);
+    let mut host = Host::new(args).logging().start();
     // Cold compiles of the Python and JavaScript components take a while in a debug build.
     host.wait_log(Duration::from_secs(600), "every plugin started", |log| {
         log.iter().any(|l| l.contains("serving the plugin folder"))

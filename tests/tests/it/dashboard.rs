@@ -7,183 +7,16 @@ use crate::metrics::{scrape, value};
 use crate::support::*;
 use redis::Commands;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// The claim threshold the tests run the demo with (ms).
-const CLAIM_IDLE_MS: u64 = 1000;
+const CLAIM_IDLE_MS: u64 = Demo::CLAIM_IDLE_MS;
 
-/// A `host demo` process on the test Redis, with its dashboard on a free port.
-pub struct Demo {
-    pub process: HostProcess,
-    /// `http://ADDR`.
-    pub base: String,
-    pub stream: String,
-    /// The run's API token (from `--token-file`), sent with every call.
-    pub token: String,
-    token_file: std::path::PathBuf,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        // The demo removes it on a clean exit, not when killed.
-        let _ = std::fs::remove_file(&self.token_file);
-    }
-}
-
-impl Demo {
-    /// Starts the demo on a fresh stream: no sample orders, claim threshold
-    /// [`CLAIM_IDLE_MS`], reapers that only run at start (claims are the
-    /// test's to make), plus `extra` flags.
-    pub fn start(name: &str, extra: &[&str]) -> Self {
-        Self::start_in(None, name, extra)
-    }
-
-    /// Like [`Demo::start`], run in `dir` (so relative plugin paths are resolved there).
-    pub fn start_in(dir: Option<&std::path::Path>, name: &str, extra: &[&str]) -> Self {
-        let stream = unique_stream(name);
-        let token_file =
-            std::env::temp_dir().join(format!("host-token-{}-{}", std::process::id(), stream.replace(':', "-")));
-        let token_arg = token_file.to_str().unwrap().to_string();
-        let notifications = plugin("orders");
-        let analytics = plugin("c-orders");
-        let claim = CLAIM_IDLE_MS.to_string();
-        let mut args = vec!["demo", "--stream-key", &stream, "--port", "0", "--seed", "0"];
-        args.extend_from_slice(&["--claim-idle-ms", &claim, "--reap-interval-ms", "600000"]);
-        for (flag, file) in [("--notifications-plugin", &notifications), ("--analytics-plugin", &analytics)] {
-            if !extra.contains(&flag) {
-                args.extend_from_slice(&[flag, file.to_str().unwrap()]);
-            }
-        }
-        args.extend_from_slice(extra);
-        if !extra.contains(&"--probe-redis") && !extra.contains(&"--redis") {
-            args.extend_from_slice(&["--redis", redis_url()]);
-        }
-        args.extend_from_slice(&["--token-file", &token_arg]);
-        let mut process = HostProcess::start_in(dir, &args, &[]);
-        process.wait_log(MINUTE, "the dashboard", |log| log.iter().any(|l| l.contains("dashboard on http://")));
-        let line = process.log.iter().find(|l| l.contains("dashboard on http://")).unwrap();
-        let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
-        let token = std::fs::read_to_string(&token_file).expect("the demo wrote its token file").trim().to_string();
-        Demo { process, base: format!("http://{addr}"), stream, token, token_file }
-    }
-
-    pub fn addr(&self) -> &str {
-        self.base.trim_start_matches("http://")
-    }
-
-    /// A JSON API call with the run's token; returns the HTTP status and the JSON body.
-    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let token = self.token.as_str();
-        let response = match (method, body) {
-            ("GET", _) => agent.get(&url).call(),
-            ("DELETE", _) => agent.delete(&url).header("X-Host-Token", token).call(),
-            (_, Some(body)) => agent.post(&url).header("X-Host-Token", token).send_json(body),
-            (_, None) => agent.post(&url).header("X-Host-Token", token).send_empty(),
-        };
-        let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status().as_u16();
-        let json: Value = response.body_mut().read_json().unwrap_or_else(|e| panic!("{method} {path}: not JSON: {e}"));
-        (status, json)
-    }
-
-    /// A call that must succeed.
-    pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, json) = self.call(method, path, body);
-        assert_eq!(status, 200, "{method} {path}: {json}");
-        json
-    }
-
-    pub fn state(&self) -> Value {
-        self.ok("GET", "/api/state", None)
-    }
-
-    pub fn produce(&self, count: usize, kind: &str) -> Value {
-        self.ok("POST", "/api/produce", Some(json!({"count": count, "kind": kind})))
-    }
-
-    /// A consumer's entry in `/api/state`.
-    fn consumer(&self, group: &str, name: &str) -> Value {
-        let state = self.state();
-        group_of(&state, group)["consumers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .cloned()
-            .unwrap_or(Value::Null)
-    }
-
-    /// Produces 4 entries at a time until `consumer` has dropped every
-    /// delivery its crash drill asked for.
-    fn until_crashed(&self, group: &str, consumer: &str) {
-        for _ in 0..50 {
-            if self.consumer(group, consumer)["crash_due"] == 0 {
-                return;
-            }
-            self.produce(4, "order.placed");
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        panic!("{consumer} never received the deliveries its crash drill drops");
-    }
-}
-
-fn group_of<'a>(state: &'a Value, group: &str) -> &'a Value {
-    state["groups"].as_array().unwrap().iter().find(|g| g["name"] == group).expect("group in state")
-}
-
-/// Polls `cond` every 50 ms until it holds; fails after `limit`.
-fn poll(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn conn() -> redis::Connection {
-    redis::Client::open(redis_url()).unwrap().get_connection().unwrap()
-}
-
-type Row = std::collections::HashMap<String, redis::Value>;
-
-fn text(row: &Row, key: &str) -> String {
-    row.get(key).map(|v| redis::FromRedisValue::from_redis_value(v.clone()).unwrap()).unwrap_or_default()
-}
-
-fn int(row: &Row, key: &str) -> Option<u64> {
-    match row.get(key) {
-        Some(redis::Value::Int(n)) => Some(*n as u64),
-        _ => None,
-    }
-}
-
-/// `XINFO GROUPS`: (name, pending, last-delivered-id, lag).
-fn xinfo_groups(r: &mut redis::Connection, stream: &str) -> Vec<(String, u64, String, Option<u64>)> {
-    let rows: Vec<Row> = redis::cmd("XINFO").arg("GROUPS").arg(stream).query(r).unwrap();
-    rows.iter()
-        .map(|row| (text(row, "name"), int(row, "pending").unwrap(), text(row, "last-delivered-id"), int(row, "lag")))
-        .collect()
-}
-
-/// `XINFO CONSUMERS`: (name, pending).
-fn xinfo_consumers(r: &mut redis::Connection, stream: &str, group: &str) -> Vec<(String, u64)> {
-    let rows: Vec<Row> = redis::cmd("XINFO").arg("CONSUMERS").arg(stream).arg(group).query(r).unwrap();
-    rows.iter().map(|row| (text(row, "name"), int(row, "pending").unwrap_or(0))).collect()
-}
-
-/// Extended `XPENDING`: (id, consumer, deliveries).
-fn xpending(r: &mut redis::Connection, stream: &str, group: &str) -> Vec<(String, String, u64)> {
-    let rows: Vec<(String, String, u64, u64)> =
-        redis::cmd("XPENDING").arg(stream).arg(group).arg("-").arg("+").arg(1000).query(r).unwrap();
-    rows.into_iter().map(|(id, consumer, _, deliveries)| (id, consumer, deliveries)).collect()
-}
-
+/// Both groups of the demo have read every entry and hold none pending.
 fn drained(r: &mut redis::Connection, stream: &str) -> bool {
-    let groups = xinfo_groups(r, stream);
-    groups.len() == 2 && groups.iter().all(|(_, pending, _, lag)| *pending == 0 && *lag == Some(0))
+    let groups = blocking::groups(r, stream);
+    groups.len() == 2 && groups.iter().all(|g| g.pending == 0 && g.lag == Some(0))
 }
 
 /// Produce, per-group state and per-consumer state agree with XLEN, XINFO
@@ -191,7 +24,7 @@ fn drained(r: &mut redis::Connection, stream: &str) -> bool {
 #[test]
 fn produce_and_group_state_match_redis() {
     let demo = Demo::start("dash-state", &[]);
-    let mut r = conn();
+    let mut r = blocking::connect();
     let reply = demo.produce(20, "order.placed");
     assert_eq!(reply["produced"], 20);
     poll(MINUTE, "both groups to drain", || drained(&mut r, &demo.stream));
@@ -208,12 +41,14 @@ fn produce_and_group_state_match_redis() {
     assert_eq!(xlen, 20);
     assert_eq!(state["stream"]["length"], xlen);
     assert_eq!(state["tail"].as_array().unwrap().len(), 12, "the live tail shows the newest 12");
-    for (name, pending, last_delivered, lag) in xinfo_groups(&mut r, &demo.stream) {
+    for GroupInfo { name, pending, last_delivered_id: last_delivered, lag, .. } in
+        blocking::groups(&mut r, &demo.stream)
+    {
         let group = group_of(&state, &name);
         assert_eq!(group["pending"], pending);
         assert_eq!(group["last_delivered_id"], last_delivered);
         assert_eq!(group["lag"], json!(lag));
-        for (consumer, pending) in xinfo_consumers(&mut r, &demo.stream, &name) {
+        for (consumer, pending) in blocking::consumers(&mut r, &demo.stream, &name) {
             let shown = group["consumers"].as_array().unwrap().iter().find(|c| c["name"] == consumer).unwrap();
             assert_eq!(shown["pending"], pending, "{name}/{consumer}");
             assert_eq!(shown["local"], true);
@@ -243,13 +78,15 @@ fn produce_and_group_state_match_redis() {
 #[test]
 fn crash_claim_add_and_remove_lose_nothing() {
     let demo = Demo::start("dash-crash", &[]);
-    let mut r = conn();
+    let mut r = blocking::connect();
 
     let crash = demo.ok("POST", "/api/groups/notifications/consumers/worker-a/crash", Some(json!({"count": 3})));
     assert_eq!(crash["crash_due"], 3);
     demo.until_crashed("notifications", "worker-a");
-    poll(MINUTE, "3 entries pending at worker-a", || xpending(&mut r, &demo.stream, "notifications").len() == 3);
-    let pending = xpending(&mut r, &demo.stream, "notifications");
+    poll(MINUTE, "3 entries pending at worker-a", || {
+        blocking::pending(&mut r, &demo.stream, "notifications").len() == 3
+    });
+    let pending = blocking::pending(&mut r, &demo.stream, "notifications");
     assert!(pending.iter().all(|(_, consumer, deliveries)| consumer == "worker-a" && *deliveries == 1), "{pending:?}");
     let panel = demo.ok("GET", "/api/groups/notifications/pending", None);
     let shown: Vec<(String, String, u64)> = panel["entries"]
@@ -269,12 +106,14 @@ fn crash_claim_add_and_remove_lose_nothing() {
     std::thread::sleep(Duration::from_millis(CLAIM_IDLE_MS + 200));
     let claim = demo.ok("POST", "/api/groups/notifications/consumers/worker-b/claim", None);
     assert_eq!(claim["claimed"], 3, "{claim}");
-    poll(MINUTE, "the claimed entries to be acked", || xpending(&mut r, &demo.stream, "notifications").is_empty());
+    poll(MINUTE, "the claimed entries to be acked", || {
+        blocking::pending(&mut r, &demo.stream, "notifications").is_empty()
+    });
 
     // A consumer added at runtime reads its share.
     demo.ok("POST", "/api/groups/notifications/consumers", Some(json!({"name": "worker-d"})));
     poll(MINUTE, "worker-d in XINFO CONSUMERS", || {
-        xinfo_consumers(&mut r, &demo.stream, "notifications").iter().any(|(n, _)| n == "worker-d")
+        blocking::consumers(&mut r, &demo.stream, "notifications").iter().any(|(n, _)| n == "worker-d")
     });
     assert_eq!(demo.consumer("notifications", "worker-d")["local"], true);
 
@@ -282,14 +121,14 @@ fn crash_claim_add_and_remove_lose_nothing() {
     demo.ok("POST", "/api/groups/notifications/consumers/worker-b/crash", Some(json!({"count": 2})));
     demo.until_crashed("notifications", "worker-b");
     poll(MINUTE, "2 entries pending at worker-b", || {
-        xpending(&mut r, &demo.stream, "notifications").iter().filter(|p| p.1 == "worker-b").count() == 2
+        blocking::pending(&mut r, &demo.stream, "notifications").iter().filter(|p| p.1 == "worker-b").count() == 2
     });
-    let held: Vec<String> = xpending(&mut r, &demo.stream, "notifications").into_iter().map(|p| p.0).collect();
+    let held: Vec<String> = blocking::pending(&mut r, &demo.stream, "notifications").into_iter().map(|p| p.0).collect();
     demo.ok("DELETE", "/api/groups/notifications/consumers/worker-b", None);
     poll(MINUTE, "worker-b to leave the group", || {
-        !xinfo_consumers(&mut r, &demo.stream, "notifications").iter().any(|(n, _)| n == "worker-b")
+        !blocking::consumers(&mut r, &demo.stream, "notifications").iter().any(|(n, _)| n == "worker-b")
     });
-    let moved = xpending(&mut r, &demo.stream, "notifications");
+    let moved = blocking::pending(&mut r, &demo.stream, "notifications");
     assert_eq!(moved.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), held, "handed over, not dropped");
     let peer = moved[0].1.clone();
     assert!(peer == "worker-a" || peer == "worker-d", "{moved:?}");
@@ -317,7 +156,7 @@ fn crash_claim_add_and_remove_lose_nothing() {
 #[test]
 fn replay_trim_dead_letters_and_reset() {
     let demo = Demo::start("dash-replay", &[]);
-    let mut r = conn();
+    let mut r = blocking::connect();
     demo.produce(250, "random");
     let all: Vec<(String, Vec<(String, String)>)> =
         redis::cmd("XRANGE").arg(&demo.stream).arg("-").arg("+").query(&mut r).unwrap();
@@ -374,9 +213,9 @@ fn replay_trim_dead_letters_and_reset() {
     demo.ok("POST", "/api/reset", None);
     assert_eq!(r.xlen::<_, u64>(&demo.stream).unwrap(), 0);
     assert!(!r.exists::<_, bool>(&dlq_key).unwrap(), "reset deletes the dead letters");
-    let groups = xinfo_groups(&mut r, &demo.stream);
+    let groups = blocking::groups(&mut r, &demo.stream);
     assert_eq!(groups.len(), 2, "reset re-creates both groups");
-    assert!(groups.iter().all(|g| g.1 == 0));
+    assert!(groups.iter().all(|g| g.pending == 0));
     demo.produce(5, "order.shipped");
     poll(MINUTE, "both groups to drain after the reset", || drained(&mut r, &demo.stream));
     poll(MINUTE, "counters from zero", || {
@@ -394,7 +233,7 @@ fn plugins_panel_shows_reloads() {
     let file = dir.join("orders.wasm");
     std::fs::copy(plugin("orders"), &file).unwrap();
     let demo = Demo::start("dash-reload", &["--notifications-plugin", file.to_str().unwrap()]);
-    let mut r = conn();
+    let mut r = blocking::connect();
     let panel = |demo: &Demo| -> Value {
         let plugins = demo.ok("GET", "/api/plugins", None);
         plugins.as_array().unwrap().iter().find(|p| p["group"] == "notifications").unwrap().clone()
@@ -428,7 +267,7 @@ fn plugins_panel_shows_reloads() {
 #[test]
 fn demo_metrics_match_the_run() {
     let demo = Demo::start("dash-metrics", &[]);
-    let mut r = conn();
+    let mut r = blocking::connect();
     demo.produce(10, "order.paid");
     demo.produce(1, "malformed");
     poll(MINUTE, "both groups to drain", || drained(&mut r, &demo.stream));
@@ -457,13 +296,11 @@ fn a_taken_port_fails_before_the_reset() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let stream = unique_stream("dash-port");
-    let mut r = conn();
+    let mut r = blocking::connect();
     let _: String = r.xadd(&stream, "*", &[("keep", "me")]).unwrap();
-    let out = std::process::Command::new(host_bin())
-        .args(["demo", "--stream-key", &stream, "--port", &port, "--redis", redis_url(), "--seed", "0"])
+    let out = Host::new(["demo", "--stream-key", &stream, "--port", &port, "--redis", redis_url(), "--seed", "0"])
         .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+        .output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port} for the dashboard (--port)")), "{stderr}");
@@ -554,7 +391,7 @@ fn browser_produce_crash_claim() {
     assert!(stdout.contains(&format!("the plugins panel shows version {new_version}")), "{stdout}");
     let png = std::fs::read(&screenshot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
-    let mut r = conn();
+    let mut r = blocking::connect();
     assert!(drained(&mut r, &demo.stream), "Redis agrees: nothing pending, nothing unread");
     eprintln!("dashboard screenshot: {}", screenshot.display());
     drop(demo);

@@ -140,7 +140,7 @@ async fn fuel_limit_cuts_an_endless_loop() {
     let stream = unique_stream("fuel");
     let ok = || vec![("n", b"1".to_vec())];
     let ids = produce(&mut conn, &stream, &[ok(), vec![("spin", Vec::new())], ok(), ok()]).await;
-    let mut host = HostProcess::run(&stream, "chaos", &["--max-fuel", "20000000", "--call-deadline-ms", "600000"]);
+    let mut host = Host::run(&stream, "chaos", &["--max-fuel", "20000000", "--call-deadline-ms", "600000"]).start();
     host.wait_log(Duration::from_secs(60), "the fuel fault", |log| {
         log.iter().any(|l| l.contains("used up its fuel (20000000 units per call)"))
     });

@@ -3,12 +3,12 @@
 
 use crate::support::*;
 use std::io::BufRead;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Runs `host ARGS… --redis URL` and returns its stdout; it must succeed.
 fn host(args: &[&str]) -> String {
-    let out = Command::new(host_bin()).args(args).args(["--redis", redis_url()]).output().expect("spawn host");
+    let out = Host::new(args).args(["--redis", redis_url()]).output();
     assert!(out.status.success(), "host {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -54,9 +54,7 @@ async fn info_shows_what_xinfo_says() {
     assert!(text.starts_with(&format!("stream {stream}: 10 entries, first {}", ids[0])), "{text}");
     assert!(text.contains(&format!("group g: 1 consumers, 4 pending, last delivered {}, lag 6", ids[3])), "{text}");
 
-    let missing =
-        Command::new(host_bin()).args(["info", "--stream", "no:such:stream", "--redis", redis_url()]).output();
-    let missing = missing.unwrap();
+    let missing = Host::new(["info", "--stream", "no:such:stream", "--redis", redis_url()]).output();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("stream \"no:such:stream\" does not exist"));
 }
@@ -106,13 +104,11 @@ async fn tail_follows_new_entries() {
     let mut conn = redis().await;
     let stream = unique_stream("tail");
     produce(&mut conn, &stream, &[vec![("old", b"1".to_vec())]]).await;
-    let mut child = Command::new(host_bin())
-        .args(["tail", "--stream", &stream, "--json", "--redis", redis_url()])
+    let mut child = Host::new(["tail", "--stream", &stream, "--json", "--redis", redis_url()])
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn host tail");
+        .spawn();
     // Wait until it has noted where it starts, so the entries below are new to it.
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();

@@ -87,7 +87,8 @@ async fn metrics_count_what_happened_per_plugin_version() {
 
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let args = ["run", "--stream", &stream, "--group", "g", "--plugin", wasm.to_str().unwrap(), "--metrics", &addr];
-    let mut host = HostProcess::start(&[&args[..], &["--redis", redis_url(), "--min-idle-ms", "600000"]].concat());
+    let mut host =
+        Host::new([&args[..], &["--redis", redis_url(), "--min-idle-ms", "600000"]].concat()).logging().start();
     wait_drained(&mut conn, &stream, "g", 1).await;
     host.wait_log(MINUTE, "the metrics endpoint", |log| log.iter().any(|l| l.contains("metrics on http://")));
 
@@ -148,7 +149,7 @@ fn a_taken_metrics_port_is_a_clear_error() {
     let addr = taken.local_addr().unwrap().to_string();
     let wasm = plugin("orders");
     let args = ["run", "--stream", "s", "--group", "g", "--plugin", wasm.to_str().unwrap(), "--metrics", &addr];
-    let mut host = HostProcess::start(&[&args[..], &["--redis", redis_url()]].concat());
+    let mut host = Host::new([&args[..], &["--redis", redis_url()]].concat()).logging().start();
     let status = host.child.wait().unwrap();
     let log = host.drain_log();
     assert!(!status.success());

@@ -21,14 +21,14 @@ async fn kill9_mid_stream_then_a_second_host_finishes_everything() {
     let timing = ["--count", "100", "--min-idle-ms", "500", "--reap-interval-ms", "100"];
     let as_consumer = |name: &'static str| [&["--consumer", name][..], &timing[..]].concat();
 
-    let mut first = HostProcess::run(&stream, "chaos", &as_consumer("a"));
+    let mut first = Host::run(&stream, "chaos", &as_consumer("a")).start();
     first.wait_log(MINUTE, "2,000 handled entries", |log| handled_list(log).len() >= 2000);
     first.child.kill().expect("kill -9");
     first.child.wait().unwrap();
     let info = group_info(&mut conn, &stream, "g").await.expect("group exists");
     assert!(info.pending > 0 || info.lag != Some(0), "the kill must land mid-stream: {info:?}");
     let started = Instant::now();
-    let mut second = HostProcess::run(&stream, "chaos", &as_consumer("b"));
+    let mut second = Host::run(&stream, "chaos", &as_consumer("b")).start();
     wait_drained(&mut conn, &stream, "g", 0).await;
     let recovered_in = started.elapsed();
     let (status, _) = second.terminate();
@@ -60,8 +60,8 @@ async fn a_dead_consumers_entries_are_reclaimed_by_a_peer() {
     produce(&mut conn, &stream, &entries).await;
     let (min_idle, reap) = (Duration::from_millis(1000), Duration::from_millis(200));
     let timing = ["--min-idle-ms", "1000", "--reap-interval-ms", "200"];
-    let mut dying = HostProcess::run(&stream, "chaos", &[&["--consumer", "a", "--count", "20"][..], &timing].concat());
-    let mut peer = HostProcess::run(&stream, "chaos", &[&["--consumer", "b", "--count", "2"][..], &timing].concat());
+    let mut dying = Host::run(&stream, "chaos", &[&["--consumer", "a", "--count", "20"][..], &timing].concat()).start();
+    let mut peer = Host::run(&stream, "chaos", &[&["--consumer", "b", "--count", "2"][..], &timing].concat()).start();
     dying.wait_log(MINUTE, "the doomed consumer at work", |log| handled_list(log).len() >= 5);
     dying.child.kill().expect("kill -9");
     let killed = Instant::now();
@@ -264,7 +264,7 @@ async fn dead_letter_requeue_round_trip() {
     run.stop().await;
 
     let cli = |args: &[&str]| {
-        let out = std::process::Command::new(host_bin()).args(args).args(["--redis", redis_url()]).output().unwrap();
+        let out = Host::new(args).args(["--redis", redis_url()]).output();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
@@ -299,10 +299,7 @@ async fn pending_command_lists_entries() {
     let run = HostRun::start(config("chaos", &stream, "g", &["c1"]));
     wait_drained(&mut conn, &stream, "g", 1).await;
     run.stop().await;
-    let out = std::process::Command::new(host_bin())
-        .args(["pending", "--stream", &stream, "--group", "g", "--redis", redis_url()])
-        .output()
-        .unwrap();
+    let out = Host::new(["pending", "--stream", &stream, "--group", "g", "--redis", redis_url()]).output();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("1 pending"), "{text}");
     let row = text.lines().find(|l| l.starts_with(&ids[0])).unwrap_or_else(|| panic!("{text}"));
@@ -317,7 +314,7 @@ async fn clean_run_handles_every_entry_exactly_once() {
     let stream = unique_stream("clean");
     let entries: Vec<_> = (0..3000).map(|i| vec![("n", i.to_string().into_bytes())]).collect();
     let ids = produce(&mut conn, &stream, &entries).await;
-    let mut host = HostProcess::run(&stream, "chaos", &["--consumers", "2", "--count", "50"]);
+    let mut host = Host::run(&stream, "chaos", &["--consumers", "2", "--count", "50"]).start();
     wait_drained(&mut conn, &stream, "g", 0).await;
     host.wait_log(MINUTE, "all handled lines", |log| handled_list(log).len() >= ids.len());
     let (status, _) = host.terminate();

@@ -33,7 +33,7 @@ fn serve_tagger(dir: &Path, stream: &str, wasm: &[u8]) -> HostProcess {
     )
     .unwrap();
     install(&dir.join("tagger.wasm"), wasm);
-    let mut host = HostProcess::start(&["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]);
+    let mut host = Host::new(["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]).logging().start();
     host.wait_log(MINUTE, "the plugin to start", |log| log.iter().any(|l| l.contains("consuming")));
     host
 }
@@ -95,7 +95,7 @@ async fn bad_files_keep_the_old_version_serving() {
     let version = host::plugin_version(&good);
     install(&file, &good);
     let args = ["run", "--plugin", file.to_str().unwrap(), "--stream", &stream, "--group", "g", "--redis", redis_url()];
-    let mut host = HostProcess::start(&args);
+    let mut host = Host::new(args).logging().start();
     host.wait_log(MINUTE, "the plugin to start", |log| log.iter().any(|l| l.contains("consuming")));
     let bad: [(&str, Vec<u8>); 3] = [
         ("is not a WebAssembly file", b"garbage, not wasm".to_vec()),
@@ -136,7 +136,7 @@ async fn removing_a_plugin_stops_it_and_nothing_is_lost() {
     let entries: Vec<_> = (0..200).map(|_| vec![("sleep_ms", b"10".to_vec())]).collect();
     let ids = produce(&mut conn, &stream, &entries).await;
 
-    let mut host = HostProcess::start(&["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]);
+    let mut host = Host::new(["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]).logging().start();
     host.wait_log(MINUTE, "some handled entries", |log| handled_list(log).len() >= 20);
     std::fs::remove_file(dir.join("slow.wasm")).unwrap();
     host.wait_log(MINUTE, "the plugin to stop", |log| log.iter().any(|l| l.contains("plugin stopped")));
@@ -163,7 +163,7 @@ async fn sidecar_change_applies_without_restart() {
     let sidecar = dir.join("p.toml");
     std::fs::write(&sidecar, format!("stream = \"{stream}\"\ngroup = \"g\"\nconsumers = [\"one\"]\n")).unwrap();
     install(&dir.join("p.wasm"), &std::fs::read(plugin("chaos")).unwrap());
-    let mut host = HostProcess::start(&["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]);
+    let mut host = Host::new(["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]).logging().start();
     wait_until!(MINUTE, "consumer one", consumer_names(&mut conn, &stream, "g").await == ["one"]);
     std::fs::write(&sidecar, format!("stream = \"{stream}\"\ngroup = \"g\"\nconsumers = [\"one\", \"two\"]\n"))
         .unwrap();
@@ -207,10 +207,7 @@ async fn python_plugin_restart_is_served_from_the_compile_cache() {
         entries[7][3].1 = b"12.345".to_vec();
         produce(&mut conn, &stream, &entries).await;
         let args = ["run", "--stream", &stream, "--group", "g", "--plugin", wasm.to_str().unwrap()];
-        let mut host = HostProcess::start_env(
-            &[&args[..], &["--redis", redis_url()]].concat(),
-            &[("HOST_CACHE_DIR", cache.as_os_str())],
-        );
+        let mut host = Host::new(args).args(["--redis", redis_url()]).env("HOST_CACHE_DIR", &cache).logging().start();
         wait_drained(&mut conn, &stream, "g", 0).await;
         let (status, _) = host.terminate();
         assert!(status.success(), "round {round}: {status}");
@@ -256,7 +253,7 @@ async fn a_folder_serves_several_plugins_on_several_streams() {
     produce(&mut conn, &chaos_stream, &orders).await;
 
     // No --redis flag: the URL comes from host.toml.
-    let mut host = HostProcess::start(&["run", "--plugins", dir.to_str().unwrap()]);
+    let mut host = Host::new(["run", "--plugins", dir.to_str().unwrap()]).logging().start();
     wait_drained(&mut conn, &orders_stream, "g", 0).await;
     wait_drained(&mut conn, &chaos_stream, "g", 0).await;
     let (status, _) = host.terminate();
@@ -318,7 +315,7 @@ async fn a_folder_plugin_with_settings_out_of_range_is_not_started() {
         format!("[plugins.tabled]\nstream = \"{}\"\ngroup = \"g\"\nmax_memory_mb = 0\n", streams[2]),
     )
     .unwrap();
-    let mut host = HostProcess::start(&["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]);
+    let mut host = Host::new(["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]).logging().start();
     let refused = |log: &[String], key: &str, place: &str| {
         log.iter().any(|l| l.contains("not started") && l.contains(&format!("invalid {key} in {place}: 0 is outside")))
     };

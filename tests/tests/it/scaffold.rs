@@ -20,10 +20,7 @@ async fn scaffolded_plugins_build_check_and_run() {
     let mut streams = Vec::new();
     for lang in LANGS {
         let name = format!("demo-{lang}");
-        let out = Command::new(host_bin())
-            .args(["new", "--lang", lang, "--dir", parent.to_str().unwrap(), &name])
-            .output()
-            .expect("spawn host new");
+        let out = Host::new(["new", "--lang", lang, "--dir", parent.to_str().unwrap(), &name]).output();
         assert!(out.status.success(), "host new {lang}: {}", String::from_utf8_lossy(&out.stderr));
         let project = parent.join(&name);
         let status = Command::new("make")
@@ -35,7 +32,7 @@ async fn scaffolded_plugins_build_check_and_run() {
             .expect("run make");
         assert!(status.success(), "`make` in the {lang} scaffold failed");
         let wasm = project.join(format!("{name}.wasm"));
-        let check = Command::new(host_bin()).arg("check").arg(&wasm).output().expect("spawn host check");
+        let check = Host::new(["check"]).arg(&wasm).output();
         assert!(check.status.success(), "host check {lang}: {}", String::from_utf8_lossy(&check.stderr));
 
         let stream = unique_stream(&format!("scaffold-{lang}"));
@@ -45,7 +42,7 @@ async fn scaffolded_plugins_build_check_and_run() {
         streams.push((name, stream, ids));
     }
 
-    let mut host = HostProcess::start(&["run", "--plugins", folder.to_str().unwrap(), "--redis", redis_url()]);
+    let mut host = Host::new(["run", "--plugins", folder.to_str().unwrap(), "--redis", redis_url()]).logging().start();
     for (_, stream, _) in &streams {
         wait_drained(&mut conn, stream, "g", 0).await;
     }

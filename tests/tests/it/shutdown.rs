@@ -14,7 +14,7 @@ async fn sigterm_mid_stream_exits_zero_and_acks_only_handled_entries() {
     let entries: Vec<_> = (0..400).map(|_| vec![("sleep_ms", b"10".to_vec())]).collect();
     let ids = produce(&mut conn, &stream, &entries).await;
 
-    let mut host = HostProcess::run(&stream, "chaos", &["--consumer", "c1", "--count", "50"]);
+    let mut host = Host::run(&stream, "chaos", &["--consumer", "c1", "--count", "50"]).start();
     host.wait_log(Duration::from_secs(60), "30 handled entries", |log| handled_ids(log).len() >= 30);
     let (status, took) = host.terminate();
     let handled = handled_ids(&host.log);
@@ -45,7 +45,7 @@ async fn plugin_output_reaches_the_host_log_tagged() {
     let stream = unique_stream("output");
     let ids = produce(&mut conn, &stream, &[vec![("print", b"hello from the guest".to_vec())]]).await;
 
-    let mut host = HostProcess::run(&stream, "chaos", &[]);
+    let mut host = Host::run(&stream, "chaos", &[]).start();
     let has = |needle: String| move |log: &[String]| log.iter().any(|l| l.contains(&needle));
     host.wait_log(Duration::from_secs(30), "stdout line", has("stdout: hello from the guest".into()));
     host.wait_log(Duration::from_secs(30), "stderr line", has("stderr: hello from the guest".into()));

@@ -12,7 +12,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 /// `host` CLI run to completion: (exit status, stdout, stderr).
 fn host_cli(args: &[&str]) -> (std::process::ExitStatus, String, String) {
-    let out = std::process::Command::new(host_bin()).args(args).env("RUST_LOG", "warn").output().expect("run host");
+    let out = Host::new(args).env("RUST_LOG", "warn").output();
     (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -43,7 +43,7 @@ async fn a_dead_letter_key_of_another_type_never_loses_the_entry() {
     let stream = unique_stream("dlq-wrongtype");
     let dlq = format!("{stream}:dlq");
     let _: () = redis::cmd("SET").arg(&dlq).arg("x").query_async(&mut conn).await.unwrap();
-    let (status, err) = exit_within(&mut HostProcess::run(&stream, "chaos", &[]), MINUTE);
+    let (status, err) = exit_within(&mut Host::run(&stream, "chaos", &[]).start(), MINUTE);
     assert!(!status.success(), "must refuse to start: {err}");
     assert!(err.contains(&format!("the dead-letter key {dlq:?} holds a string, not a stream")), "{err}");
 
@@ -104,7 +104,7 @@ async fn a_slow_healthy_handler_causes_no_duplicates() {
     let rejects = entries.iter().filter(|e| e[0].0 == "reject").count();
     let ids = produce(&mut conn, &stream, &entries).await;
     let timing = ["--count", "10", "--min-idle-ms", "1000", "--reap-interval-ms", "100", "--call-deadline-ms", "3000"];
-    let mut host = HostProcess::run(&stream, "chaos", &[&["--consumers", "2"][..], &timing].concat());
+    let mut host = Host::run(&stream, "chaos", &[&["--consumers", "2"][..], &timing].concat()).start();
     wait_drained(&mut conn, &stream, "g", 0).await;
     // Both slow entries are done before the drain (their XACK comes after).
     let (status, _) = host.terminate();
@@ -231,23 +231,23 @@ async fn two_processes_never_share_a_consumer_name() {
     let mut conn = redis().await;
     let stream = unique_stream("twins");
     let held = produce(&mut conn, &stream, &[vec![("fail", b"600000".to_vec())]]).await;
-    let mut first = HostProcess::run(&stream, "chaos", &["--consumer", "twin"]);
+    let mut first = Host::run(&stream, "chaos", &["--consumer", "twin"]).start();
     wait_until!(MINUTE, "the first delivery", pending(&mut conn, &stream, "g").await.len() == 1);
 
-    let (status, log) = exit_within(&mut HostProcess::run(&stream, "chaos", &["--consumer", "twin"]), MINUTE);
+    let (status, log) = exit_within(&mut Host::run(&stream, "chaos", &["--consumer", "twin"]).start(), MINUTE);
     assert!(!status.success(), "{log}");
     assert!(log.contains("consumer name \"twin\"") && log.contains("is in use by a live holder"), "{log}");
     let rows = pending(&mut conn, &stream, "g").await;
     assert_eq!(rows, vec![(held[0].clone(), "twin".to_string(), 1)], "the twin never re-delivered it");
 
-    let mut a = HostProcess::run(&stream, "chaos", &[]);
-    let mut b = HostProcess::run(&stream, "chaos", &[]);
+    let mut a = Host::run(&stream, "chaos", &[]).start();
+    let mut b = Host::run(&stream, "chaos", &[]).start();
     wait_until!(MINUTE, "two more consumers", consumer_names(&mut conn, &stream, "g").await.len() == 3);
     assert!(a.terminate().0.success() && b.terminate().0.success());
 
     first.child.kill().unwrap();
     first.child.wait().unwrap();
-    let mut restarted = HostProcess::run(&stream, "chaos", &["--consumer", "twin", "--max-deliveries", "2"]);
+    let mut restarted = Host::run(&stream, "chaos", &["--consumer", "twin", "--max-deliveries", "2"]).start();
     // The start-up drain (after the lease expired) redelivers it: a second
     // delivery, the last one allowed, dead-letters it.
     wait_until!(MINUTE, "the restarted twin's drain", xlen(&mut conn, &format!("{stream}:dlq")).await == 1);

@@ -7,7 +7,7 @@
 
 use crate::support::*;
 use std::io::BufRead as _;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// What each of a bomb's hog core instances makes at instantiation, and
@@ -94,17 +94,16 @@ async fn run_bomb(name: &str, wasm: &[u8], max_mb: u32) -> Outcome {
     let stream = unique_stream(name);
     produce(&mut conn, &stream, &[vec![("n", b"1".to_vec())]]).await;
     #[allow(clippy::zombie_processes, reason = "reaped by `Reaped`, with wait4 for its peak memory")]
-    let mut child = Command::new(host_bin())
-        .args(["run", "--stream", &stream, "--group", "g", "--redis", redis_url(), "--block-ms", "100"])
-        .arg("--plugin")
-        .arg(&plugin)
-        .args(["--max-memory-mb", &max_mb.to_string()])
-        .env("HOST_CACHE_DIR", dir.join("cache"))
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn host");
+    let mut child =
+        Host::new(["run", "--stream", &stream, "--group", "g", "--redis", redis_url(), "--block-ms", "100"])
+            .arg("--plugin")
+            .arg(&plugin)
+            .args(["--max-memory-mb", &max_mb.to_string()])
+            .env("HOST_CACHE_DIR", dir.join("cache"))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn();
     let stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || std::io::BufReader::new(stderr).lines().map_while(Result::ok).collect());
     let mut host = Reaped { pid: child.id() as i32, reaped: false };
@@ -276,7 +275,7 @@ fn serve_folder(dir: &std::path::Path, args: &[&str], plugins: usize) -> HostPro
     let cache = dir.join(".cache");
     let mut all = vec!["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()];
     all.extend_from_slice(args);
-    let mut host = HostProcess::start_env(&all, &[("HOST_CACHE_DIR", cache.as_os_str())]);
+    let mut host = Host::new(&all).env("HOST_CACHE_DIR", &cache).logging().start();
     let settled = |l: &String| l.contains("consuming") || l.contains("not started");
     host.wait_log(MINUTE, "the plugins to start or be refused", |log| {
         log.iter().filter(|l| settled(l)).count() >= plugins

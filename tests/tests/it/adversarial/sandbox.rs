@@ -32,7 +32,7 @@ fn run_plugin(path: &std::path::Path, stream: &str, extra: &[&str]) -> HostProce
     let mut args =
         vec!["run", "--stream", stream, "--group", "g", "--consumer", "c1", "--plugin", path, "--redis", redis_url()];
     args.extend_from_slice(extra);
-    HostProcess::start(&args)
+    Host::new(&args).logging().start()
 }
 
 /// The host on a stream of its own (named after `name`) with

@@ -2,7 +2,6 @@
 //! rebinding), Redis passwords in everything the host prints, and hot reload
 //! of plugins named by relative paths.
 
-use crate::dashboard::Demo;
 use crate::support::*;
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -30,11 +29,6 @@ fn http(addr: &str, method: &str, path: &str, headers: &[Header], body: &str) ->
     (status, body.to_string())
 }
 
-fn xlen(stream: &str) -> u64 {
-    let mut conn = redis::Client::open(redis_url()).unwrap().get_connection().unwrap();
-    redis::cmd("XLEN").arg(stream).query(&mut conn).unwrap()
-}
-
 /// A cross-site form POST (by `Origin` or `Sec-Fetch-Site`), a POST without
 /// or with a wrong token, and any request naming another `Host` (DNS
 /// rebinding) are refused and change nothing; the page carries the token, a
@@ -42,6 +36,7 @@ fn xlen(stream: &str) -> u64 {
 #[test]
 fn dashboard_refuses_cross_site_rebound_and_tokenless_calls() {
     let demo = Demo::start("web-csrf", &[]);
+    let mut r = blocking::connect();
     demo.produce(5, "order.placed");
     let addr = demo.addr();
     let rebound = format!("attacker.example:{}", addr.rsplit(':').next().unwrap());
@@ -59,7 +54,7 @@ fn dashboard_refuses_cross_site_rebound_and_tokenless_calls() {
         let (status, body) = http(addr, "POST", "/api/reset", headers, "confirm=yes");
         assert_eq!(status, *want, "{what}: {body}");
         assert!(body.contains("refused"), "{what}: a clear reason: {body}");
-        assert_eq!(xlen(&demo.stream), 5, "{what}: the stream was not wiped");
+        assert_eq!(blocking::xlen(&mut r, &demo.stream), 5, "{what}: the stream was not wiped");
     }
     let (status, body) = http(addr, "POST", "/api/groups/notifications/consumers/worker-a/claim", &[host], "");
     assert_eq!(status, 403, "a claim without the token: {body}");
@@ -80,7 +75,7 @@ fn dashboard_refuses_cross_site_rebound_and_tokenless_calls() {
     let same = [host, token, ("Origin", origin.as_str()), ("Sec-Fetch-Site", "same-origin")];
     let (status, body) = http(addr, "POST", "/api/reset", &same, "");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(xlen(&demo.stream), 0, "the page's own reset works");
+    assert_eq!(blocking::xlen(&mut r, &demo.stream), 0, "the page's own reset works");
 }
 
 /// `host run --metrics` on loopback refuses a rebound `Host` and serves
@@ -88,7 +83,7 @@ fn dashboard_refuses_cross_site_rebound_and_tokenless_calls() {
 #[test]
 fn metrics_endpoint_refuses_a_rebound_host() {
     let stream = unique_stream("web-metrics");
-    let mut host = HostProcess::run(&stream, "chaos", &["--metrics", "127.0.0.1:0"]);
+    let mut host = Host::run(&stream, "chaos", &["--metrics", "127.0.0.1:0"]).start();
     host.wait_log(MINUTE, "the metrics line", |log| log.iter().any(|l| l.contains("metrics on http://")));
     let line = host.log.iter().find(|l| l.contains("metrics on http://")).unwrap().clone();
     let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
@@ -104,13 +99,7 @@ fn metrics_endpoint_refuses_a_rebound_host() {
 
 /// Everything a `host` command prints: exit status, stdout and stderr.
 fn host_output(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(host_bin())
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .env_remove("REDIS_URL")
-        .output()
-        .expect("run host");
+    let out = Host::new(args).logging().output();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
@@ -137,8 +126,9 @@ fn redis_passwords_are_never_printed() {
     let stream = unique_stream("web-secret");
 
     for url in [&tcp, &unix] {
-        let mut host =
-            HostProcess::start(&["run", "--plugin", orders, "--stream", &stream, "--group", "g", "--redis", url]);
+        let mut host = Host::new(["run", "--plugin", orders, "--stream", &stream, "--group", "g", "--redis", url])
+            .logging()
+            .start();
         host.wait_log(MINUTE, "the consuming line", |log| log.iter().any(|l| l.contains("consuming")));
         let (status, _) = host.terminate();
         assert!(status.success(), "{url}: {:#?}", host.log);
@@ -181,15 +171,6 @@ fn redis_passwords_are_never_printed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Polls `cond` every 50 ms; fails with `what` after a minute.
-fn poll(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < MINUTE, "timed out after a minute waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Plugins named by relative paths are hot-reloaded as absolute ones are:
 /// `host run --plugin FILE` swaps a replaced file in, `host run --plugins
 /// DIR` applies an edited `host.toml`, and `host demo` with its default form
@@ -207,7 +188,7 @@ fn relative_paths_hot_reload() {
     let stream = unique_stream("web-relative");
     let args =
         ["run", "--plugin", "plugins/dist/chaos.wasm", "--stream", &stream, "--group", "g", "--redis", redis_url()];
-    let mut run = HostProcess::start_in(Some(&dir), &args, &[]);
+    let mut run = Host::new(args).logging().dir(&dir).start();
     run.wait_log(MINUTE, "host run to consume", consuming);
     let v2 = chaos_variant(b"relative-run");
     let version = host::plugin_version(&v2);
@@ -224,7 +205,7 @@ fn relative_paths_hot_reload() {
     let settings =
         |consumers: u32| format!("[plugins.chaos]\nstream = \"{stream}\"\ngroup = \"g\"\nconsumers = {consumers}\n");
     std::fs::write(folder.join("host.toml"), settings(1)).unwrap();
-    let mut serve = HostProcess::start_in(Some(&dir), &["run", "--plugins", "folder", "--redis", redis_url()], &[]);
+    let mut serve = Host::new(["run", "--plugins", "folder", "--redis", redis_url()]).logging().dir(&dir).start();
     serve.wait_log(MINUTE, "the folder's plugin to consume", consuming);
     std::fs::write(folder.join("host.toml"), settings(2)).unwrap();
     serve.wait_log(MINUTE, "the edited host.toml to apply", |log| {
@@ -239,7 +220,7 @@ fn relative_paths_hot_reload() {
     let v2 = variant("orders", b"relative-demo");
     let version = host::plugin_version(&v2);
     install(&dist.join("orders.wasm"), &v2);
-    poll("the demo's plugins panel to show the replaced plugin", || {
+    poll(MINUTE, "the demo's plugins panel to show the replaced plugin", || {
         let panel = demo.ok("GET", "/api/plugins", None);
         panel.as_array().unwrap().iter().any(|p| p["group"] == "notifications" && p["version"] == version.as_str())
     });
