@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// Compiles and checks `config.plugin` off the async reactor, on the engine
 /// flavour its limits need (metered when it has a fuel limit).
 pub async fn load(engine: &Engine, config: &RunConfig) -> Result<Plugin> {
-    let engine = engine.flavour(config.limits.max_fuel.is_some())?;
+    let engine = engine.flavour(config.settings.limits.max_fuel.is_some())?;
     let path = config.plugin.clone();
     let loaded =
         tokio::task::spawn_blocking(move || Plugin::load(&engine, &path)).await.context("plugin loader panicked")?;

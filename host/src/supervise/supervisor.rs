@@ -125,7 +125,7 @@ impl Supervisor {
 
     /// Starts `plugin` as `name` (a name not supervised yet) under `config`.
     pub async fn deploy(&mut self, name: &str, config: RunConfig, plugin: Arc<Plugin>) -> Result<Arc<Supervised>> {
-        let deployment = Deployment::start(&self.redis, &config, plugin, &self.shutdown).await?;
+        let deployment = Deployment::start(&self.redis, &config.settings, plugin, &self.shutdown).await?;
         let supervised =
             Arc::new(Supervised { name: name.to_string(), config, deployment: Mutex::new(Some(deployment)) });
         self.plugins.push(supervised.clone());

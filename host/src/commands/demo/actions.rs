@@ -43,7 +43,7 @@ impl Demo {
     fn group(&self, name: &str) -> Action<&Group> {
         self.groups
             .iter()
-            .find(|g| g.config().group == name)
+            .find(|g| g.config().settings.group == name)
             .ok_or_else(|| ActionError::NotFound(format!("no group {name:?} in this demo")))
     }
 
@@ -149,8 +149,8 @@ impl Demo {
     /// Deletes the stream and its dead letters and re-creates both groups
     /// at the start; consumers keep running, their counters start over.
     pub async fn reset(&self) -> Action<Value> {
-        let dead_letter = crate::config::dead_letter_key(&self.config.stream);
-        let groups: Vec<&str> = self.groups.iter().map(|g| g.config().group.as_str()).collect();
+        let dead_letter = crate::settings::dead_letter_key(&self.config.stream);
+        let groups: Vec<&str> = self.groups.iter().map(|g| g.config().settings.group.as_str()).collect();
         self.admin().recreate(&self.config.stream, &[&dead_letter], &groups).await?;
         for group in &self.groups {
             for local in self.locals(group) {
@@ -165,7 +165,7 @@ impl Demo {
     pub async fn requeue(&self, ids: Vec<String>) -> Action<Value> {
         let config = RequeueConfig {
             redis_url: self.redis.raw_url().to_string(),
-            dead_letter: crate::config::dead_letter_key(&self.config.stream),
+            dead_letter: crate::settings::dead_letter_key(&self.config.stream),
             ids,
         };
         let report = crate::commands::inspect::dlq_requeue(&config).await.map_err(|e| match format!("{e:#}") {

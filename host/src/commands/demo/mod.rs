@@ -125,10 +125,10 @@ impl Demo {
             // As the watcher names it, or a new build of it is never recognised.
             let plugin = crate::supervise::watcher::resolve(&plugin)?;
             let mut run_config = RunConfig::new(url, plugin, &config.stream, group, consumers[0]);
-            run_config.consumers = consumers.iter().map(|c| c.to_string()).collect();
-            run_config.min_idle = config.claim_idle;
-            run_config.reap_interval = config.reap_interval;
-            run_config.block = DEMO_BLOCK;
+            run_config.settings.consumers = consumers.iter().map(|c| c.to_string()).collect();
+            run_config.settings.min_idle = config.claim_idle;
+            run_config.settings.reap_interval = config.reap_interval;
+            run_config.settings.block = DEMO_BLOCK;
             let loaded = supervisor.load(&run_config).await?;
             let plugin = supervisor.deploy(group, run_config, Arc::new(loaded)).await?;
             groups.push(Group { plugin, status: Arc::new(Mutex::new(PluginStatus::loaded_now())) });
@@ -147,7 +147,7 @@ impl Demo {
     async fn stop(&self, supervisor: &mut Supervisor) {
         for group in &self.groups {
             if let Some(Err(error)) = supervisor.stop(group.plugin.name()).await {
-                tracing::error!(group = %group.config().group, "a consumer ended with an error: {error:#}");
+                tracing::error!(group = %group.config().settings.group, "a consumer ended with an error: {error:#}");
             }
         }
     }

@@ -64,7 +64,7 @@ impl Demo {
         let infos = conn.groups(stream).await.unwrap_or_default();
         let mut groups = Vec::new();
         for group in &self.groups {
-            let name = &group.config().group;
+            let name = &group.config().settings.group;
             let info = infos.iter().find(|g| &g.name == name).cloned();
             let redis_consumers = match info {
                 Some(_) => conn.consumers(stream, name).await?,
@@ -133,7 +133,7 @@ impl Demo {
                 }
                 let status = group.status.lock().expect("plugin status lock").clone();
                 json!({
-                    "group": group.config().group,
+                    "group": group.config().settings.group,
                     "file": group.config().plugin.display().to_string(),
                     "name": current.as_ref().map(|p| p.tag.name.clone()),
                     "version": current.as_ref().map(|p| p.tag.version.clone()),
@@ -150,7 +150,7 @@ impl Demo {
 
     /// The newest `count` dead letters, newest first, and how many there are.
     pub async fn dead_letters(&self, count: usize) -> Action<Value> {
-        let key = crate::config::dead_letter_key(&self.config.stream);
+        let key = crate::settings::dead_letter_key(&self.config.stream);
         let mut conn = self.admin();
         let length = conn.length(&key).await?;
         let mut entries = Vec::new();
