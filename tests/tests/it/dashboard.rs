@@ -200,7 +200,10 @@ fn replay_trim_dead_letters_and_reset() {
     poll(MINUTE, "3 dead letters", || r.xlen::<_, u64>(&dlq_key).unwrap() == 3);
     poll(MINUTE, "both groups to drain", || drained(&mut r, &demo.stream));
 
-    // The plugins panel names the files' versions and counts their calls.
+    // The plugins panel names the files' versions and counts their calls
+    // (a consumer publishes its counters after the step that settled them).
+    let counted = |p: &Value| p.as_array().unwrap().iter().all(|p| p["calls"] == 252);
+    poll(MINUTE, "the plugins panel to count every call", || counted(&demo.ok("GET", "/api/plugins", None)));
     let plugins = demo.ok("GET", "/api/plugins", None);
     for (group, file) in [("notifications", "orders"), ("analytics", "c-orders")] {
         let p = plugins.as_array().unwrap().iter().find(|p| p["group"] == group).unwrap();

@@ -54,9 +54,18 @@ async fn connections_cut_while_a_backlog_drains_lose_no_entry() {
     cfg.settings.reap_interval = std::time::Duration::from_millis(50);
     let run = HostRun::start(cfg);
 
-    // Cut every connection but ours a few times while the backlog lasts.
+    // Cut every connection but ours a few times while the backlog lasts,
+    // once the host consumes (a cut during its start-up fails the start,
+    // which is reported, and is not what this test is about).
+    let limit = std::time::Duration::from_secs(60);
+    let started = std::time::Instant::now();
+    while group_info(&mut conn, &stream, "g").await.is_none() {
+        assert!(started.elapsed() < limit, "the host never created its group");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let mut cuts = 0;
     while cuts < 5 {
+        assert!(started.elapsed() < limit, "the backlog neither drained nor let a connection be cut in {limit:?}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let info = group_info(&mut conn, &stream, "g").await;
         if info.as_ref().is_some_and(|i| i.lag == Some(0)) {
