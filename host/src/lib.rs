@@ -1,8 +1,15 @@
 //! Host for WebAssembly consumer plugins on Redis Streams.
 //!
-//! Data flows one way: Redis ([`streams`]) → [`entry`] → plugin ([`instance`])
-//! → [`verdict`] → ack, dead-letter or leave pending ([`consumer`]). [`run`]
-//! wires it up.
+//! Data flows one way: Redis ([`streams`]) → [`entry`] → plugin ([`wasm`])
+//! → [`verdict`] → ack, dead-letter or leave pending ([`consumer`]).
+//!
+//! The modules are layers, and imports point only down: [`commands`] (one
+//! per command of the binary, fed by [`cli`] through [`config`]) →
+//! [`supervise`] (deployments and the one watch/reload loop) → [`consumer`]
+//! (the consumer-group machinery) → [`wasm`] / [`streams`] → the shared
+//! types ([`settings`], [`handler`], [`entry`], [`verdict`],
+//! [`dead_letter`], [`metrics`]). [`web`] serves `/metrics` and the demo's
+//! dashboard.
 
 pub mod cli;
 mod commands;

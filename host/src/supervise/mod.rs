@@ -1,6 +1,11 @@
 //! Supervision: a deployment (one plugin, the consumers of one group) and
-//! the loop that loads plugins, watches their files and settings, and
-//! reloads or restarts deployments. Uses the consumer, Wasm and Redis layers.
+//! the one loop ([`supervisor`]) that loads plugins ([`reload`]), watches
+//! their files ([`watcher`]) and settings ([`folder`], [`sidecar`]), and
+//! reloads or restarts deployments; `host run`, folder mode and the demo all
+//! run it.
+//!
+//! May use the consumer, Wasm and Redis layers and the shared types; nothing
+//! of `commands`.
 
 pub mod deployment;
 pub mod folder;

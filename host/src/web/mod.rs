@@ -2,6 +2,9 @@
 //! started by `host run --metrics ADDR`, and the server `host demo` runs its
 //! dashboard on (with `/metrics` beside it). Both stop with the process's
 //! shutdown, and both answer only what [`crate::web::guard`] admits.
+//!
+//! May use metrics and the shared types; the routes it serves are handed in
+//! by the commands (the dashboard's are `commands/demo/dashboard.rs`).
 
 pub mod guard;
 
