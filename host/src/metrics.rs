@@ -269,6 +269,7 @@ pub struct CallMetrics {
 
 impl CallMetrics {
     /// Records one call: its verdict and how long it took.
+    #[inline]
     pub fn record(&self, verdict: &Verdict, took: Duration) {
         match verdict {
             Verdict::Ack => &self.ack,

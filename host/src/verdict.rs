@@ -33,6 +33,7 @@ pub enum Verdict {
 impl Verdict {
     /// A plugin that returned more than `max_bytes` of error text broke its
     /// sandbox limit: that is a fault (the text is not kept).
+    #[inline]
     pub fn capped(self, max_bytes: usize) -> Self {
         let returned = match &self {
             Verdict::Retry { reason, .. } | Verdict::Reject { reason } => reason.len(),
@@ -47,11 +48,13 @@ impl Verdict {
     }
 
     /// True when the entry must be acknowledged.
+    #[inline]
     pub fn is_ack(&self) -> bool {
         matches!(self, Verdict::Ack)
     }
 
     /// True when the plugin instance must be dropped and instantiated again.
+    #[inline]
     pub fn poisons_instance(&self) -> bool {
         matches!(self, Verdict::Fault { .. })
     }

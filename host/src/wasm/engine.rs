@@ -82,6 +82,7 @@ impl Engine {
     }
 
     /// Deadline in epoch ticks, rounded up, at least one.
+    #[inline]
     pub(crate) fn ticks(deadline: Duration) -> u64 {
         (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
     }

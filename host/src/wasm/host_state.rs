@@ -68,6 +68,7 @@ impl HostState {
     }
 
     /// Starts a call for `entries` entries that must be over by `deadline`.
+    #[inline]
     pub(crate) fn begin_call(&mut self, deadline: Instant, entries: usize) {
         self.call_deadline = deadline;
         self.log.refill(entries);
@@ -75,6 +76,7 @@ impl HostState {
 
     /// Ends a call (or the start-up): says how much of the plugin's log was
     /// dropped over its budget, if any.
+    #[inline]
     pub(crate) fn end_call(&self) {
         if let Some((records, bytes)) = self.log.take_dropped() {
             tracing::warn!(plugin = %self.tag.name, version = %self.tag.version,

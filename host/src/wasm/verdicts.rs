@@ -10,6 +10,7 @@ use wasmtime::Trap;
 
 impl Verdict {
     /// Maps the two error layers of a `handle` call into one verdict.
+    #[inline]
     pub fn from_call(result: wasmtime::Result<Result<(), WitError>>, deadline: Duration, fuel: Option<u64>) -> Self {
         match result {
             Ok(Ok(())) => Verdict::Ack,
