@@ -24,14 +24,17 @@ impl HandlerSource for Plugin {
 }
 
 impl Handler for Instance {
+    #[inline]
     fn batched(&self) -> bool {
         Instance::batched(self)
     }
 
+    #[inline]
     fn handle(&mut self, entry: &mut Entry) -> Verdict {
         Instance::handle(self, entry)
     }
 
+    #[inline]
     fn handle_batch(&mut self, entries: &mut [Entry]) -> Vec<Verdict> {
         Instance::handle_batch(self, entries)
     }
