@@ -97,10 +97,21 @@ async fn bad_files_keep_the_old_version_serving() {
     let args = ["run", "--plugin", file.to_str().unwrap(), "--stream", &stream, "--group", "g", "--redis", redis_url()];
     let mut host = Host::new(args).logging().start();
     host.wait_log(MINUTE, "the plugin to start", |log| log.iter().any(|l| l.contains("consuming")));
-    let bad: [(&str, Vec<u8>); 3] = [
+    // A batch plugin whose `handle-batch` has the wrong type: refused at
+    // load, like the others (not loaded, then refused by every consumer).
+    let wrong_batch = wat::parse_str(
+        r#"(component
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func $f (canon lift (core func $i "f")))
+            (export "handle-batch" (func $f)))"#,
+    )
+    .unwrap();
+    let bad: [(&str, Vec<u8>); 4] = [
         ("is not a WebAssembly file", b"garbage, not wasm".to_vec()),
         ("is not a valid component", good[..good.len() / 2].to_vec()),
         ("does not implement world", wasm::EMPTY_COMPONENT.to_vec()),
+        ("its `handle-batch` is not", wrong_batch),
     ];
     for (i, (reason, bytes)) in bad.iter().enumerate() {
         install(&file, bytes);
