@@ -52,21 +52,30 @@ PLAYWRIGHT_VERSION     := 1.65.1
 PLAYWRIGHT_MODULES     := $(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)/node_modules
 PLAYWRIGHT             := $(PLAYWRIGHT_MODULES)/playwright-core/package.json
 
-.PHONY: demo test lint bench plugins rust-plugins deps build clean
+.PHONY: demo test lint bench plugins rust-plugins demo-plugins deps demo-deps build install clean
 
-## demo: install what is missing, build, then `host demo` (dashboard on http://127.0.0.1:8788/)
-demo: deps plugins build
-	$${CARGO_TARGET_DIR:-target}/debug/host demo $(DEMO_FLAGS)
+# One line before each long step, saying what it does and how long it takes the
+# first time on this project's machines (2 cores); later runs reuse the builds.
+phase = @printf '\n==> %s\n' $(1)
+
+HOST_BIN := $${CARGO_TARGET_DIR:-target}/debug/host
+
+## demo: install what is missing, build what the demo runs, then `host demo` (dashboard on http://127.0.0.1:8788/)
+demo: demo-deps demo-plugins build
+	$(call phase,"starting the demo (Ctrl-C stops it)")
+	$(HOST_BIN) demo $(DEMO_FLAGS)
 
 ## test: fmt check, clippy (warnings denied), then every test against a real redis-server
 test: deps plugins $(PLAYWRIGHT) lint
 	scripts/install-deps.sh browser
+	$(call phase,"building and running the tests (first time: ~6 min to build; the run takes ~3 min)")
 	PLAYWRIGHT_MODULES="$(PLAYWRIGHT_MODULES)" cargo test --workspace
 
 ## lint: fmt check and clippy (warnings denied) of the host, tools/plugin-build and the Rust guests
 # The guests are linted as they are built: Debian's clippy, for wasm32-wasip2;
 # in the release profile, so it reuses the std and proc-macros `make plugins` built.
 lint: deps
+	$(call phase,"lint: rustfmt and clippy (first time: ~3 min; clippy checks what the build did not)")
 	cargo fmt --all --check
 	cargo fmt --all --check --manifest-path tools/plugin-build/Cargo.toml
 	cargo fmt --all --check --manifest-path plugins/Cargo.toml
@@ -75,24 +84,43 @@ lint: deps
 	cd plugins && $(GUEST_ENV) $(GUEST_CLIPPY) --release $(GUEST_BUILD_STD) --target-dir "$(GUEST_TARGET_DIR)" \
 		--workspace --all-targets -- -D warnings
 
-## bench: release build, then the standard `host bench` set and its table (README "Performance")
+## bench: release build, then the standard `host bench` set and its table (docs/performance.md)
 bench: deps rust-plugins $(DIST)/js-noop.wasm $(DIST)/js-noop-batch.wasm
+	$(call phase,"building the host with optimisations (first time: ~7 min on 2 cores)")
 	cargo build --release -p host
+	$(call phase,"benchmarking (~8 min)")
 	scripts/bench.sh
+
+## install: `host` into ~/.cargo/bin with the demo's plugins built in (works outside this folder)
+install: demo-deps demo-plugins
+	$(call phase,"installing host with the demo plugins built in (first time: ~7 min, an optimised build)")
+	cargo install --locked --path host --features embed-demo-plugins
 
 ## plugins: build every guest into plugins/dist/NAME.wasm (rebuilding only what changed)
 PLUGIN_FILES := $(PY_PLUGINS) $(JS_PLUGINS) $(C_PLUGINS) $(ZIG_PLUGINS)
 plugins: rust-plugins $(PLUGIN_FILES:%=$(DIST)/%.wasm)
 	@ls -l $(DIST)/*.wasm
 
-rust-plugins: deps
-	cd plugins && $(GUEST_ENV) $(GUEST_CARGO) build --release $(GUEST_BUILD_STD) --target-dir "$(GUEST_TARGET_DIR)"
+rust-plugins: demo-deps
+	$(call rust_guests,$(PLUGINS))
+
+# The plugins `host demo` runs: the Rust and the C `orders`.
+demo-plugins: demo-deps $(DIST)/c-orders.wasm
+	$(call rust_guests,orders)
+
+# Builds the Rust guests $(1) into plugins/dist.
+define rust_guests
+	$(call phase,"building Rust plugins: $(1) (first time: ~1 min, it builds the Wasm std)")
+	cd plugins && $(GUEST_ENV) $(GUEST_CARGO) build --release $(GUEST_BUILD_STD) --target-dir "$(GUEST_TARGET_DIR)" \
+		$(foreach p,$(1),-p $(p))
 	@mkdir -p $(DIST)
-	@for p in $(PLUGINS); do install -C -m 644 "$(GUEST_OUT)/$$(echo $$p | tr - _).wasm" "$(DIST)/$$p.wasm"; done
+	@for p in $(1); do install -C -m 644 "$(GUEST_OUT)/$$(echo $$p | tr - _).wasm" "$(DIST)/$$p.wasm"; done
+endef
 
 # A Python plugin is plugins/python-NAME/app.py (class WitWorld), one file; written to a
 # temporary file first so a failed build never leaves half a plugin in dist/.
 $(DIST)/python-%.wasm: plugins/python-%/app.py wit/plugin.wit | $(COMPONENTIZE_PY)
+	$(call phase,"building the Python plugin $* (first time: ~10 s)")
 	@mkdir -p $(DIST)
 	cd plugins/python-$* && $(COMPONENTIZE_PY) -d ../../wit -w consumer componentize app -o "$(CURDIR)/$@.tmp"
 	mv "$@.tmp" "$@"
@@ -101,6 +129,7 @@ $(DIST)/python-%.wasm: plugins/python-%/app.py wit/plugin.wit | $(COMPONENTIZE_P
 # `handle`, or `handleBatch` when NAME ends in -batch: world batch-consumer);
 # `-d http -d fetch-event` keeps wasi:http out of its imports.
 $(DIST)/js-%.wasm: plugins/js-%/handler.js wit/plugin.wit | $(COMPONENTIZE_JS)
+	$(call phase,"building the JavaScript plugin $* (~10 s)")
 	@mkdir -p $(DIST)
 	$(COMPONENTIZE_JS) plugins/js-$*/handler.js --wit wit --world-name $(if $(filter %-batch,$*),batch-consumer,consumer) \
 		-d http -d fetch-event -o "$@.tmp"
@@ -108,7 +137,7 @@ $(DIST)/js-%.wasm: plugins/js-%/handler.js wit/plugin.wit | $(COMPONENTIZE_JS)
 
 # A C plugin is plugins/c-NAME/plugin.c, implementing exports_consumer_handle.
 $(DIST)/c-%.wasm: plugins/c-%/plugin.c $(C_BINDINGS)/consumer.h
-	scripts/install-deps.sh c
+	$(call phase,"building the C plugin $*")
 	@mkdir -p $(DIST)
 	$(CLANG) $(WASI_CFLAGS) -I "$(C_BINDINGS)" -o "$(GUEST_TARGET_DIR)/c-$*.core.wasm" \
 		plugins/c-$*/plugin.c "$(C_BINDINGS)/consumer.c" "$(C_BINDINGS)/consumer_component_type.o"
@@ -118,6 +147,7 @@ $(DIST)/c-%.wasm: plugins/c-%/plugin.c $(C_BINDINGS)/consumer.h
 # A Zig plugin is plugins/zig-NAME/plugin.zig, exporting exports_consumer_handle;
 # it imports the C bindings as the module `consumer`.
 $(DIST)/zig-%.wasm: plugins/zig-%/plugin.zig $(C_BINDINGS)/consumer.zig
+	$(call phase,"building the Zig plugin $* (first time: ~20 s)")
 	@mkdir -p $(DIST)
 	$(ZIG) build-exe $(ZIG_CACHE) -fno-entry -rdynamic -lc -mexec-model=reactor \
 		-femit-bin="$(GUEST_TARGET_DIR)/zig-$*.core.wasm" -target wasm32-wasi -O ReleaseSmall \
@@ -132,19 +162,23 @@ $(C_BINDINGS)/consumer.h: wit/plugin.wit $(PLUGIN_BUILD)
 	@touch "$@"
 
 $(C_BINDINGS)/consumer.zig: $(C_BINDINGS)/consumer.h | $(ZIG_PYTHON)
+	$(call phase,"translating the C bindings for Zig (first time: ~1 min)")
 	$(ZIG) translate-c $(ZIG_CACHE) "$<" -target wasm32-wasi -lc > "$@.tmp"
 	mv "$@.tmp" "$@"
 
 $(ZIG_PYTHON):
+	$(call phase,"installing Zig from PyPI (~10 s)")
 	scripts/install-deps.sh python
 	rm -rf "$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)"
 	python3 -m venv "$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)"
 	"$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)/bin/pip" install -q "ziglang==$(ZIG_VERSION)"
 
 $(PLUGIN_BUILD):
+	$(call phase,"building plugin-build, the C and Zig plugins' build tool (first time: ~40 s)")
 	cargo install --locked --quiet --root "$(TOOLS_DIR)/plugin-build-$(PLUGIN_BUILD_HASH)" --path tools/plugin-build
 
 $(COMPONENTIZE_PY):
+	$(call phase,"installing componentize-py from PyPI (~10 s)")
 	scripts/install-deps.sh python
 	rm -rf "$(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)"
 	python3 -m venv "$(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)"
@@ -159,6 +193,7 @@ define npm_tool
 endef
 
 $(COMPONENTIZE_JS):
+	$(call phase,"installing componentize-js from npm (~15 s)")
 	$(call npm_tool,$(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION),@bytecodealliance/componentize-js@$(COMPONENTIZE_JS_VERSION))
 
 $(PLAYWRIGHT):
@@ -168,7 +203,13 @@ $(PLAYWRIGHT):
 deps:
 	scripts/install-deps.sh redis guest python node c
 
+# What the demo needs: redis-server, the Rust guest toolchain and clang.
+demo-deps:
+	scripts/install-deps.sh redis guest c
+
+## build: the host (debug profile: shared by `make demo` and `make test`)
 build:
+	$(call phase,"building the host (first time: ~3 min on 2 cores)")
 	cargo build -p host
 
 clean:

@@ -96,10 +96,13 @@ pub struct DemoConfig {
     pub claim_idle: Duration,
     /// How often each consumer's reaper claims idle entries by itself.
     pub reap_interval: Duration,
-    /// The `notifications` group's plugin.
-    pub notifications_plugin: PathBuf,
-    /// The `analytics` group's plugin.
-    pub analytics_plugin: PathBuf,
+    /// The `notifications` group's plugin (`None`: `orders.wasm` of the demo's plugins).
+    pub notifications_plugin: Option<PathBuf>,
+    /// The `analytics` group's plugin (`None`: `c-orders.wasm` of the demo's plugins).
+    pub analytics_plugin: Option<PathBuf>,
+    /// Where the demo's plugins are (`None`: `plugins/dist` if it has them,
+    /// else the ones built into this binary, else an error saying what to do).
+    pub plugins_dir: Option<PathBuf>,
     /// Sample orders produced at start.
     pub seed: u32,
 }

@@ -47,12 +47,17 @@ pub(super) struct DemoArgs {
     #[arg(long, value_name = "MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
     reap_interval_ms: u64,
-    /// Plugin of the `notifications` group.
-    #[arg(long, value_name = "FILE", default_value = "plugins/dist/orders.wasm")]
-    notifications_plugin: PathBuf,
-    /// Plugin of the `analytics` group.
-    #[arg(long, value_name = "FILE", default_value = "plugins/dist/c-orders.wasm")]
-    analytics_plugin: PathBuf,
+    /// Folder with the demo's plugins, orders.wasm and c-orders.wasm [default:
+    /// plugins/dist if it has them, else the plugins built into this binary
+    /// (`make install`), written to ~/.local/share/redis-wasm-host/demo-plugins].
+    #[arg(long, value_name = "DIR")]
+    plugins_dir: Option<PathBuf>,
+    /// Plugin of the `notifications` group [default: orders.wasm of the demo's plugins].
+    #[arg(long, value_name = "FILE")]
+    notifications_plugin: Option<PathBuf>,
+    /// Plugin of the `analytics` group [default: c-orders.wasm of the demo's plugins].
+    #[arg(long, value_name = "FILE")]
+    analytics_plugin: Option<PathBuf>,
     /// Sample orders produced at start (one malformed, one with payment pending).
     #[arg(long, value_name = "N", default_value_t = 20)]
     seed: u32,
@@ -78,6 +83,7 @@ impl DemoArgs {
             reap_interval: Duration::from_millis(self.reap_interval_ms),
             notifications_plugin: self.notifications_plugin,
             analytics_plugin: self.analytics_plugin,
+            plugins_dir: self.plugins_dir,
             seed: self.seed,
         }
     }

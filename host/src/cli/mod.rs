@@ -4,7 +4,8 @@
 //! files are), `inspect.rs` those of the commands that look at a stream,
 //! `demo_bench.rs` those of `host demo` and `host bench`.
 //!
-//! May use: `config` (the commands' settings) and `settings`; nothing that runs.
+//! May use: `config` (the commands' settings) and `settings`, and the WIT
+//! package name for `--version`; nothing that runs.
 
 mod demo_bench;
 mod inspect;
@@ -17,8 +18,19 @@ use inspect::{DlqSub, PendingArgs, ProduceArgs, ReplayArgs, StreamArgs, TrimArgs
 use run::RunArgs;
 use std::path::PathBuf;
 
+/// What `host --version` prints after the name: this build's version and the
+/// plugin contract it serves (a plugin built against another package version
+/// is refused at load).
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (plugin contract {}: worlds consumer, batch-consumer)",
+        env!("CARGO_PKG_VERSION"),
+        crate::wasm::bindings::WIT_PACKAGE
+    )
+});
+
 #[derive(Parser, Debug)]
-#[command(name = "host", version, about = "Run WebAssembly consumer plugins on Redis Streams")]
+#[command(name = "host", version = VERSION.as_str(), about = "Run WebAssembly consumer plugins on Redis Streams")]
 struct Cli {
     #[command(subcommand)]
     command: Sub,

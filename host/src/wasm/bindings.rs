@@ -27,6 +27,8 @@ pub use redis_streams::plugin::log::Level;
 pub use redis_streams::plugin::types::Retry;
 pub use redis_streams::plugin::types::{Batch, BatchEntry, Entry as WitEntry, Error as WitError, Field};
 
+/// The WIT package this host serves (`wit/plugin.wit`), as `host --version` names it.
+pub const WIT_PACKAGE: &str = "redis-streams:plugin@0.1.0";
 /// The fully qualified name of the world a plugin targets (one call per entry)…
 pub const WORLD: &str = "redis-streams:plugin/consumer@0.1.0";
 /// …or of the world with one call per batch, for a component that exports
@@ -34,3 +36,17 @@ pub const WORLD: &str = "redis-streams:plugin/consumer@0.1.0";
 pub const BATCH_WORLD: &str = "redis-streams:plugin/batch-consumer@0.1.0";
 /// The export that makes a component a plugin of [`BATCH_WORLD`].
 pub const HANDLE_BATCH: &str = "handle-batch";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_names_match_the_wit_file() {
+        let wit = include_str!("../../../wit/plugin.wit");
+        assert!(wit.contains(&format!("package {WIT_PACKAGE};")), "wit/plugin.wit declares another package");
+        let (package, version) = WIT_PACKAGE.split_once('@').unwrap();
+        assert_eq!(WORLD, format!("{package}/consumer@{version}"));
+        assert_eq!(BATCH_WORLD, format!("{package}/batch-consumer@{version}"));
+    }
+}

@@ -3,12 +3,13 @@
 //! `worker-b`) and group `analytics` (`worker-c`), each group's handler a
 //! plugin whose file is watched and hot-reloaded by a [`Supervisor`]. This
 //! module starts and stops the demo; [`actions`] holds every action its
-//! dashboard offers, [`orders`] the sample orders, [`view`] what the
-//! dashboard shows, and [`dashboard`] only maps HTTP onto these methods.
+//! dashboard offers, [`orders`] the sample orders, [`plugins`] where its
+//! plugins come from, [`view`] what the dashboard shows, and [`dashboard`] only maps HTTP onto these methods.
 
 pub mod actions;
 pub mod dashboard;
 pub mod orders;
+pub mod plugins;
 pub mod view;
 
 use crate::config::{DemoConfig, RunConfig};
@@ -18,7 +19,7 @@ use crate::supervise::supervisor::{Flags, Removed, Supervised, Supervisor};
 use crate::supervise::watcher::Watcher;
 use crate::wasm::engine::Engine;
 use crate::web::guard::{Guard, Token};
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -111,17 +112,11 @@ impl Demo {
         let mut supervisor = Supervisor::new(Engine::new()?, redis.clone(), shutdown, Removed::KeepServing);
         let mut groups = Vec::new();
         for (group, consumers) in GROUPS {
-            let plugin = match group {
-                "notifications" => config.notifications_plugin.clone(),
-                _ => config.analytics_plugin.clone(),
+            let explicit = match group {
+                "notifications" => config.notifications_plugin.as_deref(),
+                _ => config.analytics_plugin.as_deref(),
             };
-            if !plugin.exists() {
-                bail!(
-                    "plugin {} for group {group} not found: build the plugins with `make plugins` \
-                    (or point --{group}-plugin at a .wasm file)",
-                    plugin.display()
-                );
-            }
+            let plugin = plugins::resolve(group, explicit, config.plugins_dir.as_deref())?;
             // As the watcher names it, or a new build of it is never recognised.
             let plugin = crate::supervise::watcher::resolve(&plugin)?;
             let mut run_config = RunConfig::new(url, plugin, &config.stream, group, consumers[0]);
