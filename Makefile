@@ -174,7 +174,7 @@ $(ZIG_PYTHON):
 	"$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)/bin/pip" install -q "ziglang==$(ZIG_VERSION)"
 
 $(PLUGIN_BUILD):
-	$(call phase,"building plugin-build, the C and Zig plugins' build tool (first time: ~40 s)")
+	$(call phase,"building plugin-build, the build tool of C and Zig plugins (first time: ~40 s)")
 	cargo install --locked --quiet --root "$(TOOLS_DIR)/plugin-build-$(PLUGIN_BUILD_HASH)" --path tools/plugin-build
 
 $(COMPONENTIZE_PY):
