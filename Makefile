@@ -56,26 +56,26 @@ PLAYWRIGHT             := $(PLAYWRIGHT_MODULES)/playwright-core/package.json
 
 # One line before each long step, saying what it does and how long it takes the
 # first time on this project's machines (2 cores); later runs reuse the builds.
-phase = @printf '\n==> %s\n' $(1)
+PHASE := @printf '\n==> %s\n'
 
 HOST_BIN := $${CARGO_TARGET_DIR:-target}/debug/host
 
 ## demo: install what is missing, build what the demo runs, then `host demo` (dashboard on http://127.0.0.1:8788/)
 demo: demo-deps demo-plugins build
-	$(call phase,"starting the demo (Ctrl-C stops it)")
+	$(PHASE) "starting the demo (Ctrl-C stops it)"
 	$(HOST_BIN) demo $(DEMO_FLAGS)
 
 ## test: fmt check, clippy (warnings denied), then every test against a real redis-server
 test: deps plugins $(PLAYWRIGHT) lint
 	scripts/install-deps.sh browser
-	$(call phase,"building and running the tests (first time: ~6 min to build; the run takes ~3 min)")
+	$(PHASE) "building and running the tests (first time: ~6 min to build; the run takes ~3 min)"
 	PLAYWRIGHT_MODULES="$(PLAYWRIGHT_MODULES)" cargo test --workspace
 
 ## lint: fmt check and clippy (warnings denied) of the host, tools/plugin-build and the Rust guests
 # The guests are linted as they are built: Debian's clippy, for wasm32-wasip2;
 # in the release profile, so it reuses the std and proc-macros `make plugins` built.
 lint: deps
-	$(call phase,"lint: rustfmt and clippy (first time: ~3 min; clippy checks what the build did not)")
+	$(PHASE) "lint: rustfmt and clippy (first time: ~3 min; clippy checks what the build did not)"
 	cargo fmt --all --check
 	cargo fmt --all --check --manifest-path tools/plugin-build/Cargo.toml
 	cargo fmt --all --check --manifest-path plugins/Cargo.toml
@@ -86,14 +86,14 @@ lint: deps
 
 ## bench: release build, then the standard `host bench` set and its table (docs/performance.md)
 bench: deps rust-plugins $(DIST)/js-noop.wasm $(DIST)/js-noop-batch.wasm
-	$(call phase,"building the host with optimisations (first time: ~7 min on 2 cores)")
+	$(PHASE) "building the host with optimisations (first time: ~7 min on 2 cores)"
 	cargo build --release -p host
-	$(call phase,"benchmarking (~8 min)")
+	$(PHASE) "benchmarking (~8 min)"
 	scripts/bench.sh
 
 ## install: `host` into ~/.cargo/bin with the demo's plugins built in (works outside this folder)
 install: demo-deps demo-plugins
-	$(call phase,"installing host with the demo plugins built in (first time: ~7 min, an optimised build)")
+	$(PHASE) "installing host with the demo plugins built in (first time: ~7 min, an optimised build)"
 	cargo install --locked --path host --features embed-demo-plugins
 
 ## plugins: build every guest into plugins/dist/NAME.wasm (rebuilding only what changed)
@@ -110,7 +110,7 @@ demo-plugins: demo-deps $(DIST)/c-orders.wasm
 
 # Builds the Rust guests $(1) into plugins/dist.
 define rust_guests
-	$(call phase,"building Rust plugins: $(1) (first time: ~1 min, it builds the Wasm std)")
+	$(PHASE) "building Rust plugins: $(1) (first time: ~1 min, it builds the Wasm std)"
 	cd plugins && $(GUEST_ENV) $(GUEST_CARGO) build --release $(GUEST_BUILD_STD) --target-dir "$(GUEST_TARGET_DIR)" \
 		$(foreach p,$(1),-p $(p))
 	@mkdir -p $(DIST)
@@ -120,7 +120,7 @@ endef
 # A Python plugin is plugins/python-NAME/app.py (class WitWorld), one file; written to a
 # temporary file first so a failed build never leaves half a plugin in dist/.
 $(DIST)/python-%.wasm: plugins/python-%/app.py wit/plugin.wit | $(COMPONENTIZE_PY)
-	$(call phase,"building the Python plugin $* (first time: ~10 s)")
+	$(PHASE) "building the Python plugin $* (first time: ~10 s)"
 	@mkdir -p $(DIST)
 	cd plugins/python-$* && $(COMPONENTIZE_PY) -d ../../wit -w consumer componentize app -o "$(CURDIR)/$@.tmp"
 	mv "$@.tmp" "$@"
@@ -129,7 +129,7 @@ $(DIST)/python-%.wasm: plugins/python-%/app.py wit/plugin.wit | $(COMPONENTIZE_P
 # `handle`, or `handleBatch` when NAME ends in -batch: world batch-consumer);
 # `-d http -d fetch-event` keeps wasi:http out of its imports.
 $(DIST)/js-%.wasm: plugins/js-%/handler.js wit/plugin.wit | $(COMPONENTIZE_JS)
-	$(call phase,"building the JavaScript plugin $* (~10 s)")
+	$(PHASE) "building the JavaScript plugin $* (~10 s)"
 	@mkdir -p $(DIST)
 	$(COMPONENTIZE_JS) plugins/js-$*/handler.js --wit wit --world-name $(if $(filter %-batch,$*),batch-consumer,consumer) \
 		-d http -d fetch-event -o "$@.tmp"
@@ -137,7 +137,7 @@ $(DIST)/js-%.wasm: plugins/js-%/handler.js wit/plugin.wit | $(COMPONENTIZE_JS)
 
 # A C plugin is plugins/c-NAME/plugin.c, implementing exports_consumer_handle.
 $(DIST)/c-%.wasm: plugins/c-%/plugin.c $(C_BINDINGS)/consumer.h
-	$(call phase,"building the C plugin $*")
+	$(PHASE) "building the C plugin $*"
 	@mkdir -p $(DIST)
 	$(CLANG) $(WASI_CFLAGS) -I "$(C_BINDINGS)" -o "$(GUEST_TARGET_DIR)/c-$*.core.wasm" \
 		plugins/c-$*/plugin.c "$(C_BINDINGS)/consumer.c" "$(C_BINDINGS)/consumer_component_type.o"
@@ -147,7 +147,7 @@ $(DIST)/c-%.wasm: plugins/c-%/plugin.c $(C_BINDINGS)/consumer.h
 # A Zig plugin is plugins/zig-NAME/plugin.zig, exporting exports_consumer_handle;
 # it imports the C bindings as the module `consumer`.
 $(DIST)/zig-%.wasm: plugins/zig-%/plugin.zig $(C_BINDINGS)/consumer.zig
-	$(call phase,"building the Zig plugin $* (first time: ~20 s)")
+	$(PHASE) "building the Zig plugin $* (first time: ~20 s)"
 	@mkdir -p $(DIST)
 	$(ZIG) build-exe $(ZIG_CACHE) -fno-entry -rdynamic -lc -mexec-model=reactor \
 		-femit-bin="$(GUEST_TARGET_DIR)/zig-$*.core.wasm" -target wasm32-wasi -O ReleaseSmall \
@@ -162,23 +162,23 @@ $(C_BINDINGS)/consumer.h: wit/plugin.wit $(PLUGIN_BUILD)
 	@touch "$@"
 
 $(C_BINDINGS)/consumer.zig: $(C_BINDINGS)/consumer.h | $(ZIG_PYTHON)
-	$(call phase,"translating the C bindings for Zig (first time: ~1 min)")
+	$(PHASE) "translating the C bindings for Zig (first time: ~1 min)"
 	$(ZIG) translate-c $(ZIG_CACHE) "$<" -target wasm32-wasi -lc > "$@.tmp"
 	mv "$@.tmp" "$@"
 
 $(ZIG_PYTHON):
-	$(call phase,"installing Zig from PyPI (~10 s)")
+	$(PHASE) "installing Zig from PyPI (~10 s)"
 	scripts/install-deps.sh python
 	rm -rf "$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)"
 	python3 -m venv "$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)"
 	"$(TOOLS_DIR)/ziglang-$(ZIG_VERSION)/bin/pip" install -q "ziglang==$(ZIG_VERSION)"
 
 $(PLUGIN_BUILD):
-	$(call phase,"building plugin-build, the build tool of C and Zig plugins (first time: ~40 s)")
+	$(PHASE) "building plugin-build, the build tool of C and Zig plugins (first time: ~40 s)"
 	cargo install --locked --quiet --root "$(TOOLS_DIR)/plugin-build-$(PLUGIN_BUILD_HASH)" --path tools/plugin-build
 
 $(COMPONENTIZE_PY):
-	$(call phase,"installing componentize-py from PyPI (~10 s)")
+	$(PHASE) "installing componentize-py from PyPI (~10 s)"
 	scripts/install-deps.sh python
 	rm -rf "$(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)"
 	python3 -m venv "$(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)"
@@ -193,7 +193,7 @@ define npm_tool
 endef
 
 $(COMPONENTIZE_JS):
-	$(call phase,"installing componentize-js from npm (~15 s)")
+	$(PHASE) "installing componentize-js from npm (~15 s)"
 	$(call npm_tool,$(TOOLS_DIR)/componentize-js-$(COMPONENTIZE_JS_VERSION),@bytecodealliance/componentize-js@$(COMPONENTIZE_JS_VERSION))
 
 $(PLAYWRIGHT):
@@ -209,7 +209,7 @@ demo-deps:
 
 ## build: the host (debug profile: shared by `make demo` and `make test`)
 build:
-	$(call phase,"building the host (first time: ~3 min on 2 cores)")
+	$(PHASE) "building the host (first time: ~3 min on 2 cores)"
 	cargo build -p host
 
 clean:
