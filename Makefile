@@ -52,7 +52,7 @@ PLAYWRIGHT_VERSION     := 1.65.1
 PLAYWRIGHT_MODULES     := $(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)/node_modules
 PLAYWRIGHT             := $(PLAYWRIGHT_MODULES)/playwright-core/package.json
 
-.PHONY: demo test lint bench plugins rust-plugins demo-plugins deps demo-deps build install clean
+.PHONY: demo demo-build test lint bench plugins rust-plugins demo-plugins deps demo-deps build install clean
 
 # One line before each long step, saying what it does and how long it takes the
 # first time on this project's machines (2 cores); later runs reuse the builds.
@@ -61,15 +61,22 @@ PHASE := @printf '\n==> %s\n'
 HOST_BIN := $${CARGO_TARGET_DIR:-target}/debug/host
 
 ## demo: install what is missing, build what the demo runs, then `host demo` (dashboard on http://127.0.0.1:8788/)
-demo: demo-deps demo-plugins build
+demo:
+	@$(MAKE) --no-print-directory -j2 demo-build
 	$(PHASE) "starting the demo (Ctrl-C stops it)"
 	$(HOST_BIN) demo $(DEMO_FLAGS)
+
+# Two jobs: the host builds while the guest toolchain installs and the
+# demo's plugins build (the first time, that saves about a minute).
+demo-build: demo-plugins build
 
 ## test: fmt check, clippy (warnings denied), then every test against a real redis-server
 test: deps plugins $(PLAYWRIGHT) lint
 	scripts/install-deps.sh browser
 	$(PHASE) "building and running the tests (first time: ~6 min to build; the run takes ~3 min)"
 	PLAYWRIGHT_MODULES="$(PLAYWRIGHT_MODULES)" cargo test --workspace
+	$(PHASE) "installing host into a temporary folder and using it outside the checkout (first time: ~1 min)"
+	examples/install.sh
 
 ## lint: fmt check and clippy (warnings denied) of the host, tools/plugin-build and the Rust guests
 # The guests are linted as they are built: Debian's clippy, for wasm32-wasip2;
@@ -91,10 +98,11 @@ bench: deps rust-plugins $(DIST)/js-noop.wasm $(DIST)/js-noop-batch.wasm
 	$(PHASE) "benchmarking (~8 min)"
 	scripts/bench.sh
 
-## install: `host` into ~/.cargo/bin with the demo's plugins built in (works outside this folder)
+## install: `host` into ~/.cargo/bin with the demo's plugins built in (works outside this folder);
+## INSTALL_FLAGS adds flags of `cargo install` (e.g. "--root DIR")
 install: demo-deps demo-plugins
 	$(PHASE) "installing host with the demo plugins built in (first time: ~7 min, an optimised build)"
-	cargo install --locked --path host --features embed-demo-plugins
+	cargo install --locked --path host --features embed-demo-plugins $(INSTALL_FLAGS)
 
 ## plugins: build every guest into plugins/dist/NAME.wasm (rebuilding only what changed)
 PLUGIN_FILES := $(PY_PLUGINS) $(JS_PLUGINS) $(C_PLUGINS) $(ZIG_PLUGINS)
@@ -120,7 +128,7 @@ endef
 # A Python plugin is plugins/python-NAME/app.py (class WitWorld), one file; written to a
 # temporary file first so a failed build never leaves half a plugin in dist/.
 $(DIST)/python-%.wasm: plugins/python-%/app.py wit/plugin.wit | $(COMPONENTIZE_PY)
-	$(PHASE) "building the Python plugin $* (first time: ~10 s)"
+	$(PHASE) "building the Python plugin python-$* (first time: ~10 s)"
 	@mkdir -p $(DIST)
 	cd plugins/python-$* && $(COMPONENTIZE_PY) -d ../../wit -w consumer componentize app -o "$(CURDIR)/$@.tmp"
 	mv "$@.tmp" "$@"
@@ -129,7 +137,7 @@ $(DIST)/python-%.wasm: plugins/python-%/app.py wit/plugin.wit | $(COMPONENTIZE_P
 # `handle`, or `handleBatch` when NAME ends in -batch: world batch-consumer);
 # `-d http -d fetch-event` keeps wasi:http out of its imports.
 $(DIST)/js-%.wasm: plugins/js-%/handler.js wit/plugin.wit | $(COMPONENTIZE_JS)
-	$(PHASE) "building the JavaScript plugin $* (~10 s)"
+	$(PHASE) "building the JavaScript plugin js-$* (~10 s)"
 	@mkdir -p $(DIST)
 	$(COMPONENTIZE_JS) plugins/js-$*/handler.js --wit wit --world-name $(if $(filter %-batch,$*),batch-consumer,consumer) \
 		-d http -d fetch-event -o "$@.tmp"
@@ -137,7 +145,7 @@ $(DIST)/js-%.wasm: plugins/js-%/handler.js wit/plugin.wit | $(COMPONENTIZE_JS)
 
 # A C plugin is plugins/c-NAME/plugin.c, implementing exports_consumer_handle.
 $(DIST)/c-%.wasm: plugins/c-%/plugin.c $(C_BINDINGS)/consumer.h
-	$(PHASE) "building the C plugin $*"
+	$(PHASE) "building the C plugin c-$*"
 	@mkdir -p $(DIST)
 	$(CLANG) $(WASI_CFLAGS) -I "$(C_BINDINGS)" -o "$(GUEST_TARGET_DIR)/c-$*.core.wasm" \
 		plugins/c-$*/plugin.c "$(C_BINDINGS)/consumer.c" "$(C_BINDINGS)/consumer_component_type.o"
@@ -147,7 +155,7 @@ $(DIST)/c-%.wasm: plugins/c-%/plugin.c $(C_BINDINGS)/consumer.h
 # A Zig plugin is plugins/zig-NAME/plugin.zig, exporting exports_consumer_handle;
 # it imports the C bindings as the module `consumer`.
 $(DIST)/zig-%.wasm: plugins/zig-%/plugin.zig $(C_BINDINGS)/consumer.zig
-	$(PHASE) "building the Zig plugin $* (first time: ~20 s)"
+	$(PHASE) "building the Zig plugin zig-$* (first time: ~20 s)"
 	@mkdir -p $(DIST)
 	$(ZIG) build-exe $(ZIG_CACHE) -fno-entry -rdynamic -lc -mexec-model=reactor \
 		-femit-bin="$(GUEST_TARGET_DIR)/zig-$*.core.wasm" -target wasm32-wasi -O ReleaseSmall \
@@ -209,7 +217,7 @@ demo-deps:
 
 ## build: the host (debug profile: shared by `make demo` and `make test`)
 build:
-	$(PHASE) "building the host (first time: ~3 min on 2 cores)"
+	$(PHASE) "building the host (first time: ~4 min on 2 cores; Finished says when it is done)"
 	cargo build -p host
 
 clean:

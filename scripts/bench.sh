@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: the standard set of `host bench` runs, one JSON line each
 # (kept in $BENCH_OUT, default target/bench.jsonl), then a table with the
-# ratios the README's "Performance" section reports. Uses $REDIS_URL, else a
+# ratios docs/performance.md reports. Uses $REDIS_URL, else a
 # Redis on 127.0.0.1:6379, else a redis-server that `host bench` starts.
 #
 # The throughput set runs BENCH_ROUNDS times (default 5), interleaved, so

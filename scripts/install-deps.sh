@@ -39,7 +39,7 @@ if [ "$(id -u)" != 0 ]; then
   command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${need[*]}" >&2; exit 1; }
   sudo="sudo"
 fi
-echo "install-deps: installing ${need[*]}"
+printf '\n==> installing Debian packages (first time: ~1 min): %s\n' "${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${need[@]}"

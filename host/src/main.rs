@@ -42,7 +42,7 @@ fn main() -> ExitCode {
 /// touch of each 2 MiB page then zeroes it, or compacts memory first, inside
 /// whichever call allocated: in `host bench --rate 100000` that put p99
 /// produce-to-ack at 17–54 ms against 7 ms without, and peak RSS at ~38 MB
-/// against ~17 (README "Performance"). Redis's own advice is the same.
+/// against ~17 (docs/performance.md). Redis's own advice is the same.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl with PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.

@@ -228,12 +228,17 @@ pub async fn dlq_requeue(config: &RequeueConfig) -> Result<String> {
             return Ok(out);
         };
         let mut start = "-".to_string();
+        let total = conn.length(dlq).await?;
+        let mut progress = crate::commands::progress::Progress::new("dlq requeue --all", Some(total));
+        let mut seen = 0;
         loop {
             let page = conn.range(dlq, &start, &end, Some(100)).await?;
             let Some(last) = page.last() else { break };
             start = format!("({}", last.id);
             for entry in page {
                 requeued += requeue_one(&mut conn, dlq, entry, &mut out).await?;
+                seen += 1;
+                progress.update(seen);
             }
         }
     } else {

@@ -7,5 +7,6 @@ pub mod check;
 pub mod demo;
 pub mod inspect;
 pub mod produce;
+pub mod progress;
 pub mod run;
 pub mod scaffold;

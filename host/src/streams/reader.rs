@@ -8,7 +8,7 @@
 //! as it arrives ([`Resp`]: only array and bulk-string headers, the
 //! few shapes this reply has), and each id, field and value is copied once
 //! into the entry: ~2.0 k instructions per entry, copies included. (redis-protocol's range
-//! decoder, tried first, took ~4.5 k: README "Performance".)
+//! decoder, tried first, took ~4.5 k: docs/performance.md.)
 //!
 //! One command at a time, RESP2, plain TCP or a Unix socket (the URL forms the
 //! rest of the host accepts); AUTH and SELECT from the URL. A reader whose

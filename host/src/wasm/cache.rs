@@ -57,15 +57,23 @@ fn entry_name(engine: &wasmtime::Engine, bytes: &[u8]) -> String {
 
 /// Compiles `bytes`, or loads the compiled form from `dir`. Returns the
 /// component and whether it came from the cache. Cache trouble never fails
-/// a load: it is logged and the plugin is compiled.
-pub fn compile(engine: &wasmtime::Engine, bytes: &[u8], dir: Option<&Path>) -> wasmtime::Result<(Component, bool)> {
+/// a load: it is logged and the plugin is compiled. `compiling` is called
+/// just before the plugin is compiled (not when it comes from the cache).
+pub fn compile(
+    engine: &wasmtime::Engine,
+    bytes: &[u8],
+    dir: Option<&Path>,
+    compiling: impl FnOnce(),
+) -> wasmtime::Result<(Component, bool)> {
     let Some(dir) = dir else {
+        compiling();
         return Ok((Component::new(engine, bytes)?, false));
     };
     let cache = match Cache::open(dir) {
         Ok(cache) => cache,
         Err(error) => {
             tracing::warn!(cache = %dir.display(), "compile cache not used: {error:#}");
+            compiling();
             return Ok((Component::new(engine, bytes)?, false));
         }
     };
@@ -85,6 +93,7 @@ pub fn compile(engine: &wasmtime::Engine, bytes: &[u8], dir: Option<&Path>) -> w
             tracing::warn!(cache = %dir.display(), entry = %name, "cached plugin not used, recompiling: {error:#}")
         }
     }
+    compiling();
     let component = Component::new(engine, bytes)?;
     let stored = component.serialize().map_err(anyhow::Error::from).and_then(|compiled| cache.store(&name, &compiled));
     if let Err(error) = stored {

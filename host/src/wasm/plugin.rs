@@ -36,6 +36,9 @@ pub enum LoadError {
     WrongBatchType(PathBuf, String),
 }
 
+/// A plugin at least this large says so before it is compiled (it takes seconds).
+const LARGE_PLUGIN_BYTES: usize = 2 << 20;
+
 /// A compiled, pre-linked plugin, ready to instantiate.
 #[derive(Clone)]
 pub struct Plugin {
@@ -82,7 +85,15 @@ impl Plugin {
         })?;
         check_header(path, &bytes)?;
         let started = std::time::Instant::now();
-        let (component, from_cache) = crate::wasm::cache::compile(&engine.engine, &bytes, engine.cache_dir.as_deref())
+        let compiling = || {
+            if bytes.len() >= LARGE_PLUGIN_BYTES {
+                tracing::info!(plugin = %path.display(), bytes = bytes.len(),
+                    "compiling a {:.1} MB plugin: a first load takes a few seconds per 10 MB \
+                     (later loads come from the compile cache)", bytes.len() as f64 / 1e6);
+            }
+        };
+        let (component, from_cache) =
+            crate::wasm::cache::compile(&engine.engine, &bytes, engine.cache_dir.as_deref(), compiling)
             .map_err(|e| LoadError::Invalid(path.to_owned(), format!("{e:#}")))?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld(path.to_owned(), format!("{e:#}"));
         let instance_pre = engine.linker.instantiate_pre(&component).map_err(wrong_world)?;

@@ -7,6 +7,7 @@ mod cli;
 mod conformance;
 mod consume;
 mod dashboard;
+mod docs;
 mod faults;
 mod inspection;
 mod metrics;

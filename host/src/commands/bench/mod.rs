@@ -99,6 +99,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     };
 
     if config.production == Production::Backlog {
+        tracing::info!("producing {} entries…", config.entries);
         let started = Instant::now();
         produce(&redis, &stream, config.entries, None).await?;
         tracing::info!(entries = config.entries, "produced the backlog in {} ms", started.elapsed().as_millis());
@@ -152,8 +153,10 @@ async fn consume<S: HandlerSource>(
     shutdown: &CancellationToken,
 ) -> Result<(f64, ConsumerStats)> {
     let mut deployment = Deployment::start_observed(redis, &run.settings, source, shutdown, Some(observer)).await?;
+    let mut progress = crate::commands::progress::Progress::new("bench acked", Some(config.entries));
     loop {
         let acked: u64 = deployment.members().iter().map(|m| m.control.stats().acked).sum();
+        progress.update(acked);
         if acked >= config.entries {
             break;
         }
