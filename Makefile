@@ -52,23 +52,18 @@ PLAYWRIGHT_VERSION     := 1.65.1
 PLAYWRIGHT_MODULES     := $(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)/node_modules
 PLAYWRIGHT             := $(PLAYWRIGHT_MODULES)/playwright-core/package.json
 
-.PHONY: demo demo-build test lint bench plugins rust-plugins demo-plugins deps demo-deps build install clean
+.PHONY: demo test lint bench plugins rust-plugins demo-plugins deps demo-deps build install clean
 
 # One line before each long step, saying what it does and how long it takes the
 # first time on this project's machines (2 cores); later runs reuse the builds.
-PHASE := @printf '\n==> %s\n'
+PHASE = @printf '\n==> [%s] %s\n' "$$(date +%T)"
 
 HOST_BIN := $${CARGO_TARGET_DIR:-target}/debug/host
 
 ## demo: install what is missing, build what the demo runs, then `host demo` (dashboard on http://127.0.0.1:8788/)
-demo:
-	@$(MAKE) --no-print-directory -j2 demo-build
-	$(PHASE) "starting the demo (Ctrl-C stops it)"
+demo: demo-deps demo-plugins build
+	$(PHASE) "starting the demo (Ctrl-C stops it; the first start compiles the Python plugin: ~10 s)"
 	$(HOST_BIN) demo $(DEMO_FLAGS)
-
-# Two jobs: the host builds while the guest toolchain installs and the
-# demo's plugins build (the first time, that saves about a minute).
-demo-build: demo-plugins build
 
 ## test: fmt check, clippy (warnings denied), then every test against a real redis-server
 test: deps plugins $(PLAYWRIGHT) lint
@@ -112,8 +107,8 @@ plugins: rust-plugins $(PLUGIN_FILES:%=$(DIST)/%.wasm)
 rust-plugins: demo-deps
 	$(call rust_guests,$(PLUGINS))
 
-# The plugins `host demo` runs: the Rust and the C `orders`.
-demo-plugins: demo-deps $(DIST)/c-orders.wasm
+# The plugins `host demo` runs: the Rust and the Python `orders`.
+demo-plugins: demo-deps $(DIST)/python-orders.wasm
 	$(call rust_guests,orders)
 
 # Builds the Rust guests $(1) into plugins/dist.
@@ -146,6 +141,7 @@ $(DIST)/js-%.wasm: plugins/js-%/handler.js wit/plugin.wit | $(COMPONENTIZE_JS)
 # A C plugin is plugins/c-NAME/plugin.c, implementing exports_consumer_handle.
 $(DIST)/c-%.wasm: plugins/c-%/plugin.c $(C_BINDINGS)/consumer.h
 	$(PHASE) "building the C plugin c-$*"
+	scripts/install-deps.sh c
 	@mkdir -p $(DIST)
 	$(CLANG) $(WASI_CFLAGS) -I "$(C_BINDINGS)" -o "$(GUEST_TARGET_DIR)/c-$*.core.wasm" \
 		plugins/c-$*/plugin.c "$(C_BINDINGS)/consumer.c" "$(C_BINDINGS)/consumer_component_type.o"
@@ -211,13 +207,13 @@ $(PLAYWRIGHT):
 deps:
 	scripts/install-deps.sh redis guest python node c
 
-# What the demo needs: redis-server, the Rust guest toolchain and clang.
+# What the demo needs: redis-server, the Rust guest toolchain, python3 with venv.
 demo-deps:
-	scripts/install-deps.sh redis guest c
+	scripts/install-deps.sh redis guest python
 
 ## build: the host (debug profile: shared by `make demo` and `make test`)
 build:
-	$(PHASE) "building the host (first time: ~4 min on 2 cores; Finished says when it is done)"
+	$(PHASE) "building the host (first time: ~3.5 min on 2 cores)"
 	cargo build -p host
 
 clean:

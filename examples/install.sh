@@ -42,7 +42,7 @@ redis_flag=()
 pids+=($!)
 for _ in $(seq 300); do grep -q "demo: open http://" demo.log && break; sleep 0.1; done
 url=$(grep -o 'http://[^/ ]*/' demo.log | tail -1) || { cat demo.log >&2; fail "the demo did not start"; }
-for plugin in orders c-orders; do
+for plugin in orders python-orders; do
   [ -f "$HOME/.local/share/redis-wasm-host/demo-plugins/$plugin.wasm" ] || fail "$plugin.wasm was not written out"
 done
 loaded=$(curl -sf "${url}api/plugins" | jq '[.[] | select(.version != null)] | length')

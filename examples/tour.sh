@@ -30,7 +30,7 @@ wait_for() {
 step "1. the demo (make demo), with a copy of its plugins in $work/plugins/dist"
 mkdir -p plugins/dist
 make -s -C "$root" demo-plugins >/dev/null
-cp "$root/plugins/dist/orders.wasm" "$root/plugins/dist/c-orders.wasm" plugins/dist/
+cp "$root/plugins/dist/orders.wasm" "$root/plugins/dist/python-orders.wasm" plugins/dist/
 redis_flag=()
 [ -n "${REDIS_URL:-}" ] && redis_flag=(--redis "$REDIS_URL")
 setsid make -C "$root" demo DEMO_FLAGS="--port 0 --plugins-dir $work/plugins/dist ${redis_flag[*]}" > demo.log 2>&1 &
