@@ -77,6 +77,7 @@ test: deps plugins $(PLAYWRIGHT) lint
 # The guests are linted as they are built: Debian's clippy, for wasm32-wasip2;
 # in the release profile, so it reuses the std and proc-macros `make plugins` built.
 lint: deps
+	scripts/install-deps.sh guest-lint
 	$(PHASE) "lint: rustfmt and clippy (first time: ~3 min; clippy checks what the build did not)"
 	cargo fmt --all --check
 	cargo fmt --all --check --manifest-path tools/plugin-build/Cargo.toml

@@ -3,8 +3,9 @@
 # already there. Usage: scripts/install-deps.sh [redis] [guest]
 #   redis  - redis-server (tests and the demo start their own instances)
 #   guest  - the guest toolchain: Debian's rustc 1.96 with std sources, wasi-libc,
-#            lld (rust-web-llvm brings wasm-component-ld) and clippy, used to build
-#            and lint plugins for wasm32-wasip2 (see plugins/README.md)
+#            lld (rust-web-llvm brings wasm-component-ld), used to build plugins
+#            for wasm32-wasip2 (see plugins/README.md)
+#   guest-lint - Debian's clippy of that toolchain, to lint the Rust plugins
 #   python - a python3 that can make virtual environments (componentize-py is
 #            pip-installed into one by `make plugins`)
 #   node   - node and npm (componentize-js is npm-installed by `make plugins`)
@@ -21,12 +22,13 @@ for what in "${@:-redis guest python node c}"; do
     case "$w" in
       redis) want redis-server ;;
       make) want make ;;
-      guest) for p in rustc-web cargo-web rust-web-src rust-web-llvm rust-web-clippy wasi-libc lld-22; do want "$p"; done ;;
+      guest) for p in rustc-web cargo-web rust-web-src rust-web-llvm wasi-libc lld-22; do want "$p"; done ;;
+      guest-lint) want rust-web-clippy ;;
       python) python3 -c 'import ensurepip, venv' 2>/dev/null || { want python3; want python3-venv; } ;;
       node) command -v npm >/dev/null || { want nodejs; want npm; } ;;
       c) for p in clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc; do want "$p"; done ;;
       browser) want chromium ;;
-      *) echo "install-deps: unknown component '$w' (expected redis, guest, python, node, c, browser or make)" >&2; exit 2 ;;
+      *) echo "install-deps: unknown component '$w' (expected redis, guest, guest-lint, python, node, c, browser or make)" >&2; exit 2 ;;
     esac
   done
 done

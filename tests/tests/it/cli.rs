@@ -164,3 +164,26 @@ async fn json_logs_are_one_object_per_line() {
     assert_eq!(order["fields"]["plugin"], "orders");
     assert_eq!(order["fields"]["version"], version.as_str());
 }
+
+#[test]
+fn version_names_the_plugin_contract() {
+    let out = Host::new(["--version"]).output();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let wit = std::fs::read_to_string(root().join("wit/plugin.wit")).unwrap();
+    let package = wit.lines().find_map(|l| l.strip_prefix("package ")).unwrap().trim_end_matches(';');
+    let manifest = std::fs::read_to_string(root().join("host/Cargo.toml")).unwrap();
+    let version = manifest.lines().find_map(|l| l.strip_prefix("version = ")).unwrap().trim_matches('"');
+    assert!(text.starts_with(&format!("host {version} ")), "{text}");
+    assert!(text.contains(package), "--version does not name {package}: {text}");
+}
+
+#[test]
+fn the_demo_without_its_plugins_says_what_to_do() {
+    // Outside a checkout, in a binary without built-in plugins: a clear error, no panic.
+    let dir = plugin_dir("demo-no-plugins");
+    let out = Host::new(["demo", "--port", "0", "--redis", redis_url()]).dir(&dir).env("HOME", &dir).output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_error(out.status.code().unwrap_or(-1), &stderr, "make demo-plugins");
+    assert!(stderr.contains("--plugins-dir"), "{stderr}");
+}
