@@ -17,7 +17,11 @@ work="${TOUR_DIR:-$(mktemp -d)}"
 mkdir -p "$work"
 cd "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -INT -- "-$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# Each background job is stopped by pid (the demo with its whole group: make and the host).
+cleanup() {
+  for p in "${pids[@]}"; do kill -INT -- "-$p" 2>/dev/null || kill -INT "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
 trap cleanup EXIT
 step() { printf '\ntour: %s\n' "$*"; }
 fail() { echo "tour: FAILED: $*" >&2; exit 1; }

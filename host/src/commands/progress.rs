@@ -40,7 +40,11 @@ impl Progress {
             Some(total) if total > 0 => {
                 let left = total.saturating_sub(done) as f64 / rate.max(1e-9);
                 let left = if left.is_finite() && left < 1e7 { format!(", ~{left:.0} s to go") } else { String::new() };
-                format!("{}: {done} of {total} ({:.0} %, {rate:.0}/s{left})", self.what, done as f64 * 100.0 / total as f64)
+                format!(
+                    "{}: {done} of {total} ({:.0} %, {rate:.0}/s{left})",
+                    self.what,
+                    done as f64 * 100.0 / total as f64
+                )
             }
             _ => format!("{}: {done} ({rate:.0}/s)", self.what),
         }
@@ -54,7 +58,10 @@ mod tests {
     #[test]
     fn a_line_says_how_far_how_fast_and_how_long() {
         let progress = Progress::new("dlq requeue --all", Some(1000));
-        assert_eq!(progress.line(250, Duration::from_secs(5)), "dlq requeue --all: 250 of 1000 (25 %, 50/s, ~15 s to go)");
+        assert_eq!(
+            progress.line(250, Duration::from_secs(5)),
+            "dlq requeue --all: 250 of 1000 (25 %, 50/s, ~15 s to go)"
+        );
         let progress = Progress::new("acked", None);
         assert_eq!(progress.line(300, Duration::from_secs(3)), "acked: 300 (100/s)");
         let progress = Progress::new("acked", Some(10));

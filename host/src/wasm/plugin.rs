@@ -94,7 +94,7 @@ impl Plugin {
         };
         let (component, from_cache) =
             crate::wasm::cache::compile(&engine.engine, &bytes, engine.cache_dir.as_deref(), compiling)
-            .map_err(|e| LoadError::Invalid(path.to_owned(), format!("{e:#}")))?;
+                .map_err(|e| LoadError::Invalid(path.to_owned(), format!("{e:#}")))?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld(path.to_owned(), format!("{e:#}"));
         let instance_pre = engine.linker.instantiate_pre(&component).map_err(wrong_world)?;
         // A component that exports `handle-batch` is a batch plugin (and its

@@ -99,7 +99,8 @@ fn every_documented_command_is_run_by_an_example_script() {
 
 #[test]
 fn the_command_parser_finds_what_it_should() {
-    let text = "```sh\nmake demo   # note\n# comment\nhost run --plugin a \\\n    --stream s\n```\n```text\nhost x\n```\n";
+    let text =
+        "```sh\nmake demo   # note\n# comment\nhost run --plugin a \\\n    --stream s\n```\n```text\nhost x\n```\n";
     assert_eq!(sh_commands(text), ["make demo", "host run --plugin a --stream s"]);
 }
 
