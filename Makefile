@@ -68,7 +68,7 @@ demo: demo-deps demo-plugins build
 ## test: fmt check, clippy (warnings denied), then every test against a real redis-server
 test: deps plugins $(PLAYWRIGHT) lint
 	scripts/install-deps.sh browser
-	$(PHASE) "building and running the tests (first time: ~6 min to build; the run takes ~3 min)"
+	$(PHASE) "building and running the tests (first time: ~3 min to build; the run takes ~3 min)"
 	PLAYWRIGHT_MODULES="$(PLAYWRIGHT_MODULES)" cargo test --workspace
 	$(PHASE) "installing host into a temporary folder and using it outside the checkout (first time: ~1 min)"
 	examples/install.sh
