@@ -97,7 +97,7 @@ bench: deps rust-plugins $(DIST)/js-noop.wasm $(DIST)/js-noop-batch.wasm
 ## install: `host` into ~/.cargo/bin with the demo's plugins built in (works outside this folder);
 ## INSTALL_FLAGS adds flags of `cargo install` (e.g. "--root DIR")
 install: demo-deps demo-plugins
-	$(PHASE) "installing host with the demo plugins built in (first time: ~7 min, an optimised build)"
+	$(PHASE) "installing host with the demo plugins built in (first time: ~6 min, an optimised build)"
 	cargo install --locked --path host --features embed-demo-plugins $(INSTALL_FLAGS)
 
 ## plugins: build every guest into plugins/dist/NAME.wasm (rebuilding only what changed)
