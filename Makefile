@@ -91,7 +91,7 @@ lint: deps
 bench: deps rust-plugins $(DIST)/js-noop.wasm $(DIST)/js-noop-batch.wasm
 	$(PHASE) "building the host with optimisations (first time: ~7 min on 2 cores)"
 	cargo build --release -p host
-	$(PHASE) "benchmarking (~8 min)"
+	$(PHASE) "benchmarking (~6-8 min)"
 	scripts/bench.sh
 
 ## install: `host` into ~/.cargo/bin with the demo's plugins built in (works outside this folder);

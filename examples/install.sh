@@ -26,8 +26,8 @@ flags="${INSTALL_FLAGS---debug --root $work/root}"
 
 (cd "$root" && make install INSTALL_FLAGS="$flags")
 bin="$work/root/bin/host"
-[[ "$flags" == *"--root $work/root"* ]] || bin="$(command -v host)"
-[ -x "$bin" ] || fail "no host binary at $bin"
+[[ "$flags" == *"--root $work/root"* ]] || bin="${CARGO_HOME:-$HOME/.cargo}/bin/host"
+[ -x "$bin" ] || fail "no host binary at $bin (with INSTALL_FLAGS naming another --root, check it there)"
 
 cd "$work"
 export HOME="$work/home" XDG_DATA_HOME=""
@@ -38,16 +38,34 @@ echo "install: $version"
 
 redis_flag=()
 [ -n "${REDIS_URL:-}" ] && redis_flag=(--redis "$REDIS_URL")
-"$bin" demo --port 0 --stream-key "$stream" "${redis_flag[@]}" > demo.log 2>&1 &
-pids+=($!)
-for _ in $(seq 300); do grep -q "demo: open http://" demo.log && break; sleep 0.1; done
-url=$(grep -o 'http://[^/ ]*/' demo.log | tail -1) || { cat demo.log >&2; fail "the demo did not start"; }
+# start_demo LOG ARGS…: starts the installed demo, waits for its address (in $url).
+start_demo() {
+  local log=$1; shift
+  "$bin" demo --port 0 --stream-key "$stream" "${redis_flag[@]}" "$@" > "$log" 2>&1 &
+  local demo=$!
+  pids+=("$demo")
+  # A cold compile cache (HOME is new): the Python plugin compiles first (~11 s in a debug build).
+  for _ in $(seq 1200); do
+    grep -q "demo: open http://" "$log" && break
+    kill -0 "$demo" 2>/dev/null || break
+    sleep 0.1
+  done
+  url=$(grep -o 'http://[^/ ]*/' "$log" | tail -1) || { cat "$log" >&2; fail "the demo did not start"; }
+}
+start_demo demo.log
 for plugin in orders python-orders; do
-  [ -f "$HOME/.local/share/redis-wasm-host/demo-plugins/$plugin.wasm" ] || fail "$plugin.wasm was not written out"
+  ls "$HOME"/.local/share/redis-wasm-host/demo-plugins/*/"$plugin.wasm" >/dev/null 2>&1 \
+    || fail "$plugin.wasm was not written out"
 done
-loaded=$(curl -sf "${url}api/plugins" | jq '[.[] | select(.version != null)] | length')
+loaded=$(python3 -c 'import json, sys, urllib.request
+plugins = json.load(urllib.request.urlopen(sys.argv[1] + "api/plugins", timeout=5))
+print(sum(1 for p in plugins if p["version"]))' "$url")
 [ "$loaded" = 2 ] || fail "the demo serves $loaded of its 2 plugins"
 echo "install: the installed demo serves both built-in plugins at $url"
+kill -INT "${pids[@]}"; wait; pids=()
+start_demo demo-dir.log --plugins-dir "$work/mine"
+[ -f mine/orders.wasm ] && [ -f mine/python-orders.wasm ] || fail "--plugins-dir was not filled with the built-in plugins"
+echo "install: an empty --plugins-dir is filled with the built-in plugins"
 
 "$bin" new --lang c probe >/dev/null
 [ -f probe/Makefile ] && [ -f probe/wit/plugin.wit ] || fail "host new wrote no project"

@@ -49,7 +49,8 @@ pub(super) struct DemoArgs {
     reap_interval_ms: u64,
     /// Folder with the demo's plugins, orders.wasm and python-orders.wasm [default:
     /// plugins/dist if it has them, else the plugins built into this binary
-    /// (`make install`), written to ~/.local/share/redis-wasm-host/demo-plugins].
+    /// (`make install`), written to ~/.local/share/redis-wasm-host/demo-plugins/HASH
+    /// (or into --plugins-dir when they are missing there)].
     #[arg(long, value_name = "DIR")]
     plugins_dir: Option<PathBuf>,
     /// Plugin of the `notifications` group [default: orders.wasm of the demo's plugins].

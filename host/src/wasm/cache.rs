@@ -58,22 +58,23 @@ fn entry_name(engine: &wasmtime::Engine, bytes: &[u8]) -> String {
 /// Compiles `bytes`, or loads the compiled form from `dir`. Returns the
 /// component and whether it came from the cache. Cache trouble never fails
 /// a load: it is logged and the plugin is compiled. `compiling` is called
-/// just before the plugin is compiled (not when it comes from the cache).
+/// just before the plugin is compiled (not when it comes from the cache),
+/// with whether the result will be cached.
 pub fn compile(
     engine: &wasmtime::Engine,
     bytes: &[u8],
     dir: Option<&Path>,
-    compiling: impl FnOnce(),
+    compiling: impl FnOnce(bool),
 ) -> wasmtime::Result<(Component, bool)> {
     let Some(dir) = dir else {
-        compiling();
+        compiling(false);
         return Ok((Component::new(engine, bytes)?, false));
     };
     let cache = match Cache::open(dir) {
         Ok(cache) => cache,
         Err(error) => {
             tracing::warn!(cache = %dir.display(), "compile cache not used: {error:#}");
-            compiling();
+            compiling(false);
             return Ok((Component::new(engine, bytes)?, false));
         }
     };
@@ -93,7 +94,7 @@ pub fn compile(
             tracing::warn!(cache = %dir.display(), entry = %name, "cached plugin not used, recompiling: {error:#}")
         }
     }
-    compiling();
+    compiling(true);
     let component = Component::new(engine, bytes)?;
     let stored = component.serialize().map_err(anyhow::Error::from).and_then(|compiled| cache.store(&name, &compiled));
     if let Err(error) = stored {

@@ -85,11 +85,12 @@ impl Plugin {
         })?;
         check_header(path, &bytes)?;
         let started = std::time::Instant::now();
-        let compiling = || {
+        let compiling = |cached: bool| {
             if bytes.len() >= LARGE_PLUGIN_BYTES {
+                let later = if cached { "later loads come from the compile cache" } else { "no compile cache" };
                 tracing::info!(plugin = %path.display(), bytes = bytes.len(),
-                    "compiling a {:.1} MB plugin: a first load takes a few seconds per 10 MB \
-                     (later loads come from the compile cache)", bytes.len() as f64 / 1e6);
+                    "compiling a {:.1} MB plugin: that takes a few seconds per 10 MB ({later})",
+                    bytes.len() as f64 / 1e6);
             }
         };
         let (component, from_cache) =

@@ -1,7 +1,6 @@
 //! Benchmark plugin of world `batch-consumer`: acks every entry of each batch
 //! without looking at it. `host bench` runs it beside `noop` (one call per
-//! entry) to measure what one call per batch saves (see the README's
-//! "Performance").
+//! entry) to measure what one call per batch saves (see docs/performance.md).
 
 wit_bindgen::generate!({ path: "../../wit", world: "batch-consumer" });
 

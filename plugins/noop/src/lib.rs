@@ -1,6 +1,6 @@
 //! Benchmark plugin: acks every entry without looking at it. `host bench`
 //! runs it against the built-in native handler to measure what a Wasm call
-//! costs (see the README's "Performance").
+//! costs (see docs/performance.md).
 
 wit_bindgen::generate!({ path: "../../wit", world: "consumer" });
 

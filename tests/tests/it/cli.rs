@@ -178,12 +178,19 @@ fn version_names_the_plugin_contract() {
     assert!(text.contains(package), "--version does not name {package}: {text}");
 }
 
-#[test]
-fn the_demo_without_its_plugins_says_what_to_do() {
-    // Outside a checkout, in a binary without built-in plugins: a clear error, no panic.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_without_its_plugins_says_what_to_do() {
+    // Outside a checkout, in a binary without built-in plugins: a clear error,
+    // no panic, and the stream it would have reset is left alone.
+    let mut conn = redis().await;
+    let stream = unique_stream("demo-no-plugins");
+    produce(&mut conn, &stream, &[vec![("keep", b"me".to_vec())]]).await;
     let dir = plugin_dir("demo-no-plugins");
-    let out = Host::new(["demo", "--port", "0", "--redis", redis_url()]).dir(&dir).env("HOME", &dir).output();
+    let args = ["demo", "--port", "0", "--redis", redis_url(), "--stream-key", &stream];
+    let out = Host::new(args).dir(&dir).env("HOME", &dir).output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_error(out.status.code().unwrap_or(-1), &stderr, "make demo-plugins");
     assert!(stderr.contains("--plugins-dir"), "{stderr}");
+    let len: u64 = redis::cmd("XLEN").arg(&stream).query_async(&mut conn).await.unwrap();
+    assert_eq!(len, 1, "the demo reset the stream before finding out its plugins are missing");
 }

@@ -63,10 +63,19 @@ pub struct Demo {
 pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> {
     // The port first: a taken port must fail before the stream is reset.
     let listener = crate::web::bind(config.listen, "the dashboard (--port)").await?;
+    // And the plugins: a missing one must fail before Redis is touched.
+    let mut plugin_files = Vec::new();
+    for (group, _) in GROUPS {
+        let explicit = match group {
+            "notifications" => config.notifications_plugin.as_deref(),
+            _ => config.analytics_plugin.as_deref(),
+        };
+        plugin_files.push(plugins::resolve(group, explicit, config.plugins_dir.as_deref())?);
+    }
     let token = Token::new()?;
     let (url, local) = crate::streams::local::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
     let token_file = config.token_file.clone();
-    let (demo, mut supervisor) = Demo::start(config, &url, &shutdown).await?;
+    let (demo, mut supervisor) = Demo::start(config, &url, &plugin_files, &shutdown).await?;
     let demo = Arc::new(demo);
     let app = dashboard::router(demo.clone(), &token);
     let bound = crate::web::serve_on(listener, app, |bound| Guard::dashboard(bound, token.clone()), shutdown.clone())?;
@@ -80,6 +89,10 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> 
         demo.seed().await?;
         tracing::info!("dashboard on http://{bound}/ (metrics on http://{bound}/metrics)");
         println!("demo: open http://{bound}/ in a browser (Ctrl-C stops the demo)");
+        if local.is_some() {
+            // Other commands find this Redis only if told (they default to 127.0.0.1:6379).
+            println!("demo: for other commands: export REDIS_URL={}", crate::streams::masked::url(&url));
+        }
         println!("demo: scripts send `X-Host-Token: {}` with POST and DELETE calls", token.as_str());
         supervisor.serve(watcher, &mut Flags).await;
         anyhow::Ok(())
@@ -99,7 +112,12 @@ impl Demo {
     /// Connects, resets the stream (unless `--no-reset`), loads both plugins
     /// and starts the consumers; returns the demo and the supervisor of its
     /// two plugins (which reports their reloads to the demo).
-    async fn start(config: DemoConfig, url: &str, shutdown: &CancellationToken) -> Result<(Self, Supervisor)> {
+    async fn start(
+        config: DemoConfig,
+        url: &str,
+        plugin_files: &[std::path::PathBuf],
+        shutdown: &CancellationToken,
+    ) -> Result<(Self, Supervisor)> {
         let redis = Redis::open(url)?;
         let mut admin = redis.connect(Duration::ZERO).await?;
         let dead_letter = crate::settings::dead_letter_key(&config.stream);
@@ -111,14 +129,9 @@ impl Demo {
         }
         let mut supervisor = Supervisor::new(Engine::new()?, redis.clone(), shutdown, Removed::KeepServing);
         let mut groups = Vec::new();
-        for (group, consumers) in GROUPS {
-            let explicit = match group {
-                "notifications" => config.notifications_plugin.as_deref(),
-                _ => config.analytics_plugin.as_deref(),
-            };
-            let plugin = plugins::resolve(group, explicit, config.plugins_dir.as_deref())?;
+        for ((group, consumers), plugin) in GROUPS.into_iter().zip(plugin_files) {
             // As the watcher names it, or a new build of it is never recognised.
-            let plugin = crate::supervise::watcher::resolve(&plugin)?;
+            let plugin = crate::supervise::watcher::resolve(plugin)?;
             let mut run_config = RunConfig::new(url, plugin, &config.stream, group, consumers[0]);
             run_config.settings.consumers = consumers.iter().map(|c| c.to_string()).collect();
             run_config.settings.min_idle = config.claim_idle;

@@ -1,7 +1,9 @@
 //! Where `host demo` finds its two plugins: the flags that name them, else
 //! `--plugins-dir`, else `plugins/dist` (a checkout after `make demo`), else
 //! the copies built into this binary (`make install`), written once to a
-//! folder of the user's where they are watched like any other plugin file.
+//! folder of the user's (one per build of them:
+//! `~/.local/share/redis-wasm-host/demo-plugins/HASH`) where they are
+//! watched like any other plugin file.
 
 use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};
@@ -28,18 +30,20 @@ pub fn resolve(group: &str, explicit: Option<&Path>, plugins_dir: Option<&Path>)
         return exists(file, group, "--{group}-plugin");
     }
     let (_, name) = FILES.iter().find(|(g, _)| *g == group).context("not a demo group")?;
+    let index = FILES.iter().position(|(g, _)| *g == group).expect("found above");
     if let Some(dir) = plugins_dir {
-        return exists(&dir.join(name), group, "--plugins-dir");
+        // A binary with the plugins built in fills a folder that lacks them.
+        return match EMBEDDED {
+            Some(embedded) if !dir.join(name).exists() => unpack(dir, name, embedded[index]),
+            _ => exists(&dir.join(name), group, "--plugins-dir"),
+        };
     }
     let checkout = Path::new(CHECKOUT_DIST).join(name);
     if checkout.exists() {
         return Ok(checkout);
     }
     match (EMBEDDED, data_dir()) {
-        (Some(embedded), Some(dir)) => {
-            let index = FILES.iter().position(|(g, _)| *g == group).expect("found above");
-            unpack(&dir, name, embedded[index])
-        }
+        (Some(embedded), Some(dir)) => unpack(&dir.join(build_id(&embedded)), name, embedded[index]),
         (Some(_), None) => bail!(
             "no folder for the demo's plugins: neither XDG_DATA_HOME nor HOME is set; \
              pass --plugins-dir DIR (any folder of yours: the plugins are written there)"
@@ -74,6 +78,18 @@ fn data_dir() -> Option<PathBuf> {
     Some(base.join("redis-wasm-host").join("demo-plugins"))
 }
 
+/// The folder name of one build's plugins: the first 12 hex digits of the
+/// SHA-256 of their bytes, so a newer `host` never serves an older one's.
+fn build_id(embedded: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for bytes in embedded {
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    }
+    hash.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Writes `bytes` to `dir/name` unless a file is there already (it may be
 /// the user's own new version, dropped there to see it reload), and returns it.
 fn unpack(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
@@ -100,6 +116,14 @@ mod tests {
         let error = resolve("notifications", None, Some(Path::new("/nonexistent"))).unwrap_err();
         assert!(error.to_string().contains("/nonexistent/orders.wasm"), "{error}");
         assert!(error.to_string().contains("--plugins-dir"), "{error}");
+    }
+
+    #[test]
+    fn each_build_of_the_plugins_has_its_own_folder() {
+        assert_eq!(build_id(&[b"a", b"b"]), build_id(&[b"a", b"b"]));
+        assert_ne!(build_id(&[b"a", b"b"]), build_id(&[b"a", b"c"]));
+        assert_ne!(build_id(&[b"ab", b""]), build_id(&[b"a", b"b"]));
+        assert_eq!(build_id(&[b"a"]).len(), 12);
     }
 
     #[test]
