@@ -4,7 +4,8 @@
 //! plugin whose file is watched and hot-reloaded by a [`Supervisor`]. This
 //! module starts and stops the demo; [`actions`] holds every action its
 //! dashboard offers, [`orders`] the sample orders, [`plugins`] where its
-//! plugins come from, [`view`] what the dashboard shows, and [`dashboard`] only maps HTTP onto these methods.
+//! plugins come from, [`view`] what the dashboard shows, and [`dashboard`]
+//! only maps HTTP onto these methods.
 
 pub mod actions;
 pub mod dashboard;

@@ -27,10 +27,10 @@ const EMBEDDED: Option<[&[u8]; 2]> = None;
 /// the demo's plugin folder (see the module docs).
 pub fn resolve(group: &str, explicit: Option<&Path>, plugins_dir: Option<&Path>) -> Result<PathBuf> {
     if let Some(file) = explicit {
-        return exists(file, group, "--{group}-plugin");
+        return exists(file, group, &format!("--{group}-plugin"));
     }
-    let (_, name) = FILES.iter().find(|(g, _)| *g == group).context("not a demo group")?;
-    let index = FILES.iter().position(|(g, _)| *g == group).expect("found above");
+    let index = FILES.iter().position(|(g, _)| *g == group).context("not a demo group")?;
+    let name = FILES[index].1;
     if let Some(dir) = plugins_dir {
         // A binary with the plugins built in fills a folder that lacks them.
         return match EMBEDDED {
@@ -59,7 +59,6 @@ pub fn resolve(group: &str, explicit: Option<&Path>, plugins_dir: Option<&Path>)
 
 fn exists(file: &Path, group: &str, flag: &str) -> Result<PathBuf> {
     if !file.exists() {
-        let flag = flag.replace("{group}", group);
         bail!(
             "plugin {} for group {group} not found (given by {flag}): build the plugins with \
              `make demo-plugins`, or point {flag} elsewhere",
