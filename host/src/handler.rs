@@ -4,6 +4,7 @@
 //! entry is delivered ([`Delivery`]) and a version's identity
 //! ([`PluginTag`]). Shared by the Wasm layer, metrics and the consumer.
 
+use crate::effects::{Effects, StateStore};
 use crate::entry::Entry;
 use crate::settings::Limits;
 use crate::verdict::Verdict;
@@ -23,6 +24,8 @@ pub struct PluginTag {
 /// Where an entry is delivered: fixed for the life of a consumer.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// Where the plugin's `state` calls go (none: no Redis, e.g. `host check`).
+    pub state: Option<Arc<dyn StateStore>>,
     /// Stream key.
     pub stream: String,
     /// Consumer group.
@@ -43,6 +46,11 @@ pub trait Handler: Send + 'static {
     fn handle_batch(&mut self, entries: &mut [Entry]) -> Vec<Verdict>;
     /// The version it runs.
     fn tag(&self) -> &Arc<PluginTag>;
+    /// The effects of the entries handled ok since last asked (see
+    /// `effects.rs`); those of other verdicts were dropped.
+    fn take_effects(&mut self) -> Effects {
+        Effects::default()
+    }
 }
 
 /// One version of a handler, which each consumer instantiates for itself

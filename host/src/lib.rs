@@ -16,6 +16,7 @@ mod commands;
 pub mod config;
 mod consumer;
 mod dead_letter;
+mod effects;
 mod entry;
 mod handler;
 pub mod logging;

@@ -55,6 +55,22 @@ struct DeadLetterLabels {
     reason: &'static str,
 }
 
+/// [`GroupLabels`] plus a kind (of effect, or of refusal).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupKindLabels {
+    stream: String,
+    group: String,
+    kind: &'static str,
+}
+
+/// A plugin's call denied by its grants.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeniedLabels {
+    plugin: String,
+    version: String,
+    call: &'static str,
+}
+
 /// A plugin file's (re)load.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoadLabels {
@@ -79,6 +95,9 @@ pub struct Metrics {
     acked: Family<GroupLabels, Counter>,
     dead_lettered: Family<DeadLetterLabels, Counter>,
     claimed: Family<GroupLabels, Counter>,
+    effects: Family<GroupKindLabels, Counter>,
+    refused: Family<GroupKindLabels, Counter>,
+    denied: Family<DeniedLabels, Counter>,
     loads: Family<LoadLabels, Counter>,
     serving: Family<PluginLabels, Gauge>,
     lag: Family<GroupLabels, Gauge>,
@@ -108,6 +127,9 @@ impl Metrics {
             acked: Family::default(),
             dead_lettered: Family::default(),
             claimed: Family::default(),
+            effects: Family::default(),
+            refused: Family::default(),
+            denied: Family::default(),
             loads: Family::default(),
             serving: Family::default(),
             lag: Family::default(),
@@ -133,6 +155,22 @@ impl Metrics {
             m.dead_lettered.clone(),
         );
         registry.register("reaper_claimed", "Idle pending entries claimed by reapers (XAUTOCLAIM)", m.claimed.clone());
+        registry.register(
+            "effects_committed",
+            "Plugin effects applied with their entry's ack, by kind (emit, incr, set, del)",
+            m.effects.clone(),
+        );
+        registry.register(
+            "effect_commits_refused",
+            "Entries whose effects were not committed, by kind: not_owner (a peer owns the entry now; nothing \
+             applied) or error (an effect could not be applied, e.g. WRONGTYPE; nothing applied, entry pending)",
+            m.refused.clone(),
+        );
+        registry.register(
+            "grants_denied",
+            "Plugin effects and state calls refused because the key or stream is not granted, by call",
+            m.denied.clone(),
+        );
         registry.register("plugin_loads", "Plugin file loads and reloads, by result (ok, failed)", m.loads.clone());
         registry.register("plugin_serving", "1 for each plugin version in service", m.serving.clone());
         registry.register("group_lag", "Entries not yet delivered to the group (XINFO GROUPS)", m.lag.clone());
@@ -224,6 +262,24 @@ impl Metrics {
     /// `n` idle entries claimed by a reaper of `stream`/`group`.
     pub fn claimed(&self, stream: &str, group: &str, n: u64) {
         self.claimed.get_or_create(&GroupLabels { stream: stream.to_owned(), group: group.to_owned() }).inc_by(n);
+    }
+
+    /// `n` effects of `kind` committed on `stream`/`group`.
+    pub fn effects_committed(&self, stream: &str, group: &str, kind: &'static str, n: u64) {
+        let labels = GroupKindLabels { stream: stream.to_owned(), group: group.to_owned(), kind };
+        self.effects.get_or_create(&labels).inc_by(n);
+    }
+
+    /// One entry's commit refused on `stream`/`group`: `not_owner` or `error`.
+    pub fn commit_refused(&self, stream: &str, group: &str, kind: &'static str) {
+        let labels = GroupKindLabels { stream: stream.to_owned(), group: group.to_owned(), kind };
+        self.refused.get_or_create(&labels).inc();
+    }
+
+    /// A `call` of plugin `tag` denied by its grants.
+    pub fn denied(&self, tag: &PluginTag, call: &'static str) {
+        let labels = DeniedLabels { plugin: tag.name.clone(), version: tag.version.clone(), call };
+        self.denied.get_or_create(&labels).inc();
     }
 
     /// One entry dead-lettered while `tag` served `stream`/`group`.

@@ -102,6 +102,11 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     /// Values the plugin reads through the `config` import.
     pub config: std::collections::BTreeMap<String, String>,
+    /// Keys the `effects` and `state` imports may touch: patterns where `*`
+    /// matches any run of characters.
+    pub keys: Vec<String>,
+    /// Streams `effects.emit` may append to (patterns, as `keys`).
+    pub streams: Vec<String>,
 }
 
 /// Limits and grants applied to every instance of a plugin (enforced by

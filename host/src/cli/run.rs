@@ -22,7 +22,7 @@ pub(super) struct RunArgs {
         "stream", "group", "consumer", "consumers", "count", "block_ms", "start_id", "call_deadline_ms",
         "min_idle_ms", "reap_interval_ms", "max_deliveries", "max_retry_delay_ms", "dead_letter", "handover",
         "max_memory_mb",
-        "max_return_bytes", "max_fuel",
+        "max_return_bytes", "max_fuel", "grant_key", "grant_stream",
     ])]
     plugins: Option<PathBuf>,
     /// Host settings for folder mode [default: DIR/host.toml].
@@ -83,6 +83,13 @@ pub(super) struct RunArgs {
     /// which costs it ~10-30 % speed [default: not metered].
     #[arg(long, value_name = "UNITS")]
     max_fuel: Option<u64>,
+    /// A key (or pattern, `*` matching anything) the plugin's effects and
+    /// state calls may touch; repeat for more [default: none].
+    #[arg(long, value_name = "PATTERN")]
+    grant_key: Vec<String>,
+    /// A stream (or pattern) the plugin's effects may append to; repeatable [default: none].
+    #[arg(long, value_name = "PATTERN")]
+    grant_stream: Vec<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
@@ -119,6 +126,11 @@ impl RunArgs {
                 max_memory_bytes: settings::mib(self.max_memory_mb),
                 max_return_bytes: self.max_return_bytes,
                 max_fuel: self.max_fuel,
+                grants: std::sync::Arc::new(settings::Grants {
+                    keys: self.grant_key,
+                    streams: self.grant_stream,
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
             ..GroupSettings::new(&stream, &group, Vec::new())

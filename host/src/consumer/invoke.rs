@@ -8,6 +8,7 @@ use super::read_ahead::Ahead;
 use super::{Consumer, GroupSettings};
 use crate::consumer::lease::refresh_every;
 use crate::dead_letter::Reason;
+use crate::effects::Effects;
 use crate::entry::Entry;
 use crate::handler::{Delivery, Handler, HandlerSource};
 use crate::streams::DeadLetterMode;
@@ -25,7 +26,7 @@ impl<S: HandlerSource> Consumer<S> {
         &mut self,
         entries: Vec<Entry>,
         shutdown: CancellationToken,
-    ) -> Result<Vec<(Entry, Verdict)>> {
+    ) -> Result<(Vec<(Entry, Verdict)>, Effects)> {
         let in_hand: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         let mut instance = self.instance.take().context("plugin instance lost by an earlier failure")?;
         let mut plugin = self.plugin.clone();
@@ -33,6 +34,7 @@ impl<S: HandlerSource> Consumer<S> {
         let worker = tokio::task::spawn_blocking(move || {
             let mut outcomes = Vec::with_capacity(entries.len());
             let mut rest = Vec::new();
+            let mut effects = Effects::default();
             if plugin.has_changed().unwrap_or(false) {
                 let next = plugin.borrow_and_update().clone();
                 switch(&mut instance, &*next, &delivery, &settings);
@@ -42,7 +44,8 @@ impl<S: HandlerSource> Consumer<S> {
                 let mut entries = entries;
                 let verdicts = instance.handle_batch(&mut entries);
                 outcomes.extend(entries.into_iter().zip(verdicts));
-                return (instance, plugin, outcomes, rest);
+                effects.append(instance.take_effects());
+                return (instance, plugin, outcomes, rest, effects);
             }
             let mut entries = entries.into_iter();
             for mut entry in entries.by_ref() {
@@ -57,9 +60,11 @@ impl<S: HandlerSource> Consumer<S> {
                 }
                 let verdict = instance.handle(&mut entry);
                 outcomes.push((entry, verdict));
+                // Taken after each call: a reload drops the instance that kept them.
+                effects.append(instance.take_effects());
             }
             rest.extend(entries);
-            (instance, plugin, outcomes, rest)
+            (instance, plugin, outcomes, rest, effects)
         });
         tokio::pin!(worker);
         let every = refresh_every(self.settings.min_idle);
@@ -88,11 +93,11 @@ impl<S: HandlerSource> Consumer<S> {
             }
         };
         self.read_ahead = ahead;
-        let (instance, plugin, outcomes, rest) = outcome?;
+        let (instance, plugin, outcomes, rest, effects) = outcome?;
         self.instance = Some(instance);
         self.plugin = plugin;
         self.abandoned(rest).await;
-        Ok(outcomes)
+        Ok((outcomes, effects))
     }
 
     /// Entries handed out but not handled (shutdown came first) stay

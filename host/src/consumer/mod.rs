@@ -14,11 +14,13 @@
 //! Where things happen: the step loop here; `read_ahead.rs` (the next batch
 //! read during a backlog), `invoke.rs` (plugin calls, leases kept fresh),
 //! `settle.rs` (verdict → ack, retry, dead letter), `acks.rs` (XACK),
+//! `commit.rs` (effects applied with their acks),
 //! `reaper.rs` (start-up drain, XAUTOCLAIM), `lease.rs` and `name_lease.rs`,
 //! `leaving.rs` and `handover.rs` (the end of a run), `control.rs` (view and
 //! drills), `stats.rs`.
 
 mod acks;
+mod commit;
 pub mod control;
 pub mod handover;
 mod invoke;
@@ -158,7 +160,12 @@ impl<S: HandlerSource> Consumer<S> {
         observer: Option<Arc<dyn AckObserver>>,
     ) -> Result<Self> {
         let delivery =
-            Delivery { stream: settings.stream.clone(), group: settings.group.clone(), consumer: name.clone() };
+            Delivery {
+                stream: settings.stream.clone(),
+                group: settings.group.clone(),
+                consumer: name.clone(),
+                state: Some(redis.state()),
+            };
         let current = plugin.borrow_and_update().clone();
         let instance = current.instantiate(&delivery, settings.call_deadline, &settings.limits)?;
         let now = Instant::now();
@@ -357,8 +364,8 @@ impl<S: HandlerSource> Consumer<S> {
             self.dead_letter(&entry.id, fields, count, Reason::MaxDeliveries, &error, DeadLetterMode::Settle).await;
         }
         if !fresh.is_empty() {
-            let outcomes = self.invoke(fresh, shutdown.clone()).await.map_err(StepError::Fatal)?;
-            self.settle(outcomes).await;
+            let (outcomes, effects) = self.invoke(fresh, shutdown.clone()).await.map_err(StepError::Fatal)?;
+            self.settle(outcomes, effects).await;
         }
         Ok(())
     }

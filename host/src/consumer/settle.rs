@@ -10,6 +10,7 @@
 
 use super::{Consumer, MAX_REMEMBERED_ERRORS};
 use crate::dead_letter::{self, Origin, Reason};
+use crate::effects::Effects;
 use crate::entry::Entry;
 use crate::handler::{Handler, HandlerSource};
 use crate::streams::{DeadLetterMode, DeadLettered};
@@ -97,9 +98,10 @@ impl<S: HandlerSource> Consumer<S> {
     /// Acts on each verdict: acks (queued for one XACK, sent with the next
     /// read), dead letters, and retries left pending (held back when their
     /// delay needs it).
-    pub(super) async fn settle(&mut self, outcomes: Vec<(Entry, Verdict)>) {
+    pub(super) async fn settle(&mut self, outcomes: Vec<(Entry, Verdict)>, mut effects: Effects) {
         let (stream, group) = (self.settings.stream.clone(), self.settings.group.clone());
         let mut left = Vec::new();
+        let mut commits = Vec::new();
         for (entry, verdict) in outcomes {
             self.stats.handled += 1;
             match &verdict {
@@ -122,6 +124,11 @@ impl<S: HandlerSource> Consumer<S> {
             }
             match decide(verdict, entry.delivery_count, self.settings.max_deliveries) {
                 Action::Ack => {
+                    if let Some(effects) = effects.take(&entry.id) {
+                        // Acked by the commit of its effects, below.
+                        commits.push((entry, effects));
+                        continue;
+                    }
                     self.forget(&entry.id);
                     if let Some(observer) = &self.observer {
                         self.unacked_stamps.push(observer.stamp(&entry));
@@ -141,6 +148,7 @@ impl<S: HandlerSource> Consumer<S> {
                 }
             }
         }
+        self.commit(commits).await;
         self.leave_pending(left).await;
     }
 

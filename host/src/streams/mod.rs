@@ -6,7 +6,9 @@
 //! - `group.rs`: a consumer's commands on its group (read, claim, ack,
 //!   ensure the group), what `consumer/` and `supervise/` use;
 //! - `scripts.rs`: the multi-key writes as Lua scripts (leases, handover,
-//!   dead letters, requeue);
+//!   dead letters, requeue); `commit.rs`: plugin effects committed with
+//!   their acks (fenced, checked before written);
+//! - `state.rs`: the plugins' immediate reads (`state` import), blocking;
 //! - `admin.rs`: inspection and repair (info, listings, ranges, trim, reset,
 //!   appends), what `commands/` (inspect, demo, bench, produce) use;
 //! - `reader.rs` with `resp.rs`: the consumers' hot read, parsed by hand;
@@ -14,10 +16,11 @@
 //! - `masked.rs` (URLs without passwords), `local.rs` (a redis-server of
 //!   our own for `demo` and `bench`).
 //!
-//! May use the shared types only (`entry`): nothing of `config`, `consumer`,
+//! May use the shared types only (`entry`, `effects`): nothing of `config`, `consumer`,
 //! `commands` or `wasm`. Dead-letter records arrive as field/value pairs.
 
 mod admin;
+mod commit;
 mod group;
 pub mod local;
 pub mod masked;
@@ -25,11 +28,13 @@ mod reader;
 mod reply;
 mod resp;
 mod scripts;
+mod state;
 
 pub use admin::Trim;
 pub use group::{is_missing_group, is_transient};
 pub use reader::Reader;
 pub use reply::{Batch, ConsumerInfo, GroupInfo, PendingEntry, StreamInfo};
+pub use commit::Committed;
 pub use scripts::{DeadLetterMode, DeadLettered, Deleted};
 
 use anyhow::{Context, Result, anyhow};
@@ -86,6 +91,12 @@ impl Redis {
             anyhow!("cannot reach Redis at {}: {e} (is redis-server running? set --redis or REDIS_URL)", self.shown_url)
         })?;
         Ok(Connection { conn })
+    }
+
+    /// What plugins' `state` calls read and record through: blocking
+    /// connections, opened when first needed.
+    pub fn state(&self) -> std::sync::Arc<dyn crate::effects::StateStore> {
+        std::sync::Arc::new(state::RedisState::new(self.client.clone(), self.shown_url.clone()))
     }
 
     /// Opens a connection for a consumer's reads of new entries (the hot

@@ -56,6 +56,12 @@ pub struct GrantCeiling {
     /// Environment variables that may be passed through.
     #[serde(default)]
     pub env: Vec<String>,
+    /// Key patterns that granted keys must fall within (`*` matches anything).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Stream patterns that granted streams must fall within.
+    #[serde(default)]
+    pub streams: Vec<String>,
 }
 
 impl GrantCeiling {
@@ -69,8 +75,17 @@ impl GrantCeiling {
                 return Some(format!("directory {} (the ceiling allows {})", dir.display(), list(&self.dirs)));
             }
         }
-        let env = grants.env.iter().find(|(name, _)| !self.env.contains(name));
-        env.map(|(name, _)| format!("environment variable {name} (the ceiling allows {})", list(&self.env)))
+        if let Some((name, _)) = grants.env.iter().find(|(name, _)| !self.env.contains(name)) {
+            return Some(format!("environment variable {name} (the ceiling allows {})", list(&self.env)));
+        }
+        // A granted pattern, read as plain text, must match a ceiling pattern:
+        // then every name it matches does too (its `*`s fall inside the ceiling's).
+        let within = |ceiling: &[String], granted: &String| ceiling.iter().any(|c| crate::effects::glob(c, granted));
+        if let Some(key) = grants.keys.iter().find(|k| !within(&self.keys, k)) {
+            return Some(format!("key {key:?} (the ceiling allows {})", list(&self.keys)));
+        }
+        let stream = grants.streams.iter().find(|s| !within(&self.streams, s));
+        stream.map(|s| format!("stream {s:?} (the ceiling allows {})", list(&self.streams)))
     }
 }
 
@@ -159,6 +174,12 @@ pub struct GrantSettings {
     /// Values for the `config` import.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Keys (patterns, `*` matching anything) the `effects` and `state` imports may touch.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Streams (patterns) `effects.emit` may append to.
+    #[serde(default)]
+    pub streams: Vec<String>,
 }
 
 impl PluginSettings {
@@ -225,8 +246,14 @@ impl PluginSettings {
             }
         }
         let env = self.grant.env.iter().filter_map(|n| Some((n.clone(), std::env::var(n).ok()?))).collect();
-        settings.limits.grants =
-            std::sync::Arc::new(Grants { dirs: self.grant.dirs.clone(), env, config: self.grant.config.clone() });
+        let g = &self.grant;
+        settings.limits.grants = std::sync::Arc::new(Grants {
+            dirs: g.dirs.clone(),
+            env,
+            config: g.config.clone(),
+            keys: g.keys.clone(),
+            streams: g.streams.clone(),
+        });
         Ok(settings)
     }
 }
@@ -317,16 +344,30 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("host-ceiling-unit-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("allowed/sub")).unwrap();
         std::os::unix::fs::symlink("/etc", dir.join("allowed/escape")).unwrap();
-        let ceiling = GrantCeiling { dirs: vec![dir.join("allowed")], env: vec!["TZ".into()] };
+        let ceiling = GrantCeiling {
+            dirs: vec![dir.join("allowed")],
+            env: vec!["TZ".into()],
+            keys: vec!["orders:*".into()],
+            streams: vec!["orders:paid".into()],
+        };
         let grants = |dirs: &[&str], env: &[&str]| Grants {
             dirs: dirs.iter().map(|d| dir.join(d)).collect(),
             env: env.iter().map(|n| (n.to_string(), String::new())).collect(),
-            config: Default::default(),
+            ..Default::default()
         };
         assert_eq!(ceiling.exceeded_by(&grants(&["allowed", "allowed/sub"], &["TZ"])), None);
         assert!(ceiling.exceeded_by(&grants(&["."], &[])).unwrap().starts_with("directory"));
         assert!(ceiling.exceeded_by(&grants(&["allowed/escape"], &[])).is_some(), "a link leads out");
         assert!(ceiling.exceeded_by(&grants(&[], &["HOME"])).unwrap().contains("HOME"));
+        let keys = |keys: &[&str], streams: &[&str]| Grants {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            streams: streams.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        assert_eq!(ceiling.exceeded_by(&keys(&["orders:totals", "orders:x*"], &["orders:paid"])), None);
+        assert!(ceiling.exceeded_by(&keys(&["ord*"], &[])).unwrap().starts_with("key \"ord*\""));
+        assert!(ceiling.exceeded_by(&keys(&["*"], &[])).is_some());
+        assert!(ceiling.exceeded_by(&keys(&[], &["orders:*"])).unwrap().starts_with("stream"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

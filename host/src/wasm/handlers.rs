@@ -42,4 +42,9 @@ impl Handler for Instance {
     fn tag(&self) -> &Arc<PluginTag> {
         Instance::tag(self)
     }
+
+    #[inline]
+    fn take_effects(&mut self) -> crate::effects::Effects {
+        std::mem::take(&mut self.kept)
+    }
 }

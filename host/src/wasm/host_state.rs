@@ -2,8 +2,11 @@
 //! grants) and everything a plugin says: the `log` import and its
 //! stdout/stderr, all routed into the host log tagged with the plugin, one
 //! safe line per record, within a budget per call ([`crate::wasm::log_budget`]).
+//! The `effects` and `state` imports are in `redis_imports.rs`.
 
+use crate::effects::StateStore;
 use crate::wasm::bindings::{Level, redis_streams};
+use crate::wasm::recorder::Recorder;
 pub use crate::wasm::limits::Grants;
 use crate::wasm::log_budget::{LogBudget, MAX_LOG_BYTES_PER_ENTRY, MAX_LOG_RECORDS_PER_ENTRY, one_line};
 use bytes::Bytes;
@@ -25,16 +28,20 @@ pub struct HostState {
     /// WASI resources.
     table: ResourceTable,
     /// Who is talking, for the log.
-    tag: Arc<PluginTag>,
+    pub(crate) tag: Arc<PluginTag>,
     /// Memory, table and instance caps.
     pub(crate) limits: crate::wasm::limits::StoreLimiter,
     /// What the sidecar granted (for the `config` import).
-    grants: Arc<Grants>,
+    pub(crate) grants: Arc<Grants>,
     /// When the call in progress must be over: host calls that wait give up
     /// then ([`crate::wasm::blocking_calls`]).
-    call_deadline: Instant,
+    pub(crate) call_deadline: Instant,
     /// What the plugin may still log in this call (shared with its stdout/stderr).
-    log: Arc<LogBudget>,
+    pub(crate) log: Arc<LogBudget>,
+    /// Effects recorded in the call in progress (`effects` import).
+    pub(crate) recorder: Recorder,
+    /// Where `state` calls read (none where there is no Redis, e.g. `host check`).
+    pub(crate) state: Option<Arc<dyn StateStore>>,
 }
 
 impl HostState {
@@ -45,6 +52,7 @@ impl HostState {
         tag: Arc<PluginTag>,
         limits: crate::wasm::limits::StoreLimiter,
         grants: Arc<Grants>,
+        state: Option<Arc<dyn StateStore>>,
         call_deadline: Instant,
     ) -> anyhow::Result<Self> {
         let log = Arc::new(LogBudget::default());
@@ -64,14 +72,25 @@ impl HostState {
         for (name, value) in &grants.env {
             wasi.env(name, value);
         }
-        Ok(HostState { wasi: wasi.build(), table: ResourceTable::new(), tag, limits, grants, call_deadline, log })
+        Ok(HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            tag,
+            limits,
+            grants,
+            call_deadline,
+            log,
+            recorder: Recorder::default(),
+            state,
+        })
     }
 
-    /// Starts a call for `entries` entries that must be over by `deadline`.
+    /// Starts a call for the entries `ids` that must be over by `deadline`.
     #[inline]
-    pub(crate) fn begin_call(&mut self, deadline: Instant, entries: usize) {
+    pub(crate) fn begin_call<'a>(&mut self, deadline: Instant, ids: impl ExactSizeIterator<Item = &'a str>) {
         self.call_deadline = deadline;
-        self.log.refill(entries);
+        self.log.refill(ids.len());
+        self.recorder.begin(ids);
     }
 
     /// Ends a call (or the start-up): says how much of the plugin's log was
@@ -100,17 +119,17 @@ impl WasiView for HostState {
 impl redis_streams::plugin::types::Host for HostState {}
 
 impl redis_streams::plugin::config::Host for HostState {
-    fn get(&mut self, key: String) -> Option<String> {
-        self.grants.config.get(&key).cloned()
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.grants.config.get(&key).cloned())
     }
 }
 
 impl redis_streams::plugin::log::Host for HostState {
-    fn log(&mut self, level: Level, message: String) {
+    fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let written = message.len();
         let message = one_line(&message);
         if !self.log.admit(message.len(), written) {
-            return;
+            return Ok(());
         }
         let (name, version) = (&self.tag.name, &self.tag.version);
         match level {
@@ -130,6 +149,7 @@ impl redis_streams::plugin::log::Host for HostState {
                 tracing::error!(target: "plugin", plugin = %name, version = %version, "{message}")
             }
         }
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! One live plugin instance: calls `handle` for an entry (or `handle-batch`
 //! for a batch) under a deadline and re-instantiates itself after a trap.
 
+use crate::effects::{Effects, StateStore};
 use crate::entry::Entry;
 use crate::metrics::CallMetrics;
 use crate::verdict::Verdict;
@@ -38,12 +39,16 @@ pub struct Instance {
     poisoned: bool,
     /// Verdict counters and call latency of this plugin version on this group.
     calls: CallMetrics,
+    /// Where `state` calls go (kept for re-instantiation).
+    state: Option<Arc<dyn StateStore>>,
+    /// Effects of entries handled ok, until the consumer takes them.
+    pub(crate) kept: Effects,
 }
 
 impl Instance {
     /// Instantiates `plugin` for one consumer; `deadline` bounds each call.
     pub fn new(plugin: &Plugin, delivery: Delivery, deadline: Duration, limits: Limits) -> Result<Self> {
-        let (store, export) = instantiate(plugin, &limits)?;
+        let (store, export) = instantiate(plugin, &limits, &delivery.state)?;
         let batch = Batch {
             stream: delivery.stream.clone(),
             group: delivery.group.clone(),
@@ -51,12 +56,12 @@ impl Instance {
             entries: Vec::new(),
         };
         let template = WitEntry {
-            stream: delivery.stream,
+            stream: delivery.stream.clone(),
             id: String::new(),
             fields: Vec::new(),
             delivery_count: 0,
-            group: delivery.group,
-            consumer: delivery.consumer,
+            group: delivery.group.clone(),
+            consumer: delivery.consumer.clone(),
         };
         let calls = crate::metrics::global().calls(&template.stream, &template.group, &plugin.tag);
         Ok(Instance {
@@ -70,6 +75,8 @@ impl Instance {
             spare_fields: Vec::new(),
             poisoned: false,
             calls,
+            state: delivery.state,
+            kept: Effects::default(),
         })
     }
 
@@ -112,7 +119,7 @@ impl Instance {
         let result = match &self.export {
             Export::Entry(bindings) => {
                 store.set_epoch_deadline(Engine::ticks(self.deadline));
-                store.data_mut().begin_call(started + self.deadline, 1);
+                store.data_mut().begin_call(started + self.deadline, std::iter::once(self.template.id.as_str()));
                 if let Some(fuel) = self.limits.max_fuel {
                     store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
                 }
@@ -127,6 +134,13 @@ impl Instance {
         let verdict =
             Verdict::from_call(result, self.deadline, self.limits.max_fuel).capped(self.limits.max_return_bytes);
         self.poisoned = verdict.poisons_instance();
+        let recorder = &mut self.store.data_mut().recorder;
+        if recorder.used() {
+            if verdict.is_ack() {
+                self.kept.add(&entry.id, recorder.take(0));
+            }
+            recorder.discard();
+        }
         verdict
     }
 
@@ -187,7 +201,8 @@ impl Instance {
         let result = match &self.export {
             Export::Batch(bindings) if n > 0 => {
                 store.set_epoch_deadline(Engine::ticks(deadline));
-                store.data_mut().begin_call(Instant::now() + deadline, n);
+                let ids = self.batch.entries.iter().map(|e| e.id.as_str());
+                store.data_mut().begin_call(Instant::now() + deadline, ids);
                 if let Some(fuel) = fuel {
                     store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
                 }
@@ -213,13 +228,20 @@ impl Instance {
             Ok(results) => {
                 let reason = format!("{HANDLE_BATCH} returned {} verdicts for a batch of {n} entries", results.len());
                 self.poisoned = true;
+                self.store.data_mut().recorder.discard();
                 return fill(verdicts, || Verdict::Fault { reason: reason.clone() });
             }
             Err(error) => {
                 let fault = Verdict::from_call(Err(error), deadline, fuel);
                 self.poisoned = true;
+                self.store.data_mut().recorder.discard();
                 return fill(verdicts, || fault.clone());
             }
+        };
+        let called: Vec<bool> = if self.store.data().recorder.used() {
+            verdicts.iter().map(Option::is_none).collect()
+        } else {
+            Vec::new()
         };
         let max_bytes = self.limits.max_return_bytes;
         let verdicts = fill(verdicts, || {
@@ -227,6 +249,17 @@ impl Instance {
             Verdict::from_call(result, deadline, fuel).capped(max_bytes)
         });
         self.poisoned = verdicts.iter().any(Verdict::poisons_instance);
+        if !called.is_empty() {
+            // Keep the effects of the entries handled ok, each by its id.
+            let recorder = &mut self.store.data_mut().recorder;
+            let lent = entries.iter().zip(&verdicts).zip(called).filter(|(_, called)| *called);
+            for (index, ((entry, verdict), _)) in lent.enumerate() {
+                if verdict.is_ack() {
+                    self.kept.add(&entry.id, recorder.take(index));
+                }
+            }
+            recorder.discard();
+        }
         verdicts
     }
 
@@ -250,7 +283,7 @@ impl Instance {
 
     /// Drops the trapped instance and starts a fresh one from the pre-instance.
     fn recycle(&mut self) -> Result<()> {
-        (self.store, self.export) = instantiate(&self.plugin, &self.limits)?;
+        (self.store, self.export) = instantiate(&self.plugin, &self.limits, &self.state)?;
         self.poisoned = false;
         tracing::debug!(plugin = %self.plugin.tag.name, version = %self.plugin.tag.version, "plugin instance recycled after a fault");
         Ok(())
@@ -282,7 +315,11 @@ enum Export {
 }
 
 /// A fresh instance of `plugin`.
-fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<(Store<HostState>, Export)> {
+fn instantiate(
+    plugin: &Plugin,
+    limits: &Limits,
+    state: &Option<Arc<dyn StateStore>>,
+) -> Result<(Store<HostState>, Export)> {
     let code = &plugin.code;
     anyhow::ensure!(
         limits.max_fuel.is_none() || plugin.engine.metered,
@@ -294,7 +331,8 @@ fn instantiate(plugin: &Plugin, limits: &Limits) -> Result<(Store<HostState>, Ex
     // Instantiation runs guest start-up code: give it a deadline too (and,
     // when metered, all the fuel it wants: the deadline bounds it).
     let start_up = Duration::from_secs(30);
-    let state = HostState::new(plugin.tag.clone(), limits.limiter(), limits.grants.clone(), Instant::now() + start_up)?;
+    let grants = limits.grants.clone();
+    let state = HostState::new(plugin.tag.clone(), limits.limiter(), grants, state.clone(), Instant::now() + start_up)?;
     let mut store = Store::new(&plugin.engine.engine, state);
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(Engine::ticks(start_up));

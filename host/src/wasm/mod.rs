@@ -13,4 +13,6 @@ pub mod instance;
 pub mod limits;
 pub mod log_budget;
 pub mod plugin;
+pub mod recorder;
+pub mod redis_imports;
 pub mod verdicts;

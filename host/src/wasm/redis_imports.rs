@@ -1,0 +1,115 @@
+//! The `effects` and `state` imports: what a plugin asks of Redis. Effects
+//! are only recorded here (per entry, [`crate::wasm::recorder`]); the
+//! consumer commits those of entries handled ok with their acks. State
+//! calls go to Redis at once, bounded by the call's deadline. Every key and
+//! stream is checked against the plugin's grants first; a denial is an error
+//! the plugin sees, logged (within the plugin's log budget) and counted.
+
+use crate::effects::{self, Effect, MAX_EMIT_FIELDS};
+use crate::wasm::bindings::{Field, redis_streams};
+use crate::wasm::host_state::HostState;
+use crate::wasm::log_budget::one_line;
+use crate::wasm::recorder::Refused;
+use std::time::Duration;
+
+type Answer<T = ()> = wasmtime::Result<Result<T, String>>;
+
+impl HostState {
+    /// Checks `key` (or, for `stream: true`, a stream) against the grants.
+    fn granted(&self, call: &'static str, name: &str, stream: bool) -> Result<(), String> {
+        let checked =
+            if stream { effects::check_stream(&self.grants, name) } else { effects::check_key(&self.grants, name) };
+        checked.inspect_err(|error| {
+            crate::metrics::global().denied(&self.tag, call);
+            let line = one_line(error);
+            if self.log.admit(line.len(), error.len()) {
+                tracing::warn!(plugin = %self.tag.name, version = %self.tag.version, call, "denied: {line}");
+            }
+        })
+    }
+
+    fn record(&mut self, entry_id: &str, effect: Effect) -> Answer {
+        match self.recorder.record(entry_id, effect) {
+            Ok(()) => Ok(Ok(())),
+            Err(Refused::Error(error)) => Ok(Err(error)),
+            Err(Refused::Trap(error)) => Err(wasmtime::Error::msg(error)),
+        }
+    }
+
+    fn store(&self) -> Result<&dyn effects::StateStore, String> {
+        self.state.as_deref().ok_or_else(|| "no Redis to ask here (state calls need `host run`)".to_string())
+    }
+}
+
+impl redis_streams::plugin::effects::Host for HostState {
+    fn emit(&mut self, entry_id: String, stream: String, fields: Vec<Field>, max_len: Option<u64>) -> Answer {
+        if let Err(denied) = self.granted("emit", &stream, true) {
+            return Ok(Err(denied));
+        }
+        if fields.is_empty() || fields.len() > MAX_EMIT_FIELDS {
+            return Ok(Err(format!(
+                "an emitted entry has 1 to {MAX_EMIT_FIELDS} fields; this one has {}",
+                fields.len()
+            )));
+        }
+        let fields = fields.into_iter().map(|f| (f.name.into_bytes(), f.value)).collect();
+        self.record(&entry_id, Effect::Emit { stream, fields, max_len })
+    }
+
+    fn incr(&mut self, entry_id: String, key: String, field: Option<String>, by: i64) -> Answer {
+        if let Err(denied) = self.granted("incr", &key, false) {
+            return Ok(Err(denied));
+        }
+        self.record(&entry_id, Effect::Incr { key, field, by })
+    }
+
+    fn set(
+        &mut self,
+        entry_id: String,
+        key: String,
+        field: Option<String>,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Answer {
+        if let Err(denied) = self.granted("set", &key, false) {
+            return Ok(Err(denied));
+        }
+        if ttl_ms == Some(0) {
+            return Ok(Err("ttl-ms must be at least 1 (none: no expiry)".into()));
+        }
+        self.record(&entry_id, Effect::Set { key, field, value, ttl_ms })
+    }
+
+    fn del(&mut self, entry_id: String, key: String, field: Option<String>) -> Answer {
+        if let Err(denied) = self.granted("del", &key, false) {
+            return Ok(Err(denied));
+        }
+        self.record(&entry_id, Effect::Del { key, field })
+    }
+}
+
+impl redis_streams::plugin::state::Host for HostState {
+    fn get(&mut self, key: String) -> Answer<Option<Vec<u8>>> {
+        if let Err(denied) = self.granted("get", &key, false) {
+            return Ok(Err(denied));
+        }
+        Ok(self.store().and_then(|store| store.get(&key, self.call_deadline)))
+    }
+
+    fn hget(&mut self, key: String, field: String) -> Answer<Option<Vec<u8>>> {
+        if let Err(denied) = self.granted("hget", &key, false) {
+            return Ok(Err(denied));
+        }
+        Ok(self.store().and_then(|store| store.hget(&key, &field, self.call_deadline)))
+    }
+
+    fn seen(&mut self, key: String, ttl_ms: u64) -> Answer<bool> {
+        if let Err(denied) = self.granted("seen", &key, false) {
+            return Ok(Err(denied));
+        }
+        if ttl_ms == 0 {
+            return Ok(Err("ttl-ms must be at least 1".into()));
+        }
+        Ok(self.store().and_then(|store| store.seen(&key, Duration::from_millis(ttl_ms), self.call_deadline)))
+    }
+}
