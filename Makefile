@@ -11,7 +11,7 @@ GUEST_BUILD_STD  := --target wasm32-wasip2 -Zbuild-std=std,panic_abort
 GUEST_CLIPPY     := CARGO=$(GUEST_CARGO) /usr/bin/cargo-clippy clippy
 GUEST_TARGET_DIR ?= $(CURDIR)/plugins/target
 GUEST_OUT        := $(GUEST_TARGET_DIR)/wasm32-wasip2/release
-PLUGINS          := orders chaos noop noop-batch chaos-batch
+PLUGINS          := orders chaos noop noop-batch chaos-batch analytics
 DIST             := plugins/dist
 
 # Python plugins are built by componentize-py, pip-installed into a virtual
@@ -19,7 +19,7 @@ DIST             := plugins/dist
 TOOLS_DIR              ?= $(HOME)/.cache/redis-wasm-host/tools
 COMPONENTIZE_PY_VERSION := 0.25.1
 COMPONENTIZE_PY        := $(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)/bin/componentize-py
-PY_PLUGINS             := python-orders
+PY_PLUGINS             := python-orders python-analytics
 
 # JavaScript plugins are built by componentize-js, npm-installed the same way.
 COMPONENTIZE_JS_VERSION := 0.23.0

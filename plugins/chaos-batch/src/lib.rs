@@ -8,6 +8,7 @@
 //! | `reject`  | reject error                                              |
 //! | `trap`    | panic (a Wasm trap: the whole call fails)                 |
 //! | `short`   | return one verdict too few for the batch (a host fault)   |
+//! | `incr=KEY`| first records the effect `HINCRBY KEY <entry id> 1`       |
 //! | anything else | Ok                                                    |
 //!
 //! Every call logs `batch of N for <consumer>`, and every entry that ends Ok
@@ -27,6 +28,13 @@ impl Guest for ChaosBatch {
         let mut short = false;
         for entry in &batch.entries {
             let has = |name: &str| entry.fields.iter().any(|f| f.name == name);
+            if let Some(key) = entry.fields.iter().find(|f| f.name == "incr") {
+                let key = String::from_utf8_lossy(&key.value);
+                if let Err(e) = redis_streams::plugin::effects::incr(&entry.id, &key, Some(&entry.id), 1) {
+                    verdicts.push(Err(Error::Reject(format!("effect refused: {e}"))));
+                    continue;
+                }
+            }
             let verdict = if has("trap") {
                 panic!("chaos-batch: trap requested for {}", entry.id)
             } else if has("fail") {

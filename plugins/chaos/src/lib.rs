@@ -23,7 +23,18 @@
 //! | `env=NAME`       | reject with what reading env var NAME gave           |
 //! | `connect=ADDR`   | reject with what a TCP connect to ADDR gave          |
 //! | `config=KEY`     | reject with the granted config value of KEY          |
+//! | `incr=KEY`       | effect: `INCRBY KEY 1` with the ack (error: reject)  |
+//! | `hincr=KEY`      | effect: `HINCRBY KEY <entry id> 1` (error: reject)   |
+//! | `emit=STREAM`    | effect: append `source=<entry id>` to STREAM         |
+//! | `set=KEY`        | effect: `SET KEY <entry id>`                         |
+//! | `effects=N`      | record N `incr` effects on key `chaos:flood`         |
+//! | `foreign=ID`     | record an effect for entry ID; reject with the error |
+//! | `get=KEY`        | reject with what `state.get(KEY)` gave               |
+//! | `seen=KEY`       | reject with what `state.seen(KEY, 60000)` gave       |
 //! | anything else    | Ok                                                   |
+//!
+//! Effects are recorded in field order, so `incr=k` then `fail` records an
+//! effect and then retries (the host must drop it).
 //!
 //! The probes always reject, so the outcome lands in the dead-letter record's
 //! `dlq:error`, where tests read it.
@@ -32,8 +43,9 @@
 
 wit_bindgen::generate!({ path: "../../wit", world: "consumer" });
 
+use redis_streams::plugin::effects::{emit, incr, set};
 use redis_streams::plugin::log::{log, Level};
-use redis_streams::plugin::types::Retry;
+use redis_streams::plugin::types::{Field, Retry};
 use std::time::{Duration, Instant};
 
 struct Chaos;
@@ -93,6 +105,26 @@ impl Guest for Chaos {
                     let granted = redis_streams::plugin::config::get(&value).ok_or_else(|| "not granted".to_string());
                     return Err(probe(granted));
                 }
+                "incr" => effect(incr(&entry.id, &value, None, 1))?,
+                "hincr" => effect(incr(&entry.id, &value, Some(&entry.id), 1))?,
+                "emit" => {
+                    let source = Field { name: "source".into(), value: entry.id.as_bytes().to_vec() };
+                    effect(emit(&entry.id, &value, &[source], None))?
+                }
+                "set" => effect(set(&entry.id, &value, None, entry.id.as_bytes(), None))?,
+                "effects" => {
+                    for _ in 0..number(&value) {
+                        effect(incr(&entry.id, "chaos:flood", None, 1))?;
+                    }
+                }
+                "foreign" => return Err(probe(incr(&value, "chaos:foreign", None, 1).map(|()| "recorded".into()))),
+                "get" => {
+                    let got = redis_streams::plugin::state::get(&value);
+                    return Err(probe(got.map(|v| v.map_or("none".into(), |v| String::from_utf8_lossy(&v).into()))));
+                }
+                "seen" => {
+                    return Err(probe(redis_streams::plugin::state::seen(&value, 60_000).map(|s| format!("seen={s}"))))
+                }
                 "print" => {
                     println!("stdout: {value}");
                     eprintln!("stderr: {value}");
@@ -103,6 +135,12 @@ impl Guest for Chaos {
         log(Level::Info, &format!("handled {} by {}", entry.id, entry.consumer));
         Ok(())
     }
+}
+
+/// An effect the host refused (not granted, bad entry id): reject, with the
+/// host's error as the dead-letter record's `dlq:error`.
+fn effect(recorded: Result<(), String>) -> Result<(), Error> {
+    recorded.map_err(|e| Error::Reject(format!("effect refused: {e}")))
 }
 
 /// Opens a TCP connection to `IPV4:PORT` through wasi:sockets directly
