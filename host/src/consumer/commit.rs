@@ -54,8 +54,11 @@ impl<S: HandlerSource> Consumer<S> {
                 Committed::NotOwned(owner) => {
                     metrics.commit_refused(&s.stream, &s.group, "not_owner");
                     self.forget(&entry.id);
-                    let now =
-                        if owner.is_empty() { "pending for nobody (acked)".into() } else { format!("owned by {owner}") };
+                    let now = if owner.is_empty() {
+                        "pending for nobody (acked)".into()
+                    } else {
+                        format!("owned by {owner}")
+                    };
                     tracing::info!(stream = %s.stream, group = %s.group, consumer = %self.name, entry = %entry.id,
                         "effects not applied: the entry is now {now}, whose delivery decides");
                 }
@@ -65,8 +68,15 @@ impl<S: HandlerSource> Consumer<S> {
                     self.control.set_last_error(&entry.id, &error);
                     if entry.delivery_count >= s.max_deliveries {
                         let (fields, count) = (&entry.fields, entry.delivery_count);
-                        self.dead_letter(&entry.id, fields, count, Reason::MaxDeliveries, &error, DeadLetterMode::Settle)
-                            .await;
+                        self.dead_letter(
+                            &entry.id,
+                            fields,
+                            count,
+                            Reason::MaxDeliveries,
+                            &error,
+                            DeadLetterMode::Settle,
+                        )
+                        .await;
                         continue;
                     }
                     tracing::warn!(stream = %s.stream, group = %s.group, consumer = %self.name, entry = %entry.id,

@@ -159,13 +159,12 @@ impl<S: HandlerSource> Consumer<S> {
         drills: Drills,
         observer: Option<Arc<dyn AckObserver>>,
     ) -> Result<Self> {
-        let delivery =
-            Delivery {
-                stream: settings.stream.clone(),
-                group: settings.group.clone(),
-                consumer: name.clone(),
-                state: Some(redis.state()),
-            };
+        let delivery = Delivery {
+            stream: settings.stream.clone(),
+            group: settings.group.clone(),
+            consumer: name.clone(),
+            state: Some(redis.state()),
+        };
         let current = plugin.borrow_and_update().clone();
         let instance = current.instantiate(&delivery, settings.call_deadline, &settings.limits)?;
         let now = Instant::now();

@@ -280,7 +280,12 @@ impl Connection {
             let replies: Vec<(u8, String)> = invocation.invoke_async(&mut self.conn).await.with_context(|| {
                 format!("committing the effects of {} entries of stream {stream:?} failed", chunk.len())
             })?;
-            anyhow::ensure!(replies.len() == chunk.len(), "effects commit answered {} of {}", replies.len(), chunk.len());
+            anyhow::ensure!(
+                replies.len() == chunk.len(),
+                "effects commit answered {} of {}",
+                replies.len(),
+                chunk.len()
+            );
             results.extend(replies.into_iter().map(|(code, text)| match code {
                 1 => Committed::Applied,
                 0 => Committed::NotOwned(text),

@@ -31,10 +31,10 @@ mod scripts;
 mod state;
 
 pub use admin::Trim;
+pub use commit::Committed;
 pub use group::{is_missing_group, is_transient};
 pub use reader::Reader;
 pub use reply::{Batch, ConsumerInfo, GroupInfo, PendingEntry, StreamInfo};
-pub use commit::Committed;
 pub use scripts::{DeadLetterMode, DeadLettered, Deleted};
 
 use anyhow::{Context, Result, anyhow};

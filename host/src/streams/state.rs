@@ -43,7 +43,9 @@ impl RedisState {
                 .map_err(|e| format!("cannot reach Redis at {}: {e}", self.shown_url))?,
         };
         let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        conn.set_read_timeout(Some(left)).and_then(|()| conn.set_write_timeout(Some(left))).map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(left))
+            .and_then(|()| conn.set_write_timeout(Some(left)))
+            .map_err(|e| e.to_string())?;
         let reply = cmd.query::<T>(&mut conn).map_err(|e| {
             if e.is_timeout() {
                 "Redis did not answer before the call's deadline".to_string()

@@ -6,9 +6,9 @@
 
 use crate::effects::StateStore;
 use crate::wasm::bindings::{Level, redis_streams};
-use crate::wasm::recorder::Recorder;
 pub use crate::wasm::limits::Grants;
 use crate::wasm::log_budget::{LogBudget, MAX_LOG_BYTES_PER_ENTRY, MAX_LOG_RECORDS_PER_ENTRY, one_line};
+use crate::wasm::recorder::Recorder;
 use bytes::Bytes;
 use std::pin::Pin;
 use std::sync::Arc;

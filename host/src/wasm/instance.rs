@@ -238,11 +238,8 @@ impl Instance {
                 return fill(verdicts, || fault.clone());
             }
         };
-        let called: Vec<bool> = if self.store.data().recorder.used() {
-            verdicts.iter().map(Option::is_none).collect()
-        } else {
-            Vec::new()
-        };
+        let called: Vec<bool> =
+            if self.store.data().recorder.used() { verdicts.iter().map(Option::is_none).collect() } else { Vec::new() };
         let max_bytes = self.limits.max_return_bytes;
         let verdicts = fill(verdicts, || {
             let result = results.next().expect("one result per entry called");

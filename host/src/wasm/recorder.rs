@@ -60,7 +60,9 @@ impl Recorder {
                 1 => format!("the entry being handled is {:?}", self.ids[0]),
                 n => format!("this call handles {n} entries, {:?} to {:?}", self.ids[0], self.ids[n.max(1) - 1]),
             };
-            Refused::Error(format!("entry {id:?} is not one this call handles ({known}); effects name their entry's id"))
+            Refused::Error(format!(
+                "entry {id:?} is not one this call handles ({known}); effects name their entry's id"
+            ))
         })?;
         if self.effects.len() < self.live {
             self.effects.resize_with(self.live, Default::default);
@@ -142,7 +144,8 @@ mod tests {
             assert!(r.record("1-0", incr()).is_ok());
         }
         assert!(matches!(r.record("1-0", incr()), Err(Refused::Trap(_))));
-        let big = Effect::Set { key: "k".into(), field: None, value: vec![0; MAX_EFFECT_BYTES_PER_ENTRY], ttl_ms: None };
+        let big =
+            Effect::Set { key: "k".into(), field: None, value: vec![0; MAX_EFFECT_BYTES_PER_ENTRY], ttl_ms: None };
         r.begin(["2-0"].into_iter());
         assert!(matches!(r.record("2-0", big), Err(Refused::Trap(_))));
     }

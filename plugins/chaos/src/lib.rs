@@ -27,8 +27,11 @@
 //! | `hincr=KEY`      | effect: `HINCRBY KEY <entry id> 1` (error: reject)   |
 //! | `emit=STREAM`    | effect: append `source=<entry id>` to STREAM         |
 //! | `set=KEY`        | effect: `SET KEY <entry id>`                         |
-//! | `effects=N`      | record N `incr` effects on key `chaos:flood`         |
+//! | `effects=N`      | record N `incr` effects on key `<stream>:flood`      |
 //! | `foreign=ID`     | record an effect for entry ID; reject with the error |
+//! | `fail_first=N`   | retry error on deliveries before the Nth             |
+//! | `trap_first=N`   | trap on deliveries before the Nth                    |
+//! | `spin_first=N`   | endless loop on deliveries before the Nth            |
 //! | `get=KEY`        | reject with what `state.get(KEY)` gave               |
 //! | `seen=KEY`       | reject with what `state.seen(KEY, 60000)` gave       |
 //! | anything else    | Ok                                                   |
@@ -105,6 +108,16 @@ impl Guest for Chaos {
                     let granted = redis_streams::plugin::config::get(&value).ok_or_else(|| "not granted".to_string());
                     return Err(probe(granted));
                 }
+                "fail_first" if entry.delivery_count < number(&value) as u32 => {
+                    return Err(Error::Retry(Retry {
+                        reason: format!("chaos: delivery {}", entry.delivery_count),
+                        delay_ms: None,
+                    }))
+                }
+                "trap_first" if entry.delivery_count < number(&value) as u32 => {
+                    panic!("chaos: trap on delivery {}", entry.delivery_count)
+                }
+                "spin_first" if entry.delivery_count < number(&value) as u32 => spin(),
                 "incr" => effect(incr(&entry.id, &value, None, 1))?,
                 "hincr" => effect(incr(&entry.id, &value, Some(&entry.id), 1))?,
                 "emit" => {
@@ -114,7 +127,7 @@ impl Guest for Chaos {
                 "set" => effect(set(&entry.id, &value, None, entry.id.as_bytes(), None))?,
                 "effects" => {
                     for _ in 0..number(&value) {
-                        effect(incr(&entry.id, "chaos:flood", None, 1))?;
+                        effect(incr(&entry.id, &format!("{}:flood", entry.stream), None, 1))?;
                     }
                 }
                 "foreign" => return Err(probe(incr(&value, "chaos:foreign", None, 1).map(|()| "recorded".into()))),

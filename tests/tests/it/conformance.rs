@@ -1,7 +1,9 @@
 //! One contract, five languages: the `orders` plugin written in Rust, Python,
 //! JavaScript, C and Zig gets the same entries and must give the same
 //! outcomes (acked / pending / dead-lettered with the same reason) and the
-//! same log output.
+//! same log output. Plugins built against contract 0.1.0 (the files kept in
+//! tests/fixtures/contract-0.1.0, built before 0.1.1 added effects) must
+//! too, unchanged.
 
 use crate::support::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,14 +50,40 @@ type Outcomes = BTreeMap<usize, (String, String)>;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_language_gives_the_same_outcomes_and_log_lines() {
+    let plugins: Vec<_> = PLUGINS.iter().map(|name| (*name, plugin(name))).collect();
+    conform("conformance", &plugins).await;
+}
+
+/// The plugins built against 0.1.0 that the fixtures keep (the Python and
+/// JavaScript ones are 12-18 MB each: not kept).
+const CONTRACT_0_1_0: [&str; 3] = ["orders", "c-orders", "zig-orders"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_built_against_contract_0_1_0_still_conform() {
+    let fixtures = root().join("tests/fixtures/contract-0.1.0");
+    let plugins: Vec<_> = CONTRACT_0_1_0.iter().map(|name| (*name, fixtures.join(format!("{name}.wasm")))).collect();
+    for (name, path) in &plugins {
+        let out = Host::new(["check".as_ref(), path.as_os_str()]).output();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("redis-streams:plugin/log@0.1.0"), "{name} is not a 0.1.0 plugin: {text}");
+        assert!(!text.contains("@0.1.1"), "{name} imports 0.1.1: {text}");
+    }
+    conform("contract-0.1.0", &plugins).await;
+}
+
+/// Runs `plugins` (the first is the reference) over [`inputs`] in one
+/// folder-mode host and compares outcomes and log lines.
+async fn conform(test: &str, plugins: &[(&str, std::path::PathBuf)]) {
     let mut conn = redis().await;
-    let dir = plugin_dir("conformance");
+    let dir = plugin_dir(test);
     let inputs = inputs();
     let mut streams = BTreeMap::new();
     let mut ids = BTreeMap::new();
-    for name in PLUGINS {
-        let stream = unique_stream(&format!("conformance-{name}"));
-        install(&dir.join(format!("{name}.wasm")), &std::fs::read(plugin(name)).unwrap());
+    for (name, path) in plugins {
+        let name = *name;
+        let stream = unique_stream(&format!("{test}-{name}"));
+        install(&dir.join(format!("{name}.wasm")), &std::fs::read(path).unwrap());
         // No redelivery during the test: the retried entry stays pending, delivered once.
         let sidecar = format!("stream = \"{stream}\"\ngroup = \"g\"\nmin_idle_ms = 600000\n");
         std::fs::write(dir.join(format!("{name}.toml")), sidecar).unwrap();
@@ -70,18 +98,18 @@ async fn every_language_gives_the_same_outcomes_and_log_lines() {
     host.wait_log(Duration::from_secs(600), "every plugin started", |log| {
         log.iter().any(|l| l.contains("serving the plugin folder"))
     });
-    for name in PLUGINS {
+    for (name, _) in plugins {
         wait_drained(&mut conn, &streams[name], "g", 1).await;
     }
     host.wait_log(Duration::from_secs(60), "every plugin's log lines", |log| {
-        PLUGINS.iter().all(|name| plugin_lines(log, name, &ids[name]).len() >= inputs.len())
+        plugins.iter().all(|(name, _)| plugin_lines(log, name, &ids[name]).len() >= inputs.len())
     });
     let (status, _) = host.terminate();
     assert!(status.success(), "{status}");
 
     let expected: BTreeMap<usize, &str> = inputs.iter().enumerate().map(|(i, (_, outcome))| (i, *outcome)).collect();
     let mut reference: Option<(Outcomes, Vec<String>)> = None;
-    for name in PLUGINS {
+    for (name, _) in plugins {
         let outcomes = outcomes(&mut conn, &streams[name], &ids[name]).await;
         let found: BTreeMap<usize, &str> = outcomes.iter().map(|(i, (o, _))| (*i, o.as_str())).collect();
         assert_eq!(found, expected, "{name}: outcome per input");

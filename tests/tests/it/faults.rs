@@ -120,6 +120,7 @@ async fn plugins_reach_only_what_is_granted() {
         dirs: vec![dir.clone()],
         env: vec![("GREETING".into(), "hi".into())],
         config: [("currency".to_string(), "EUR".to_string())].into(),
+        ..Default::default()
     };
     let granted = probe("grant", grants, &probes).await;
     let outcomes: Vec<&str> = granted.iter().map(|o| o.split(':').next().unwrap()).collect();

@@ -8,6 +8,7 @@ mod conformance;
 mod consume;
 mod dashboard;
 mod docs;
+mod effects;
 mod faults;
 mod inspection;
 mod metrics;
