@@ -108,8 +108,8 @@ plugins: rust-plugins $(PLUGIN_FILES:%=$(DIST)/%.wasm)
 rust-plugins: demo-deps
 	$(call rust_guests,$(PLUGINS))
 
-# The plugins `host demo` runs: the Rust and the Python `orders`.
-demo-plugins: demo-deps $(DIST)/python-orders.wasm
+# The plugins `host demo` runs: the Rust `orders` and the Python `analytics`.
+demo-plugins: demo-deps $(DIST)/python-analytics.wasm
 	$(call rust_guests,orders)
 
 # Builds the Rust guests $(1) into plugins/dist.

@@ -49,7 +49,7 @@ print(next(p["version"] for p in plugins if p["group"] == "notifications") or ""
 step "1. the demo (make demo), with a copy of its plugins in $work/plugins/dist"
 mkdir -p plugins/dist
 make -s -C "$root" demo-plugins >/dev/null
-cp "$root/plugins/dist/orders.wasm" "$root/plugins/dist/python-orders.wasm" plugins/dist/
+cp "$root/plugins/dist/orders.wasm" "$root/plugins/dist/python-analytics.wasm" plugins/dist/
 setsid make -C "$root" demo DEMO_FLAGS="--port 0 --plugins-dir $work/plugins/dist" > demo.log 2>&1 &
 pids+=($!)
 wait_for demo.log "demo: open http://" 600 "$!"

@@ -98,7 +98,7 @@ pub struct DemoConfig {
     pub reap_interval: Duration,
     /// The `notifications` group's plugin (`None`: `orders.wasm` of the demo's plugins).
     pub notifications_plugin: Option<PathBuf>,
-    /// The `analytics` group's plugin (`None`: `python-orders.wasm` of the demo's plugins).
+    /// The `analytics` group's plugin (`None`: `python-analytics.wasm` of the demo's plugins).
     pub analytics_plugin: Option<PathBuf>,
     /// Where the demo's plugins are (`None`: `plugins/dist` if it has them,
     /// else the ones built into this binary, else an error saying what to do).

@@ -19,7 +19,61 @@ pub enum Trim {
     MinId(String),
 }
 
+/// What `host demo`'s analytics panel compares, read at one instant.
+#[derive(Debug, Default)]
+pub struct TotalsSnapshot {
+    /// The stream, as `XINFO STREAM` tells.
+    pub info: StreamInfo,
+    /// Its entries.
+    pub entries: Vec<Entry>,
+    /// The dead-letter stream's entries.
+    pub dead: Vec<Entry>,
+    /// The group, as `XINFO GROUPS` tells (none: no such group).
+    pub group: Option<GroupInfo>,
+    /// Ids pending in the group.
+    pub pending: Vec<String>,
+    /// The totals hash.
+    pub totals: Vec<(String, i64)>,
+    /// The `source` field of each entry of the paid stream.
+    pub paid: Vec<Entry>,
+}
+
 impl Connection {
+    /// Reads everything [`TotalsSnapshot`] holds in one `MULTI`, so the
+    /// totals and the acks it compares belong to the same instant.
+    pub async fn totals_snapshot(
+        &mut self,
+        stream: &str,
+        group: &str,
+        dlq: &str,
+        totals: &str,
+        paid: &str,
+    ) -> Result<TotalsSnapshot> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("XINFO").arg("STREAM").arg(stream);
+        pipe.cmd("XRANGE").arg(stream).arg("-").arg("+");
+        pipe.cmd("XRANGE").arg(dlq).arg("-").arg("+");
+        pipe.cmd("XINFO").arg("GROUPS").arg(stream);
+        pipe.cmd("XPENDING").arg(stream).arg(group).arg("-").arg("+").arg(100_000);
+        pipe.cmd("HGETALL").arg(totals);
+        pipe.cmd("XRANGE").arg(paid).arg("-").arg("+");
+        type Replies = (Value, Value, Value, Value, Vec<(String, String, u64, u64)>, Vec<(String, i64)>, Value);
+        let (info, entries, dead, groups, pending, totals, paid): Replies = pipe
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("reading the totals of {stream:?} failed"))?;
+        Ok(TotalsSnapshot {
+            info: reply::stream_info_reply(info)?,
+            entries: reply::range_reply(entries)?,
+            dead: reply::range_reply(dead)?,
+            group: reply::groups_reply(groups)?.into_iter().find(|g| g.name == group),
+            pending: pending.into_iter().map(|(id, ..)| id).collect(),
+            totals,
+            paid: reply::range_reply(paid)?,
+        })
+    }
+
     /// `XINFO STREAM stream`.
     pub async fn stream_info(&mut self, stream: &str) -> Result<StreamInfo> {
         let reply = self.xinfo(&["STREAM", stream]).await?;

@@ -161,6 +161,8 @@ pub struct StreamInfo {
     pub first_id: Option<String>,
     /// Newest entry id, if any.
     pub last_id: Option<String>,
+    /// Entries ever added (Redis 7): more than `length` once some were trimmed or deleted.
+    pub entries_added: Option<u64>,
 }
 
 /// Parses `XINFO STREAM` (a flat field/value array or a map).
@@ -171,6 +173,7 @@ pub fn stream_info_reply(reply: Value) -> Result<StreamInfo> {
             ("length", Value::Int(n)) => info.length = n.max(0) as u64,
             ("groups", Value::Int(n)) => info.groups = n.max(0) as u64,
             ("last-generated-id", v) => info.last_generated_id = string(v)?,
+            ("entries-added", Value::Int(n)) => info.entries_added = Some(n.max(0) as u64),
             ("first-entry", Value::Array(entry)) => info.first_id = entry.into_iter().next().map(string).transpose()?,
             ("last-entry", Value::Array(entry)) => info.last_id = entry.into_iter().next().map(string).transpose()?,
             _ => {}

@@ -205,7 +205,7 @@ fn replay_trim_dead_letters_and_reset() {
     let counted = |p: &Value| p.as_array().unwrap().iter().all(|p| p["calls"] == 252);
     poll(MINUTE, "the plugins panel to count every call", || counted(&demo.ok("GET", "/api/plugins", None)));
     let plugins = demo.ok("GET", "/api/plugins", None);
-    for (group, file) in [("notifications", "orders"), ("analytics", "python-orders")] {
+    for (group, file) in [("notifications", "orders"), ("analytics", "python-analytics")] {
         let p = plugins.as_array().unwrap().iter().find(|p| p["group"] == group).unwrap();
         assert_eq!(p["version"], host::plugin_version(&std::fs::read(plugin(file)).unwrap()), "{p}");
         assert_eq!(p["calls"], 252, "{p}");
@@ -364,14 +364,18 @@ fn browser_produce_crash_claim() {
     let dir = plugin_dir("dash-browser");
     let dist = dir.join("plugins/dist");
     std::fs::create_dir_all(&dist).unwrap();
-    for name in ["orders", "python-orders"] {
+    for name in ["orders", "python-analytics"] {
         std::fs::copy(plugin(name), dist.join(format!("{name}.wasm"))).unwrap();
     }
     let new_build = dir.join("orders-v2.wasm");
     std::fs::write(&new_build, variant("orders", b"browser-v2")).unwrap();
     let new_version = host::plugin_version(&std::fs::read(&new_build).unwrap());
-    let relative =
-        ["--notifications-plugin", "plugins/dist/orders.wasm", "--analytics-plugin", "plugins/dist/python-orders.wasm"];
+    let relative = [
+        "--notifications-plugin",
+        "plugins/dist/orders.wasm",
+        "--analytics-plugin",
+        "plugins/dist/python-analytics.wasm",
+    ];
     let demo = Demo::start_in(Some(&dir), "dash-browser", &relative);
     let artifacts = artifacts_dir();
     let screenshot = artifacts.join("dashboard.png");

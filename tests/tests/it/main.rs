@@ -1,6 +1,7 @@
 //! Integration tests: the host against a real redis-server and real plugins.
 
 mod adversarial;
+mod analytics;
 mod batch;
 mod bench;
 mod cli;

@@ -4,13 +4,15 @@
 //! plugin whose file is watched and hot-reloaded by a [`Supervisor`]. This
 //! module starts and stops the demo; [`actions`] holds every action its
 //! dashboard offers, [`orders`] the sample orders, [`plugins`] where its
-//! plugins come from, [`view`] what the dashboard shows, and [`dashboard`]
+//! plugins come from, [`view`] what the dashboard shows ([`totals`]: the
+//! analytics panel, the plugin's totals checked), and [`dashboard`]
 //! only maps HTTP onto these methods.
 
 pub mod actions;
 pub mod dashboard;
 pub mod orders;
 pub mod plugins;
+pub mod totals;
 pub mod view;
 
 use crate::config::{DemoConfig, RunConfig};
@@ -124,7 +126,8 @@ impl Demo {
         let dead_letter = crate::settings::dead_letter_key(&config.stream);
         if config.reset {
             let groups: Vec<&str> = GROUPS.iter().map(|(g, _)| *g).collect();
-            admin.recreate(&config.stream, &[&dead_letter], &groups).await?;
+            let (totals, paid) = (totals::totals_key(&config.stream), totals::paid_key(&config.stream));
+            admin.recreate(&config.stream, &[&dead_letter, &totals, &paid], &groups).await?;
             tracing::info!(stream = %config.stream, "reset: deleted {} and {dead_letter} to start clean \
                 (--no-reset keeps them)", config.stream);
         }
@@ -138,6 +141,14 @@ impl Demo {
             run_config.settings.min_idle = config.claim_idle;
             run_config.settings.reap_interval = config.reap_interval;
             run_config.settings.block = DEMO_BLOCK;
+            if group == totals::GROUP {
+                // What the analytics plugin writes, with its acks.
+                run_config.settings.limits.grants = Arc::new(crate::settings::Grants {
+                    keys: vec![totals::totals_key(&config.stream)],
+                    streams: vec![totals::paid_key(&config.stream)],
+                    ..Default::default()
+                });
+            }
             let loaded = supervisor.load(&run_config).await?;
             let plugin = supervisor.deploy(group, run_config, Arc::new(loaded)).await?;
             groups.push(Group { plugin, status: Arc::new(Mutex::new(PluginStatus::loaded_now())) });

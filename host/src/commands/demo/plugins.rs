@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};
 
 /// The file names of the demo's plugins, by group.
-pub const FILES: [(&str, &str); 2] = [("notifications", "orders.wasm"), ("analytics", "python-orders.wasm")];
+pub const FILES: [(&str, &str); 2] = [("notifications", "orders.wasm"), ("analytics", "python-analytics.wasm")];
 
 /// Where a checkout keeps built plugins (relative to the working directory).
 const CHECKOUT_DIST: &str = "plugins/dist";
@@ -18,7 +18,7 @@ const CHECKOUT_DIST: &str = "plugins/dist";
 #[cfg(feature = "embed-demo-plugins")]
 const EMBEDDED: Option<[&[u8]; 2]> = Some([
     include_bytes!("../../../../plugins/dist/orders.wasm"),
-    include_bytes!("../../../../plugins/dist/python-orders.wasm"),
+    include_bytes!("../../../../plugins/dist/python-analytics.wasm"),
 ]);
 #[cfg(not(feature = "embed-demo-plugins"))]
 const EMBEDDED: Option<[&[u8]; 2]> = None;
@@ -52,7 +52,7 @@ pub fn resolve(group: &str, explicit: Option<&Path>, plugins_dir: Option<&Path>)
             "the demo's plugin {name} (group {group}) was not found in {CHECKOUT_DIST} and this \
              host has no plugins built in. In a checkout, build them with `make demo-plugins` \
              (or run `make demo`); elsewhere pass --plugins-dir DIR with orders.wasm and \
-             python-orders.wasm, or install host with `make install`, which builds them in"
+             python-analytics.wasm, or install host with `make install`, which builds them in"
         ),
     }
 }

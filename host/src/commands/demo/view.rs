@@ -110,6 +110,7 @@ impl Demo {
             "groups": groups,
             "plugins": self.plugins(),
             "dead_letters": self.dead_letters(20).await?,
+            "analytics": self.analytics().await.unwrap_or_else(|e| json!({"error": e.to_string()})),
         }))
     }
 

@@ -180,7 +180,7 @@ fn relative_paths_hot_reload() {
     let dir = plugin_dir("web-relative");
     let dist = dir.join("plugins/dist");
     std::fs::create_dir_all(&dist).unwrap();
-    for name in ["orders", "python-orders", "chaos"] {
+    for name in ["orders", "python-analytics", "chaos"] {
         std::fs::copy(plugin(name), dist.join(format!("{name}.wasm"))).unwrap();
     }
     let consuming = |log: &[String]| log.iter().any(|l| l.contains("consuming"));
@@ -214,8 +214,12 @@ fn relative_paths_hot_reload() {
     });
     assert!(serve.terminate().0.success());
 
-    let plugins =
-        ["--notifications-plugin", "plugins/dist/orders.wasm", "--analytics-plugin", "plugins/dist/python-orders.wasm"];
+    let plugins = [
+        "--notifications-plugin",
+        "plugins/dist/orders.wasm",
+        "--analytics-plugin",
+        "plugins/dist/python-analytics.wasm",
+    ];
     let demo = Demo::start_in(Some(&dir), "web-relative", &plugins);
     let v2 = variant("orders", b"relative-demo");
     let version = host::plugin_version(&v2);

@@ -45,7 +45,7 @@ impl Demo {
             std::env::temp_dir().join(format!("host-token-{}-{}", std::process::id(), stream.replace(':', "-")));
         let token_arg = token_file.to_str().unwrap().to_string();
         let notifications = plugin("orders");
-        let analytics = plugin("python-orders");
+        let analytics = plugin("python-analytics");
         let claim = Self::CLAIM_IDLE_MS.to_string();
         let mut args = vec!["demo", "--stream-key", &stream, "--port", "0", "--seed", "0"];
         args.extend_from_slice(&["--claim-idle-ms", &claim, "--reap-interval-ms", "600000"]);
