@@ -18,6 +18,7 @@ NOOP=plugins/dist/noop.wasm
 NOOP_BATCH=plugins/dist/noop-batch.wasm
 JS_NOOP=plugins/dist/js-noop.wasm
 JS_NOOP_BATCH=plugins/dist/js-noop-batch.wasm
+ANALYTICS=plugins/dist/analytics.wasm
 N="${BENCH_ENTRIES:-300000}"
 ROUNDS="${BENCH_ROUNDS:-5}"
 OUT="${BENCH_OUT:-${CARGO_TARGET_DIR:-target}/bench.jsonl}"
@@ -47,6 +48,11 @@ for round in $(seq "$ROUNDS"); do
   # A language where a call is dear: JavaScript, per entry and per batch.
   run js-noop-1       --plugin "$JS_NOOP" --entries $(( N / 10 ))
   run js-noop-batch-1 --plugin "$JS_NOOP_BATCH" --entries $(( N / 10 ))
+  # Effects: two counters and one emitted entry per entry, committed with the
+  # ack (fenced, checked first), against the same writes made by hand.
+  run analytics-1     --plugin "$ANALYTICS" --entries "$N" --effects
+  run analytics-2     --plugin "$ANALYTICS" --entries "$N" --effects --consumers 2
+  run loop-effects-1  --handler loop --entries "$N" --count 500 --effects
 done
 # Latency at a fixed load, ~5 s a run: half the median rate of live-1 (the
 # maximum with the producer's load on the same Redis and cores), with one
@@ -132,6 +138,11 @@ print(f'- Rust no-op batch plugin (handle-batch) vs native handler, 1 consumer: 
 print(f'- JavaScript no-op, one call per batch vs per entry: {ratio("js-noop-batch-1", "js-noop-1"):.2f}x [{rounds("js-noop-batch-1", "js-noop-1")}]')
 print(f'- Rust no-op plugin vs the minimal hand-written loop (COUNT 100, XACK pipelined): {ratio("noop-1", "loop-1"):.2f}x [{rounds("noop-1", "loop-1")}]; '
       f'2 consumers: {ratio("noop-2", "loop-1"):.2f}x [{rounds("noop-2", "loop-1")}]')
+print(f'- effects (analytics plugin: 2 counters + 1 emit per entry, fenced commit) vs the no-op plugin: '
+      f'{ratio("analytics-1", "noop-1"):.2f}x [{rounds("analytics-1", "noop-1")}]; vs the same writes by hand '
+      f'(minimal loop, COUNT 500, writes and XACK pipelined): {ratio("analytics-1", "loop-effects-1"):.2f}x '
+      f'[{rounds("analytics-1", "loop-effects-1")}]; 2 consumers vs by hand: {ratio("analytics-2", "loop-effects-1"):.2f}x '
+      f'[{rounds("analytics-2", "loop-effects-1")}]')
 print(f'- default settings vs --guide-shape: {ratio("noop-1", "guide-shape"):.1f}x [{rounds("noop-1", "guide-shape")}]')
 print(f'- producing and consuming together (noop, 1 consumer, producer unpaced alongside): {median("live-1"):.0f}/s, '
       f'{ratio("live-1", "noop-1"):.2f}x the backlog drain')

@@ -59,6 +59,8 @@ pub struct BenchConfig {
     pub count: usize,
     /// One XACK per entry instead of one per batch.
     pub ack_each: bool,
+    /// The analytics workload (paid orders; two counters and an emit per entry).
+    pub effects: bool,
     /// When the entries are produced.
     pub production: Production,
 }

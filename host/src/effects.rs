@@ -12,8 +12,16 @@ use std::time::{Duration, Instant};
 
 /// Effects one entry may record; more is a fault.
 pub const MAX_EFFECTS_PER_ENTRY: usize = 1_000;
-/// Bytes of keys, fields and values one entry's effects may hold; more is a fault.
+/// Bytes of keys, fields and values one entry's effects may hold (each
+/// effect and field counted with an overhead, so empty ones are not free);
+/// more is a fault.
 pub const MAX_EFFECT_BYTES_PER_ENTRY: usize = 1 << 20;
+/// The same for all entries of one call (a batch): bounds what one call can
+/// make the host hold, whatever the batch size.
+pub const MAX_EFFECT_BYTES_PER_CALL: usize = 16 << 20;
+/// What an effect costs besides its bytes, and each emitted field.
+const EFFECT_OVERHEAD: usize = 32;
+const FIELD_OVERHEAD: usize = 16;
 /// Field/value pairs of one emitted entry (one Lua `unpack` passes them on).
 pub const MAX_EMIT_FIELDS: usize = 1_000;
 
@@ -77,16 +85,18 @@ impl Effect {
         }
     }
 
-    /// Bytes it holds, as counted against [`MAX_EFFECT_BYTES_PER_ENTRY`].
+    /// Bytes it holds, as counted against [`MAX_EFFECT_BYTES_PER_ENTRY`]:
+    /// its data plus an overhead per effect and per field.
     pub fn bytes(&self) -> usize {
         let field = |f: &Option<String>| f.as_ref().map_or(0, String::len);
-        match self {
-            Effect::Emit { stream, fields, .. } => {
-                stream.len() + fields.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>()
+        EFFECT_OVERHEAD
+            + match self {
+                Effect::Emit { stream, fields, .. } => {
+                    stream.len() + fields.iter().map(|(n, v)| FIELD_OVERHEAD + n.len() + v.len()).sum::<usize>()
+                }
+                Effect::Incr { key, field: f, .. } | Effect::Del { key, field: f } => key.len() + field(f) + 8,
+                Effect::Set { key, field: f, value, .. } => key.len() + field(f) + value.len(),
             }
-            Effect::Incr { key, field: f, .. } | Effect::Del { key, field: f } => key.len() + field(f) + 8,
-            Effect::Set { key, field: f, value, .. } => key.len() + field(f) + value.len(),
-        }
     }
 }
 
@@ -215,6 +225,15 @@ mod tests {
         let error = check_stream(&grants, "orders:other").unwrap_err();
         assert!(error.contains("grant.streams allows \"orders:paid\""), "{error}");
         assert!(check_key(&grants, "").is_err());
+    }
+
+    #[test]
+    fn empty_fields_are_not_free() {
+        let fields = vec![(Vec::new(), Vec::new()); 1000];
+        let emit = Effect::Emit { stream: String::new(), fields, max_len: None };
+        assert!(emit.bytes() >= 16_000, "{}", emit.bytes());
+        // So one entry cannot hold more than ~65 000 emitted fields.
+        assert!(MAX_EFFECT_BYTES_PER_ENTRY / emit.bytes() * 1000 < 70_000);
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! [`supervise`] (deployments and the one watch/reload loop) → [`consumer`]
 //! (the consumer-group machinery) → [`wasm`] / [`streams`] → the shared
 //! types ([`settings`], [`handler`], [`entry`], [`verdict`],
-//! [`dead_letter`], [`metrics`]). [`web`] serves `/metrics` and the demo's
-//! dashboard.
+//! [`dead_letter`], [`effects`], [`metrics`]). [`web`] serves `/metrics` and
+//! the demo's dashboard.
 
 pub mod cli;
 mod commands;
@@ -36,8 +36,10 @@ pub use config::{
 };
 pub use consumer::ConsumerStats;
 pub use dead_letter::DeadLetter;
+pub use effects::Effect;
 pub use entry::Entry;
 pub use settings::{Grants, GroupSettings, Limits};
+pub use streams::Committed;
 pub use streams::masked::urls_in as mask_urls;
 pub use supervise::deployment::RunReport;
 pub use verdict::Verdict;
@@ -47,6 +49,20 @@ pub use wasm::instance::{Delivery, Instance};
 pub use wasm::plugin::{LoadError, Plugin, version_of as plugin_version};
 
 use tokio_util::sync::CancellationToken;
+
+/// Commits `entries`' effects with their acks as a consumer does: one
+/// fenced server-side step per chunk (`streams/commit.rs`), on a connection
+/// of its own. For tests and tools that check the commit itself.
+pub async fn commit_effects(
+    url: &str,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    entries: &[(&str, &[Effect])],
+) -> anyhow::Result<Vec<Committed>> {
+    let mut conn = streams::Redis::open(url)?.connect(std::time::Duration::ZERO).await?;
+    conn.commit(stream, group, consumer, entries).await
+}
 
 /// Carries out one command until it finishes or `shutdown` is cancelled.
 pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Result<()> {

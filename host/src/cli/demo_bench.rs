@@ -24,7 +24,8 @@ pub(super) struct DemoArgs {
     /// Stream key.
     #[arg(long, value_name = "KEY", default_value = "demo:events:orders")]
     stream_key: String,
-    /// Keep the stream and its dead letters (by default both are deleted at start).
+    /// Keep the stream, its dead letters and the analytics totals and paid orders
+    /// (by default all are deleted at start).
     #[arg(long)]
     no_reset: bool,
     /// Cap produced entries at about N (XADD MAXLEN ~ N).
@@ -122,6 +123,13 @@ pub(super) struct BenchArgs {
     /// maximum rate of producing and consuming together, with Redis serving both.
     #[arg(long)]
     alongside: bool,
+    /// The analytics workload: paid orders; per entry two counters and one
+    /// emitted entry, committed with the ack. A plugin (plugins/dist/analytics.wasm)
+    /// is granted STREAM:totals and STREAM:paid; `--handler loop` makes the same
+    /// writes as plain commands pipelined with each batch's XACK. Every entry
+    /// must be counted once at the end.
+    #[arg(long)]
+    effects: bool,
     /// Redis server URL [default: 127.0.0.1:6379 if a Redis answers there, else a redis-server child].
     #[arg(long = "redis", env = "REDIS_URL", value_name = "URL")]
     redis: Option<String>,
@@ -145,6 +153,7 @@ impl BenchArgs {
             consumers: self.consumers,
             count: if self.guide_shape { 10 } else { self.count as usize },
             ack_each: self.guide_shape,
+            effects: self.effects,
             production: match (self.rate, self.alongside) {
                 (Some(rate), _) => Production::Paced(rate),
                 (None, true) => Production::Alongside,

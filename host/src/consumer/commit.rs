@@ -44,6 +44,9 @@ impl<S: HandlerSource> Consumer<S> {
                 Committed::Applied => {
                     applied += 1;
                     self.forget(&entry.id);
+                    if let Some(observer) = &self.observer {
+                        observer.acked(&[observer.stamp(&entry)]);
+                    }
                     for kind in ["emit", "incr", "set", "del"] {
                         let n = effects.iter().filter(|e| e.kind() == kind).count() as u64;
                         if n > 0 {

@@ -37,7 +37,13 @@ static COMMIT: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local n = tonumber(ARGV[3])
-local types, ints, undo = {}, {}, nil
+-- The plan: what the entries accepted so far (and the one being checked)
+-- will have written. `types`: key type; `strs`: a string key's integer
+-- value; `fields`: per hash key, its fields' integer values; `cleared`: keys
+-- deleted by the plan (their old values must not be read). Every change goes
+-- through `put`, so a refused entry's changes are undone; values read from
+-- Redis are cached as they are (they are true whatever is undone).
+local types, strs, fields, cleared, undo = {}, {}, {}, {}, nil
 local function put(t, k, v)
   undo[#undo + 1] = {t, k, t[k]}
   t[k] = v
@@ -46,7 +52,7 @@ end
 -- zeros, no '+', no '-0'), else 'bad'. Stricter than Redis near the int64
 -- limits, never looser: a refused step writes nothing.
 local function int_of(raw)
-  if raw == '0' or (string.match(raw, '^%-?[1-9]%d*$') and #raw <= 20) then return tonumber(raw) end
+  if #raw <= 20 and (raw == '0' or string.match(raw, '^%-?[1-9]%d*$')) then return tonumber(raw) end
   return 'bad'
 end
 local function type_of(key)
@@ -65,36 +71,109 @@ local function expect(key, want)
   put(types, key, want)
   return nil
 end
--- The integer a counter holds (nil: not an integer), as planned so far.
-local function counter(key, field)
-  local slot = field and (key .. '\0' .. field) or key
-  local v = ints[slot]
+-- A string key's integer as planned (called once its type is checked).
+local function str_val(key)
+  local v = strs[key]
   if v == nil then
-    local raw
-    if type_of(key) == 'none' then raw = false
-    elseif field then raw = redis.call('HGET', key, field)
-    else raw = redis.call('GET', key) end
-    if raw then v = int_of(raw) else v = 0 end
-    ints[slot] = v
+    if cleared[key] then
+      v = 0
+      put(strs, key, 0)
+    else
+      local raw = redis.call('GET', key)
+      v = raw and int_of(raw) or 0
+      strs[key] = v
+    end
   end
-  return slot, v
+  return v
 end
-local function incr(key, field, by)
-  local slot, v = counter(key, field)
-  local what = field and ('hash field ' .. field .. ' of ' .. key) or ('key ' .. key)
+-- A hash key's table of planned (or read) field values.
+local function hash_of(key)
+  local h = fields[key]
+  if h == nil then
+    h = {}
+    fields[key] = h
+  end
+  return h
+end
+-- A hash key's field table and the field's integer as planned.
+local function field_val(key, field)
+  local h = hash_of(key)
+  local v = h[field]
+  if v == nil then
+    if cleared[key] then
+      v = 0
+      put(h, field, 0)
+    else
+      local raw = redis.call('HGET', key, field)
+      v = raw and int_of(raw) or 0
+      h[field] = v
+    end
+  end
+  return h, v
+end
+local function check_sum(v, by, what)
   if v == 'bad' then return 'ERR ' .. what .. ' does not hold an integer' end
   local sum = v + by
-  if v > 9.2e18 or v < -9.2e18 or sum > 9.2e18 or sum < -9.2e18 then return 'ERR increment of ' .. what .. ' would overflow' end
-  put(ints, slot, sum)
+  if v > 9.2e18 or v < -9.2e18 or sum > 9.2e18 or sum < -9.2e18 then
+    return 'ERR increment of ' .. what .. ' would overflow'
+  end
+  return nil, sum
+end
+local function incr(key, field, by)
+  if field then
+    local h, v = field_val(key, field)
+    local err, sum = check_sum(v, by, 'hash field ' .. field .. ' of ' .. key)
+    if err then return err end
+    put(h, field, sum)
+  else
+    local err, sum = check_sum(str_val(key), by, 'key ' .. key)
+    if err then return err end
+    put(strs, key, sum)
+  end
   return nil
 end
-local function forget_fields(key)
-  local prefix = key .. '\0'
-  for slot in pairs(ints) do
-    if string.sub(slot, 1, #prefix) == prefix then put(ints, slot, 0) end
+local function ttl_ok(ttl)
+  if ttl ~= '' and not (tonumber(ttl) and tonumber(ttl) >= 1 and tonumber(ttl) <= 3.2e12) then
+    return 'ERR ttl ' .. ttl .. ' ms is out of range'
   end
+  return nil
 end
 local exists = redis.call('EXISTS', stream) == 1
+-- The chunk's entries pending for this consumer: one XPENDING over their id
+-- range; an id not found there is looked up alone (a peer's, or the range
+-- reply was cut short).
+local mine = {}
+if exists then
+  local lo, hi, p = nil, nil, 4
+  local function key_of(id)
+    local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
+    if not ms then return nil end
+    return {tonumber(ms), tonumber(seq)}
+  end
+  local function less(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end
+  for _ = 1, n do
+    local id, k = ARGV[p], key_of(ARGV[p])
+    if k then
+      if not lo or less(k, lo[1]) then lo = {k, id} end
+      if not hi or less(hi[1], k) then hi = {k, id} end
+    end
+    p = p + 2
+    for _ = 1, tonumber(ARGV[p - 1]) do
+      local op = ARGV[p]
+      if op == 'x' then p = p + 4 + 2 * tonumber(ARGV[p + 3])
+      elseif op == 'i' or op == 'e' then p = p + 3
+      elseif op == 'h' or op == 's' then p = p + 4
+      elseif op == 'f' then p = p + 5
+      elseif op == 'd' then p = p + 2
+      else return redis.error_reply('ERR unknown effect op ' .. tostring(op)) end
+    end
+  end
+  if lo then
+    for _, row in ipairs(redis.call('XPENDING', stream, group, lo[2], hi[2], n + 64, consumer)) do
+      mine[row[1]] = true
+    end
+  end
+end
 local results, accepted = {}, {}
 local pos = 4
 for e = 1, n do
@@ -102,7 +181,9 @@ for e = 1, n do
   pos = pos + 2
   local start = pos
   local owner = ''
-  if exists then
+  if mine[id] then
+    owner = consumer
+  elseif exists then
     local p = redis.call('XPENDING', stream, group, id, id, 1)
     if #p == 1 then owner = p[1][2] end
   end
@@ -110,7 +191,14 @@ for e = 1, n do
   local err = nil
   for _ = 1, count do
     local op, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
+    if op ~= 'x' and key == stream and not err then
+      err = 'ERR effects may only emit to the consumed stream ' .. key .. ', not ' .. op .. ' it'
+    end
     if op == 'x' then
+      local max_len = ARGV[pos + 2]
+      if not err and max_len ~= '' and not (tonumber(max_len) and tonumber(max_len) <= 9.2e18) then
+        err = 'ERR max-len ' .. max_len .. ' is out of range'
+      end
       err = err or expect(key, 'stream')
       pos = pos + 4 + 2 * tonumber(ARGV[pos + 3])
     elseif op == 'i' then
@@ -120,27 +208,24 @@ for e = 1, n do
       err = err or expect(key, 'hash') or incr(key, ARGV[pos + 2], tonumber(ARGV[pos + 3]))
       pos = pos + 4
     elseif op == 's' then
-      err = err or expect(key, 'string')
-      if not err then
-        put(ints, key, int_of(ARGV[pos + 2]))
-      end
+      err = err or ttl_ok(ARGV[pos + 3]) or expect(key, 'string')
+      if not err then put(strs, key, int_of(ARGV[pos + 2])) end
       pos = pos + 4
     elseif op == 'f' then
-      err = err or expect(key, 'hash')
-      if not err then
-        put(ints, key .. '\0' .. ARGV[pos + 2], int_of(ARGV[pos + 3]))
-      end
+      err = err or ttl_ok(ARGV[pos + 4]) or expect(key, 'hash')
+      if not err then put(hash_of(key), ARGV[pos + 2], int_of(ARGV[pos + 3])) end
       pos = pos + 5
     elseif op == 'd' then
       if not err then
         put(types, key, 'none')
-        put(ints, key, 0)
-        forget_fields(key)
+        put(cleared, key, true)
+        put(strs, key, 0)
+        put(fields, key, {})
       end
       pos = pos + 2
     elseif op == 'e' then
       err = err or expect(key, 'hash')
-      if not err then put(ints, key .. '\0' .. ARGV[pos + 2], 0) end
+      if not err then put(hash_of(key), ARGV[pos + 2], 0) end
       pos = pos + 3
     else
       return redis.error_reply('ERR unknown effect op ' .. tostring(op))

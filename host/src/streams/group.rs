@@ -6,6 +6,7 @@
 
 use super::Connection;
 use super::reply::{self, Batch};
+use crate::effects::Effect;
 use anyhow::{Context, Result};
 use redis::Value;
 use std::time::Duration;
@@ -119,19 +120,43 @@ impl Connection {
             .with_context(|| format!("XACK of {} entries on stream {stream:?} group {group:?} failed", ids.len()))
     }
 
-    /// One pipeline of `XACK stream group id…` (when there are ids) and
-    /// `XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS stream >`: the loop of
-    /// a minimal hand-written consumer (`host bench --handler loop`).
+    /// One pipeline of `writes` (plain commands, unfenced) and `XACK stream
+    /// group id…`: the last step of `host bench --handler loop`.
+    pub async fn write_then_ack(&mut self, writes: &[Effect], stream: &str, group: &str, ids: &[String]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        push_writes(&mut pipe, writes);
+        pipe.cmd("XACK").arg(stream).arg(group).arg(ids).ignore();
+        let () = pipe.query_async(&mut self.conn).await.with_context(|| format!("XACK on stream {stream:?} failed"))?;
+        Ok(())
+    }
+
+    /// `HGET key field`.
+    pub async fn hash_field(&mut self, key: &str, field: &str) -> Result<Option<String>> {
+        redis::cmd("HGET")
+            .arg(key)
+            .arg(field)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("HGET {key:?} failed"))
+    }
+
+    /// One pipeline of `writes` (plain commands, unfenced), `XACK stream
+    /// group id…` (when there are ids) and `XREADGROUP GROUP g c COUNT n BLOCK
+    /// ms STREAMS stream >`: the loop of a minimal hand-written consumer
+    /// (`host bench --handler loop`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn ack_then_read(
         &mut self,
         stream: &str,
         group: &str,
         consumer: &str,
+        writes: &[Effect],
         ids: &[String],
         count: usize,
         block: Duration,
     ) -> Result<Batch> {
         let mut pipe = redis::pipe();
+        push_writes(&mut pipe, writes);
         if !ids.is_empty() {
             pipe.cmd("XACK").arg(stream).arg(group).arg(ids).ignore();
         }
@@ -142,6 +167,43 @@ impl Connection {
             .await
             .with_context(|| format!("XACK + XREADGROUP on stream {stream:?} group {group:?} failed"))?;
         reply::read_reply(reply, 1).with_context(|| format!("unexpected XREADGROUP reply on stream {stream:?}"))
+    }
+}
+
+/// Adds `writes` to `pipe` as plain commands (no checks, no fencing), replies ignored.
+fn push_writes(pipe: &mut redis::Pipeline, writes: &[Effect]) {
+    for write in writes {
+        match write {
+            Effect::Emit { stream, fields, max_len } => {
+                let cmd = pipe.cmd("XADD").arg(stream);
+                if let Some(n) = max_len {
+                    cmd.arg("MAXLEN").arg("~").arg(n);
+                }
+                cmd.arg("*");
+                for (name, value) in fields {
+                    cmd.arg(name).arg(value);
+                }
+            }
+            Effect::Incr { key, field: Some(field), by } => {
+                pipe.cmd("HINCRBY").arg(key).arg(field).arg(by);
+            }
+            Effect::Incr { key, field: None, by } => {
+                pipe.cmd("INCRBY").arg(key).arg(by);
+            }
+            Effect::Set { key, field: Some(field), value, .. } => {
+                pipe.cmd("HSET").arg(key).arg(field).arg(value);
+            }
+            Effect::Set { key, field: None, value, .. } => {
+                pipe.cmd("SET").arg(key).arg(value);
+            }
+            Effect::Del { key, field: Some(field) } => {
+                pipe.cmd("HDEL").arg(key).arg(field);
+            }
+            Effect::Del { key, field: None } => {
+                pipe.cmd("DEL").arg(key);
+            }
+        }
+        pipe.ignore();
     }
 }
 

@@ -152,8 +152,13 @@ impl Instance {
     /// entry that faults on its own is faulted.
     pub fn handle_batch(&mut self, entries: &mut [Entry]) -> Vec<Verdict> {
         let started = Instant::now();
+        // Effects kept before this batch: a fault below drops only the batch's own.
+        let before = std::mem::take(&mut self.kept);
         let mut verdicts = self.call_batch(entries);
         if entries.len() > 1 && verdicts.iter().any(Verdict::poisons_instance) {
+            // The entries run again: what the faulted call kept (entries it
+            // handled ok) would otherwise be committed twice.
+            self.kept = Effects::default();
             let fault = verdicts.iter().find(|v| v.poisons_instance()).expect("checked").to_string();
             tracing::warn!(plugin = %self.plugin.tag.name, consumer = %self.batch.consumer,
                 "a batch of {} faulted ({}); running its entries one per call", entries.len(), one_line(&fault));
@@ -163,6 +168,8 @@ impl Instance {
         for verdict in &verdicts {
             self.calls.record(verdict, each);
         }
+        let batch = std::mem::replace(&mut self.kept, before);
+        self.kept.append(batch);
         verdicts
     }
 

@@ -2,7 +2,7 @@
 //! per entry of the call, within the caps per entry. The instance keeps
 //! those of entries handled ok and drops the rest (`instance.rs`).
 
-use crate::effects::{Effect, MAX_EFFECT_BYTES_PER_ENTRY, MAX_EFFECTS_PER_ENTRY};
+use crate::effects::{Effect, MAX_EFFECT_BYTES_PER_CALL, MAX_EFFECT_BYTES_PER_ENTRY, MAX_EFFECTS_PER_ENTRY};
 
 /// Why an effect was not recorded.
 pub(crate) enum Refused {
@@ -25,6 +25,8 @@ pub(crate) struct Recorder {
     hint: usize,
     /// Whether anything was recorded in this call.
     used: bool,
+    /// Bytes recorded in this call, all entries together.
+    call_bytes: usize,
 }
 
 impl Recorder {
@@ -57,6 +59,7 @@ impl Recorder {
     pub(crate) fn record(&mut self, id: &str, effect: Effect) -> Result<(), Refused> {
         let index = self.index(id).ok_or_else(|| {
             let known = match self.live {
+                0 => "no entry is being handled now (start-up code cannot record effects)".to_string(),
                 1 => format!("the entry being handled is {:?}", self.ids[0]),
                 n => format!("this call handles {n} entries, {:?} to {:?}", self.ids[0], self.ids[n.max(1) - 1]),
             };
@@ -75,6 +78,13 @@ impl Recorder {
                  {MAX_EFFECT_BYTES_PER_ENTRY} bytes): none of its effects will be applied"
             )));
         }
+        if self.call_bytes + more > MAX_EFFECT_BYTES_PER_CALL {
+            return Err(Refused::Trap(format!(
+                "this call recorded more effects than allowed per call ({MAX_EFFECT_BYTES_PER_CALL} bytes): none \
+                 will be applied"
+            )));
+        }
+        self.call_bytes += more;
         *bytes += more;
         effects.push(effect);
         self.used = true;
@@ -99,6 +109,7 @@ impl Recorder {
             *bytes = 0;
         }
         self.used = false;
+        self.call_bytes = 0;
     }
 
     fn index(&mut self, id: &str) -> Option<usize> {
@@ -134,6 +145,9 @@ mod tests {
         r.begin(["4-0"].into_iter());
         assert!(!r.used());
         assert!(matches!(r.record("1-0", incr()), Err(Refused::Error(_))), "the last call's ids are gone");
+        // Start-up code runs before any call: no ids at all.
+        let mut fresh = Recorder::default();
+        assert!(matches!(fresh.record("1-0", incr()), Err(Refused::Error(e)) if e.contains("no entry")));
     }
 
     #[test]

@@ -14,6 +14,12 @@ use std::time::Duration;
 
 type Answer<T = ()> = wasmtime::Result<Result<T, String>>;
 
+/// Longest TTL an effect may set: 100 years, far inside what Redis takes
+/// (a value it refused would fail the commit after other writes).
+const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+/// Largest `MAXLEN ~` an emit may give (Redis reads a signed 64-bit number).
+const MAX_MAX_LEN: u64 = i64::MAX as u64;
+
 impl HostState {
     /// Checks `key` (or, for `stream: true`, a stream) against the grants.
     fn granted(&self, call: &'static str, name: &str, stream: bool) -> Result<(), String> {
@@ -52,6 +58,9 @@ impl redis_streams::plugin::effects::Host for HostState {
                 fields.len()
             )));
         }
+        if max_len.is_some_and(|n| n > MAX_MAX_LEN) {
+            return Ok(Err(format!("max-len must be at most {MAX_MAX_LEN}")));
+        }
         let fields = fields.into_iter().map(|f| (f.name.into_bytes(), f.value)).collect();
         self.record(&entry_id, Effect::Emit { stream, fields, max_len })
     }
@@ -74,8 +83,8 @@ impl redis_streams::plugin::effects::Host for HostState {
         if let Err(denied) = self.granted("set", &key, false) {
             return Ok(Err(denied));
         }
-        if ttl_ms == Some(0) {
-            return Ok(Err("ttl-ms must be at least 1 (none: no expiry)".into()));
+        if ttl_ms.is_some_and(|t| t == 0 || t > MAX_TTL_MS) {
+            return Ok(Err(format!("ttl-ms must be 1..={MAX_TTL_MS} (none: no expiry)")));
         }
         self.record(&entry_id, Effect::Set { key, field, value, ttl_ms })
     }
@@ -107,8 +116,8 @@ impl redis_streams::plugin::state::Host for HostState {
         if let Err(denied) = self.granted("seen", &key, false) {
             return Ok(Err(denied));
         }
-        if ttl_ms == 0 {
-            return Ok(Err("ttl-ms must be at least 1".into()));
+        if ttl_ms == 0 || ttl_ms > MAX_TTL_MS {
+            return Ok(Err(format!("ttl-ms must be 1..={MAX_TTL_MS}")));
         }
         Ok(self.store().and_then(|store| store.seen(&key, Duration::from_millis(ttl_ms), self.call_deadline)))
     }

@@ -9,6 +9,7 @@
 //! | `trap`    | panic (a Wasm trap: the whole call fails)                 |
 //! | `short`   | return one verdict too few for the batch (a host fault)   |
 //! | `incr=KEY`| first records the effect `HINCRBY KEY <entry id> 1`       |
+//! | `big_reject` | reject with a 100 KiB reason (over a small limit: a fault) |
 //! | anything else | Ok                                                    |
 //!
 //! Every call logs `batch of N for <consumer>`, and every entry that ends Ok
@@ -42,6 +43,8 @@ impl Guest for ChaosBatch {
                     reason: format!("chaos-batch: fail requested for {}", entry.id),
                     delay_ms: None,
                 }))
+            } else if has("big_reject") {
+                Err(Error::Reject("x".repeat(100 * 1024)))
             } else if has("reject") {
                 Err(Error::Reject(format!("chaos-batch: reject requested for {}", entry.id)))
             } else if has("short") {

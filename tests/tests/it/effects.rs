@@ -423,3 +423,103 @@ async fn totals_stay_exact_through_kill_9() {
         paid.len()
     );
 }
+
+/// A batch that faults after some of its entries were handled ok (here: an
+/// error text over the limit) runs again one entry per call: the ok
+/// entries' effects are still applied once, not once per run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_run_again_after_a_fault_applies_effects_once() {
+    let mut conn = redis().await;
+    let s = unique_stream("effects-batch-rerun");
+    let key = format!("{s}:fx");
+    let ids = produce(
+        &mut conn,
+        &s,
+        &[fields(&[("incr", key.clone())]), vec![("big_reject", Vec::new())], fields(&[("incr", key.clone())])],
+    )
+    .await;
+    let grant = format!("{s}:*");
+    let extra = ["--grant-key", &grant, "--max-return-bytes", "1000", "--max-deliveries", "1"];
+    let mut host = Host::run(&s, "chaos-batch", &extra).start();
+    settled(&mut conn, &s, 0, 1).await;
+    let applied: BTreeMap<String, String> = conn.hgetall(&key).await.unwrap();
+    let want: BTreeMap<String, String> = [&ids[0], &ids[2]].iter().map(|id| (id.to_string(), "1".into())).collect();
+    assert_eq!(applied, want, "effects of a batch run twice were applied twice");
+    host.terminate();
+}
+
+/// One entry's effects as the commit receives them.
+fn incr(key: &str, field: Option<&str>) -> host::Effect {
+    host::Effect::Incr { key: key.into(), field: field.map(Into::into), by: 1 }
+}
+
+/// Reads entries of `stream` into `consumer`'s pending list (group `g`).
+async fn deliver(conn: &mut MultiplexedConnection, stream: &str, consumer: &str, n: usize) -> Vec<String> {
+    let input: Vec<_> = (0..n).map(|i| fields(&[("n", i.to_string())])).collect();
+    let ids = produce(conn, stream, &input).await;
+    let _: () = redis::cmd("XGROUP").arg("CREATE").arg(stream).arg("g").arg("0").query_async(conn).await.unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(n)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query_async(conn)
+        .await
+        .unwrap();
+    ids
+}
+
+/// The commit step attacked directly: writes Redis would refuse after other
+/// writes (a name with NUL shared between a string key and a hash field, a
+/// write over the consumed stream's own key) refuse the entry whole, and a
+/// chunk of deletes over many fields stays linear (it held Redis for
+/// minutes before).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_commit_refuses_whole_entries_and_stays_linear() {
+    let mut conn = redis().await;
+    let s = unique_stream("effects-commit");
+    let ids = deliver(&mut conn, &s, "c", 53).await;
+    let (hash, nul) = (format!("{s}:a"), format!("{s}:a\0b"));
+    let _: () = conn.hset(&hash, "b", "abc").await.unwrap();
+    let counter = format!("{s}:n");
+    let set =
+        |key: &str, value: &str| host::Effect::Set { key: key.into(), field: None, value: value.into(), ttl_ms: None };
+    let del = |key: &str| host::Effect::Del { key: key.into(), field: None };
+    // 0: the string "a\0b" and field b of "a" are different things.
+    let collide = vec![incr(&counter, None), set(&nul, "5"), incr(&hash, Some("b"))];
+    // 1: the consumed stream's key turned into a string.
+    let clobber = vec![incr(&counter, None), del(&s), set(&s, "x")];
+    // 2: the plan after a DEL reads nothing stale.
+    let fresh_key = format!("{s}:fresh");
+    let _: () = conn.set(&fresh_key, "not a number").await.unwrap();
+    let fresh = vec![del(&fresh_key), incr(&fresh_key, None)];
+    // 3..53: 50 entries of 500 counters and 500 deletes each.
+    let wide: Vec<host::Effect> = (0..500)
+        .flat_map(|i| {
+            let key = format!("{s}:w{i}");
+            [incr(&key, Some("f")), del(&key)]
+        })
+        .collect();
+    let mut entries: Vec<(&str, &[host::Effect])> = vec![(&ids[0], &collide), (&ids[1], &clobber), (&ids[2], &fresh)];
+    entries.extend(ids[3..].iter().map(|id| (id.as_str(), wide.as_slice())));
+    let results = host::commit_effects(redis_url(), &s, "g", "c", &entries).await.expect("the commit ran");
+    assert!(
+        matches!(&results[0], host::Committed::Refused(e) if e.contains("does not hold an integer")),
+        "{:?}",
+        results[0]
+    );
+    assert!(matches!(&results[1], host::Committed::Refused(e) if e.contains("consumed stream")), "{:?}", results[1]);
+    assert_eq!(results[2], host::Committed::Applied);
+    assert!(results[3..].iter().all(|r| *r == host::Committed::Applied), "{:?}", &results[3..6]);
+    assert_eq!(get(&mut conn, &counter).await, None, "a refused entry's first write was applied");
+    assert_eq!(get(&mut conn, &nul).await, None);
+    assert_eq!(get(&mut conn, &fresh_key).await.as_deref(), Some("1"));
+    let key_type: String = redis::cmd("TYPE").arg(&s).query_async(&mut conn).await.unwrap();
+    assert_eq!(key_type, "stream");
+    let pending: Vec<String> = pending(&mut conn, &s, "g").await.into_iter().map(|(id, ..)| id).collect();
+    assert_eq!(pending, ids[..2], "only the refused entries stay pending");
+}

@@ -11,6 +11,7 @@ mod native;
 
 use crate::config::{BenchConfig, Production, RunConfig};
 use crate::consumer::{AckObserver, ConsumerStats};
+use crate::effects::Effect;
 use crate::handler::HandlerSource;
 use crate::settings::AckMode;
 use crate::streams::Redis;
@@ -31,18 +32,44 @@ const PRODUCE_BATCH: usize = 1000;
 /// The field carrying the produce time (µs since the Unix epoch).
 pub const TS_FIELD: &str = "ts";
 
-/// Order entries `from..to` of three fields, all stamped now.
-fn orders(from: u64, to: u64) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+/// Order entries `from..to` of three fields, all stamped now; for the
+/// analytics workload (`paid`), paid orders of five fields.
+fn orders(from: u64, to: u64, paid: bool) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
     let ts = now_us().to_string().into_bytes();
     (from..to)
         .map(|i| {
-            vec![
+            let mut fields = vec![
                 (b"order_id".to_vec(), format!("o-{i}").into_bytes()),
                 (b"amount".to_vec(), format!("{}.{:02}", i % 500, i % 100).into_bytes()),
                 (TS_FIELD.as_bytes().to_vec(), ts.clone()),
-            ]
+            ];
+            if paid {
+                fields.push((b"type".to_vec(), b"order.paid".to_vec()));
+                fields.push((b"customer".to_vec(), b"c".to_vec()));
+            }
+            fields
         })
         .collect()
+}
+
+/// The analytics workload's writes for one paid order (what the analytics
+/// plugin records), as the minimal loop makes them.
+fn analytics_writes(stream: &str, entry: &crate::entry::Entry, into: &mut Vec<Effect>) {
+    let text = |name| String::from_utf8_lossy(entry.field(name).unwrap_or_default()).into_owned();
+    let (units, cents) =
+        text("amount").split_once('.').map(|(u, c)| (u.to_string(), c.to_string())).unwrap_or_default();
+    let cents = units.parse::<i64>().unwrap_or(0) * 100 + cents.parse::<i64>().unwrap_or(0);
+    let totals = format!("{stream}:totals");
+    into.push(Effect::Incr { key: totals.clone(), field: Some("count:order.paid".into()), by: 1 });
+    into.push(Effect::Incr { key: totals, field: Some("revenue:order.paid".into()), by: cents });
+    let field = |name: &str, value: String| (name.as_bytes().to_vec(), value.into_bytes());
+    let fields = vec![
+        field("order_id", text("order_id")),
+        field("customer", text("customer")),
+        field("amount_cents", cents.to_string()),
+        field("source", entry.id.clone()),
+    ];
+    into.push(Effect::Emit { stream: format!("{stream}:paid"), fields, max_len: None });
 }
 
 /// CPU time (user + system) of this process so far, and its peak RSS in bytes.
@@ -74,7 +101,11 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     let redis = Redis::open(&url)?;
     let mut admin = redis.connect(Duration::ZERO).await?;
     let stream = format!("bench:{}:{}", std::process::id(), now_us());
-    admin.recreate(&stream, &[], &[GROUP]).await?;
+    let (totals, paid) = (format!("{stream}:totals"), format!("{stream}:paid"));
+    admin.recreate(&stream, &[&totals, &paid], &[GROUP]).await?;
+    if config.effects && config.plugin.is_none() && !config.minimal_loop {
+        bail!("--effects needs a plugin that records them (--plugin plugins/dist/analytics.wasm) or --handler loop");
+    }
 
     let engine = Engine::new()?;
     let latency = Arc::new(Latency::new()?);
@@ -88,6 +119,13 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     // No reaping during the run: every entry is read once and acked.
     run.settings.min_idle = Duration::from_secs(3600);
     run.settings.reap_interval = Duration::from_secs(3600);
+    if config.effects {
+        run.settings.limits.grants = Arc::new(crate::settings::Grants {
+            keys: vec![totals.clone()],
+            streams: vec![paid.clone()],
+            ..Default::default()
+        });
+    }
     let plugin = match &config.plugin {
         Some(_) => Some(crate::supervise::reload::load(&engine, &run).await?),
         None => None,
@@ -101,7 +139,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     if config.production == Production::Backlog {
         tracing::info!("producing {} entries…", config.entries);
         let started = Instant::now();
-        produce(&redis, &stream, config.entries, None).await?;
+        produce(&redis, &stream, config.entries, None, config.effects).await?;
         tracing::info!(entries = config.entries, "produced the backlog in {} ms", started.elapsed().as_millis());
     }
     let (cpu_before, _) = usage();
@@ -109,20 +147,22 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     let started = Instant::now();
     let producer = match config.production {
         Production::Backlog => None,
-        Production::Paced(rate) => Some(producer_thread(&redis, &stream, config.entries, Some(rate))?),
-        Production::Alongside => Some(producer_thread(&redis, &stream, config.entries, None)?),
+        Production::Paced(rate) => Some(producer_thread(&redis, &stream, config.entries, Some(rate), config.effects)?),
+        Production::Alongside => Some(producer_thread(&redis, &stream, config.entries, None, config.effects)?),
     };
     if config.minimal_loop {
-        minimal_loop(&redis, &stream, config.entries, config.count, &latency, &shutdown).await?;
+        minimal_loop(&redis, &stream, &config, &latency, &shutdown).await?;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(producer) = producer {
             producer.await.context("producer panicked")??;
         }
         let (pending, _) = admin.pending_summary(&stream, GROUP).await?;
-        let _ = admin.recreate(&stream, &[], &[]).await;
+        let counted = counted(&mut admin, &config, &totals, &paid).await;
+        let _ = admin.recreate(&stream, &[&totals, &paid], &[]).await;
         if pending != 0 {
             bail!("the minimal loop left {pending} of {} entries unacked", config.entries);
         }
+        counted?;
         return Ok(report(&config, &handler, seconds, &latency, (cpu_before, steal_before)));
     }
     let observer: Arc<dyn AckObserver> = latency.clone();
@@ -133,11 +173,26 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
         None => consume(&redis, &run, Arc::new(Native::new()), observer, (started, producer), &config, &shutdown).await,
     };
     let (seconds, total) = deployed?;
-    let _ = admin.recreate(&stream, &[], &[]).await;
+    let counted = counted(&mut admin, &config, &totals, &paid).await;
+    let _ = admin.recreate(&stream, &[&totals, &paid], &[]).await;
+    counted?;
     if total.acked != config.entries || total.handled != config.entries {
         bail!("handled {} and acked {} of {} entries", total.handled, total.acked, config.entries);
     }
     Ok(report(&config, &handler, seconds, &latency, (cpu_before, steal_before)))
+}
+
+/// With `--effects`: checks every entry was counted once and emitted once.
+async fn counted(admin: &mut crate::streams::Connection, config: &BenchConfig, totals: &str, paid: &str) -> Result<()> {
+    if !config.effects {
+        return Ok(());
+    }
+    let count = admin.hash_field(totals, "count:order.paid").await?.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let emitted = admin.length(paid).await?;
+    if count != config.entries || emitted != config.entries {
+        bail!("counted {count} and emitted {emitted} of {} entries", config.entries);
+    }
+    Ok(())
 }
 
 /// Runs a deployment of `source` until it acked every entry (and the
@@ -211,14 +266,15 @@ fn report(config: &BenchConfig, handler: &str, seconds: f64, latency: &Latency, 
 async fn minimal_loop(
     redis: &Redis,
     stream: &str,
-    entries: u64,
-    count: usize,
+    config: &BenchConfig,
     latency: &Latency,
     shutdown: &CancellationToken,
 ) -> Result<()> {
+    let (entries, count) = (config.entries, config.count);
     let block = Duration::from_millis(100);
     let mut conn = redis.connect(block).await?;
     let (mut ids, mut produced): (Vec<String>, Vec<u64>) = (Vec::new(), Vec::new());
+    let mut writes = Vec::new();
     let mut acked = 0;
     while acked < entries {
         if shutdown.is_cancelled() {
@@ -227,17 +283,21 @@ async fn minimal_loop(
         if acked + ids.len() as u64 >= entries {
             // All read: the last XACK goes alone, not held up by a read
             // that would block until its timeout with nothing left to read.
-            conn.ack(stream, GROUP, &ids).await?;
+            conn.write_then_ack(&writes, stream, GROUP, &ids).await?;
             latency.acked(&produced);
             break;
         }
-        let batch = conn.ack_then_read(stream, GROUP, "loop-1", &ids, count, block).await?;
+        let batch = conn.ack_then_read(stream, GROUP, "loop-1", &writes, &ids, count, block).await?;
         latency.acked(&produced);
         acked += ids.len() as u64;
         ids.clear();
         produced.clear();
+        writes.clear();
         for entry in batch.entries {
             produced.push(latency.stamp(&entry));
+            if config.effects {
+                analytics_writes(stream, &entry, &mut writes);
+            }
             ids.push(entry.id);
         }
     }
@@ -253,6 +313,7 @@ fn producer_thread(
     stream: &str,
     entries: u64,
     rate: Option<u64>,
+    paid: bool,
 ) -> Result<tokio::task::JoinHandle<Result<()>>> {
     let (redis, stream) = (redis.clone(), stream.to_string());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("producer runtime")?;
@@ -260,7 +321,7 @@ fn producer_thread(
     std::thread::Builder::new()
         .name("bench-producer".into())
         .spawn(move || {
-            let _ = done.send(runtime.block_on(produce(&redis, &stream, entries, rate)));
+            let _ = done.send(runtime.block_on(produce(&redis, &stream, entries, rate, paid)));
         })
         .context("cannot start the producer thread")?;
     Ok(tokio::spawn(async move { finished.await.unwrap_or_else(|_| bail!("the producer thread panicked")) }))
@@ -268,13 +329,13 @@ fn producer_thread(
 
 /// XADDs `entries` orders: as fast as pipelining allows, or paced at `rate`
 /// per second (a pipeline per millisecond tick).
-async fn produce(redis: &Redis, stream: &str, entries: u64, rate: Option<u64>) -> Result<()> {
+async fn produce(redis: &Redis, stream: &str, entries: u64, rate: Option<u64>, paid: bool) -> Result<()> {
     let mut conn = redis.connect(Duration::ZERO).await?;
     let Some(rate) = rate else {
         let mut sent = 0;
         while sent < entries {
             let n = (entries - sent).min(PRODUCE_BATCH as u64);
-            conn.add_batch(stream, &orders(sent, sent + n)).await?;
+            conn.add_batch(stream, &orders(sent, sent + n, paid)).await?;
             sent += n;
         }
         return Ok(());
@@ -287,7 +348,7 @@ async fn produce(redis: &Redis, stream: &str, entries: u64, rate: Option<u64>) -
         tick.tick().await;
         let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(entries);
         if due > sent {
-            conn.add_batch(stream, &orders(sent, due)).await?;
+            conn.add_batch(stream, &orders(sent, due, paid)).await?;
             sent = due;
         }
     }

@@ -128,8 +128,8 @@ impl Demo {
             let groups: Vec<&str> = GROUPS.iter().map(|(g, _)| *g).collect();
             let (totals, paid) = (totals::totals_key(&config.stream), totals::paid_key(&config.stream));
             admin.recreate(&config.stream, &[&dead_letter, &totals, &paid], &groups).await?;
-            tracing::info!(stream = %config.stream, "reset: deleted {} and {dead_letter} to start clean \
-                (--no-reset keeps them)", config.stream);
+            tracing::info!(stream = %config.stream, "reset: deleted {}, {dead_letter}, {totals} and {paid} to start \
+                clean (--no-reset keeps them)", config.stream);
         }
         let mut supervisor = Supervisor::new(Engine::new()?, redis.clone(), shutdown, Removed::KeepServing);
         let mut groups = Vec::new();
