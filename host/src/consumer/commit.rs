@@ -14,19 +14,50 @@ use crate::entry::Entry;
 use crate::handler::HandlerSource;
 use crate::streams::{Committed, DeadLetterMode};
 use crate::wasm::log_budget::one_line;
+use anyhow::Result;
+
+/// A commit sent and not yet answered: its entries come back with the
+/// results (or the failure).
+pub(super) type Committing = tokio::task::JoinHandle<(Vec<(Entry, Vec<Effect>)>, Result<Vec<Committed>>)>;
 
 impl<S: HandlerSource> Consumer<S> {
-    /// Commits the effects of `entries` (handled ok) with their acks.
+    /// Sends the commit of `entries`' effects with their acks, without
+    /// waiting: Redis runs it while the plugin handles the next batch. Its
+    /// results are taken by [`Self::finish_commit`] (before the next commit,
+    /// a blocking read, a reap, and on the way out). A commit still in flight
+    /// is finished first: one at a time, in order.
     pub(super) async fn commit(&mut self, entries: Vec<(Entry, Vec<Effect>)>) {
+        self.finish_commit().await;
         if entries.is_empty() {
             return;
         }
         let s = self.settings.clone();
-        let refs: Vec<(&str, &[Effect])> = entries.iter().map(|(e, fx)| (e.id.as_str(), fx.as_slice())).collect();
-        let results = match self.connection().await {
-            Ok(mut conn) => conn.commit(&s.stream, &s.group, &self.name, &refs).await,
-            Err(error) => Err(error),
+        let (name, conn) = (self.name.clone(), self.connection().await);
+        self.committing = Some(tokio::spawn(async move {
+            let mut conn = match conn {
+                Ok(conn) => conn,
+                Err(error) => return (entries, Err(error)),
+            };
+            let refs: Vec<(&str, &[Effect])> = entries.iter().map(|(e, fx)| (e.id.as_str(), fx.as_slice())).collect();
+            let results = conn.commit(&s.stream, &s.group, &name, &refs).await;
+            drop(refs);
+            (entries, results)
+        }));
+    }
+
+    /// Takes the results of the commit in flight, if any: counts what was
+    /// applied, logs what was not, and leaves refused entries pending (or
+    /// dead-letters them at their last delivery).
+    pub(super) async fn finish_commit(&mut self) {
+        let Some(task) = self.committing.take() else { return };
+        let (entries, results) = match task.await {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::error!(consumer = %self.name, "effects commit task failed: {error}");
+                return;
+            }
         };
+        let s = self.settings.clone();
         let results = match results {
             Ok(results) => results,
             Err(error) => {

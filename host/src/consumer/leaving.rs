@@ -18,6 +18,7 @@ impl<S: HandlerSource> Consumer<S> {
     /// Winds the consumer down; `lost` names the holder that took its name
     /// over, if one did (then nothing is handed over and the run fails).
     pub(super) async fn leave(&mut self, lost: Option<String>) -> Result<ConsumerStats> {
+        self.finish_commit().await;
         if let Some(ahead) = self.read_ahead.take() {
             // Whatever it read stays in this consumer's pending list: the next
             // start drains it, or a peer's reaper claims it (but what was

@@ -135,6 +135,8 @@ pub struct Consumer<S: HandlerSource> {
     /// refused or went away): those entries are pending nowhere, so the
     /// record is all that is left of them. Written again at every step.
     unrecorded: Vec<Unrecorded>,
+    /// The commit of the last batch's effects, while Redis runs it.
+    committing: Option<commit::Committing>,
     /// Counters as last published to `control`.
     published: ConsumerStats,
     control: Arc<Control>,
@@ -193,6 +195,7 @@ impl<S: HandlerSource> Consumer<S> {
             trimmed_in_hand: HashSet::new(),
             name_lease: None,
             unrecorded: Vec::new(),
+            committing: None,
             last_batch: Duration::MAX,
             control,
             drills,
@@ -254,6 +257,11 @@ impl<S: HandlerSource> Consumer<S> {
     /// One step: connect if needed, re-send failed acks, then drain the own
     /// pending list (start-up only), reap if due, or read new entries.
     async fn step(&mut self, shutdown: &CancellationToken) -> Step {
+        if self.read_ahead.is_none() {
+            // Not straight on to the next batch: take the last commit's results
+            // now (before a reap, a claim, or a read that may block).
+            self.finish_commit().await;
+        }
         let conn = self.connection().await?;
         if !self.unrecorded.is_empty() {
             self.record_unrecorded().await;

@@ -13,12 +13,13 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 /// Entries per script call: bounds how long one call holds Redis.
-const CHUNK_ENTRIES: usize = 200;
+const CHUNK_ENTRIES: usize = 1000;
 /// Argument bytes per script call, roughly (an entry's effects are never split).
 const CHUNK_BYTES: usize = 4 << 20;
 
 /// KEYS = the stream, then every key the effects write; ARGV = group,
-/// consumer, entry count, then per entry: id, effect count, and per effect
+/// consumer, entry count, the lowest and highest entry id (or two empty
+/// strings), then per entry: id, effect count, and per effect
 /// an op and the KEYS index of its key, then its arguments:
 /// `x` emit: max-len (or ''), pair count, pairs; `i` INCRBY by; `h` HINCRBY
 /// field by; `s` SET value ttl (or ''); `f` HSET field value ttl (or '');
@@ -29,9 +30,10 @@ const CHUNK_BYTES: usize = 4 << 20;
 /// conflict): its owner must be `consumer`; every target must have the
 /// right type; every counter must hold an integer and stay in range. An
 /// entry that fails is undone from that plan. Pass 2 writes the accepted
-/// entries' effects in order and XACKs them. Returns per entry `{1, ''}`
-/// committed, `{0, owner}` not owned (nothing written; empty: pending for
-/// nobody), `{2, error}` refused (nothing written, still pending).
+/// entries' effects in order (increments summed per key and field) and
+/// XACKs them. Returns per entry `1` committed, `"0" .. owner` not owned
+/// (nothing written; owner empty: pending for nobody), `"2" .. error`
+/// refused (nothing written, still pending).
 static COMMIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -43,9 +45,14 @@ local n = tonumber(ARGV[3])
 -- deleted by the plan (their old values must not be read). Every change goes
 -- through `put`, so a refused entry's changes are undone; values read from
 -- Redis are cached as they are (they are true whatever is undone).
-local types, strs, fields, cleared, undo = {}, {}, {}, {}, nil
+local types, strs, fields, cleared = {}, {}, {}, {}
+-- The undo log, as parallel arrays (no table per change).
+local ut, uk, uv, un = {}, {}, {}, 0
 local function put(t, k, v)
-  undo[#undo + 1] = {t, k, t[k]}
+  local old = t[k]
+  if old == v then return end
+  un = un + 1
+  ut[un], uk[un], uv[un] = t, k, old
   t[k] = v
 end
 -- A value as Redis's INCRBY reads it: canonical decimal only (no leading
@@ -140,42 +147,16 @@ local function ttl_ok(ttl)
 end
 local exists = redis.call('EXISTS', stream) == 1
 -- The chunk's entries pending for this consumer: one XPENDING over their id
--- range; an id not found there is looked up alone (a peer's, or the range
--- reply was cut short).
+-- range (ARGV[4], ARGV[5]: the lowest and highest id, from the host); an id
+-- not found there is looked up alone (a peer's, or the reply was cut short).
 local mine = {}
-if exists then
-  local lo, hi, p = nil, nil, 4
-  local function key_of(id)
-    local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
-    if not ms then return nil end
-    return {tonumber(ms), tonumber(seq)}
-  end
-  local function less(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end
-  for _ = 1, n do
-    local id, k = ARGV[p], key_of(ARGV[p])
-    if k then
-      if not lo or less(k, lo[1]) then lo = {k, id} end
-      if not hi or less(hi[1], k) then hi = {k, id} end
-    end
-    p = p + 2
-    for _ = 1, tonumber(ARGV[p - 1]) do
-      local op = ARGV[p]
-      if op == 'x' then p = p + 4 + 2 * tonumber(ARGV[p + 3])
-      elseif op == 'i' or op == 'e' then p = p + 3
-      elseif op == 'h' or op == 's' then p = p + 4
-      elseif op == 'f' then p = p + 5
-      elseif op == 'd' then p = p + 2
-      else return redis.error_reply('ERR unknown effect op ' .. tostring(op)) end
-    end
-  end
-  if lo then
-    for _, row in ipairs(redis.call('XPENDING', stream, group, lo[2], hi[2], n + 64, consumer)) do
-      mine[row[1]] = true
-    end
+if exists and ARGV[4] ~= '' then
+  for _, row in ipairs(redis.call('XPENDING', stream, group, ARGV[4], ARGV[5], n + 64, consumer)) do
+    mine[row[1]] = true
   end
 end
-local results, accepted = {}, {}
-local pos = 4
+local results, acc_id, acc_start, acc_count, na = {}, {}, {}, {}, 0
+local pos = 6
 for e = 1, n do
   local id, count = ARGV[pos], tonumber(ARGV[pos + 1])
   pos = pos + 2
@@ -187,7 +168,7 @@ for e = 1, n do
     local p = redis.call('XPENDING', stream, group, id, id, 1)
     if #p == 1 then owner = p[1][2] end
   end
-  undo = {}
+  un = 0
   local err = nil
   for _ = 1, count do
     local op, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
@@ -233,36 +214,83 @@ for e = 1, n do
   end
   if owner ~= consumer then
     err = nil
-    results[e] = {0, owner}
+    results[e] = '0' .. owner
   elseif err then
-    results[e] = {2, err}
+    results[e] = '2' .. err
   else
-    results[e] = {1, ''}
-    accepted[#accepted + 1] = {id, start, count}
+    results[e] = 1
+    na = na + 1
+    acc_id[na] = id
+    acc_start[na] = start
+    acc_count[na] = count
   end
   if owner ~= consumer or err then
-    for i = #undo, 1, -1 do undo[i][1][undo[i][2]] = undo[i][3] end
+    for i = un, 1, -1 do ut[i][uk[i]] = uv[i] end
   end
 end
+-- Increments are summed per key and field and applied once, before any
+-- other write to that key and at the end: the same final state (nothing
+-- else runs meanwhile), far fewer commands. A sum stays below 2^53, where
+-- Lua's numbers are exact; past it the increment goes out alone.
+local str_sums, hash_sums, touched = {}, {}, {}
+local function flush(key)
+  local s = str_sums[key]
+  if s then
+    redis.call('INCRBY', key, string.format('%d', s))
+    str_sums[key] = nil
+  end
+  local h = hash_sums[key]
+  if h then
+    for field, sum in pairs(h) do redis.call('HINCRBY', key, field, string.format('%d', sum)) end
+    hash_sums[key] = nil
+  end
+end
+local EXACT = 9007199254740992
+-- Adds `by` to the sum at sums[slot]; false when it must go out alone.
+local function add(sums, slot, by, key)
+  local nb = tonumber(by)
+  local cur = sums[slot]
+  if not cur then
+    cur = 0
+    touched[#touched + 1] = key
+  end
+  if nb < EXACT and nb > -EXACT and cur + nb < EXACT and cur + nb > -EXACT then
+    sums[slot] = cur + nb
+    return true
+  end
+  return false
+end
 local acked = {}
-for _, a in ipairs(accepted) do
-  local p = a[2]
-  for _ = 1, a[3] do
+for a = 1, na do
+  local p = acc_start[a]
+  for _ = 1, acc_count[a] do
     local op, key = ARGV[p], KEYS[tonumber(ARGV[p + 1])]
+    if op ~= 'i' and op ~= 'h' then flush(key) end
     if op == 'x' then
-      local pairs_n = tonumber(ARGV[p + 3])
-      local args = {key}
+      local last = p + 3 + 2 * tonumber(ARGV[p + 3])
       if ARGV[p + 2] ~= '' then
-        args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = ARGV[p + 2]
+        redis.call('XADD', key, 'MAXLEN', '~', ARGV[p + 2], '*', unpack(ARGV, p + 4, last))
+      else
+        redis.call('XADD', key, '*', unpack(ARGV, p + 4, last))
       end
-      args[#args + 1] = '*'
-      for i = p + 4, p + 3 + 2 * pairs_n do args[#args + 1] = ARGV[i] end
-      redis.call('XADD', unpack(args))
-      p = p + 4 + 2 * pairs_n
+      p = last + 1
     elseif op == 'i' then
-      redis.call('INCRBY', key, ARGV[p + 2]); p = p + 3
+      if not add(str_sums, key, ARGV[p + 2], key) then
+        flush(key)
+        redis.call('INCRBY', key, ARGV[p + 2])
+      end
+      p = p + 3
     elseif op == 'h' then
-      redis.call('HINCRBY', key, ARGV[p + 2], ARGV[p + 3]); p = p + 4
+      local h = hash_sums[key]
+      if not h then
+        h = {}
+        hash_sums[key] = h
+      end
+      if not add(h, ARGV[p + 2], ARGV[p + 3], key) then
+        flush(key)
+        redis.call('HINCRBY', key, ARGV[p + 2], ARGV[p + 3])
+      end
+      p = p + 4
     elseif op == 's' then
       if ARGV[p + 3] ~= '' then redis.call('SET', key, ARGV[p + 2], 'PX', ARGV[p + 3])
       else redis.call('SET', key, ARGV[p + 2]) end
@@ -277,12 +305,13 @@ for _, a in ipairs(accepted) do
       redis.call('HDEL', key, ARGV[p + 2]); p = p + 3
     end
   end
-  acked[#acked + 1] = a[1]
+  acked[#acked + 1] = acc_id[a]
   if #acked == 1000 then
     redis.call('XACK', stream, group, unpack(acked))
     acked = {}
   end
 end
+for _, key in ipairs(touched) do flush(key) end
 if #acked > 0 then redis.call('XACK', stream, group, unpack(acked)) end
 return results
 "#,
@@ -325,6 +354,10 @@ impl Connection {
             let mut invocation = COMMIT.prepare_invoke();
             let mut keys: HashMap<&str, usize> = HashMap::new();
             invocation.key(stream).arg(group).arg(consumer).arg(chunk.len());
+            match id_range(chunk.iter().map(|(id, _)| *id)) {
+                Some((lo, hi)) => invocation.arg(lo).arg(hi),
+                None => invocation.arg("").arg(""),
+            };
             for (id, effects) in chunk {
                 invocation.arg(*id).arg(effects.len());
                 for effect in *effects {
@@ -362,7 +395,7 @@ impl Connection {
                     }
                 }
             }
-            let replies: Vec<(u8, String)> = invocation.invoke_async(&mut self.conn).await.with_context(|| {
+            let replies: Vec<redis::Value> = invocation.invoke_async(&mut self.conn).await.with_context(|| {
                 format!("committing the effects of {} entries of stream {stream:?} failed", chunk.len())
             })?;
             anyhow::ensure!(
@@ -371,17 +404,57 @@ impl Connection {
                 replies.len(),
                 chunk.len()
             );
-            results.extend(replies.into_iter().map(|(code, text)| match code {
-                1 => Committed::Applied,
-                0 => Committed::NotOwned(text),
-                _ => Committed::Refused(text),
-            }));
+            for reply in replies {
+                results.push(match reply {
+                    redis::Value::Int(1) => Committed::Applied,
+                    other => {
+                        let text: String = redis::from_redis_value(other).context("unexpected effects commit reply")?;
+                        match text.split_at_checked(1) {
+                            Some(("0", owner)) => Committed::NotOwned(owner.to_string()),
+                            Some((_, error)) => Committed::Refused(error.to_string()),
+                            None => Committed::Refused(text),
+                        }
+                    }
+                });
+            }
             start = end;
         }
         Ok(results)
     }
 }
 
+/// The lowest and highest of `ids` (stream ids compared as numbers); none
+/// when one is not a stream id.
+fn id_range<'a>(ids: impl Iterator<Item = &'a str>) -> Option<(&'a str, &'a str)> {
+    let parse = |id: &str| {
+        let (ms, seq) = id.split_once('-')?;
+        Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?))
+    };
+    let mut range: Option<((u64, u64, &str), (u64, u64, &str))> = None;
+    for id in ids {
+        let (ms, seq) = parse(id)?;
+        let key = (ms, seq, id);
+        range = Some(match range {
+            None => (key, key),
+            Some((lo, hi)) => (if key < lo { key } else { lo }, if key > hi { key } else { hi }),
+        });
+    }
+    range.map(|(lo, hi)| (lo.2, hi.2))
+}
+
 fn ttl(ttl_ms: &Option<u64>) -> String {
     ttl_ms.map(|t| t.to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_range_compares_ids_as_numbers() {
+        let ids = ["10-0", "9-5", "10-11", "10-2"];
+        assert_eq!(id_range(ids.into_iter()), Some(("9-5", "10-11")));
+        assert_eq!(id_range(["5-0", "x"].into_iter()), None);
+        assert_eq!(id_range(std::iter::empty()), None);
+    }
 }

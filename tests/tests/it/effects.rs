@@ -523,3 +523,32 @@ async fn the_commit_refuses_whole_entries_and_stays_linear() {
     let pending: Vec<String> = pending(&mut conn, &s, "g").await.into_iter().map(|(id, ..)| id).collect();
     assert_eq!(pending, ids[..2], "only the refused entries stay pending");
 }
+
+/// The commit sums increments per key and field before writing them: the
+/// result is exactly what the writes one by one give — past 2^53 (where
+/// Lua's numbers stop being exact) and around a SET or DEL of the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn summed_increments_give_exactly_what_one_by_one_gives() {
+    let mut conn = redis().await;
+    let s = unique_stream("effects-sums");
+    let ids = deliver(&mut conn, &s, "c", 4).await;
+    let (big, around) = (format!("{s}:big"), format!("{s}:around"));
+    let by = |key: &str, field: Option<&str>, by: i64| host::Effect::Incr {
+        key: key.into(),
+        field: field.map(Into::into),
+        by,
+    };
+    let big_one = (1i64 << 53) - 1;
+    let e0 = vec![by(&big, Some("f"), big_one)];
+    let e1 = vec![by(&big, Some("f"), big_one), by(&big, Some("f"), 3)];
+    let set = host::Effect::Set { key: around.clone(), field: None, value: b"7".to_vec(), ttl_ms: None };
+    let e2 = vec![by(&around, None, 5), set, by(&around, None, 1)];
+    let e3 = vec![by(&around, None, 2), host::Effect::Del { key: around.clone(), field: None }, by(&around, None, 4)];
+    let entries: Vec<(&str, &[host::Effect])> = vec![(&ids[0], &e0), (&ids[1], &e1), (&ids[2], &e2), (&ids[3], &e3)];
+    let results = host::commit_effects(redis_url(), &s, "g", "c", &entries).await.unwrap();
+    assert_eq!(results[..2], [host::Committed::Applied, host::Committed::Applied]);
+    let f: Option<String> = conn.hget(&big, "f").await.unwrap();
+    assert_eq!(f, Some((2 * big_one + 3).to_string()));
+    assert_eq!(results[2..], [host::Committed::Applied, host::Committed::Applied]);
+    assert_eq!(get(&mut conn, &around).await.as_deref(), Some("4"));
+}
