@@ -180,13 +180,27 @@ for e = 1, n do
       if not err and max_len ~= '' and not (tonumber(max_len) and tonumber(max_len) <= 9.2e18) then
         err = 'ERR max-len ' .. max_len .. ' is out of range'
       end
-      err = err or expect(key, 'stream')
+      if not err and types[key] ~= 'stream' then err = expect(key, 'stream') end
       pos = pos + 4 + 2 * tonumber(ARGV[pos + 3])
     elseif op == 'i' then
       err = err or expect(key, 'string') or incr(key, nil, tonumber(ARGV[pos + 2]))
       pos = pos + 3
     elseif op == 'h' then
-      err = err or expect(key, 'hash') or incr(key, ARGV[pos + 2], tonumber(ARGV[pos + 3]))
+      -- The common case inline (a known hash, a field already read or
+      -- planned, no overflow); anything else through `expect` and `incr`.
+      if not err then
+        local field, by = ARGV[pos + 2], tonumber(ARGV[pos + 3])
+        local h = types[key] == 'hash' and fields[key]
+        local v = h and h[field]
+        local sum = type(v) == 'number' and v + by
+        if sum and sum < 9.2e18 and sum > -9.2e18 and v < 9.2e18 and v > -9.2e18 then
+          un = un + 1
+          ut[un], uk[un], uv[un] = h, field, v
+          h[field] = sum
+        else
+          err = expect(key, 'hash') or incr(key, field, by)
+        end
+      end
       pos = pos + 4
     elseif op == 's' then
       err = err or ttl_ok(ARGV[pos + 3]) or expect(key, 'string')
@@ -265,8 +279,8 @@ for a = 1, na do
   local p = acc_start[a]
   for _ = 1, acc_count[a] do
     local op, key = ARGV[p], KEYS[tonumber(ARGV[p + 1])]
-    if op ~= 'i' and op ~= 'h' then flush(key) end
     if op == 'x' then
+      if str_sums[key] or hash_sums[key] then flush(key) end
       local last = p + 3 + 2 * tonumber(ARGV[p + 3])
       if ARGV[p + 2] ~= '' then
         redis.call('XADD', key, 'MAXLEN', '~', ARGV[p + 2], '*', unpack(ARGV, p + 4, last))
@@ -274,35 +288,43 @@ for a = 1, na do
         redis.call('XADD', key, '*', unpack(ARGV, p + 4, last))
       end
       p = last + 1
+    elseif op == 'h' then
+      local h = hash_sums[key]
+      if not h then
+        h = {}
+        hash_sums[key] = h
+        touched[#touched + 1] = key
+      end
+      local field, nb = ARGV[p + 2], tonumber(ARGV[p + 3])
+      local sum = (h[field] or 0) + nb
+      if nb < EXACT and nb > -EXACT and sum < EXACT and sum > -EXACT then
+        h[field] = sum
+      else
+        flush(key)
+        redis.call('HINCRBY', key, field, ARGV[p + 3])
+      end
+      p = p + 4
     elseif op == 'i' then
       if not add(str_sums, key, ARGV[p + 2], key) then
         flush(key)
         redis.call('INCRBY', key, ARGV[p + 2])
       end
       p = p + 3
-    elseif op == 'h' then
-      local h = hash_sums[key]
-      if not h then
-        h = {}
-        hash_sums[key] = h
+    else
+      flush(key)
+      if op == 's' then
+        if ARGV[p + 3] ~= '' then redis.call('SET', key, ARGV[p + 2], 'PX', ARGV[p + 3])
+        else redis.call('SET', key, ARGV[p + 2]) end
+        p = p + 4
+      elseif op == 'f' then
+        redis.call('HSET', key, ARGV[p + 2], ARGV[p + 3])
+        if ARGV[p + 4] ~= '' then redis.call('PEXPIRE', key, ARGV[p + 4]) end
+        p = p + 5
+      elseif op == 'd' then
+        redis.call('DEL', key); p = p + 2
+      elseif op == 'e' then
+        redis.call('HDEL', key, ARGV[p + 2]); p = p + 3
       end
-      if not add(h, ARGV[p + 2], ARGV[p + 3], key) then
-        flush(key)
-        redis.call('HINCRBY', key, ARGV[p + 2], ARGV[p + 3])
-      end
-      p = p + 4
-    elseif op == 's' then
-      if ARGV[p + 3] ~= '' then redis.call('SET', key, ARGV[p + 2], 'PX', ARGV[p + 3])
-      else redis.call('SET', key, ARGV[p + 2]) end
-      p = p + 4
-    elseif op == 'f' then
-      redis.call('HSET', key, ARGV[p + 2], ARGV[p + 3])
-      if ARGV[p + 4] ~= '' then redis.call('PEXPIRE', key, ARGV[p + 4]) end
-      p = p + 5
-    elseif op == 'd' then
-      redis.call('DEL', key); p = p + 2
-    elseif op == 'e' then
-      redis.call('HDEL', key, ARGV[p + 2]); p = p + 3
     end
   end
   acked[#acked + 1] = acc_id[a]
