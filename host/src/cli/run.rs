@@ -131,7 +131,6 @@ impl RunArgs {
                     streams: self.grant_stream,
                     ..Default::default()
                 }),
-                ..Default::default()
             },
             ..GroupSettings::new(&stream, &group, Vec::new())
         };

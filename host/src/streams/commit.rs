@@ -452,7 +452,8 @@ fn id_range<'a>(ids: impl Iterator<Item = &'a str>) -> Option<(&'a str, &'a str)
         let (ms, seq) = id.split_once('-')?;
         Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?))
     };
-    let mut range: Option<((u64, u64, &str), (u64, u64, &str))> = None;
+    type Id<'a> = (u64, u64, &'a str);
+    let mut range: Option<(Id, Id)> = None;
     for id in ids {
         let (ms, seq) = parse(id)?;
         let key = (ms, seq, id);
