@@ -4,7 +4,8 @@
 // POST without the run's token refused (the page's own calls carry it), produces 20
 // events, sees both groups process them, crashes worker-a's next 3
 // deliveries, waits past the claim threshold, claims them to worker-b, and
-// sees pending return to 0; then drops NEW_BUILD over the notifications
+// sees pending return to 0 (the analytics panel's totals matching the stream
+// throughout); then drops NEW_BUILD over the notifications
 // plugin's FILE and sees NEW_VERSION in the plugins panel; then saves a
 // screenshot.
 //
@@ -58,6 +59,10 @@ const groupField = (group, field) => `document.querySelector('#group-${group} [d
       && ${groupField("notifications", "pending")} === "0" && ${groupField("analytics", "pending")} === "0"
       && ${groupField("notifications", "lag")} === "0" && ${groupField("analytics", "lag")} === "0"`);
     step("both groups processed the 20 events");
+    await page.waitForFunction(() => document.querySelector("#analytics-verdict")?.textContent === "match"
+      && document.querySelector('#analytics tr[data-key="order.placed"] .c')?.textContent === "20"
+      && document.querySelector('#analytics tr[data-key="order.placed"] .ec')?.textContent === "20");
+    step("the analytics panel counts 20 placed orders, matching the stream");
 
     const crash = '#group-notifications tr[data-consumer="worker-a"]';
     await page.fill(`${crash} input.crash-count`, "3");
@@ -84,6 +89,8 @@ const groupField = (group, field) => `document.querySelector('#group-${group} [d
     await page.waitForFunction(() => /worker-b claimed 3 entries/.test(document.querySelector("#messages")?.textContent));
     await page.waitForFunction(`${groupField("notifications", "pending")} === "0" && ${groupField("analytics", "pending")} === "0"`);
     step("worker-b claimed 3 entries and pending is back to 0");
+    await page.waitForFunction(() => document.querySelector("#analytics-verdict")?.textContent === "match");
+    step("the analytics totals still match");
 
     // A new build dropped over the plugin file the way deploy tools do it: written beside it, then renamed.
     fs.copyFileSync(newBuild, `${pluginFile}.tmp`);

@@ -51,5 +51,8 @@ mod tests {
         let (package, version) = WIT_PACKAGE.split_once('@').unwrap();
         assert_eq!(WORLD, format!("{package}/consumer@{version}"));
         assert_eq!(BATCH_WORLD, format!("{package}/batch-consumer@{version}"));
+        // The JavaScript template names the version in its imports.
+        let js = include_str!("../../templates/js/handler.js");
+        assert!(js.contains(&format!("{package}/log@{version}")), "templates/js/handler.js imports another version");
     }
 }

@@ -395,6 +395,7 @@ fn browser_produce_crash_claim() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("worker-b claimed 3 entries and pending is back to 0"), "{stdout}");
+    assert!(stdout.contains("the analytics totals still match"), "{stdout}");
     assert!(stdout.contains(&format!("the plugins panel shows version {new_version}")), "{stdout}");
     let png = std::fs::read(&screenshot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
