@@ -112,7 +112,8 @@ async fn a_peer_that_claimed_the_entry_decides_and_effects_apply_once() {
     )
     .await;
     let grant = format!("{s}:*");
-    let slow = ["--grant-key", &grant, "--consumer", "slow", "--min-idle-ms", "600000"];
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let slow = ["--grant-key", &grant, "--consumer", "slow", "--min-idle-ms", "600000", "--metrics", &addr];
     let mut host = Host::run(&s, "chaos", &slow).start();
     host.wait_log(MINUTE, "the handler to start", |log| log.iter().any(|l| l.contains("started")));
     let claimed: Vec<String> = redis::cmd("XCLAIM")
@@ -131,6 +132,8 @@ async fn a_peer_that_claimed_the_entry_decides_and_effects_apply_once() {
     });
     let applied: Option<String> = conn.hget(&key, &ids[0]).await.unwrap();
     assert_eq!(applied, None, "the slow consumer's effects were applied although a peer owned the entry");
+    let refused = value(&scrape(&addr), "host_effect_commits_refused_total", &[("stream", &s), ("kind", "not_owner")]);
+    assert_eq!(refused, 1.0);
     host.terminate();
 
     let peer = ["--grant-key", &grant, "--consumer", "peer", "--min-idle-ms", "600000"];
@@ -198,7 +201,8 @@ async fn keys_and_streams_outside_the_grants_are_refused() {
         fields(&[("get", format!("{granted}v"))]),
     ];
     let ids = produce(&mut conn, &s, &input).await;
-    let mut host = Host::run(&s, "chaos", &[]).start();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let mut host = Host::run(&s, "chaos", &["--metrics", &addr]).start();
     settled(&mut conn, &s, 0, 3).await;
     let dead = dead_letters(&mut conn, &s).await;
     let error_of = |id: &str| dead.iter().find(|d| d.meta("dlq:id") == Some(id)).unwrap().meta("dlq:error").unwrap();
@@ -207,6 +211,9 @@ async fn keys_and_streams_outside_the_grants_are_refused() {
     assert!(error_of(&ids[1]).contains(&format!("stream \"{granted}out\" is not granted")), "{}", error_of(&ids[1]));
     assert!(error_of(&ids[2]).starts_with("denied: key"), "{}", error_of(&ids[2]));
     host.wait_log(MINUTE, "the denial logged", |log| log.iter().any(|l| l.contains("denied: key")));
+    let samples = scrape(&addr);
+    let denied = |call| value(&samples, "host_grants_denied_total", &[("plugin", "chaos"), ("call", call)]);
+    assert!(denied("incr") >= 1.0 && denied("emit") >= 1.0 && denied("get") >= 1.0, "{samples:?}");
     host.terminate();
     assert_eq!(get(&mut conn, &format!("{granted}n")).await, None);
 
