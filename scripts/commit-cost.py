@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Where Redis spends its time in the effects commit (host/src/streams/commit.rs).
+"""Where Redis spends its time in the effects commit (host/src/streams/commit.lua).
 
 Runs the commit script on a chunk of 500 entries of the analytics workload
 (two hash counters and one emitted entry of four fields per entry), 20 times,
@@ -17,8 +17,7 @@ import socket
 
 ENTRIES, RUNS = 500, 20
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = open(os.path.join(HERE, "../host/src/streams/commit.rs")).read()
-SCRIPT = re.search(r'Script::new\(\s*r#"(.*?)"#', SOURCE, re.S).group(1)
+SCRIPT = open(os.path.join(HERE, "../host/src/streams/commit.lua")).read()
 
 sock = socket.create_connection((os.environ.get("REDIS_HOST", "127.0.0.1"), int(os.environ.get("REDIS_PORT", "6379"))))
 replies = sock.makefile("rb")

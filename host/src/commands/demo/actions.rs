@@ -151,8 +151,7 @@ impl Demo {
     pub async fn reset(&self) -> Action<Value> {
         let dead_letter = crate::settings::dead_letter_key(&self.config.stream);
         let groups: Vec<&str> = self.groups.iter().map(|g| g.config().settings.group.as_str()).collect();
-        let (totals, paid) =
-            (super::totals::totals_key(&self.config.stream), super::totals::paid_key(&self.config.stream));
+        let (totals, paid) = (super::totals_key(&self.config.stream), super::paid_key(&self.config.stream));
         self.admin().recreate(&self.config.stream, &[&dead_letter, &totals, &paid], &groups).await?;
         for group in &self.groups {
             for local in self.locals(group) {

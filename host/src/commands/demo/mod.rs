@@ -31,6 +31,19 @@ use view::PluginStatus;
 
 /// The demo's groups and their consumers at start.
 pub const GROUPS: [(&str, &[&str]); 2] = [("notifications", &["worker-a", "worker-b"]), ("analytics", &["worker-c"])];
+/// The group whose plugin (`analytics`) keeps totals with effects.
+pub const TOTALS_GROUP: &str = "analytics";
+
+/// The hash the analytics plugin counts into.
+pub fn totals_key(stream: &str) -> String {
+    format!("{stream}:totals")
+}
+
+/// The stream the analytics plugin appends paid orders to.
+pub fn paid_key(stream: &str) -> String {
+    format!("{stream}:paid")
+}
+
 /// At most this many entries per produce request or listing.
 pub const MAX_BATCH: usize = 10_000;
 /// Longest blocking read of the demo's consumers: bounds how long a claim
@@ -126,7 +139,7 @@ impl Demo {
         let dead_letter = crate::settings::dead_letter_key(&config.stream);
         if config.reset {
             let groups: Vec<&str> = GROUPS.iter().map(|(g, _)| *g).collect();
-            let (totals, paid) = (totals::totals_key(&config.stream), totals::paid_key(&config.stream));
+            let (totals, paid) = (totals_key(&config.stream), paid_key(&config.stream));
             admin.recreate(&config.stream, &[&dead_letter, &totals, &paid], &groups).await?;
             tracing::info!(stream = %config.stream, "reset: deleted {}, {dead_letter}, {totals} and {paid} to start \
                 clean (--no-reset keeps them)", config.stream);
@@ -141,11 +154,11 @@ impl Demo {
             run_config.settings.min_idle = config.claim_idle;
             run_config.settings.reap_interval = config.reap_interval;
             run_config.settings.block = DEMO_BLOCK;
-            if group == totals::GROUP {
+            if group == TOTALS_GROUP {
                 // What the analytics plugin writes, with its acks.
                 run_config.settings.limits.grants = Arc::new(crate::settings::Grants {
-                    keys: vec![totals::totals_key(&config.stream)],
-                    streams: vec![totals::paid_key(&config.stream)],
+                    keys: vec![totals_key(&config.stream)],
+                    streams: vec![paid_key(&config.stream)],
                     ..Default::default()
                 });
             }

@@ -5,25 +5,12 @@
 //! (counted once), pending (not counted yet) or dead-lettered (never
 //! counted), so the two must match whatever the drills did.
 
-use crate::commands::demo::Demo;
 use crate::commands::demo::actions::Action;
+use crate::commands::demo::{Demo, TOTALS_GROUP as GROUP, paid_key, totals_key};
 use crate::dead_letter::DeadLetter;
 use crate::entry::Entry;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
-
-/// The group whose plugin keeps the totals.
-pub const GROUP: &str = "analytics";
-
-/// The hash the analytics plugin counts into.
-pub fn totals_key(stream: &str) -> String {
-    format!("{stream}:totals")
-}
-
-/// The stream the analytics plugin appends paid orders to.
-pub fn paid_key(stream: &str) -> String {
-    format!("{stream}:paid")
-}
 
 /// An entry id as numbers, for comparing ids.
 fn id_of(id: &str) -> (u64, u64) {
