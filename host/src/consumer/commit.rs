@@ -23,9 +23,12 @@ pub(super) type Committing = tokio::task::JoinHandle<(Vec<(Entry, Vec<Effect>)>,
 impl<S: HandlerSource> Consumer<S> {
     /// Sends the commit of `entries`' effects with their acks, without
     /// waiting: Redis runs it while the plugin handles the next batch. Its
-    /// results are taken by [`Self::finish_commit`] (before the next commit,
-    /// a blocking read, a reap, and on the way out). A commit still in flight
-    /// is finished first: one at a time, in order.
+    /// results are taken by [`Self::finish_commit`]: before the next commit,
+    /// at a step without a batch read ahead (before its reap or read), and on
+    /// the way out. During a backlog they are taken one batch late (so a
+    /// reap may run while a commit is in flight: harmless, the script applies
+    /// nothing for an entry this consumer no longer owns). A commit still in
+    /// flight is finished first: one at a time, in order.
     pub(super) async fn commit(&mut self, entries: Vec<(Entry, Vec<Effect>)>) {
         self.finish_commit().await;
         if entries.is_empty() {

@@ -233,6 +233,8 @@ impl<S: HandlerSource> Consumer<S> {
             match step {
                 Ok(()) => self.backoff = BACKOFF_MIN,
                 Err(StepError::Fatal(error)) => {
+                    // The last batch's commit ran (or runs) in Redis: take its results.
+                    self.finish_commit().await;
                     self.control.set_state(State::Failed(format!("{error:#}")));
                     return Err(error);
                 }

@@ -32,10 +32,27 @@ local function type_of(key)
   end
   return t
 end
+-- Streams that can take no more entries: their last id is the largest there is.
+local full = {}
+local function exhausted(key)
+  local f = full[key]
+  if f == nil then
+    f = false
+    local info = redis.call('XINFO', 'STREAM', key)
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then f = info[i + 1] == '18446744073709551615-18446744073709551615' end
+    end
+    full[key] = f
+  end
+  return f
+end
 local function expect(key, want)
   local t = type_of(key)
   if t ~= want and t ~= 'none' then
     return 'WRONGTYPE ' .. key .. ' holds a ' .. t .. ', not a ' .. want
+  end
+  if want == 'stream' and t == 'stream' and not cleared[key] and exhausted(key) then
+    return 'ERR the stream ' .. key .. ' has used up the last possible id'
   end
   put(types, key, want)
   return nil
@@ -236,7 +253,6 @@ local function add(sums, slot, by, key)
   end
   return false
 end
-local acked = {}
 for a = 1, na do
   local p = acc_start[a]
   for _ = 1, acc_count[a] do
@@ -289,12 +305,11 @@ for a = 1, na do
       end
     end
   end
-  acked[#acked + 1] = acc_id[a]
-  if #acked == 1000 then
-    redis.call('XACK', stream, group, unpack(acked))
-    acked = {}
-  end
 end
+-- The summed increments, then the acks: the acks come last, so a write
+-- that failed after all could never leave an entry acked without it.
 for _, key in ipairs(touched) do flush(key) end
-if #acked > 0 then redis.call('XACK', stream, group, unpack(acked)) end
+for from = 1, na, 1000 do
+  redis.call('XACK', stream, group, unpack(acc_id, from, math.min(from + 999, na)))
+end
 return results

@@ -559,3 +559,26 @@ async fn summed_increments_give_exactly_what_one_by_one_gives() {
     assert_eq!(results[2..], [host::Committed::Applied, host::Committed::Applied]);
     assert_eq!(get(&mut conn, &around).await.as_deref(), Some("4"));
 }
+
+/// A stream that has used up the last possible id takes no more entries:
+/// an emit to it is refused before anything of its entry is written (it
+/// failed in the middle of the commit before).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emit_to_a_stream_out_of_ids_refuses_its_entry_whole() {
+    let mut conn = redis().await;
+    let s = unique_stream("effects-full");
+    let ids = deliver(&mut conn, &s, "c", 2).await;
+    let (out, key) = (format!("{s}:out"), format!("{s}:k"));
+    let last = "18446744073709551615-18446744073709551615";
+    let _: String = redis::cmd("XADD").arg(&out).arg(last).arg("a").arg("b").query_async(&mut conn).await.unwrap();
+    let emit = host::Effect::Emit { stream: out.clone(), fields: vec![(b"a".to_vec(), b"b".to_vec())], max_len: None };
+    let (e0, e1) = (vec![incr(&key, Some("f"))], vec![incr(&key, Some("g")), emit]);
+    let entries: Vec<(&str, &[host::Effect])> = vec![(&ids[0], &e0), (&ids[1], &e1)];
+    let results = host::commit_effects(redis_url(), &s, "g", "c", &entries).await.expect("the commit ran");
+    assert_eq!(results[0], host::Committed::Applied);
+    assert!(matches!(&results[1], host::Committed::Refused(e) if e.contains("last possible id")), "{:?}", results[1]);
+    let applied: BTreeMap<String, String> = conn.hgetall(&key).await.unwrap();
+    assert_eq!(applied, BTreeMap::from([("f".to_string(), "1".to_string())]));
+    let pending: Vec<String> = pending(&mut conn, &s, "g").await.into_iter().map(|(id, ..)| id).collect();
+    assert_eq!(pending, ids[1..]);
+}
