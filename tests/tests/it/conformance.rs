@@ -160,7 +160,10 @@ fn plugin_lines(log: &[String], name: &str, ids: &[String]) -> Vec<String> {
             let message = message.strip_suffix(line.rsplit_once(&tag).map(|(_, v)| v)?)?.strip_suffix(&tag)?;
             let level = head.split_whitespace().nth(1)?;
             let mut message = message.to_string();
-            for (i, id) in ids.iter().enumerate() {
+            // Longest ids first: "…-2" must not eat the start of "…-20".
+            let mut by_length: Vec<(usize, &String)> = ids.iter().enumerate().collect();
+            by_length.sort_by_key(|(_, id)| std::cmp::Reverse(id.len()));
+            for (i, id) in by_length {
                 message = message.replace(id.as_str(), &format!("#{i}"));
             }
             Some(format!("{level} {message}"))
