@@ -1,16 +1,19 @@
-//! Invoking the plugin for a batch on a blocking thread (Wasm must not stall
-//! the async reactor), while the consumer keeps leases fresh: on the entries
+//! The one path for every batch (`process`): trimmed ids and entries past
+//! their delivery limit recorded, then the plugin invoked on a blocking
+//! thread (Wasm must not stall the async reactor), while the consumer keeps leases fresh: on the entries
 //! in hand, on the batch read ahead once it is in, and on held retries —
 //! only those it still owns. Entries Redis dropped meanwhile (payload
 //! trimmed) are noted, so their verdicts record them instead of losing them.
 
 use super::read_ahead::Ahead;
-use super::{Consumer, GroupSettings};
+use super::{Consumer, GroupSettings, Step, StepError};
 use crate::consumer::lease::refresh_every;
+use crate::consumer::settle::over_limit_error;
 use crate::dead_letter::Reason;
 use crate::effects::Effects;
 use crate::entry::Entry;
 use crate::handler::{Delivery, Handler, HandlerSource};
+use crate::streams::Batch;
 use crate::streams::DeadLetterMode;
 use crate::verdict::Verdict;
 use anyhow::{Context, Result};
@@ -18,6 +21,40 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 impl<S: HandlerSource> Consumer<S> {
+    /// The one path for every batch, fresh or recovered: record trimmed ids,
+    /// dead-letter entries past their delivery limit, invoke the plugin for
+    /// the rest, and settle each verdict.
+    pub(super) async fn process(&mut self, batch: Batch, shutdown: &CancellationToken) -> Step {
+        for id in &batch.trimmed {
+            self.stats.trimmed += 1;
+            let why = "payload trimmed from the stream before processing";
+            self.dead_letter(id, &[], 0, Reason::Trimmed, why, DeadLetterMode::Audit).await;
+        }
+        let max = self.settings.max_deliveries;
+        let (over, mut fresh): (Vec<Entry>, Vec<Entry>) =
+            batch.entries.into_iter().partition(|e| e.delivery_count > max);
+        let crashed = (self.crash_due as usize).min(fresh.len());
+        if crashed > 0 {
+            self.crash_due -= crashed as u32;
+            self.control.crashed(crashed as u32);
+            let dropped: Vec<String> = fresh.drain(..crashed).map(|e| e.id).collect();
+            tracing::warn!(stream = %self.settings.stream, group = %self.settings.group, consumer = %self.name,
+                "crash drill: dropped {} deliveries unacked, they stay pending until claimed: {}",
+                dropped.len(), dropped.join(" "));
+        }
+        for entry in over {
+            let error =
+                over_limit_error(entry.delivery_count, max, self.last_errors.get(&entry.id).map(String::as_str));
+            let (fields, count) = (&entry.fields, entry.delivery_count);
+            self.dead_letter(&entry.id, fields, count, Reason::MaxDeliveries, &error, DeadLetterMode::Settle).await;
+        }
+        if !fresh.is_empty() {
+            let (outcomes, effects) = self.invoke(fresh, shutdown.clone()).await.map_err(StepError::Fatal)?;
+            self.settle(outcomes, effects).await;
+        }
+        Ok(())
+    }
+
     /// Calls the plugin for each entry, in order (or once for the batch, for
     /// a `batch-consumer` plugin), on a blocking thread (Wasm must not stall
     /// the async reactor), stopping early on shutdown. While it runs, the

@@ -12,9 +12,9 @@
 //! `supervise` or `commands`.
 //!
 //! Where things happen: the step loop here; `read_ahead.rs` (the next batch
-//! read during a backlog), `invoke.rs` (plugin calls, leases kept fresh),
-//! `settle.rs` (verdict → ack, retry, dead letter), `acks.rs` (XACK),
-//! `commit.rs` (effects applied with their acks),
+//! read during a backlog), `invoke.rs` (each batch's path: plugin calls,
+//! leases kept fresh), `settle.rs` (verdict → ack, retry, dead letter),
+//! `acks.rs` (XACK), `commit.rs` (effects applied with their acks),
 //! `reaper.rs` (start-up drain, XAUTOCLAIM), `lease.rs` and `name_lease.rs`,
 //! `leaving.rs` and `handover.rs` (the end of a run), `control.rs` (view and
 //! drills), `stats.rs`.
@@ -43,12 +43,9 @@ use crate::consumer::control::{ClaimReply, Control, Drill, Drills, State};
 use crate::consumer::lease::{Holds, refresh_every};
 use crate::consumer::name_lease::NameLease;
 use crate::consumer::reaper::Reaper;
-use crate::consumer::settle::over_limit_error;
-use crate::dead_letter::Reason;
-use crate::entry::Entry;
 use crate::handler::{Delivery, HandlerSource};
 use crate::settings::{AckMode, GroupSettings};
-use crate::streams::{Batch, Connection, DeadLetterMode, Reader, Redis, is_missing_group};
+use crate::streams::{Connection, Reader, Redis, is_missing_group};
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -343,40 +340,6 @@ impl<S: HandlerSource> Consumer<S> {
             self.control.add(self.stats.since(&self.published));
             self.published = self.stats;
         }
-    }
-
-    /// The one path for every batch, fresh or recovered: record trimmed ids,
-    /// dead-letter entries past their delivery limit, invoke the plugin for
-    /// the rest, and settle each verdict.
-    async fn process(&mut self, batch: Batch, shutdown: &CancellationToken) -> Step {
-        for id in &batch.trimmed {
-            self.stats.trimmed += 1;
-            let why = "payload trimmed from the stream before processing";
-            self.dead_letter(id, &[], 0, Reason::Trimmed, why, DeadLetterMode::Audit).await;
-        }
-        let max = self.settings.max_deliveries;
-        let (over, mut fresh): (Vec<Entry>, Vec<Entry>) =
-            batch.entries.into_iter().partition(|e| e.delivery_count > max);
-        let crashed = (self.crash_due as usize).min(fresh.len());
-        if crashed > 0 {
-            self.crash_due -= crashed as u32;
-            self.control.crashed(crashed as u32);
-            let dropped: Vec<String> = fresh.drain(..crashed).map(|e| e.id).collect();
-            tracing::warn!(stream = %self.settings.stream, group = %self.settings.group, consumer = %self.name,
-                "crash drill: dropped {} deliveries unacked, they stay pending until claimed: {}",
-                dropped.len(), dropped.join(" "));
-        }
-        for entry in over {
-            let error =
-                over_limit_error(entry.delivery_count, max, self.last_errors.get(&entry.id).map(String::as_str));
-            let (fields, count) = (&entry.fields, entry.delivery_count);
-            self.dead_letter(&entry.id, fields, count, Reason::MaxDeliveries, &error, DeadLetterMode::Settle).await;
-        }
-        if !fresh.is_empty() {
-            let (outcomes, effects) = self.invoke(fresh, shutdown.clone()).await.map_err(StepError::Fatal)?;
-            self.settle(outcomes, effects).await;
-        }
-        Ok(())
     }
 
     /// The consumer's connection (a cheap handle), opened if needed.

@@ -57,20 +57,25 @@ local function expect(key, want)
   put(types, key, want)
   return nil
 end
--- A string key's integer as planned (called once its type is checked).
-local function str_val(key)
-  local v = strs[key]
+-- The integer at t[k] as planned: read from Redis (`redis.call(...)`) the
+-- first time, unless the plan deleted `key` (then 0, itself a planned change).
+local function planned(t, k, key, ...)
+  local v = t[k]
   if v == nil then
     if cleared[key] then
       v = 0
-      put(strs, key, 0)
+      put(t, k, 0)
     else
-      local raw = redis.call('GET', key)
+      local raw = redis.call(...)
       v = raw and int_of(raw) or 0
-      strs[key] = v
+      t[k] = v
     end
   end
   return v
+end
+-- A string key's integer as planned (called once its type is checked).
+local function str_val(key)
+  return planned(strs, key, key, 'GET', key)
 end
 -- A hash key's table of planned (or read) field values.
 local function hash_of(key)
@@ -84,18 +89,7 @@ end
 -- A hash key's field table and the field's integer as planned.
 local function field_val(key, field)
   local h = hash_of(key)
-  local v = h[field]
-  if v == nil then
-    if cleared[key] then
-      v = 0
-      put(h, field, 0)
-    else
-      local raw = redis.call('HGET', key, field)
-      v = raw and int_of(raw) or 0
-      h[field] = v
-    end
-  end
-  return h, v
+  return h, planned(h, field, key, 'HGET', key, field)
 end
 local function check_sum(v, by, what)
   if v == 'bad' then return 'ERR ' .. what .. ' does not hold an integer' end
