@@ -11,7 +11,7 @@ GUEST_BUILD_STD  := --target wasm32-wasip2 -Zbuild-std=std,panic_abort
 GUEST_CLIPPY     := CARGO=$(GUEST_CARGO) /usr/bin/cargo-clippy clippy
 GUEST_TARGET_DIR ?= $(CURDIR)/plugins/target
 GUEST_OUT        := $(GUEST_TARGET_DIR)/wasm32-wasip2/release
-PLUGINS          := orders chaos noop noop-batch chaos-batch analytics
+PLUGINS          := orders chaos noop noop-batch chaos-batch analytics notifier
 DIST             := plugins/dist
 
 # Python plugins are built by componentize-py, pip-installed into a virtual

@@ -41,6 +41,13 @@ pub const DEFAULT_MAX_RETRY_DELAY_MS: u64 = 3_600_000;
 pub const DEFAULT_MAX_MEMORY_MB: usize = 256;
 /// 64 KiB of error text is plenty for a log line and a dead-letter record.
 pub const DEFAULT_MAX_RETURN_BYTES: usize = 64 * 1024;
+/// One outbound HTTP request, connect to last byte: a webhook that has not
+/// answered in 10 s is down for practical purposes. The call's deadline cuts
+/// it shorter when less is left of the call.
+pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 10_000;
+/// Largest HTTP response body a plugin may receive: 1 MiB is far more than a
+/// webhook's answer, small enough that a hostile endpoint cannot fill memory.
+pub const DEFAULT_HTTP_MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// Consumers of one group in one process, at most.
 pub const MAX_CONSUMERS: usize = 1024;
@@ -53,6 +60,8 @@ const MAX_DELIVERIES: RangeInclusive<u64> = 1..=1_000_000;
 /// A day: the longest a plugin may ask an entry to wait.
 const MAX_RETRY_DELAY_MS: RangeInclusive<u64> = 1..=86_400_000;
 const MAX_MEMORY_MB: RangeInclusive<u64> = 1..=65_536;
+const HTTP_TIMEOUT_MS: RangeInclusive<u64> = 1..=3_600_000;
+const HTTP_MAX_RESPONSE_BYTES: RangeInclusive<u64> = 0..=(1 << 30);
 
 /// The default dead-letter stream of `stream`.
 pub fn dead_letter_key(stream: &str) -> String {
@@ -107,6 +116,9 @@ pub struct Grants {
     pub keys: Vec<String>,
     /// Streams `effects.emit` may append to (patterns, as `keys`).
     pub streams: Vec<String>,
+    /// Origins (`scheme://host[:port]`) outbound HTTP may reach: scheme,
+    /// host and port must all match (see [`Origin`]).
+    pub http: Vec<String>,
 }
 
 /// Limits and grants applied to every instance of a plugin (enforced by
@@ -122,6 +134,10 @@ pub struct Limits {
     /// Fuel per `handle` call (about one unit per Wasm instruction); `None`:
     /// not metered, the wall-clock deadline alone bounds a call.
     pub max_fuel: Option<u64>,
+    /// Longest one outbound HTTP request may take (and never past the call's deadline).
+    pub http_timeout: Duration,
+    /// Largest outbound HTTP response body, bytes.
+    pub http_max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -131,6 +147,8 @@ impl Default for Limits {
             max_memory_bytes: DEFAULT_MAX_MEMORY_MB << 20,
             max_return_bytes: DEFAULT_MAX_RETURN_BYTES,
             max_fuel: None,
+            http_timeout: Duration::from_millis(DEFAULT_HTTP_TIMEOUT_MS),
+            http_max_response_bytes: DEFAULT_HTTP_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -227,6 +245,17 @@ impl GroupSettings {
         if self.limits.max_fuel == Some(0) {
             return Err(Invalid::new("max_fuel", "0 is outside 1.. (fuel units per call)"));
         }
+        self.check_http()
+    }
+
+    fn check_http(&self) -> Result<(), Invalid> {
+        let limits = &self.limits;
+        within_ms("http_timeout_ms", limits.http_timeout, HTTP_TIMEOUT_MS, "longest outbound HTTP request")?;
+        let bytes = u64::try_from(limits.http_max_response_bytes).unwrap_or(u64::MAX);
+        within("http_max_response_bytes", bytes, HTTP_MAX_RESPONSE_BYTES, "largest HTTP response body")?;
+        for origin in &limits.grants.http {
+            Origin::parse(origin).map_err(|problem| Invalid::new("grant_http", problem))?;
+        }
         Ok(())
     }
 
@@ -256,6 +285,43 @@ impl GroupSettings {
         }
         let shown = if bytes == usize::MAX { format!("more than {mb}") } else { mb.to_string() };
         Err(Invalid::new("max_memory_mb", format!("{shown} is outside {} (MiB per instance)", range(&MAX_MEMORY_MB))))
+    }
+}
+
+/// Where an outbound HTTP request goes, as grants name it: `https://hooks.example.com`
+/// (port 443 implied), `http://127.0.0.1:9000`. Nothing else may be in a
+/// grant (no path, user, query), so what is granted is exactly an origin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host name (lower case) or IP address (IPv6 in brackets).
+    pub host: String,
+    /// The port, the scheme's default if not given.
+    pub port: u16,
+}
+
+impl Origin {
+    /// Parses a granted origin, or says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Origin, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not an origin ({e}): use scheme://host[:port]"))?;
+        let scheme = url.scheme();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("{text:?} is not an http or https origin"));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("{text:?} is not an origin: give scheme://host[:port] only, no user, path or query"));
+        }
+        let host = url.host_str().ok_or_else(|| format!("{text:?} names no host"))?;
+        let port = url.port_or_known_default().ok_or_else(|| format!("{text:?} names no port"))?;
+        Ok(Origin { scheme: scheme.to_string(), host: host.to_ascii_lowercase(), port })
+    }
+}
+
+impl std::fmt::Display for Origin {
+    /// `scheme://host:port`, the port always written.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
     }
 }
 
@@ -355,6 +421,21 @@ mod tests {
         assert_eq!(bad(|s| s.limits.max_memory_bytes = mib(65_537)), "max_memory_mb");
         assert_eq!(bad(|s| s.limits.max_memory_bytes = mib(0)), "max_memory_mb");
         assert_eq!(bad(|s| s.limits.max_fuel = Some(0)), "max_fuel");
+        assert_eq!(bad(|s| s.limits.http_timeout = Duration::ZERO), "http_timeout_ms");
+        assert_eq!(bad(|s| s.limits.http_max_response_bytes = (1 << 30) + 1), "http_max_response_bytes");
+        assert_eq!(bad(|s| Arc::make_mut(&mut s.limits.grants).http = vec!["ftp://x".into()]), "grant_http");
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        let origin = |text| Origin::parse(text).map(|o| o.to_string());
+        assert_eq!(origin("https://Hooks.Example.com"), Ok("https://hooks.example.com:443".into()));
+        assert_eq!(origin("http://127.0.0.1:9000/"), Ok("http://127.0.0.1:9000".into()));
+        assert_eq!(origin("http://[::1]:80"), Ok("http://[::1]:80".into()));
+        for bad in ["127.0.0.1:9000", "ftp://x", "http://x/path", "http://u:p@x", "http://x?q", "http://x/#f", "http://"] {
+            assert!(Origin::parse(bad).is_err(), "{bad} was taken");
+        }
+        assert!(Origin::parse("http://x/path").unwrap_err().contains("scheme://host[:port] only"));
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub(super) struct RunArgs {
         "stream", "group", "consumer", "consumers", "count", "block_ms", "start_id", "call_deadline_ms",
         "min_idle_ms", "reap_interval_ms", "max_deliveries", "max_retry_delay_ms", "dead_letter", "handover",
         "max_memory_mb",
-        "max_return_bytes", "max_fuel", "grant_key", "grant_stream",
+        "max_return_bytes", "max_fuel", "grant_key", "grant_stream", "grant_http",
+        "http_timeout_ms", "http_max_response_bytes",
     ])]
     plugins: Option<PathBuf>,
     /// Host settings for folder mode [default: DIR/host.toml].
@@ -90,6 +91,16 @@ pub(super) struct RunArgs {
     /// A stream (or pattern) the plugin's effects may append to; repeatable [default: none].
     #[arg(long, value_name = "PATTERN")]
     grant_stream: Vec<String>,
+    /// An origin (scheme://host[:port]) the plugin's outbound HTTP may reach;
+    /// repeatable [default: none].
+    #[arg(long, value_name = "ORIGIN")]
+    grant_http: Vec<String>,
+    /// Longest one outbound HTTP request may take (ms), never past the call's deadline.
+    #[arg(long, value_name = "MS", default_value_t = settings::DEFAULT_HTTP_TIMEOUT_MS)]
+    http_timeout_ms: u64,
+    /// Largest outbound HTTP response body (bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = settings::DEFAULT_HTTP_MAX_RESPONSE_BYTES)]
+    http_max_response_bytes: usize,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
@@ -126,9 +137,12 @@ impl RunArgs {
                 max_memory_bytes: settings::mib(self.max_memory_mb),
                 max_return_bytes: self.max_return_bytes,
                 max_fuel: self.max_fuel,
+                http_timeout: ms(self.http_timeout_ms),
+                http_max_response_bytes: self.http_max_response_bytes,
                 grants: std::sync::Arc::new(settings::Grants {
                     keys: self.grant_key,
                     streams: self.grant_stream,
+                    http: self.grant_http,
                     ..Default::default()
                 }),
             },

@@ -7,7 +7,7 @@
 //! plugin any directory or environment variable the host can reach. A
 //! `[grant_ceiling]` in `host.toml` bounds that: sidecars may only narrow it.
 
-use crate::settings::{Grants, GroupSettings, mib, numbered};
+use crate::settings::{Grants, GroupSettings, Origin, mib, numbered};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -62,6 +62,9 @@ pub struct GrantCeiling {
     /// Stream patterns that granted streams must fall within.
     #[serde(default)]
     pub streams: Vec<String>,
+    /// Origins that granted HTTP origins must be among.
+    #[serde(default)]
+    pub http: Vec<String>,
 }
 
 impl GrantCeiling {
@@ -84,8 +87,14 @@ impl GrantCeiling {
         if let Some(key) = grants.keys.iter().find(|k| !within(&self.keys, k)) {
             return Some(format!("key {key:?} (the ceiling allows {})", list(&self.keys)));
         }
-        let stream = grants.streams.iter().find(|s| !within(&self.streams, s));
-        stream.map(|s| format!("stream {s:?} (the ceiling allows {})", list(&self.streams)))
+        if let Some(s) = grants.streams.iter().find(|s| !within(&self.streams, s)) {
+            return Some(format!("stream {s:?} (the ceiling allows {})", list(&self.streams)));
+        }
+        // Origins compare parsed: `https://x` and `https://x:443` are one.
+        let origin = |text: &String| Origin::parse(text).ok();
+        let allowed: Vec<Origin> = self.http.iter().filter_map(origin).collect();
+        let beyond = grants.http.iter().find(|granted| origin(granted).is_none_or(|o| !allowed.contains(&o)));
+        beyond.map(|o| format!("HTTP origin {o:?} (the ceiling allows {})", list(&self.http)))
     }
 }
 
@@ -155,6 +164,10 @@ pub struct PluginSettings {
     pub max_return_bytes: Option<usize>,
     /// Fuel per call (meters the plugin).
     pub max_fuel: Option<u64>,
+    /// Longest outbound HTTP request, ms.
+    pub http_timeout_ms: Option<u64>,
+    /// Largest outbound HTTP response body, bytes.
+    pub http_max_response_bytes: Option<usize>,
     /// What the plugin may reach (nothing by default).
     #[serde(default)]
     pub grant: GrantSettings,
@@ -180,6 +193,9 @@ pub struct GrantSettings {
     /// Streams (patterns) `effects.emit` may append to.
     #[serde(default)]
     pub streams: Vec<String>,
+    /// Origins (`scheme://host[:port]`) outbound HTTP may reach.
+    #[serde(default)]
+    pub http: Vec<String>,
 }
 
 impl PluginSettings {
@@ -239,11 +255,11 @@ impl PluginSettings {
             settings.limits.max_return_bytes = bytes;
         }
         settings.limits.max_fuel = self.max_fuel;
-        settings.validate().map_err(|invalid| anyhow!(invalid.in_file(place)))?;
-        for dir in &self.grant.dirs {
-            if !dir.is_dir() {
-                bail!("invalid grant.dirs in {place}: {} is not a directory", dir.display());
-            }
+        if let Some(v) = self.http_timeout_ms {
+            settings.limits.http_timeout = ms(v);
+        }
+        if let Some(bytes) = self.http_max_response_bytes {
+            settings.limits.http_max_response_bytes = bytes;
         }
         let env = self.grant.env.iter().filter_map(|n| Some((n.clone(), std::env::var(n).ok()?))).collect();
         let g = &self.grant;
@@ -253,7 +269,14 @@ impl PluginSettings {
             config: g.config.clone(),
             keys: g.keys.clone(),
             streams: g.streams.clone(),
+            http: g.http.clone(),
         });
+        settings.validate().map_err(|invalid| anyhow!(invalid.in_file(place)))?;
+        for dir in &self.grant.dirs {
+            if !dir.is_dir() {
+                bail!("invalid grant.dirs in {place}: {} is not a directory", dir.display());
+            }
+        }
         Ok(settings)
     }
 }

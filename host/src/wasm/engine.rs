@@ -23,8 +23,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct Engine {
     /// The wasmtime engine (compiled code is tied to its settings).
     pub(crate) engine: wasmtime::Engine,
-    /// WASI p2 (its waits bounded by the call deadline) and the `log` and
-    /// `config` imports; nothing else is granted.
+    /// WASI p2 (its waits bounded by the call deadline), `wasi:http` (only
+    /// to granted origins) and the plugin contract's imports.
     pub(crate) linker: Linker<HostState>,
     /// Compiled-code cache directory (`None`: compile every time).
     pub(crate) cache_dir: Option<std::path::PathBuf>,
@@ -71,6 +71,9 @@ impl Engine {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("cannot add WASI to the plugin linker")?;
+        // Outbound HTTP: every request is checked against the plugin's grants.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+            .context("cannot add wasi:http to the plugin linker")?;
         Consumer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
             .context("cannot add host imports to the plugin linker")?;
         // Epoch interruption cannot stop a host call: the ones that wait are

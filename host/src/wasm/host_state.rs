@@ -2,11 +2,14 @@
 //! grants) and everything a plugin says: the `log` import and its
 //! stdout/stderr, all routed into the host log tagged with the plugin, one
 //! safe line per record, within a budget per call ([`crate::wasm::log_budget`]).
-//! The `effects` and `state` imports are in `redis_imports.rs`.
+//! The `effects` and `state` imports are in `redis_imports.rs`, outbound
+//! HTTP (`wasi:http`) in `outbound/`.
 
 use crate::effects::StateStore;
 use crate::wasm::bindings::{Level, redis_streams};
-pub use crate::wasm::limits::Grants;
+pub use crate::wasm::limits::{Grants, Limits};
+use crate::wasm::outbound::OutboundHttp;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::wasm::log_budget::{LogBudget, MAX_LOG_BYTES_PER_ENTRY, MAX_LOG_RECORDS_PER_ENTRY, one_line};
 use crate::wasm::recorder::Recorder;
 use bytes::Bytes;
@@ -23,7 +26,7 @@ pub use crate::handler::PluginTag;
 
 /// The data of one plugin instance's `Store`.
 pub struct HostState {
-    /// WASI context: no preopens, no network, no environment.
+    /// WASI context: no preopens, no sockets, no environment (unless granted).
     wasi: WasiCtx,
     /// WASI resources.
     table: ResourceTable,
@@ -42,6 +45,10 @@ pub struct HostState {
     pub(crate) recorder: Recorder,
     /// Where `state` calls read (none where there is no Redis, e.g. `host check`).
     pub(crate) state: Option<Arc<dyn StateStore>>,
+    /// Outbound HTTP: the granted origins and the request limits.
+    http: OutboundHttp,
+    /// wasmtime-wasi-http's own context.
+    http_ctx: WasiHttpCtx,
 }
 
 impl HostState {
@@ -50,11 +57,11 @@ impl HostState {
     /// give up at `call_deadline` (until [`HostState::begin_call`] moves it).
     pub fn new(
         tag: Arc<PluginTag>,
-        limits: crate::wasm::limits::StoreLimiter,
-        grants: Arc<Grants>,
+        limits: &Limits,
         state: Option<Arc<dyn StateStore>>,
         call_deadline: Instant,
     ) -> anyhow::Result<Self> {
+        let grants = limits.grants.clone();
         let log = Arc::new(LogBudget::default());
         log.refill(1);
         let output = |stream| GuestOutput { tag: tag.clone(), stream, log: log.clone() };
@@ -75,8 +82,10 @@ impl HostState {
         Ok(HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            http: OutboundHttp::new(tag.clone(), limits, log.clone(), call_deadline),
+            http_ctx: WasiHttpCtx::new(),
             tag,
-            limits,
+            limits: limits.limiter(),
             grants,
             call_deadline,
             log,
@@ -89,6 +98,7 @@ impl HostState {
     #[inline]
     pub(crate) fn begin_call<'a>(&mut self, deadline: Instant, ids: impl ExactSizeIterator<Item = &'a str>) {
         self.call_deadline = deadline;
+        self.http.call_deadline = deadline;
         self.log.refill(ids.len());
         self.recorder.begin(ids);
     }
@@ -113,6 +123,12 @@ impl HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { hooks: &mut self.http, table: &mut self.table, ctx: &mut self.http_ctx }
     }
 }
 

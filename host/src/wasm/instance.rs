@@ -335,8 +335,7 @@ fn instantiate(
     // Instantiation runs guest start-up code: give it a deadline too (and,
     // when metered, all the fuel it wants: the deadline bounds it).
     let start_up = Duration::from_secs(30);
-    let grants = limits.grants.clone();
-    let state = HostState::new(plugin.tag.clone(), limits.limiter(), grants, state.clone(), Instant::now() + start_up)?;
+    let state = HostState::new(plugin.tag.clone(), limits, state.clone(), Instant::now() + start_up)?;
     let mut store = Store::new(&plugin.engine.engine, state);
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(Engine::ticks(start_up));

@@ -12,6 +12,7 @@ pub mod host_state;
 pub mod instance;
 pub mod limits;
 pub mod log_budget;
+pub mod outbound;
 pub mod plugin;
 pub mod recorder;
 pub mod redis_imports;

@@ -7,6 +7,8 @@
 //! The hot path (one verdict per entry) uses handles cached per consumer and
 //! plugin version ([`CallMetrics`]), so it costs a few atomic adds, no lookup.
 
+mod http;
+
 use crate::handler::PluginTag;
 use crate::streams::Redis;
 use crate::verdict::Verdict;
@@ -102,6 +104,7 @@ pub struct Metrics {
     serving: Family<PluginLabels, Gauge>,
     lag: Family<GroupLabels, Gauge>,
     pending: Family<GroupLabels, Gauge>,
+    http: http::HttpMetrics,
     /// The groups this process consumes, asked for lag and pending at each scrape.
     groups: Mutex<Vec<(GroupLabels, Redis)>>,
 }
@@ -134,6 +137,7 @@ impl Metrics {
             serving: Family::default(),
             lag: Family::default(),
             pending: Family::default(),
+            http: http::HttpMetrics::new(&mut registry),
             groups: Mutex::default(),
             registry: Registry::default(),
         };
