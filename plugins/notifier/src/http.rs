@@ -2,7 +2,9 @@
 //! lets through (granted origins, its timeout and size cap) is all there is.
 
 use wasip2::http::outgoing_handler;
-use wasip2::http::types::{ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasip2::http::types::{
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+};
 use wasip2::io::streams::StreamError;
 
 /// Bytes of the response body kept for an error message.
@@ -23,6 +25,7 @@ pub fn post(url: &str, body: &[u8], idempotency_key: &str) -> Result<Answer, Str
     let (scheme, authority, path) = split(url)?;
     let headers = Fields::from_list(&[
         ("content-type".to_string(), b"application/json".to_vec()),
+        ("content-length".to_string(), body.len().to_string().into_bytes()),
         ("idempotency-key".to_string(), idempotency_key.as_bytes().to_vec()),
     ])
     .map_err(|e| format!("bad header: {e:?}"))?;
@@ -34,18 +37,17 @@ pub fn post(url: &str, body: &[u8], idempotency_key: &str) -> Result<Answer, Str
     set(request.set_path_with_query(Some(path)), "path")?;
     let outgoing = request.body().map_err(|()| "cannot take the request body".to_string())?;
     let future = outgoing_handler::handle(request, None).map_err(|e| describe(&e))?;
-    {
-        let stream = outgoing.write().map_err(|()| "cannot write the request body".to_string())?;
-        for chunk in body.chunks(4096) {
-            stream.blocking_write_and_flush(chunk).map_err(|e| stream_error(&e))?;
-        }
-    }
-    OutgoingBody::finish(outgoing, None).map_err(|e| describe(&e))?;
-    let response = loop {
+    let response = |future: &FutureIncomingResponse| loop {
         match future.get() {
-            Some(result) => break result.map_err(|()| "response taken twice".to_string())?.map_err(|e| describe(&e))?,
+            Some(result) => break result.map_err(|()| "response taken twice".to_string())?.map_err(|e| describe(&e)),
             None => future.subscribe().block(),
         }
+    };
+    let written = write(outgoing, body);
+    // A request that failed (denied, refused) closes its body: its own error says why.
+    let response = match (written, response(&future)) {
+        (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
+        (Ok(()), Ok(response)) => response,
     };
     let status = response.status();
     let location = response.headers().get("location").first().map(|v| String::from_utf8_lossy(v).into_owned());
@@ -53,6 +55,17 @@ pub fn post(url: &str, body: &[u8], idempotency_key: &str) -> Result<Answer, Str
     let excerpt = read(&incoming)?;
     IncomingBody::finish(incoming);
     Ok(Answer { status, location, excerpt })
+}
+
+/// Writes the whole request body and ends it.
+fn write(outgoing: OutgoingBody, body: &[u8]) -> Result<(), String> {
+    {
+        let stream = outgoing.write().map_err(|()| "cannot write the request body".to_string())?;
+        for chunk in body.chunks(4096) {
+            stream.blocking_write_and_flush(chunk).map_err(|e| stream_error(&e))?;
+        }
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|e| describe(&e))
 }
 
 /// Reads the body to its end, keeping its start.

@@ -13,6 +13,7 @@ mod effects;
 mod faults;
 mod inspection;
 mod metrics;
+mod outbound;
 mod outages;
 mod recovery;
 mod reload;

@@ -53,9 +53,10 @@ pub(super) async fn send(to: Request, mut request: http::Request<WasiBody>) -> R
     // The request line carries the path only (not a proxy request).
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     *request.uri_mut() = http::Uri::builder().path_and_query(path).build().map_err(|_| Error::HttpRequestUriInvalid)?;
-    // The connection is driven by its own task, which ends with it (or at the deadline).
+    // The connection is driven by its own task, which ends with it, or a
+    // little after the deadline (which the waits below report first, as a timeout).
     let connection = wasmtime_wasi::runtime::spawn(async move {
-        let _ = tokio::time::timeout_at(until, conn).await;
+        let _ = tokio::time::timeout_at(until + std::time::Duration::from_secs(1), conn).await;
     });
     let response = tokio::time::timeout_at(until, sender.send_request(request))
         .await

@@ -8,6 +8,7 @@
 //! - `run`: `host::run` inside the test process and its run configurations
 //! - `plugins`: fixture plugins, plugin folders, other versions of them, hand-made wasm
 //! - `wait`: polling until something holds
+//! - `webhook`: HTTP and HTTPS servers on loopback that plugins' requests reach
 //!
 //! It uses the `host` library, redis, tokio and libc; nothing of the tests themselves.
 
@@ -20,6 +21,7 @@ mod queries;
 mod run;
 mod servers;
 mod wait;
+mod webhook;
 
 pub use binary::*;
 pub use demo::*;
@@ -29,6 +31,7 @@ pub use queries::*;
 pub use run::*;
 pub use servers::*;
 pub use wait::*;
+pub use webhook::*;
 
 use std::path::{Path, PathBuf};
 
