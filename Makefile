@@ -108,9 +108,9 @@ plugins: rust-plugins $(PLUGIN_FILES:%=$(DIST)/%.wasm)
 rust-plugins: demo-deps
 	$(call rust_guests,$(PLUGINS))
 
-# The plugins `host demo` runs: the Rust `orders` and the Python `analytics`.
+# The plugins `host demo` runs: the Rust `notifier` and the Python `analytics`.
 demo-plugins: demo-deps $(DIST)/python-analytics.wasm
-	$(call rust_guests,orders)
+	$(call rust_guests,notifier)
 
 # Builds the Rust guests $(1) into plugins/dist.
 define rust_guests
@@ -206,7 +206,7 @@ $(PLAYWRIGHT):
 
 ## deps: redis-server and the guest toolchains (Rust, python3, node, clang) from Debian's packages (skips what is present)
 deps:
-	scripts/install-deps.sh redis guest python node c
+	scripts/install-deps.sh redis guest python node c tls
 
 # What the demo needs: redis-server, the Rust guest toolchain, python3 with venv.
 demo-deps:

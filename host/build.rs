@@ -7,7 +7,7 @@ fn main() {
         return;
     }
     let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
-    for name in ["orders.wasm", "python-analytics.wasm"] {
+    for name in ["notifier.wasm", "python-analytics.wasm"] {
         let file = dist.join(name);
         println!("cargo::rerun-if-changed={}", file.display());
         if !file.exists() {

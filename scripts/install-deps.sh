@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the project needs from Debian's packages, skipping what is
-# already there. Usage: scripts/install-deps.sh [redis] [guest]
+# already there. Usage: scripts/install-deps.sh [COMPONENT...]
 #   redis  - redis-server (tests and the demo start their own instances)
 #   guest  - the guest toolchain: Debian's rustc 1.96 with std sources, wasi-libc,
 #            lld (rust-web-llvm brings wasm-component-ld), used to build plugins
@@ -10,6 +10,9 @@
 #            pip-installed into one by `make plugins`)
 #   node   - node and npm (componentize-js is npm-installed by `make plugins`)
 #   c      - clang 19 with its wasm32 runtime and wasi-libc, for C plugins
+#   tls    - openssl (the tests' HTTPS webhook gets its certificates from a
+#            test CA it makes) and ca-certificates (the system's roots, which
+#            plugins' outbound HTTPS trusts)
 #   browser - Chromium, for the dashboard's real-browser test (driven by
 #            playwright-core, which `make test` npm-installs)
 set -euo pipefail
@@ -27,8 +30,9 @@ for what in "${@:-redis guest python node c}"; do
       python) python3 -c 'import ensurepip, venv' 2>/dev/null || { want python3; want python3-venv; } ;;
       node) command -v npm >/dev/null || { want nodejs; want npm; } ;;
       c) for p in clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc; do want "$p"; done ;;
+      tls) want openssl; want ca-certificates ;;
       browser) want chromium ;;
-      *) echo "install-deps: unknown component '$w' (expected redis, guest, guest-lint, python, node, c, browser or make)" >&2; exit 2 ;;
+      *) echo "install-deps: unknown component '$w' (expected redis, guest, guest-lint, python, node, c, tls, browser or make)" >&2; exit 2 ;;
     esac
   done
 done

@@ -98,7 +98,7 @@ pub struct DemoConfig {
     pub claim_idle: Duration,
     /// How often each consumer's reaper claims idle entries by itself.
     pub reap_interval: Duration,
-    /// The `notifications` group's plugin (`None`: `orders.wasm` of the demo's plugins).
+    /// The `notifications` group's plugin (`None`: `notifier.wasm` of the demo's plugins).
     pub notifications_plugin: Option<PathBuf>,
     /// The `analytics` group's plugin (`None`: `python-analytics.wasm` of the demo's plugins).
     pub analytics_plugin: Option<PathBuf>,

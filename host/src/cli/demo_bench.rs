@@ -48,13 +48,13 @@ pub(super) struct DemoArgs {
     #[arg(long, value_name = "MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
     reap_interval_ms: u64,
-    /// Folder with the demo's plugins, orders.wasm and python-analytics.wasm [default:
+    /// Folder with the demo's plugins, notifier.wasm and python-analytics.wasm [default:
     /// plugins/dist if it has them, else the plugins built into this binary
     /// (`make install`), written to ~/.local/share/redis-wasm-host/demo-plugins/HASH
     /// (or into --plugins-dir when they are missing there)].
     #[arg(long, value_name = "DIR")]
     plugins_dir: Option<PathBuf>,
-    /// Plugin of the `notifications` group [default: orders.wasm of the demo's plugins].
+    /// Plugin of the `notifications` group [default: notifier.wasm of the demo's plugins].
     #[arg(long, value_name = "FILE")]
     notifications_plugin: Option<PathBuf>,
     /// Plugin of the `analytics` group [default: python-analytics.wasm of the demo's plugins].

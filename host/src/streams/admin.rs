@@ -181,6 +181,13 @@ impl Connection {
         Ok(reply::read_reply(reply, 0)?.entries)
     }
 
+    /// `HGETALL key` with integer values (a field that is not one is left out).
+    pub async fn hash_counts(&mut self, key: &str) -> Result<std::collections::BTreeMap<String, i64>> {
+        let all: std::collections::BTreeMap<String, String> =
+            redis::cmd("HGETALL").arg(key).query_async(&mut self.conn).await.with_context(|| format!("HGETALL {key:?} failed"))?;
+        Ok(all.into_iter().filter_map(|(field, value)| Some((field, value.parse().ok()?))).collect())
+    }
+
     /// `XLEN stream` (0 when it does not exist).
     pub async fn length(&mut self, stream: &str) -> Result<u64> {
         redis::cmd("XLEN")

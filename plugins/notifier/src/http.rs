@@ -21,14 +21,19 @@ pub struct Answer {
 
 /// POSTs `body` (JSON) to `url`; the whole response body is read (so the
 /// host's size cap applies), its start kept.
-pub fn post(url: &str, body: &[u8], idempotency_key: &str) -> Result<Answer, String> {
+/// `extra` headers are `Name: value` lines.
+pub fn post(url: &str, body: &[u8], idempotency_key: &str, extra: &str) -> Result<Answer, String> {
     let (scheme, authority, path) = split(url)?;
-    let headers = Fields::from_list(&[
+    let mut list = vec![
         ("content-type".to_string(), b"application/json".to_vec()),
         ("content-length".to_string(), body.len().to_string().into_bytes()),
         ("idempotency-key".to_string(), idempotency_key.as_bytes().to_vec()),
-    ])
-    .map_err(|e| format!("bad header: {e:?}"))?;
+    ];
+    for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+        let (name, value) = line.split_once(':').ok_or_else(|| format!("config.headers: {line:?} is not `Name: value`"))?;
+        list.push((name.trim().to_ascii_lowercase(), value.trim().as_bytes().to_vec()));
+    }
+    let headers = Fields::from_list(&list).map_err(|e| format!("bad header: {e:?}"))?;
     let request = OutgoingRequest::new(headers);
     let set = |ok: Result<(), ()>, what: &str| ok.map_err(|()| format!("cannot set the request's {what}"));
     set(request.set_method(&Method::Post), "method")?;

@@ -21,6 +21,9 @@
 //! webhook took it). With `stats` granted (a hash key), counts `sent` and
 //! `skipped` there, committed with the ack.
 //!
+//! `config.headers` adds headers, one `Name: value` per line (e.g. an
+//! `Authorization` the webhook wants).
+//!
 //! Sidecar: `[grant] http = ["http://127.0.0.1:9000"]`, `keys =
 //! ["orders:notified:*", "orders:notifier"]`, `config.webhook =
 //! "http://127.0.0.1:9000/hook"`, `config.stats = "orders:notifier"`.
@@ -52,10 +55,11 @@ impl Guest for Notifier {
         }
         let body = notification(&entry);
         let idempotency = format!("{}/{}", entry.stream, entry.id);
+        let headers = config("headers").unwrap_or_default();
         let mut url = webhook;
         let mut redirects = 0;
         let answer = loop {
-            let answer = http::post(&url, &body, &idempotency).map_err(|e| retry(&entry, format!("POST {url}: {e}")))?;
+            let answer = http::post(&url, &body, &idempotency, &headers).map_err(|e| retry(&entry, format!("POST {url}: {e}")))?;
             match (answer.status, &answer.location) {
                 (301 | 302 | 303 | 307 | 308, Some(next)) if redirects < MAX_REDIRECTS => {
                     redirects += 1;

@@ -149,10 +149,10 @@ impl Demo {
     /// Deletes the stream and its dead letters and re-creates both groups
     /// at the start; consumers keep running, their counters start over.
     pub async fn reset(&self) -> Action<Value> {
-        let dead_letter = crate::settings::dead_letter_key(&self.config.stream);
         let groups: Vec<&str> = self.groups.iter().map(|g| g.config().settings.group.as_str()).collect();
-        let (totals, paid) = (super::totals_key(&self.config.stream), super::paid_key(&self.config.stream));
-        self.admin().recreate(&self.config.stream, &[&dead_letter, &totals, &paid], &groups).await?;
+        let also = super::reset_keys(&self.config.stream);
+        self.admin().recreate(&self.config.stream, &also.iter().map(String::as_str).collect::<Vec<_>>(), &groups).await?;
+        self.sink.clear();
         for group in &self.groups {
             for local in self.locals(group) {
                 local.control.reset_stats();

@@ -20,9 +20,13 @@
 //! | `GET /api/plugins` | plugins panel |
 //! | `GET /api/dead-letters?count=N` | dead-letter panel |
 //! | `POST /api/dead-letters/requeue` `{ids}` (none: all) | requeue |
+//! | `POST /api/sink` | the webhook the notifier posts to (token sent by the plugin) |
+//! | `GET /api/sink` | notifications panel |
+//! | `POST /api/sink/switches` `{down, slow}` | sink down (503) / slow sink (3 s) |
 
 use crate::commands::demo::Demo;
 use crate::commands::demo::actions::{ActionError, trim_of};
+use crate::commands::demo::sink::{Answer, SLOW};
 use crate::web::guard::Token;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -56,6 +60,8 @@ pub fn router(demo: Arc<Demo>, token: &Token) -> Router {
         .route("/api/plugins", get(plugins))
         .route("/api/dead-letters", get(dead_letters))
         .route("/api/dead-letters/requeue", post(requeue))
+        .route("/api/sink", post(sink).get(notifications))
+        .route("/api/sink/switches", post(switch_sink))
         .with_state(demo);
     api.merge(crate::web::metrics_route())
 }
@@ -184,4 +190,36 @@ struct RequeueBody {
 
 async fn requeue(State(demo): Shared, Json(body): Json<RequeueBody>) -> Reply {
     demo.requeue(body.ids).await.map(Json)
+}
+
+/// The webhook: 200 (after 3 s when slow), 503 when down, 400 for a request
+/// that is not a notification.
+async fn sink(State(demo): Shared, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    match demo.sink.take(key, &body) {
+        Answer::Down => (StatusCode::SERVICE_UNAVAILABLE, "sink down (the demo's switch)").into_response(),
+        Answer::Invalid(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+        Answer::Taken { slow } => {
+            if slow {
+                tokio::time::sleep(SLOW).await;
+            }
+            (StatusCode::OK, "taken").into_response()
+        }
+    }
+}
+
+async fn notifications(State(demo): Shared) -> Reply {
+    Ok(Json(demo.notifications().await))
+}
+
+#[derive(Deserialize)]
+struct SwitchBody {
+    down: Option<bool>,
+    slow: Option<bool>,
+}
+
+async fn switch_sink(State(demo): Shared, Json(body): Json<SwitchBody>) -> Reply {
+    demo.sink.switch(body.down, body.slow);
+    tracing::info!(down = ?body.down, slow = ?body.slow, "webhook sink switched from the dashboard");
+    Ok(Json(demo.sink.view()))
 }

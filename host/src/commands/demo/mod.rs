@@ -5,13 +5,15 @@
 //! module starts and stops the demo; [`actions`] holds every action its
 //! dashboard offers, [`orders`] the sample orders, [`plugins`] where its
 //! plugins come from, [`view`] what the dashboard shows ([`totals`]: the
-//! analytics panel, the plugin's totals checked), and [`dashboard`]
-//! only maps HTTP onto these methods.
+//! analytics panel, the plugin's totals checked; [`sink`]: the webhook the
+//! notifier posts to, and its panel), and [`dashboard`] only maps HTTP onto
+//! these methods.
 
 pub mod actions;
 pub mod dashboard;
 pub mod orders;
 pub mod plugins;
+pub mod sink;
 pub mod totals;
 pub mod view;
 
@@ -44,6 +46,46 @@ pub fn paid_key(stream: &str) -> String {
     format!("{stream}:paid")
 }
 
+/// What a reset deletes beside the stream: its dead letters and what the
+/// plugins wrote (totals, paid orders, the notifier's counts).
+fn reset_keys(stream: &str) -> Vec<String> {
+    let dead_letter = crate::settings::dead_letter_key(stream);
+    vec![dead_letter, totals_key(stream), paid_key(stream), notifier_stats_key(stream)]
+}
+
+/// The group whose plugin (`notifier`) posts to the demo's webhook sink.
+pub const NOTIFY_GROUP: &str = "notifications";
+
+/// The hash the notifier counts what it sent and skipped into.
+pub fn notifier_stats_key(stream: &str) -> String {
+    format!("{stream}:notifier")
+}
+
+/// The keys the notifier records sent notifications under.
+fn notified_keys(stream: &str) -> String {
+    format!("{stream}:notified:*")
+}
+
+/// What the notifier may reach and do: POST to the dashboard's own sink
+/// (with the run's token, which every POST there needs), and record what it sent.
+fn notifier_grants(stream: &str, dashboard: std::net::SocketAddr, token: &Token) -> crate::settings::Grants {
+    let origin = format!("http://{dashboard}");
+    let config = [
+        ("webhook", format!("{origin}/api/sink")),
+        ("headers", format!("{}: {}", crate::web::guard::TOKEN_HEADER, token.as_str())),
+        ("retry_ms", "1000".into()),
+        ("retry_max_ms", "4000".into()),
+        ("seen_ttl_ms", "3600000".into()),
+        ("stats", notifier_stats_key(stream)),
+    ];
+    crate::settings::Grants {
+        http: vec![origin],
+        keys: vec![notified_keys(stream), notifier_stats_key(stream)],
+        config: config.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        ..Default::default()
+    }
+}
+
 /// At most this many entries per produce request or listing.
 pub const MAX_BATCH: usize = 10_000;
 /// Longest blocking read of the demo's consumers: bounds how long a claim
@@ -72,6 +114,8 @@ pub struct Demo {
     admin: Connection,
     groups: Vec<Group>,
     next_order: AtomicU64,
+    /// The webhook the notifier posts to.
+    sink: sink::Sink,
 }
 
 /// Runs the demo until `shutdown`: Redis (a child when needed), reset, the
@@ -91,7 +135,8 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> 
     let token = Token::new()?;
     let (url, local) = crate::streams::local::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
     let token_file = config.token_file.clone();
-    let (demo, mut supervisor) = Demo::start(config, &url, &plugin_files, &shutdown).await?;
+    let dashboard = listener.local_addr()?;
+    let (demo, mut supervisor) = Demo::start(config, &url, &plugin_files, (dashboard, &token), &shutdown).await?;
     let demo = Arc::new(demo);
     let app = dashboard::router(demo.clone(), &token);
     let bound = crate::web::serve_on(listener, app, |bound| Guard::dashboard(bound, token.clone()), shutdown.clone())?;
@@ -132,17 +177,17 @@ impl Demo {
         config: DemoConfig,
         url: &str,
         plugin_files: &[std::path::PathBuf],
+        (dashboard, token): (std::net::SocketAddr, &Token),
         shutdown: &CancellationToken,
     ) -> Result<(Self, Supervisor)> {
         let redis = Redis::open(url)?;
         let mut admin = redis.connect(Duration::ZERO).await?;
-        let dead_letter = crate::settings::dead_letter_key(&config.stream);
         if config.reset {
             let groups: Vec<&str> = GROUPS.iter().map(|(g, _)| *g).collect();
-            let (totals, paid) = (totals_key(&config.stream), paid_key(&config.stream));
-            admin.recreate(&config.stream, &[&dead_letter, &totals, &paid], &groups).await?;
-            tracing::info!(stream = %config.stream, "reset: deleted {}, {dead_letter}, {totals} and {paid} to start \
-                clean (--no-reset keeps them)", config.stream);
+            let also = reset_keys(&config.stream);
+            admin.recreate(&config.stream, &also.iter().map(String::as_str).collect::<Vec<_>>(), &groups).await?;
+            tracing::info!(stream = %config.stream, "reset: deleted {} and {} to start clean (--no-reset keeps them)",
+                config.stream, also.join(", "));
         }
         let mut supervisor = Supervisor::new(Engine::new()?, redis.clone(), shutdown, Removed::KeepServing);
         let mut groups = Vec::new();
@@ -162,6 +207,10 @@ impl Demo {
                     ..Default::default()
                 });
             }
+            if group == NOTIFY_GROUP {
+                run_config.settings.limits.grants = Arc::new(notifier_grants(&config.stream, dashboard, token));
+                run_config.settings.limits.http_timeout = sink::HTTP_TIMEOUT;
+            }
             let loaded = supervisor.load(&run_config).await?;
             let plugin = supervisor.deploy(group, run_config, Arc::new(loaded)).await?;
             groups.push(Group { plugin, status: Arc::new(Mutex::new(PluginStatus::loaded_now())) });
@@ -172,7 +221,7 @@ impl Demo {
                 status.lock().expect("plugin status lock").record(outcome);
             }
         });
-        let demo = Demo { config, redis, admin, groups, next_order: AtomicU64::new(1) };
+        let demo = Demo { config, redis, admin, groups, next_order: AtomicU64::new(1), sink: sink::Sink::default() };
         Ok((demo, supervisor))
     }
 

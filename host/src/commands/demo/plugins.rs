@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};
 
 /// The file names of the demo's plugins, by group.
-pub const FILES: [(&str, &str); 2] = [("notifications", "orders.wasm"), ("analytics", "python-analytics.wasm")];
+pub const FILES: [(&str, &str); 2] = [("notifications", "notifier.wasm"), ("analytics", "python-analytics.wasm")];
 
 /// Where a checkout keeps built plugins (relative to the working directory).
 const CHECKOUT_DIST: &str = "plugins/dist";
@@ -17,7 +17,7 @@ const CHECKOUT_DIST: &str = "plugins/dist";
 /// The demo's plugins built into this binary (feature `embed-demo-plugins`).
 #[cfg(feature = "embed-demo-plugins")]
 const EMBEDDED: Option<[&[u8]; 2]> = Some([
-    include_bytes!("../../../../plugins/dist/orders.wasm"),
+    include_bytes!("../../../../plugins/dist/notifier.wasm"),
     include_bytes!("../../../../plugins/dist/python-analytics.wasm"),
 ]);
 #[cfg(not(feature = "embed-demo-plugins"))]
@@ -51,7 +51,7 @@ pub fn resolve(group: &str, explicit: Option<&Path>, plugins_dir: Option<&Path>)
         (None, _) => bail!(
             "the demo's plugin {name} (group {group}) was not found in {CHECKOUT_DIST} and this \
              host has no plugins built in. In a checkout, build them with `make demo-plugins` \
-             (or run `make demo`); elsewhere pass --plugins-dir DIR with orders.wasm and \
+             (or run `make demo`); elsewhere pass --plugins-dir DIR with notifier.wasm and \
              python-analytics.wasm, or install host with `make install`, which builds them in"
         ),
     }
@@ -113,7 +113,7 @@ mod tests {
         let error = resolve("analytics", Some(Path::new("/nonexistent/x.wasm")), None).unwrap_err();
         assert!(error.to_string().contains("--analytics-plugin"), "{error}");
         let error = resolve("notifications", None, Some(Path::new("/nonexistent"))).unwrap_err();
-        assert!(error.to_string().contains("/nonexistent/orders.wasm"), "{error}");
+        assert!(error.to_string().contains("/nonexistent/notifier.wasm"), "{error}");
         assert!(error.to_string().contains("--plugins-dir"), "{error}");
     }
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::time::SystemTime;
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -111,6 +111,7 @@ impl Demo {
             "plugins": self.plugins(),
             "dead_letters": self.dead_letters(20).await?,
             "analytics": self.analytics().await.unwrap_or_else(|e| json!({"error": e.to_string()})),
+            "notifications": self.notifications().await,
         }))
     }
 
