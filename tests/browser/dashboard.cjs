@@ -5,7 +5,8 @@
 // events, sees both groups process them, crashes worker-a's next 3
 // deliveries, waits past the claim threshold, claims them to worker-b, and
 // sees pending return to 0 (the analytics panel's totals matching the stream
-// throughout); then drops NEW_BUILD over the notifications
+// throughout); flips the notifications sink down, produces, sees retries,
+// flips it up and sees every order notified; then drops NEW_BUILD over the notifications
 // plugin's FILE and sees NEW_VERSION in the plugins panel; then saves a
 // screenshot.
 //
@@ -91,6 +92,21 @@ const groupField = (group, field) => `document.querySelector('#group-${group} [d
     step("worker-b claimed 3 entries and pending is back to 0");
     await page.waitForFunction(() => document.querySelector("#analytics-verdict")?.textContent === "match");
     step("the analytics totals still match");
+
+    // The notifications sink down: new orders are retried (the sink counts
+    // the 503s it answered), and once it is up again every order is notified.
+    const sinkCount = (name) => `Number((document.querySelector("#sink-counts")?.textContent.match(/${name} (\\d+)/) || [])[1])`;
+    await page.check("#sink-down");
+    await page.waitForFunction(() => document.querySelector("#sink-state")?.textContent === "down");
+    await page.fill("#produce-count", "5");
+    await page.click("#produce");
+    await page.waitForFunction(`${sinkCount("retries while down")} >= 5`);
+    step("with the sink down the notifier retried");
+    await page.uncheck("#sink-down");
+    await page.waitForFunction(`${sinkCount("received")} === Number(document.querySelector("#stream-length")?.textContent)
+      && ${groupField("notifications", "pending")} === "0" && ${groupField("notifications", "lag")} === "0"`);
+    const received = await page.evaluate(sinkCount("received"));
+    step(`sink up again: every order notified (${received})`);
 
     // A new build dropped over the plugin file the way deploy tools do it: written beside it, then renamed.
     fs.copyFileSync(newBuild, `${pluginFile}.tmp`);

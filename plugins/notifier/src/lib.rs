@@ -1,6 +1,7 @@
 //! Example plugin with outbound HTTP: for each order event it POSTs a JSON
 //! notification to the webhook that `config.get("webhook")` names, and
-//! makes sure a redelivery does not send it again.
+//! makes sure a redelivery does not send it again. A malformed order is
+//! rejected (dead-lettered); one whose payment is pending is retried in 1 s.
 //!
 //! - Before sending, `state.get("<stream>:notified:<entry id>")`: if that key
 //!   exists the notification went out on an earlier delivery, so this one is
@@ -31,6 +32,7 @@
 wit_bindgen::generate!({ path: "../../wit", world: "consumer" });
 
 mod http;
+mod order;
 
 use redis_streams::plugin::config::get as config;
 use redis_streams::plugin::log::{log, Level};
@@ -46,6 +48,11 @@ struct Notifier;
 
 impl Guest for Notifier {
     fn handle(entry: Entry) -> Result<(), Error> {
+        order::check(&entry).map_err(Error::Reject)?;
+        if order::payment_pending(&entry) {
+            let reason = format!("{}: payment still pending", entry.id);
+            return Err(Error::Retry(Retry { reason, delay_ms: Some(1000) }));
+        }
         let webhook = config("webhook").ok_or_else(|| retry(&entry, "no webhook configured (config.webhook)".into()))?;
         let key = format!("{}:notified:{}", entry.stream, entry.id);
         if state::get(&key).map_err(|e| retry(&entry, e))?.is_some() {

@@ -205,7 +205,7 @@ fn replay_trim_dead_letters_and_reset() {
     let counted = |p: &Value| p.as_array().unwrap().iter().all(|p| p["calls"] == 252);
     poll(MINUTE, "the plugins panel to count every call", || counted(&demo.ok("GET", "/api/plugins", None)));
     let plugins = demo.ok("GET", "/api/plugins", None);
-    for (group, file) in [("notifications", "orders"), ("analytics", "python-analytics")] {
+    for (group, file) in [("notifications", "notifier"), ("analytics", "python-analytics")] {
         let p = plugins.as_array().unwrap().iter().find(|p| p["group"] == group).unwrap();
         assert_eq!(p["version"], host::plugin_version(&std::fs::read(plugin(file)).unwrap()), "{p}");
         assert_eq!(p["calls"], 252, "{p}");
@@ -364,15 +364,15 @@ fn browser_produce_crash_claim() {
     let dir = plugin_dir("dash-browser");
     let dist = dir.join("plugins/dist");
     std::fs::create_dir_all(&dist).unwrap();
-    for name in ["orders", "python-analytics"] {
+    for name in ["notifier", "python-analytics"] {
         std::fs::copy(plugin(name), dist.join(format!("{name}.wasm"))).unwrap();
     }
-    let new_build = dir.join("orders-v2.wasm");
-    std::fs::write(&new_build, variant("orders", b"browser-v2")).unwrap();
+    let new_build = dir.join("notifier-v2.wasm");
+    std::fs::write(&new_build, variant("notifier", b"browser-v2")).unwrap();
     let new_version = host::plugin_version(&std::fs::read(&new_build).unwrap());
     let relative = [
         "--notifications-plugin",
-        "plugins/dist/orders.wasm",
+        "plugins/dist/notifier.wasm",
         "--analytics-plugin",
         "plugins/dist/python-analytics.wasm",
     ];
@@ -385,7 +385,7 @@ fn browser_produce_crash_claim() {
         .arg(format!("{}/", demo.base))
         .arg(&screenshot)
         .arg(CLAIM_IDLE_MS.to_string())
-        .arg(dist.join("orders.wasm"))
+        .arg(dist.join("notifier.wasm"))
         .arg(&new_build)
         .arg(&new_version)
         .env("PLAYWRIGHT_MODULES", &modules)
@@ -396,6 +396,8 @@ fn browser_produce_crash_claim() {
     assert!(output.status.success(), "browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("worker-b claimed 3 entries and pending is back to 0"), "{stdout}");
     assert!(stdout.contains("the analytics totals still match"), "{stdout}");
+    assert!(stdout.contains("with the sink down the notifier retried"), "{stdout}");
+    assert!(stdout.contains("sink up again: every order notified"), "{stdout}");
     assert!(stdout.contains(&format!("the plugins panel shows version {new_version}")), "{stdout}");
     let png = std::fs::read(&screenshot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
@@ -413,4 +415,36 @@ fn artifacts_dir() -> std::path::PathBuf {
     let dir = target.join("test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The notifications panel: with the sink down the notifier's requests are
+/// answered 503 and retried; once it is up every order is notified, none
+/// dead-lettered; with the slow sink the demo's 2 s timeout gives up first,
+/// the retry reaches the sink again and the sink suppresses the duplicate.
+/// The webhook takes no POST without the run's token.
+#[test]
+fn notifications_panel_shows_retries_and_suppressed_duplicates() {
+    // Retries come back through the reaper: this demo runs one.
+    let demo = Demo::start("dash-sink", &["--reap-interval-ms", "200"]);
+    let mut r = blocking::connect();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let tokenless = agent.post(format!("{}/api/sink", demo.base)).send_json(json!({"id": "1-0"})).unwrap();
+    assert_eq!(tokenless.status().as_u16(), 403, "the webhook is guarded like every POST");
+    demo.ok("POST", "/api/sink/switches", Some(json!({"down": true})));
+    demo.produce(5, "order.placed");
+    let panel = || demo.ok("GET", "/api/sink", None);
+    poll(MINUTE, "retries while the sink is down", || panel()["retries_while_down"].as_u64() >= Some(5));
+    assert_eq!(panel()["received"], 0);
+    demo.ok("POST", "/api/sink/switches", Some(json!({"down": false})));
+    poll(MINUTE, "all 5 notified", || panel()["received"] == 5 && drained(&mut r, &demo.stream));
+    assert_eq!(panel()["notifier"]["sent"], 5);
+    assert_eq!(r.xlen::<_, u64>(format!("{}:dlq", demo.stream)).unwrap(), 0, "nothing dead-lettered");
+
+    demo.ok("POST", "/api/sink/switches", Some(json!({"slow": true})));
+    demo.produce(1, "order.placed");
+    poll(MINUTE, "a duplicate suppressed by the slow sink", || panel()["duplicates"].as_u64() >= Some(1));
+    demo.ok("POST", "/api/sink/switches", Some(json!({"slow": false})));
+    poll(MINUTE, "the sixth notified", || panel()["received"] == 6 && drained(&mut r, &demo.stream));
+    let last = panel()["last"].as_array().unwrap().clone();
+    assert!(last.iter().any(|n| n["duplicate"] == true && n["delivery"].as_u64() >= Some(2)), "{last:?}");
 }

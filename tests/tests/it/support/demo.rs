@@ -33,7 +33,7 @@ impl Demo {
 
     /// Starts the demo on a fresh stream: no sample orders, claim threshold
     /// [`Demo::CLAIM_IDLE_MS`], reapers that only run at start (claims are the
-    /// test's to make), plus `extra` flags.
+    /// test's to make; unless `extra` sets `--reap-interval-ms`), plus `extra` flags.
     pub fn start(name: &str, extra: &[&str]) -> Self {
         Self::start_in(None, name, extra)
     }
@@ -44,11 +44,14 @@ impl Demo {
         let token_file =
             std::env::temp_dir().join(format!("host-token-{}-{}", std::process::id(), stream.replace(':', "-")));
         let token_arg = token_file.to_str().unwrap().to_string();
-        let notifications = plugin("orders");
+        let notifications = plugin("notifier");
         let analytics = plugin("python-analytics");
         let claim = Self::CLAIM_IDLE_MS.to_string();
         let mut args = vec!["demo", "--stream-key", &stream, "--port", "0", "--seed", "0"];
-        args.extend_from_slice(&["--claim-idle-ms", &claim, "--reap-interval-ms", "600000"]);
+        args.extend_from_slice(&["--claim-idle-ms", &claim]);
+        if !extra.contains(&"--reap-interval-ms") {
+            args.extend_from_slice(&["--reap-interval-ms", "600000"]);
+        }
         for (flag, file) in [("--notifications-plugin", &notifications), ("--analytics-plugin", &analytics)] {
             if !extra.contains(&flag) {
                 args.extend_from_slice(&[flag, file.to_str().unwrap()]);
