@@ -36,7 +36,7 @@ pub use config::{
 };
 pub use consumer::ConsumerStats;
 pub use dead_letter::DeadLetter;
-pub use effects::Effect;
+pub use effects::{Effect, StateStore};
 pub use entry::Entry;
 pub use settings::{Grants, GroupSettings, Limits};
 pub use streams::Committed;

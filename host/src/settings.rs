@@ -304,12 +304,18 @@ pub struct Origin {
 impl Origin {
     /// Parses a granted origin, or says what is wrong with it.
     pub fn parse(text: &str) -> Result<Origin, String> {
-        let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not an origin ({e}): use scheme://host[:port]"))?;
+        let url =
+            url::Url::parse(text).map_err(|e| format!("{text:?} is not an origin ({e}): use scheme://host[:port]"))?;
         let scheme = url.scheme();
         if scheme != "http" && scheme != "https" {
             return Err(format!("{text:?} is not an http or https origin"));
         }
-        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        if url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
             return Err(format!("{text:?} is not an origin: give scheme://host[:port] only, no user, path or query"));
         }
         let host = url.host_str().ok_or_else(|| format!("{text:?} names no host"))?;
@@ -432,7 +438,9 @@ mod tests {
         assert_eq!(origin("https://Hooks.Example.com"), Ok("https://hooks.example.com:443".into()));
         assert_eq!(origin("http://127.0.0.1:9000/"), Ok("http://127.0.0.1:9000".into()));
         assert_eq!(origin("http://[::1]:80"), Ok("http://[::1]:80".into()));
-        for bad in ["127.0.0.1:9000", "ftp://x", "http://x/path", "http://u:p@x", "http://x?q", "http://x/#f", "http://"] {
+        for bad in
+            ["127.0.0.1:9000", "ftp://x", "http://x/path", "http://u:p@x", "http://x?q", "http://x/#f", "http://"]
+        {
             assert!(Origin::parse(bad).is_err(), "{bad} was taken");
         }
         assert!(Origin::parse("http://x/path").unwrap_err().contains("scheme://host[:port] only"));

@@ -183,8 +183,11 @@ impl Connection {
 
     /// `HGETALL key` with integer values (a field that is not one is left out).
     pub async fn hash_counts(&mut self, key: &str) -> Result<std::collections::BTreeMap<String, i64>> {
-        let all: std::collections::BTreeMap<String, String> =
-            redis::cmd("HGETALL").arg(key).query_async(&mut self.conn).await.with_context(|| format!("HGETALL {key:?} failed"))?;
+        let all: std::collections::BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("HGETALL {key:?} failed"))?;
         Ok(all.into_iter().filter_map(|(field, value)| Some((field, value.parse().ok()?))).collect())
     }
 

@@ -372,6 +372,7 @@ mod tests {
             env: vec!["TZ".into()],
             keys: vec!["orders:*".into()],
             streams: vec!["orders:paid".into()],
+            http: vec!["https://hooks.example.com".into()],
         };
         let grants = |dirs: &[&str], env: &[&str]| Grants {
             dirs: dirs.iter().map(|d| dir.join(d)).collect(),
@@ -391,6 +392,13 @@ mod tests {
         assert!(ceiling.exceeded_by(&keys(&["ord*"], &[])).unwrap().starts_with("key \"ord*\""));
         assert!(ceiling.exceeded_by(&keys(&["*"], &[])).is_some());
         assert!(ceiling.exceeded_by(&keys(&[], &["orders:*"])).unwrap().starts_with("stream"));
+        let http =
+            |origins: &[&str]| Grants { http: origins.iter().map(|o| o.to_string()).collect(), ..Default::default() };
+        assert_eq!(ceiling.exceeded_by(&http(&["https://HOOKS.example.com:443/"])), None, "origins compare parsed");
+        for beyond in ["http://hooks.example.com", "https://hooks.example.com:8443", "https://evil.example.com"] {
+            let error = ceiling.exceeded_by(&http(&[beyond])).unwrap();
+            assert!(error.starts_with("HTTP origin") && error.contains("the ceiling allows"), "{error}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

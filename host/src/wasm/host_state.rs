@@ -8,9 +8,8 @@
 use crate::effects::StateStore;
 use crate::wasm::bindings::{Level, redis_streams};
 pub use crate::wasm::limits::{Grants, Limits};
-use crate::wasm::outbound::OutboundHttp;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::wasm::log_budget::{LogBudget, MAX_LOG_BYTES_PER_ENTRY, MAX_LOG_RECORDS_PER_ENTRY, one_line};
+use crate::wasm::outbound::OutboundHttp;
 use crate::wasm::recorder::Recorder;
 use bytes::Bytes;
 use std::pin::Pin;
@@ -21,6 +20,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub use crate::handler::PluginTag;
 

@@ -30,7 +30,8 @@ pub fn post(url: &str, body: &[u8], idempotency_key: &str, extra: &str) -> Resul
         ("idempotency-key".to_string(), idempotency_key.as_bytes().to_vec()),
     ];
     for line in extra.lines().filter(|l| !l.trim().is_empty()) {
-        let (name, value) = line.split_once(':').ok_or_else(|| format!("config.headers: {line:?} is not `Name: value`"))?;
+        let (name, value) =
+            line.split_once(':').ok_or_else(|| format!("config.headers: {line:?} is not `Name: value`"))?;
         list.push((name.trim().to_ascii_lowercase(), value.trim().as_bytes().to_vec()));
     }
     let headers = Fields::from_list(&list).map_err(|e| format!("bad header: {e:?}"))?;

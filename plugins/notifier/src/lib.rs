@@ -53,7 +53,8 @@ impl Guest for Notifier {
             let reason = format!("{}: payment still pending", entry.id);
             return Err(Error::Retry(Retry { reason, delay_ms: Some(1000) }));
         }
-        let webhook = config("webhook").ok_or_else(|| retry(&entry, "no webhook configured (config.webhook)".into()))?;
+        let webhook =
+            config("webhook").ok_or_else(|| retry(&entry, "no webhook configured (config.webhook)".into()))?;
         let key = format!("{}:notified:{}", entry.stream, entry.id);
         if state::get(&key).map_err(|e| retry(&entry, e))?.is_some() {
             log(Level::Info, &format!("{} already notified: skipped (delivery {})", entry.id, entry.delivery_count));
@@ -66,7 +67,8 @@ impl Guest for Notifier {
         let mut url = webhook;
         let mut redirects = 0;
         let answer = loop {
-            let answer = http::post(&url, &body, &idempotency, &headers).map_err(|e| retry(&entry, format!("POST {url}: {e}")))?;
+            let answer = http::post(&url, &body, &idempotency, &headers)
+                .map_err(|e| retry(&entry, format!("POST {url}: {e}")))?;
             match (answer.status, &answer.location) {
                 (301 | 302 | 303 | 307 | 308, Some(next)) if redirects < MAX_REDIRECTS => {
                     redirects += 1;

@@ -93,9 +93,10 @@ async fn only_granted_origins_are_reached() {
         orders(&mut conn, s, 3).await;
     }
     let metrics = metrics_addr();
-    let mut host = Host::new(["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url(), "--metrics", &metrics])
-        .logging()
-        .start();
+    let mut host =
+        Host::new(["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url(), "--metrics", &metrics])
+            .logging()
+            .start();
     settled(&mut conn, &s_good, 0).await;
     for s in [&s_port, &s_host, &s_scheme, &s_redirect, &s_gone] {
         settled(&mut conn, s, 3).await;
@@ -181,9 +182,10 @@ async fn timeout_deadline_and_size_cap_hold() {
         streams.insert(*name, s);
     }
     let metrics = metrics_addr();
-    let mut host = Host::new(["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url(), "--metrics", &metrics])
-        .logging()
-        .start();
+    let mut host =
+        Host::new(["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url(), "--metrics", &metrics])
+            .logging()
+            .start();
     for (name, _, _, why) in &cases {
         let s = &streams[name];
         if why.is_empty() {
@@ -195,7 +197,8 @@ async fn timeout_deadline_and_size_cap_hold() {
         assert!(errors.iter().all(|e| e.contains(why) && !e.contains("deadline")), "{name}: {errors:?}");
     }
     let samples = scrape(&metrics);
-    for (name, status, n) in [("timeout", "timeout", 4.0), ("deadline", "timeout", 4.0), ("declared", "too_large", 4.0)] {
+    for (name, status, n) in [("timeout", "timeout", 4.0), ("deadline", "timeout", 4.0), ("declared", "too_large", 4.0)]
+    {
         let counted = value(&samples, "host_http_requests_total", &[("plugin", name), ("status", status)]);
         assert_eq!(counted, n, "{name}");
     }
@@ -233,7 +236,10 @@ async fn a_sink_down_for_two_seconds_loses_nothing() {
     assert_eq!(sorted(ok.keys().cloned().collect()), sorted(want), "every order notified");
     let duplicates: usize = ok.values().map(|n| n - 1).sum();
     assert!(retries > 0, "the sink was never down");
-    eprintln!("sink down 2 s: {n} orders, {} notifications received, {duplicates} duplicates, {retries} retries (503s)", ok.len() + duplicates);
+    eprintln!(
+        "sink down 2 s: {n} orders, {} notifications received, {duplicates} duplicates, {retries} retries (503s)",
+        ok.len() + duplicates
+    );
     host.terminate();
 }
 

@@ -151,7 +151,9 @@ impl Demo {
     pub async fn reset(&self) -> Action<Value> {
         let groups: Vec<&str> = self.groups.iter().map(|g| g.config().settings.group.as_str()).collect();
         let also = super::reset_keys(&self.config.stream);
-        self.admin().recreate(&self.config.stream, &also.iter().map(String::as_str).collect::<Vec<_>>(), &groups).await?;
+        self.admin()
+            .recreate(&self.config.stream, &also.iter().map(String::as_str).collect::<Vec<_>>(), &groups)
+            .await?;
         self.sink.clear();
         for group in &self.groups {
             for local in self.locals(group) {

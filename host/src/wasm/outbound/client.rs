@@ -26,7 +26,10 @@ pub(super) struct Request {
 type Io = Box<dyn Future<Output = Result<(), Error>> + Send>;
 
 /// Sends `request` (its URI absolute, as wasmtime-wasi-http builds it).
-pub(super) async fn send(to: Request, mut request: http::Request<WasiBody>) -> Result<(http::Response<WasiBody>, Io), Error> {
+pub(super) async fn send(
+    to: Request,
+    mut request: http::Request<WasiBody>,
+) -> Result<(http::Response<WasiBody>, Io), Error> {
     let until = tokio::time::Instant::from_std(to.until);
     let timed = |what| move |_| what;
     let host = to.origin.host.trim_start_matches('[').trim_end_matches(']').to_string();

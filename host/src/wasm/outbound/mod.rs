@@ -75,7 +75,11 @@ impl OutboundHttp {
             "https" => 443,
             _ => return Err(format!("request to {uri} denied: only http and https are supported")),
         };
-        let origin = Origin { scheme: scheme.to_string(), host: host.to_ascii_lowercase(), port: uri.port_u16().unwrap_or(default) };
+        let origin = Origin {
+            scheme: scheme.to_string(),
+            host: host.to_ascii_lowercase(),
+            port: uri.port_u16().unwrap_or(default),
+        };
         if self.allowed.contains(&origin) {
             return Ok(origin);
         }
@@ -151,11 +155,9 @@ mod tests {
     use super::*;
 
     fn policy(origins: &[&str]) -> OutboundHttp {
-        let mut limits = Limits::default();
-        limits.grants = Arc::new(crate::settings::Grants {
-            http: origins.iter().map(|o| o.to_string()).collect(),
-            ..Default::default()
-        });
+        let http = origins.iter().map(|o| o.to_string()).collect();
+        let limits =
+            Limits { grants: Arc::new(crate::settings::Grants { http, ..Default::default() }), ..Default::default() };
         let tag = Arc::new(PluginTag { name: "p".into(), version: "v".into() });
         OutboundHttp::new(tag, &limits, Arc::default(), Instant::now())
     }

@@ -118,7 +118,12 @@ impl Drop for Webhook {
     }
 }
 
-fn serve(stream: TcpStream, mode: &Mutex<Mode>, received: &Mutex<Vec<Received>>, tls: Option<Arc<rustls::ServerConfig>>) {
+fn serve(
+    stream: TcpStream,
+    mode: &Mutex<Mode>,
+    received: &Mutex<Vec<Received>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     stream.set_nonblocking(false).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     match tls {
@@ -181,7 +186,7 @@ fn answer<S: Read + Write>(stream: &mut S, mode: &Mutex<Mode>, received: &Mutex<
         Mode::Redirect(location) => head(&format!("Location: {location}\r\n"), 0).into_bytes(),
         Mode::Big(size, true) => [head("", size).into_bytes(), vec![b'x'; size]].concat(),
         Mode::Big(size, false) => {
-            let mut reply = format!("HTTP/1.1 200 X\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+            let mut reply = b"HTTP/1.1 200 X\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
             for chunk in vec![b'x'; size].chunks(16 * 1024) {
                 reply.extend(format!("{:x}\r\n", chunk.len()).bytes());
                 reply.extend(chunk);
@@ -209,11 +214,38 @@ impl TestCa {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        openssl(&dir, &[&["req", "-x509"], &ec[..], &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=host test CA"]].concat());
-        openssl(&dir, &[&["req"], &ec[..], &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat());
         openssl(
             &dir,
-            &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"],
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=host test CA"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &dir,
+            &[&["req"], &ec[..], &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat(),
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
         );
         TestCa { dir }
     }
