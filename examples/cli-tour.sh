@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo's story on the command line (no dashboard): order events of the
 # redis.io streaming guide handled by the Rust `orders` plugin through
-# `host run`, then `host pending` and `host dlq list`. Run it after `make demo`
-# or `make plugins build`: examples/cli-tour.sh. Uses $REDIS_URL, else a Redis on 127.0.0.1:6379, else
+# `host run`, then `host pending` and `host dlq list`. Run it after
+# `make plugins build`: examples/cli-tour.sh. Uses $REDIS_URL, else a Redis on 127.0.0.1:6379, else
 # starts a throw-away redis-server on a spare port (stopped on exit).
 # Runs until Ctrl-C, or for $DEMO_SECONDS seconds when set.
 set -euo pipefail

@@ -53,7 +53,7 @@ start_demo() {
   url=$(grep -o 'http://[^/ ]*/' "$log" | tail -1) || { cat "$log" >&2; fail "the demo did not start"; }
 }
 start_demo demo.log
-for plugin in orders python-analytics; do
+for plugin in notifier python-analytics; do
   ls "$HOME"/.local/share/redis-wasm-host/demo-plugins/*/"$plugin.wasm" >/dev/null 2>&1 \
     || fail "$plugin.wasm was not written out"
 done
@@ -64,7 +64,7 @@ print(sum(1 for p in plugins if p["version"]))' "$url")
 echo "install: the installed demo serves both built-in plugins at $url"
 kill -INT "${pids[@]}"; wait; pids=()
 start_demo demo-dir.log --plugins-dir "$work/mine"
-[ -f mine/orders.wasm ] && [ -f mine/python-analytics.wasm ] || fail "--plugins-dir was not filled with the built-in plugins"
+[ -f mine/notifier.wasm ] && [ -f mine/python-analytics.wasm ] || fail "--plugins-dir was not filled with the built-in plugins"
 echo "install: an empty --plugins-dir is filled with the built-in plugins"
 
 "$bin" new --lang c probe >/dev/null

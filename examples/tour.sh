@@ -49,7 +49,7 @@ print(next(p["version"] for p in plugins if p["group"] == "notifications") or ""
 step "1. the demo (make demo), with a copy of its plugins in $work/plugins/dist"
 mkdir -p plugins/dist
 make -s -C "$root" demo-plugins >/dev/null
-cp "$root/plugins/dist/orders.wasm" "$root/plugins/dist/python-analytics.wasm" plugins/dist/
+cp "$root/plugins/dist/notifier.wasm" "$root/plugins/dist/python-analytics.wasm" plugins/dist/
 setsid make -C "$root" demo DEMO_FLAGS="--port 0 --plugins-dir $work/plugins/dist" > demo.log 2>&1 &
 pids+=($!)
 wait_for demo.log "demo: open http://" 600 "$!"
@@ -85,7 +85,7 @@ host produce --stream demo:events:orders type=order.placed order_id=o-tour custo
 wait_for run.log "my-plugin took" 60
 
 step "5. give the demo's notifications group the new plugin"
-cp my-plugin/my-plugin.wasm plugins/dist/orders.wasm
+cp my-plugin/my-plugin.wasm plugins/dist/notifier.wasm
 for _ in $(seq 300); do [ "$(version)" != "$before" ] && break; sleep 0.1; done
 after=$(version)
 [ "$after" != "$before" ] || fail "the dashboard still shows version $before"

@@ -25,7 +25,8 @@ fn main() -> Result<()> {
     let engine = Engine::new()?;
     let plugin =
         Plugin::load(&engine, &path).with_context(|| format!("loading {} (run `make plugins`)", path.display()))?;
-    let mut grants = host::Grants { http: vec![origin.clone()], ..Default::default() };
+    let keys = vec!["bench:notified:*".to_string()];
+    let mut grants = host::Grants { http: vec![origin.clone()], keys, ..Default::default() };
     grants.config.insert("webhook".into(), format!("{origin}/hook"));
     let limits = Limits { grants: Arc::new(grants), ..Limits::default() };
 

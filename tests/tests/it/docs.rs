@@ -193,7 +193,7 @@ fn run_example(name: &str, env: &[(&str, &Path)]) {
 
 #[test]
 fn the_readme_tour_works() {
-    plugin("orders"); // `make plugins` first: the tour's `make demo` then builds nothing
+    plugin("notifier"); // `make plugins` first: the tour's `make demo` then builds nothing
     plugin("python-analytics");
     let work = plugin_dir("tour");
     // The plugin's Rust build shares one Wasm std with the scaffold test.
