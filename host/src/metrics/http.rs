@@ -70,7 +70,8 @@ impl HttpMetrics {
         );
         registry.register(
             "http_denied",
-            "Plugins' outbound HTTP requests refused before sending, by reason (origin: not granted)",
+            "Plugins' outbound HTTP requests refused before sending, by reason: origin (not granted), in_flight \
+             (too many of the instance's requests in flight)",
             m.denied.clone(),
         );
         m
@@ -78,13 +79,20 @@ impl HttpMetrics {
 }
 
 impl Metrics {
-    /// A request of `tag` to `origin` ended with `status` after `took`.
+    /// A request of `tag` to `origin` ended with `status` after `took`. A
+    /// status code with no registered meaning is counted as `NXX` (the
+    /// server picks the code: the label set must stay small).
     pub fn http_request(&self, tag: &PluginTag, origin: &str, status: &str, took: Duration) {
+        let known = status.parse::<u16>().ok().and_then(|c| http::StatusCode::from_u16(c).ok());
+        let status = match known {
+            Some(code) if code.canonical_reason().is_none() => format!("{}xx", code.as_u16() / 100),
+            _ => status.to_string(),
+        };
         let (plugin, version, origin) = (tag.name.clone(), tag.version.clone(), origin.to_owned());
         let labels = OriginLabels { plugin, version, origin };
         self.http.seconds.get_or_create(&labels).observe(took.as_secs_f64());
         let OriginLabels { plugin, version, origin } = labels;
-        self.http.requests.get_or_create(&RequestLabels { plugin, version, origin, status: status.to_owned() }).inc();
+        self.http.requests.get_or_create(&RequestLabels { plugin, version, origin, status }).inc();
     }
 
     /// A request of `tag` refused for `reason`.

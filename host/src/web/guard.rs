@@ -76,6 +76,9 @@ pub struct Guard {
     any_host: bool,
     /// Required on every call that is not GET/HEAD; `None`: the server changes nothing.
     token: Option<Token>,
+    /// Paths that take POSTs with a token of their own instead (a webhook a
+    /// plugin calls: the plugin holds that token, never the dashboard's).
+    webhooks: Vec<(&'static str, Token)>,
 }
 
 /// Why a request was refused.
@@ -92,13 +95,20 @@ enum Refusal {
 impl Guard {
     /// The dashboard's server: strict `Host` and the token.
     pub fn dashboard(bound: SocketAddr, token: Token) -> Self {
-        Guard { bound, any_host: false, token: Some(token) }
+        Guard { bound, any_host: false, token: Some(token), webhooks: Vec::new() }
+    }
+
+    /// POSTs to `path` need `token` (in the same header) instead of the
+    /// dashboard's: whoever holds it can call that path and nothing else.
+    pub fn webhook(mut self, path: &'static str, token: Token) -> Self {
+        self.webhooks.push((path, token));
+        self
     }
 
     /// `host run --metrics`: read-only, for Prometheus; `Host` checked when
     /// bound to loopback (where only a rebound name could reach it from a page).
     pub fn metrics(bound: SocketAddr) -> Self {
-        Guard { bound, any_host: !bound.ip().is_loopback(), token: None }
+        Guard { bound, any_host: !bound.ip().is_loopback(), token: None, webhooks: Vec::new() }
     }
 
     /// `app` behind these checks.
@@ -106,8 +116,8 @@ impl Guard {
         app.layer(axum::middleware::from_fn_with_state(self, check))
     }
 
-    /// Whether a request with `method` and `headers` may be served.
-    fn admit(&self, method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
+    /// Whether a request with `method` for `path` and `headers` may be served.
+    fn admit(&self, method: &Method, path: &str, headers: &HeaderMap) -> Result<(), Refusal> {
         let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
         let host = text(header::HOST.as_str()).unwrap_or("");
         if !self.host_allowed(host) {
@@ -132,7 +142,8 @@ impl Guard {
         {
             return Err(Refusal::CrossSite(format!("Origin: {origin}")));
         }
-        if let Some(token) = &self.token
+        let webhook = self.webhooks.iter().find(|(p, _)| *p == path).map(|(_, t)| t);
+        if let Some(token) = webhook.or(self.token.as_ref())
             && *method != Method::GET
             && *method != Method::HEAD
             && !headers.get(TOKEN_HEADER).is_some_and(|given| token.matches(given.as_bytes()))
@@ -163,7 +174,7 @@ impl Guard {
 }
 
 async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    match guard.admit(request.method(), request.headers()) {
+    match guard.admit(request.method(), request.uri().path(), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(refusal) => {
             tracing::warn!(method = %request.method(), path = %request.uri().path(), "refused an HTTP request: {refusal:?}");
@@ -235,31 +246,56 @@ mod tests {
         let guard = dashboard();
         let host = ("host", "127.0.0.1:8788");
         let token = (TOKEN_HEADER, "t0k");
-        assert_eq!(guard.admit(&Method::GET, &headers(&[host])), Ok(()));
-        assert_eq!(guard.admit(&Method::POST, &headers(&[host, token])), Ok(()));
-        assert_eq!(guard.admit(&Method::POST, &headers(&[host])), Err(Refusal::Token));
-        assert_eq!(guard.admit(&Method::DELETE, &headers(&[host, (TOKEN_HEADER, "t0K")])), Err(Refusal::Token));
+        assert_eq!(guard.admit(&Method::GET, "/api/x", &headers(&[host])), Ok(()));
+        assert_eq!(guard.admit(&Method::POST, "/api/x", &headers(&[host, token])), Ok(()));
+        assert_eq!(guard.admit(&Method::POST, "/api/x", &headers(&[host])), Err(Refusal::Token));
+        assert_eq!(
+            guard.admit(&Method::DELETE, "/api/x", &headers(&[host, (TOKEN_HEADER, "t0K")])),
+            Err(Refusal::Token)
+        );
         let evil = ("origin", "https://evil.example");
-        assert!(matches!(guard.admit(&Method::POST, &headers(&[host, token, evil])), Err(Refusal::CrossSite(_))));
-        let same = ("origin", "http://127.0.0.1:8788");
-        assert_eq!(guard.admit(&Method::POST, &headers(&[host, token, same])), Ok(()));
-        let cross = ("sec-fetch-site", "cross-site");
-        assert!(matches!(guard.admit(&Method::GET, &headers(&[host, cross])), Err(Refusal::CrossSite(_))));
         assert!(matches!(
-            guard.admit(&Method::GET, &headers(&[host, ("sec-fetch-site", "same-site")])),
+            guard.admit(&Method::POST, "/api/x", &headers(&[host, token, evil])),
+            Err(Refusal::CrossSite(_))
+        ));
+        let same = ("origin", "http://127.0.0.1:8788");
+        assert_eq!(guard.admit(&Method::POST, "/api/x", &headers(&[host, token, same])), Ok(()));
+        let cross = ("sec-fetch-site", "cross-site");
+        assert!(matches!(guard.admit(&Method::GET, "/api/x", &headers(&[host, cross])), Err(Refusal::CrossSite(_))));
+        assert!(matches!(
+            guard.admit(&Method::GET, "/api/x", &headers(&[host, ("sec-fetch-site", "same-site")])),
             Err(Refusal::CrossSite(_))
         ));
         let navigate = [host, cross, ("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "document")];
-        assert_eq!(guard.admit(&Method::GET, &headers(&navigate)), Ok(()));
+        assert_eq!(guard.admit(&Method::GET, "/api/x", &headers(&navigate)), Ok(()));
         let framed = [host, cross, ("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "iframe")];
-        assert!(matches!(guard.admit(&Method::GET, &headers(&framed)), Err(Refusal::CrossSite(_))));
+        assert!(matches!(guard.admit(&Method::GET, "/api/x", &headers(&framed)), Err(Refusal::CrossSite(_))));
         assert!(matches!(
-            guard.admit(&Method::GET, &headers(&[("host", "attacker.example:8788")])),
+            guard.admit(&Method::GET, "/api/x", &headers(&[("host", "attacker.example:8788")])),
             Err(Refusal::Host(_))
         ));
-        assert!(matches!(guard.admit(&Method::GET, &headers(&[])), Err(Refusal::Host(_))));
+        assert!(matches!(guard.admit(&Method::GET, "/api/x", &headers(&[])), Err(Refusal::Host(_))));
         let metrics = Guard::metrics("127.0.0.1:9464".parse().unwrap());
-        assert_eq!(metrics.admit(&Method::POST, &headers(&[("host", "127.0.0.1:9464")])), Ok(()));
+        assert_eq!(metrics.admit(&Method::POST, "/", &headers(&[("host", "127.0.0.1:9464")])), Ok(()));
+    }
+
+    /// A webhook path takes its own token and only it; its token opens nothing else.
+    #[test]
+    fn webhooks_take_their_own_token() {
+        let guard = dashboard().webhook("/api/sink", Token("s1nk".into()));
+        let host = ("host", "127.0.0.1:8788");
+        let (admin, sink) = ((TOKEN_HEADER, "t0k"), (TOKEN_HEADER, "s1nk"));
+        assert_eq!(guard.admit(&Method::POST, "/api/sink", &headers(&[host, sink])), Ok(()));
+        assert_eq!(guard.admit(&Method::POST, "/api/sink", &headers(&[host, admin])), Err(Refusal::Token));
+        assert_eq!(guard.admit(&Method::POST, "/api/sink", &headers(&[host])), Err(Refusal::Token));
+        assert_eq!(guard.admit(&Method::POST, "/api/reset", &headers(&[host, sink])), Err(Refusal::Token));
+        assert_eq!(guard.admit(&Method::POST, "/api/sink/switches", &headers(&[host, sink])), Err(Refusal::Token));
+        assert_eq!(guard.admit(&Method::POST, "/api/reset", &headers(&[host, admin])), Ok(()));
+        let evil = ("origin", "https://evil.example");
+        assert!(matches!(
+            guard.admit(&Method::POST, "/api/sink", &headers(&[host, sink, evil])),
+            Err(Refusal::CrossSite(_))
+        ));
     }
 
     #[test]

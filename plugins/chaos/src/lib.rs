@@ -34,6 +34,7 @@
 //! | `spin_first=N`   | endless loop on deliveries before the Nth            |
 //! | `get=KEY`        | reject with what `state.get(KEY)` gave               |
 //! | `seen=KEY`       | reject with what `state.seen(KEY, 60000)` gave       |
+//! | `burst=URL`      | start 20 GETs to URL without waiting, then wait for all; reject with how many got an answer and how many the host refused |
 //! | anything else    | Ok                                                   |
 //!
 //! Effects are recorded in field order, so `incr=k` then `fail` records an
@@ -104,6 +105,7 @@ impl Guest for Chaos {
                 }
                 "env" => return Err(probe(std::env::var(&*value).map_err(|e| e.to_string()))),
                 "connect" => return Err(probe(connect(&value))),
+                "burst" => return Err(Error::Reject(burst(&value))),
                 "config" => {
                     let granted = redis_streams::plugin::config::get(&value).ok_or_else(|| "not granted".to_string());
                     return Err(probe(granted));
@@ -171,6 +173,40 @@ fn connect(addr: &str) -> Result<String, String> {
     socket.start_connect(&network, remote).map_err(|e| format!("{e:?}"))?;
     socket.subscribe().block();
     socket.finish_connect().map(|_| "connected".to_string()).map_err(|e| format!("{e:?}"))
+}
+
+/// Starts 20 GETs to `url` (`http://HOST:PORT/PATH`) before waiting for
+/// any, then waits for each: `answered=N limited=M other=K`.
+fn burst(url: &str) -> String {
+    use wasip2::http::outgoing_handler::handle;
+    use wasip2::http::types::{ErrorCode, Fields, OutgoingRequest, Scheme};
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let futures: Vec<_> = (0..20)
+        .map(|_| {
+            let request = OutgoingRequest::new(Fields::new());
+            let _ = request.set_scheme(Some(&Scheme::Http));
+            let _ = request.set_authority(Some(authority));
+            let _ = request.set_path_with_query(Some(&path));
+            handle(request, None)
+        })
+        .collect();
+    let (mut answered, mut limited, mut other) = (0, 0, 0);
+    for future in futures {
+        let outcome = future.map_err(Some).and_then(|f| loop {
+            match f.get() {
+                Some(Ok(result)) => break result.map(|_| ()).map_err(Some),
+                Some(Err(())) => break Err(None),
+                None => f.subscribe().block(),
+            }
+        });
+        match outcome {
+            Ok(()) => answered += 1,
+            Err(Some(ErrorCode::ConnectionLimitReached)) => limited += 1,
+            Err(_) => other += 1,
+        }
+    }
+    format!("answered={answered} limited={limited} other={other}")
 }
 
 /// A probe's outcome as a reject reason: `ok: VALUE` or `denied: ERROR`.

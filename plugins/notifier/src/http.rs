@@ -103,14 +103,23 @@ fn split(url: &str) -> Result<(Scheme, &str, &str), String> {
     Ok((scheme, authority, path))
 }
 
-/// `location` (absolute, or a path on `base`'s origin) as an absolute URL.
+/// `location` (absolute, scheme-relative `//host/path`, or a path on
+/// `base`'s origin) as an absolute URL.
 pub fn resolve(base: &str, location: &str) -> String {
     if location.contains("://") {
         return location.to_string();
     }
-    let origin_end = base.find("://").map_or(0, |at| at + 3);
-    let origin_end = base[origin_end..].find('/').map_or(base.len(), |at| origin_end + at);
-    format!("{}/{}", &base[..origin_end], location.trim_start_matches('/'))
+    let scheme = base.split_once("://").map_or("http", |(s, _)| s);
+    if let Some(rest) = location.strip_prefix("//") {
+        return format!("{scheme}://{rest}");
+    }
+    format!("{}/{}", origin(base), location.trim_start_matches('/'))
+}
+
+/// `scheme://authority` of an absolute URL.
+pub fn origin(url: &str) -> &str {
+    let start = url.find("://").map_or(0, |at| at + 3);
+    url[start..].find('/').map_or(url, |at| &url[..start + at])
 }
 
 fn stream_error(error: &StreamError) -> String {
@@ -135,5 +144,20 @@ fn describe(code: &ErrorCode) -> String {
             format!("response body too large ({} bytes, over the host's cap)", size.unwrap_or(0))
         }
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{origin, resolve};
+
+    #[test]
+    fn redirects_resolve_against_the_webhook() {
+        let base = "http://127.0.0.1:9000/hook?x=1";
+        assert_eq!(origin(base), "http://127.0.0.1:9000");
+        assert_eq!(resolve(base, "/other"), "http://127.0.0.1:9000/other");
+        assert_eq!(resolve(base, "//evil.example/x"), "http://evil.example/x");
+        assert_eq!(resolve(base, "https://a.example/y"), "https://a.example/y");
+        assert_eq!(origin("https://a.example"), "https://a.example");
     }
 }

@@ -12,9 +12,10 @@
 //!   an answer → `retry`, after `retry_ms` × 2^(delivery − 1), at most
 //!   `retry_max_ms` (defaults 1000 and 30000).
 //! - Another 4xx → `reject` with the status and the start of the body.
-//! - A redirect (301, 302, 303, 307, 308) is followed up to 3 times, POSTing
-//!   again to the new location, which the host checks against the grants
-//!   like any request.
+//! - A 307 or 308 redirect is followed up to 3 times, POSTing again to the
+//!   new location, which the host checks against the grants like any
+//!   request (`config.headers` are not sent to another origin). Other 3xx
+//!   are answers like 4xx: `reject`.
 //!
 //! Each request carries `Idempotency-Key: <stream>/<entry id>`, so a webhook
 //! can drop the duplicates at-least-once delivery leaves (a crash between
@@ -63,16 +64,21 @@ impl Guest for Notifier {
         }
         let body = notification(&entry);
         let idempotency = format!("{}/{}", entry.stream, entry.id);
-        let headers = config("headers").unwrap_or_default();
+        let mut headers = config("headers").unwrap_or_default();
         let mut url = webhook;
         let mut redirects = 0;
         let answer = loop {
             let answer = http::post(&url, &body, &idempotency, &headers)
                 .map_err(|e| retry(&entry, format!("POST {url}: {e}")))?;
             match (answer.status, &answer.location) {
-                (301 | 302 | 303 | 307 | 308, Some(next)) if redirects < MAX_REDIRECTS => {
+                (307 | 308, Some(next)) if redirects < MAX_REDIRECTS => {
                     redirects += 1;
-                    url = http::resolve(&url, next);
+                    let next = http::resolve(&url, next);
+                    // The configured headers (credentials) go to the webhook's origin only.
+                    if http::origin(&next) != http::origin(&url) {
+                        headers.clear();
+                    }
+                    url = next;
                 }
                 _ => break answer,
             }

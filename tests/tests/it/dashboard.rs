@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
+/// Flags of a demo whose reaper runs (the others leave claims to the test).
+const REAPING: [&str; 2] = ["--reap-interval-ms", "300"];
 /// The claim threshold the tests run the demo with (ms).
 const CLAIM_IDLE_MS: u64 = Demo::CLAIM_IDLE_MS;
 
@@ -23,7 +25,8 @@ fn drained(r: &mut redis::Connection, stream: &str) -> bool {
 /// GROUPS and XINFO CONSUMERS; bad requests are clear 4xx errors.
 #[test]
 fn produce_and_group_state_match_redis() {
-    let demo = Demo::start("dash-state", &[]);
+    // A reaper: a notification retried under load comes back by itself.
+    let demo = Demo::start("dash-state", &REAPING);
     let mut r = blocking::connect();
     let reply = demo.produce(20, "order.placed");
     assert_eq!(reply["produced"], 20);
@@ -155,7 +158,8 @@ fn crash_claim_add_and_remove_lose_nothing() {
 /// dead letters list and requeue; reset starts everything over.
 #[test]
 fn replay_trim_dead_letters_and_reset() {
-    let demo = Demo::start("dash-replay", &[]);
+    // A reaper: a notification retried under load comes back by itself.
+    let demo = Demo::start("dash-replay", &REAPING);
     let mut r = blocking::connect();
     demo.produce(250, "random");
     let all: Vec<(String, Vec<(String, String)>)> =
@@ -269,7 +273,8 @@ fn plugins_panel_shows_reloads() {
 /// `/metrics` in the demo parses as OpenMetrics and counts what was handled.
 #[test]
 fn demo_metrics_match_the_run() {
-    let demo = Demo::start("dash-metrics", &[]);
+    // A reaper: a notification retried under load comes back by itself.
+    let demo = Demo::start("dash-metrics", &REAPING);
     let mut r = blocking::connect();
     demo.produce(10, "order.paid");
     demo.produce(1, "malformed");
@@ -430,6 +435,10 @@ fn notifications_panel_shows_retries_and_suppressed_duplicates() {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let tokenless = agent.post(format!("{}/api/sink", demo.base)).send_json(json!({"id": "1-0"})).unwrap();
     assert_eq!(tokenless.status().as_u16(), 403, "the webhook is guarded like every POST");
+    // It takes the sink's own token (the notifier's), not the dashboard's: the
+    // two open different doors.
+    let admin = agent.post(format!("{}/api/sink", demo.base)).header("X-Host-Token", &demo.token);
+    assert_eq!(admin.send_json(json!({"id": "1-0"})).unwrap().status().as_u16(), 403);
     demo.ok("POST", "/api/sink/switches", Some(json!({"down": true})));
     demo.produce(5, "order.placed");
     let panel = || demo.ok("GET", "/api/sink", None);

@@ -155,8 +155,8 @@ async fn only_granted_origins_are_reached() {
     assert!(denial.is_some_and(|l| l.contains(&other_port.origin())), "no denial naming the origin in the log");
 }
 
-/// The timeout, the call's deadline and the response-size cap (declared or
-/// streamed) each fail the request with an error the plugin sees: its entry
+/// The timeout (headers late, or a body dribbled byte by byte), the call's
+/// deadline and the response-size cap (declared or streamed) each fail the request with an error the plugin sees: its entry
 /// is retried, then dead-lettered saying why; a call is never cut as a fault.
 #[tokio::test(flavor = "multi_thread")]
 async fn timeout_deadline_and_size_cap_hold() {
@@ -166,12 +166,14 @@ async fn timeout_deadline_and_size_cap_hold() {
     let declared = Webhook::start(Mode::Big(2 << 20, true));
     let streamed = Webhook::start(Mode::Big(200 << 10, false));
     let small = Webhook::start(Mode::Big(60 << 10, false));
+    let dribble = Webhook::start(Mode::Dribble(Duration::from_millis(50)));
     let cases = [
         ("timeout", &slow, "http_timeout_ms = 300", "timed out"),
         ("deadline", &slow, "call_deadline_ms = 800", "timed out"),
         ("declared", &declared, "http_max_response_bytes = 65536", "response body too large (2097152 bytes"),
         ("streamed", &streamed, "http_max_response_bytes = 65536", "response body size exceeds limit"),
         ("small", &small, "http_max_response_bytes = 65536", ""),
+        ("dribble", &dribble, "http_timeout_ms = 1000", "connection read timeout"),
     ];
     let mut streams = BTreeMap::new();
     for (name, hook, limit, _) in &cases {
@@ -223,6 +225,12 @@ async fn a_sink_down_for_two_seconds_loses_nothing() {
     let n = 200;
     let ids = orders(&mut conn, &s, n).await;
     let mut host = Host::new(["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]).logging().start();
+    // Down from the first request on, for 2 s.
+    let start = Instant::now();
+    while sink.received().is_empty() {
+        assert!(start.elapsed() < MINUTE, "the notifier never called the sink");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     sink.set(Mode::Ok);
     settled(&mut conn, &s, 0).await;
@@ -270,6 +278,27 @@ async fn https_trusts_the_system_roots_or_ssl_cert_file() {
     }
     let keys: Vec<String> = hook.received().iter().filter_map(|r| r.idempotency_key.clone()).collect();
     assert_eq!(keys.len(), 2, "only the trusting host's two requests got through: {keys:?}");
+}
+
+/// A plugin that starts 20 requests without waiting for any gets 8 through
+/// (the cap of requests in flight per instance) and `connection-limit-reached`
+/// for the other 12; the refusals are counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_in_flight_are_capped_per_instance() {
+    let mut conn = redis().await;
+    let hook = Webhook::start(Mode::Slow(Duration::from_millis(500)));
+    let s = unique_stream("outbound-burst");
+    produce(&mut conn, &s, &[vec![("burst", hook.url().into_bytes())]]).await;
+    let metrics = metrics_addr();
+    let origin = hook.origin();
+    let mut host = Host::run(&s, "chaos", &["--grant-http", &origin, "--metrics", &metrics]).start();
+    settled(&mut conn, &s, 1).await;
+    let errors = dead_errors(&mut conn, &s).await;
+    assert_eq!(errors, ["answered=8 limited=12 other=0"]);
+    assert_eq!(hook.received().len(), 8);
+    let samples = scrape(&metrics);
+    assert_eq!(value(&samples, "host_http_denied_total", &[("plugin", "chaos"), ("reason", "in_flight")]), 12.0);
+    host.terminate();
 }
 
 fn sorted(mut items: Vec<String>) -> Vec<String> {

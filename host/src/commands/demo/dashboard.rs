@@ -20,7 +20,7 @@
 //! | `GET /api/plugins` | plugins panel |
 //! | `GET /api/dead-letters?count=N` | dead-letter panel |
 //! | `POST /api/dead-letters/requeue` `{ids}` (none: all) | requeue |
-//! | `POST /api/sink` | the webhook the notifier posts to (token sent by the plugin) |
+//! | `POST /api/sink` | the webhook the notifier posts to (with the sink's own token, not the dashboard's) |
 //! | `GET /api/sink` | notifications panel |
 //! | `POST /api/sink/switches` `{down, slow}` | sink down (503) / slow sink (3 s) |
 
@@ -60,7 +60,7 @@ pub fn router(demo: Arc<Demo>, token: &Token) -> Router {
         .route("/api/plugins", get(plugins))
         .route("/api/dead-letters", get(dead_letters))
         .route("/api/dead-letters/requeue", post(requeue))
-        .route("/api/sink", post(sink).get(notifications))
+        .route(crate::commands::demo::sink::PATH, post(sink).get(notifications))
         .route("/api/sink/switches", post(switch_sink))
         .with_state(demo);
     api.merge(crate::web::metrics_route())

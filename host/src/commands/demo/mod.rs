@@ -67,12 +67,13 @@ fn notified_keys(stream: &str) -> String {
 }
 
 /// What the notifier may reach and do: POST to the dashboard's own sink
-/// (with the run's token, which every POST there needs), and record what it sent.
-fn notifier_grants(stream: &str, dashboard: std::net::SocketAddr, token: &Token) -> crate::settings::Grants {
+/// (with the sink's token, which opens that path only: never the
+/// dashboard's), and record what it sent.
+fn notifier_grants(stream: &str, dashboard: std::net::SocketAddr, sink_token: &Token) -> crate::settings::Grants {
     let origin = format!("http://{dashboard}");
     let config = [
-        ("webhook", format!("{origin}/api/sink")),
-        ("headers", format!("{}: {}", crate::web::guard::TOKEN_HEADER, token.as_str())),
+        ("webhook", format!("{origin}{}", sink::PATH)),
+        ("headers", format!("{}: {}", crate::web::guard::TOKEN_HEADER, sink_token.as_str())),
         ("retry_ms", "1000".into()),
         ("retry_max_ms", "4000".into()),
         ("seen_ttl_ms", "3600000".into()),
@@ -133,13 +134,19 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> 
         plugin_files.push(plugins::resolve(group, explicit, config.plugins_dir.as_deref())?);
     }
     let token = Token::new()?;
+    let sink_token = Token::new()?;
     let (url, local) = crate::streams::local::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
     let token_file = config.token_file.clone();
     let dashboard = listener.local_addr()?;
-    let (demo, mut supervisor) = Demo::start(config, &url, &plugin_files, (dashboard, &token), &shutdown).await?;
+    let (demo, mut supervisor) = Demo::start(config, &url, &plugin_files, (dashboard, &sink_token), &shutdown).await?;
     let demo = Arc::new(demo);
     let app = dashboard::router(demo.clone(), &token);
-    let bound = crate::web::serve_on(listener, app, |bound| Guard::dashboard(bound, token.clone()), shutdown.clone())?;
+    let bound = crate::web::serve_on(
+        listener,
+        app,
+        |bound| Guard::dashboard(bound, token.clone()).webhook(sink::PATH, sink_token.clone()),
+        shutdown.clone(),
+    )?;
     let served = async {
         if let Some(path) = &token_file {
             token.write_to(path)?;
@@ -177,7 +184,7 @@ impl Demo {
         config: DemoConfig,
         url: &str,
         plugin_files: &[std::path::PathBuf],
-        (dashboard, token): (std::net::SocketAddr, &Token),
+        (dashboard, sink_token): (std::net::SocketAddr, &Token),
         shutdown: &CancellationToken,
     ) -> Result<(Self, Supervisor)> {
         let redis = Redis::open(url)?;
@@ -208,7 +215,7 @@ impl Demo {
                 });
             }
             if group == NOTIFY_GROUP {
-                run_config.settings.limits.grants = Arc::new(notifier_grants(&config.stream, dashboard, token));
+                run_config.settings.limits.grants = Arc::new(notifier_grants(&config.stream, dashboard, sink_token));
                 run_config.settings.limits.http_timeout = sink::HTTP_TIMEOUT;
             }
             let loaded = supervisor.load(&run_config).await?;

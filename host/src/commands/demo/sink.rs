@@ -15,6 +15,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Where the webhook is served; POSTs there need the sink's own token
+/// ([`crate::web::guard::Guard::webhook`]), which the notifier is given.
+pub const PATH: &str = "/api/sink";
+/// Longest `Idempotency-Key` taken, and longest text kept of a notification's values.
+const MAX_KEY: usize = 200;
+const MAX_TEXT: usize = 64;
 /// How long the slow sink takes to answer.
 pub const SLOW: Duration = Duration::from_secs(3);
 /// The demo's outbound HTTP timeout: shorter than [`SLOW`].
@@ -58,17 +64,24 @@ pub enum Answer {
 impl Sink {
     /// Takes one request: `key` (its `Idempotency-Key`) and its JSON `body`.
     pub fn take(&self, key: Option<&str>, body: &Bytes) -> Answer {
-        let mut log = self.log.lock().expect("sink lock");
         if self.down.load(Ordering::Relaxed) {
-            log.refused += 1;
+            self.log.lock().expect("sink lock").refused += 1;
             return Answer::Down;
         }
         let Ok(note) = serde_json::from_slice::<Value>(body) else {
             return Answer::Invalid("the body is not JSON".into());
         };
-        let Some(key) = key.map(str::to_string) else {
-            return Answer::Invalid("no Idempotency-Key header".into());
+        let Some(key) = key.filter(|k| k.len() <= MAX_KEY).map(str::to_string) else {
+            return Answer::Invalid(format!("no Idempotency-Key header of at most {MAX_KEY} bytes"));
         };
+        let text = |v: &Value| v.as_str().map(|t| t.chars().take(MAX_TEXT).collect::<String>());
+        let shown = json!({
+            "id": text(&note["id"]),
+            "order": text(&note["fields"]["order_id"]),
+            "type": text(&note["fields"]["type"]),
+            "delivery": note["delivery"].as_u64(),
+        });
+        let mut log = self.log.lock().expect("sink lock");
         let duplicate = log.keys.contains(&key);
         if duplicate {
             log.duplicates += 1;
@@ -81,14 +94,10 @@ impl Sink {
                 log.keys.remove(&oldest);
             }
         }
-        log.last.push_front(json!({
-            "id": note["id"],
-            "order": note["fields"]["order_id"],
-            "type": note["fields"]["type"],
-            "delivery": note["delivery"],
-            "duplicate": duplicate,
-            "at_ms": super::view::now_ms(),
-        }));
+        let mut shown = shown;
+        shown["duplicate"] = json!(duplicate);
+        shown["at_ms"] = json!(super::view::now_ms());
+        log.last.push_front(shown);
         log.last.truncate(SHOWN);
         Answer::Taken { slow: self.slow.load(Ordering::Relaxed) }
     }

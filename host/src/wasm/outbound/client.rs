@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::net::TcpStream;
@@ -21,6 +21,8 @@ pub(super) struct Request {
     pub(super) origin: Origin,
     pub(super) until: Instant,
     pub(super) max_response_bytes: usize,
+    /// Held until the connection ends: one of the instance's requests in flight.
+    pub(super) permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 type Io = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -31,6 +33,7 @@ pub(super) async fn send(
     mut request: http::Request<WasiBody>,
 ) -> Result<(http::Response<WasiBody>, Io), Error> {
     let until = tokio::time::Instant::from_std(to.until);
+    let head = request.method() == http::Method::HEAD;
     let timed = |what| move |_| what;
     let host = to.origin.host.trim_start_matches('[').trim_end_matches(']').to_string();
     let tcp = tokio::time::timeout_at(until, TcpStream::connect((host.as_str(), to.origin.port)))
@@ -58,8 +61,10 @@ pub(super) async fn send(
     *request.uri_mut() = http::Uri::builder().path_and_query(path).build().map_err(|_| Error::HttpRequestUriInvalid)?;
     // The connection is driven by its own task, which ends with it, or a
     // little after the deadline (which the waits below report first, as a timeout).
+    let permit = to.permit;
     let connection = wasmtime_wasi::runtime::spawn(async move {
         let _ = tokio::time::timeout_at(until + std::time::Duration::from_secs(1), conn).await;
+        drop(permit);
     });
     let response = tokio::time::timeout_at(until, sender.send_request(request))
         .await
@@ -67,7 +72,10 @@ pub(super) async fn send(
         .map_err(|e| if e.is_timeout() { Error::HttpResponseTimeout } else { Error::Hyper(e) })?;
     let (parts, incoming) = response.into_parts();
     let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if let Some(length) = declared.filter(|&n| n > to.max_response_bytes as u64) {
+    // A HEAD, 204 or 304 answer declares a length it has no body for.
+    let bodiless =
+        head || parts.status == http::StatusCode::NO_CONTENT || parts.status == http::StatusCode::NOT_MODIFIED;
+    if let Some(length) = declared.filter(|&n| n > to.max_response_bytes as u64 && !bodiless) {
         return Err(Error::HttpResponseBodySize(Some(length)));
     }
     let until = Box::pin(tokio::time::sleep_until(until));
@@ -88,29 +96,32 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> S
 /// (rustls-native-certs: `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else the
 /// platform's store, /etc/ssl/certs on Debian).
 fn tls_connector() -> Result<tokio_rustls::TlsConnector, Error> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
-        let mut roots = rustls::RootCertStore::empty();
-        let (added, _) = roots.add_parsable_certificates(found.certs);
-        for error in &found.errors {
-            tracing::warn!("outbound HTTPS: a system root certificate could not be read: {error}");
-        }
-        if added == 0 {
-            return Err("no root certificates found (install ca-certificates, or set SSL_CERT_FILE)".to_string());
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Arc::new(config))
-    });
-    match config {
-        Ok(config) => Ok(tokio_rustls::TlsConnector::from(config.clone())),
-        Err(error) => Err(Error::InternalError(Some(format!("HTTPS unavailable: {error}")))),
+    // Kept once read; a failure is not kept, so installing roots needs no restart.
+    static CONFIG: std::sync::Mutex<Option<Arc<rustls::ClientConfig>>> = std::sync::Mutex::new(None);
+    let mut config = CONFIG.lock().expect("TLS config lock");
+    if config.is_none() {
+        *config = Some(client_config().map_err(|e| Error::InternalError(Some(format!("HTTPS unavailable: {e}"))))?);
     }
+    Ok(tokio_rustls::TlsConnector::from(config.clone().expect("set above")))
+}
+
+fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    for error in &found.errors {
+        tracing::warn!("outbound HTTPS: a system root certificate could not be read: {error}");
+    }
+    if added == 0 {
+        return Err("no root certificates found (install ca-certificates, or set SSL_CERT_FILE)".to_string());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// A short name for how a request failed, for the metrics' `status` label.

@@ -23,7 +23,14 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// Margin kept before the call's deadline: a request still running then fails
 /// with a timeout the plugin sees, rather than the call being cut as a fault.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+/// The epoch trap may fire up to one tick (10 ms) before the deadline, and
+/// the guest needs a moment to turn the error into its verdict.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+/// Requests of one instance in flight at once (until their connection ends),
+/// at most: a plugin that fires requests without waiting for them gets
+/// `connection-limit-reached` past this, instead of taking the host's
+/// sockets and cores.
+pub const MAX_IN_FLIGHT: usize = 8;
 
 /// The answer `send_request` gives wasmtime-wasi-http.
 type Sent = Box<
@@ -39,6 +46,8 @@ pub(crate) struct OutboundHttp {
     timeout: Duration,
     max_response_bytes: usize,
     log: Arc<LogBudget>,
+    /// Permits for requests in flight ([`MAX_IN_FLIGHT`]).
+    in_flight: Arc<tokio::sync::Semaphore>,
     /// When the call in progress must be over (kept by [`crate::wasm::host_state::HostState`]).
     pub(crate) call_deadline: Instant,
 }
@@ -54,6 +63,7 @@ impl OutboundHttp {
             timeout: limits.http_timeout,
             max_response_bytes: limits.http_max_response_bytes,
             log,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             call_deadline,
         }
     }
@@ -68,6 +78,18 @@ impl OutboundHttp {
 
     /// The origin of `uri` if the grants allow it; else why not.
     fn check(&self, uri: &http::Uri) -> Result<Origin, String> {
+        // User info would travel in the Host header; a port that is not a
+        // number must not quietly become the scheme's default.
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        if authority.contains('@') {
+            return Err(format!(
+                "request to {} denied: user info in the URL is not allowed",
+                uri.host().unwrap_or("?")
+            ));
+        }
+        if uri.port().is_some() && uri.port_u16().is_none() {
+            return Err(format!("request to {authority} denied: its port is not a number"));
+        }
         let scheme = uri.scheme_str().unwrap_or("");
         let host = uri.host().unwrap_or("");
         let default = match scheme {
@@ -109,12 +131,19 @@ impl WasiHttpHooks for OutboundHttp {
                 return Box::new(async { Err(Error::HttpRequestDenied) });
             }
         };
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            metrics.http_denied(&self.tag, "in_flight");
+            self.warn(&format!(
+                "request to {origin} refused: {MAX_IN_FLIGHT} requests of this plugin instance are already in flight"
+            ));
+            return Box::new(async { Err(Error::ConnectionLimitReached) });
+        };
         let now = Instant::now();
         let mut until = (now + self.timeout).min(self.call_deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(now));
         if let Some(first_byte) = options.and_then(|o| o.first_byte_timeout.max(o.connect_timeout)) {
             until = until.min(now + first_byte);
         }
-        let to = client::Request { origin, until, max_response_bytes: self.max_response_bytes };
+        let to = client::Request { origin, until, max_response_bytes: self.max_response_bytes, permit };
         let (tag, log) = (self.tag.clone(), self.log.clone());
         Box::new(async move {
             let origin = to.origin.to_string();
@@ -141,12 +170,30 @@ impl WasiHttpHooks for OutboundHttp {
         ErrorCode::HttpProtocolError
     }
 
-    fn p2_error_from_connect(&mut self, _: &std::io::Error) -> ErrorCode {
-        ErrorCode::ConnectionRefused
+    fn p2_error_from_connect(&mut self, error: &std::io::Error) -> ErrorCode {
+        match error.kind() {
+            std::io::ErrorKind::ConnectionRefused => ErrorCode::ConnectionRefused,
+            std::io::ErrorKind::TimedOut => ErrorCode::ConnectionTimeout,
+            std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
+                ErrorCode::DestinationUnavailable
+            }
+            std::io::ErrorKind::NotFound => ErrorCode::DestinationNotFound,
+            _ => ErrorCode::ConnectionTerminated,
+        }
     }
 
-    fn p2_error_from_tls(&mut self, _: &std::io::Error) -> ErrorCode {
-        ErrorCode::TlsCertificateError
+    fn p2_error_from_tls(&mut self, error: &std::io::Error) -> ErrorCode {
+        let rustls = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+        match rustls {
+            Some(rustls::Error::InvalidCertificate(_)) => ErrorCode::TlsCertificateError,
+            Some(rustls::Error::AlertReceived(alert)) => {
+                ErrorCode::TlsAlertReceived(wasmtime_wasi_http::p2::bindings::http::types::TlsAlertReceivedPayload {
+                    alert_id: Some(u8::from(*alert)),
+                    alert_message: Some(format!("{alert:?}")),
+                })
+            }
+            _ => ErrorCode::TlsProtocolError,
+        }
     }
 }
 
@@ -179,6 +226,9 @@ mod tests {
         ] {
             let error = check(denied).unwrap_err();
             assert!(error.contains("denied: not a granted origin (granted: http://127.0.0.1:9000"), "{error}");
+        }
+        for odd in ["http://user:pw@127.0.0.1:9000/", "http://x@127.0.0.1:9000/"] {
+            assert!(check(odd).unwrap_err().contains("user info"), "{odd}");
         }
         let none = policy(&[]);
         let error = none.check(&"http://127.0.0.1:9000/".parse().unwrap()).unwrap_err();

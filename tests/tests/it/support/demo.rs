@@ -24,6 +24,11 @@ impl Drop for Demo {
     fn drop(&mut self) {
         // The demo removes it on a clean exit, not when killed.
         let _ = std::fs::remove_file(&self.token_file);
+        if std::thread::panicking() {
+            self.process.collect();
+            let tail = self.process.log.len().saturating_sub(40);
+            eprintln!("the demo's last log lines:\n{}", self.process.log[tail..].join("\n"));
+        }
     }
 }
 

@@ -24,6 +24,8 @@ pub enum Mode {
     Redirect(String),
     /// 200 with a body of this many bytes, its length declared (`true`) or chunked.
     Big(usize, bool),
+    /// 200 at once, then its 100-byte body one byte per this long.
+    Dribble(Duration),
 }
 
 /// One request as received.
@@ -167,7 +169,7 @@ fn answer<S: Read + Write>(stream: &mut S, mode: &Mutex<Mode>, received: &Mutex<
     }
     let mode = mode.lock().unwrap().clone();
     let status = match &mode {
-        Mode::Ok | Mode::Slow(_) | Mode::Big(..) => 200,
+        Mode::Ok | Mode::Slow(_) | Mode::Big(..) | Mode::Dribble(_) => 200,
         Mode::Status(status, _) => *status,
         Mode::Redirect(_) => 307,
     };
@@ -184,6 +186,17 @@ fn answer<S: Read + Write>(stream: &mut S, mode: &Mutex<Mode>, received: &Mutex<
         }
         Mode::Status(_, text) => format!("{}{text}", head("", text.len())).into_bytes(),
         Mode::Redirect(location) => head(&format!("Location: {location}\r\n"), 0).into_bytes(),
+        Mode::Dribble(pause) => {
+            let _ = stream.write_all(head("", 100).as_bytes());
+            for _ in 0..100 {
+                let _ = stream.flush();
+                std::thread::sleep(pause);
+                if stream.write_all(b"x").is_err() {
+                    return;
+                }
+            }
+            Vec::new()
+        }
         Mode::Big(size, true) => [head("", size).into_bytes(), vec![b'x'; size]].concat(),
         Mode::Big(size, false) => {
             let mut reply = b"HTTP/1.1 200 X\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
