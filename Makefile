@@ -19,7 +19,7 @@ DIST             := plugins/dist
 TOOLS_DIR              ?= $(HOME)/.cache/redis-wasm-host/tools
 COMPONENTIZE_PY_VERSION := 0.25.1
 COMPONENTIZE_PY        := $(TOOLS_DIR)/componentize-py-$(COMPONENTIZE_PY_VERSION)/bin/componentize-py
-PY_PLUGINS             := python-orders python-analytics
+PY_PLUGINS             := python-orders python-analytics python-notifier
 
 # JavaScript plugins are built by componentize-js, npm-installed the same way.
 COMPONENTIZE_JS_VERSION := 0.23.0
@@ -127,6 +127,17 @@ $(DIST)/python-%.wasm: plugins/python-%/app.py wit/plugin.wit | $(COMPONENTIZE_P
 	$(PHASE) "building the Python plugin python-$* (first time: ~10 s)"
 	@mkdir -p $(DIST)
 	cd plugins/python-$* && $(COMPONENTIZE_PY) -d ../../wit -w consumer componentize app -o "$(CURDIR)/$@.tmp"
+	mv "$@.tmp" "$@"
+
+# The Python notifier's world adds wasi:http to the contract's: its wit/ folder
+# (the world and the WASI packages) plus wit/plugin.wit as a dependency.
+PY_NOTIFIER_WIT := $(GUEST_TARGET_DIR)/python-notifier-wit
+$(DIST)/python-notifier.wasm: plugins/python-notifier/app.py $(wildcard plugins/python-notifier/wit/*.wit) wit/plugin.wit | $(COMPONENTIZE_PY)
+	$(PHASE) "building the Python plugin python-notifier (first time: ~15 s)"
+	@mkdir -p $(DIST) "$(PY_NOTIFIER_WIT)/deps/plugin"
+	cp -r plugins/python-notifier/wit/. "$(PY_NOTIFIER_WIT)/"
+	cp wit/plugin.wit "$(PY_NOTIFIER_WIT)/deps/plugin/"
+	cd plugins/python-notifier && $(COMPONENTIZE_PY) -d "$(PY_NOTIFIER_WIT)" -w notifier componentize app -o "$(CURDIR)/$@.tmp"
 	mv "$@.tmp" "$@"
 
 # A JavaScript plugin is plugins/js-NAME/handler.js (an ES module exporting

@@ -21,6 +21,7 @@ mod entry;
 mod handler;
 pub mod logging;
 mod metrics;
+mod origin;
 pub mod settings;
 pub mod shutdown;
 mod streams;

@@ -19,7 +19,12 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// Installs the notifier as `dir/NAME.wasm` on stream `stream` (group `g`),
 /// granted `granted` origins, posting to `webhook`, with `extra` sidecar lines.
 fn notifier(dir: &Path, name: &str, stream: &str, webhook: &str, granted: &[&str], extra: &str) {
-    std::fs::copy(plugin("notifier"), dir.join(format!("{name}.wasm"))).unwrap();
+    install("notifier", dir, name, stream, webhook, granted, extra)
+}
+
+/// [`notifier`] with the plugin `plugin` (`notifier` or `python-notifier`).
+fn install(plugin_name: &str, dir: &Path, name: &str, stream: &str, webhook: &str, granted: &[&str], extra: &str) {
+    std::fs::copy(plugin(plugin_name), dir.join(format!("{name}.wasm"))).unwrap();
     let quoted: Vec<String> = granted.iter().map(|o| format!("{o:?}")).collect();
     let sidecar = format!(
         "stream = {stream:?}\ngroup = \"g\"\nmin_idle_ms = 100\nreap_interval_ms = 50\n{extra}\n\
@@ -211,43 +216,67 @@ async fn timeout_deadline_and_size_cap_hold() {
     host.terminate();
 }
 
-/// The webhook is down (503) for the first 2 s, then up: every order is
-/// notified at least once, none is dead-lettered, the retries are the 503s
-/// answered, and duplicates (a key received twice) are counted.
+/// The webhook is down (503) for the first 2 s, then up: with the Rust and
+/// the Python notifier alike, every order is notified at least once, none is
+/// dead-lettered, the retries are the 503s answered, and duplicates (a key
+/// received twice) are counted. The Python one also dead-letters a 4xx with
+/// its status.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sink_down_for_two_seconds_loses_nothing() {
     let mut conn = redis().await;
     let dir = plugin_dir("outbound-down");
-    let sink = Webhook::start(Mode::Status(503, "down".into()));
-    let s = unique_stream("outbound-down");
-    let origin = sink.origin();
-    notifier(&dir, "notifier", &s, &sink.url(), &[&origin], "max_deliveries = 100\nconsumers = 2");
     let n = 200;
-    let ids = orders(&mut conn, &s, n).await;
+    let mut cases = Vec::new();
+    for plugin_name in ["notifier", "python-notifier"] {
+        let sink = Webhook::start(Mode::Status(503, "down".into()));
+        let s = unique_stream(&format!("outbound-down-{plugin_name}"));
+        let origin = sink.origin();
+        let extra = "max_deliveries = 100\nconsumers = 2";
+        install(plugin_name, &dir, plugin_name, &s, &sink.url(), &[&origin], extra);
+        let ids = orders(&mut conn, &s, n).await;
+        cases.push((plugin_name, sink, s, ids));
+    }
+    let gone = Webhook::start(Mode::Status(404, "no such hook".into()));
+    let s_gone = unique_stream("outbound-python-gone");
+    install("python-notifier", &dir, "python-gone", &s_gone, &gone.url(), &[&gone.origin()], "max_deliveries = 5");
+    orders(&mut conn, &s_gone, 3).await;
     let mut host = Host::new(["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]).logging().start();
-    // Down from the first request on, for 2 s.
+    // Each sink is down from its first request on, for 2 s.
     let start = Instant::now();
-    while sink.received().is_empty() {
-        assert!(start.elapsed() < MINUTE, "the notifier never called the sink");
+    while cases.iter().any(|(_, sink, ..)| sink.received().is_empty()) {
+        assert!(start.elapsed() < MINUTE, "a notifier never called its sink");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    sink.set(Mode::Ok);
-    settled(&mut conn, &s, 0).await;
-    let got = sink.received();
-    let retries = got.iter().filter(|r| r.status == 503).count();
-    let mut ok: HashMap<String, usize> = HashMap::new();
-    for r in got.iter().filter(|r| r.status == 200) {
-        *ok.entry(r.idempotency_key.clone().unwrap()).or_default() += 1;
+    for (_, sink, ..) in &cases {
+        sink.set(Mode::Ok);
     }
-    let want: Vec<String> = ids.iter().map(|id| format!("{s}/{id}")).collect();
-    assert_eq!(sorted(ok.keys().cloned().collect()), sorted(want), "every order notified");
-    let duplicates: usize = ok.values().map(|n| n - 1).sum();
-    assert!(retries > 0, "the sink was never down");
-    eprintln!(
-        "sink down 2 s: {n} orders, {} notifications received, {duplicates} duplicates, {retries} retries (503s)",
-        ok.len() + duplicates
-    );
+    for (plugin_name, sink, s, ids) in &cases {
+        settled(&mut conn, s, 0).await;
+        let got = sink.received();
+        let retries = got.iter().filter(|r| r.status == 503).count();
+        let mut ok: HashMap<String, usize> = HashMap::new();
+        for r in got.iter().filter(|r| r.status == 200) {
+            *ok.entry(r.idempotency_key.clone().unwrap()).or_default() += 1;
+        }
+        let want: Vec<String> = ids.iter().map(|id| format!("{s}/{id}")).collect();
+        assert_eq!(sorted(ok.keys().cloned().collect()), sorted(want), "{plugin_name}: every order notified");
+        let duplicates: usize = ok.values().map(|n| n - 1).sum();
+        assert!(retries > 0, "{plugin_name}: the sink was never down");
+        let stats: HashMap<String, u64> = conn.hgetall(format!("{s}:stats")).await.unwrap();
+        eprintln!(
+            "{plugin_name}, sink down 2 s: {n} orders, {} notifications received ({} distinct), {duplicates} \
+             duplicates, {retries} retries (503s); the notifier counted sent={:?} skipped={:?}",
+            ok.len() + duplicates,
+            ok.len(),
+            stats.get("sent"),
+            stats.get("skipped"),
+        );
+    }
+    settled(&mut conn, &s_gone, 3).await;
+    let errors = dead_errors(&mut conn, &s_gone).await;
+    assert!(errors.iter().all(|e| e.contains("answered 404: no such hook")), "{errors:?}");
+    assert_eq!(gone.received().len(), 3, "a 4xx is not retried");
     host.terminate();
 }
 
