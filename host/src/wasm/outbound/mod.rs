@@ -95,7 +95,8 @@ impl OutboundHttp {
         let default = match scheme {
             "http" => 80,
             "https" => 443,
-            _ => return Err(format!("request to {uri} denied: only http and https are supported")),
+            // The origin only: a path or query may carry secrets, and this is logged.
+            _ => return Err(format!("request to {scheme}://{host} denied: only http and https are supported")),
         };
         let origin = Origin {
             scheme: scheme.to_string(),
