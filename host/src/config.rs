@@ -61,6 +61,8 @@ pub struct BenchConfig {
     pub ack_each: bool,
     /// The analytics workload (paid orders; two counters and an emit per entry).
     pub effects: bool,
+    /// `Some(n)`: the entries spread over n partitions of the stream.
+    pub partitions: Option<u32>,
     /// When the entries are produced.
     pub production: Production,
 }
@@ -122,6 +124,8 @@ pub struct InspectConfig {
     pub dead_letter: String,
     /// At most this many entries listed.
     pub count: usize,
+    /// `Some(n)`: `stream` and `dead_letter` are base names of n partitions.
+    pub partitions: Option<u32>,
 }
 
 /// Settings of `host info` and `host tail`.
@@ -133,6 +137,8 @@ pub struct StreamConfig {
     pub stream: String,
     /// JSON output (one object per line) instead of text.
     pub json: bool,
+    /// `Some(n)`: `stream` is the base name of n partitions (`host info`).
+    pub partitions: Option<u32>,
 }
 
 /// Settings of `host replay`.
@@ -166,10 +172,14 @@ pub struct TrimConfig {
 pub struct RequeueConfig {
     /// Redis URL.
     pub redis_url: String,
+    /// The origin stream (on a cluster its slot decides the default dead-letter key).
+    pub stream: String,
     /// Dead-letter stream key.
     pub dead_letter: String,
     /// Dead-letter ids to requeue; empty means all.
     pub ids: Vec<String>,
+    /// `Some(n)`: `dead_letter` is the base name of n partitions' dead letters.
+    pub partitions: Option<u32>,
 }
 
 /// Settings of `host run`: where to connect, which plugin, and the settings
@@ -261,6 +271,9 @@ pub struct ProduceConfig {
     pub maxlen: Option<u64>,
     /// Field/value pairs of the new entry, in order.
     pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `Some((n, field))`: append to partition `partition_of(value of field, n)`
+    /// of `stream` (`STREAM:{p}`).
+    pub partition: Option<(u32, Vec<u8>)>,
 }
 
 /// Default Redis URL when neither `--redis` nor `REDIS_URL` is given.

@@ -19,6 +19,7 @@ mod dead_letter;
 mod effects;
 mod entry;
 mod handler;
+mod keys;
 pub mod logging;
 mod metrics;
 mod origin;
@@ -39,6 +40,7 @@ pub use consumer::ConsumerStats;
 pub use dead_letter::DeadLetter;
 pub use effects::{Effect, StateStore};
 pub use entry::Entry;
+pub use keys::{partition_name, partition_of, slot};
 pub use settings::{Grants, GroupSettings, Limits};
 pub use streams::Committed;
 pub use streams::masked::urls_in as mask_urls;
@@ -92,16 +94,16 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
         Command::Check(path) => commands::check::check(&path)?,
         Command::New(config) => commands::scaffold::create(&config)?,
         Command::Produce(config) => format!("{}\n", produce(&config).await?),
-        Command::Pending(config) => commands::inspect::pending(&config).await?,
-        Command::DlqList(config) => commands::inspect::dlq_list(&config).await?,
-        Command::Info(config) => commands::inspect::info(&config).await?,
+        Command::Pending(config) => commands::partitioned::pending(&config).await?,
+        Command::DlqList(config) => commands::partitioned::dlq_list(&config).await?,
+        Command::Info(config) => commands::partitioned::info(&config).await?,
         Command::Replay(config) => commands::inspect::replay(&config).await?,
         Command::Trim(config) => commands::inspect::trim(&config).await?,
         Command::Tail(config) => {
             commands::inspect::tail(&config, shutdown).await?;
             return Ok(());
         }
-        Command::DlqRequeue(config) => commands::inspect::dlq_requeue(&config).await?,
+        Command::DlqRequeue(config) => commands::partitioned::dlq_requeue(&config).await?,
     };
     // Not print!: that panics when the reader went away (`host … | head`).
     use std::io::Write as _;

@@ -128,8 +128,13 @@ pub(super) struct BenchArgs {
     /// is granted STREAM:totals and STREAM:paid; `--handler loop` makes the same
     /// writes as plain commands pipelined with each batch's XACK. Every entry
     /// must be counted once at the end.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "partitions")]
     effects: bool,
+    /// Spread the entries over N partitions (STREAM:{0} ..), routed by order id,
+    /// each read by one consumer: with --redis redis+cluster://…, over the
+    /// cluster's masters (`make bench-cluster`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::keys::MAX_PARTITIONS as i64))]
+    partitions: Option<u32>,
     /// Redis server URL [default: 127.0.0.1:6379 if a Redis answers there, else a redis-server child].
     #[arg(long = "redis", env = "REDIS_URL", value_name = "URL")]
     redis: Option<String>,
@@ -154,6 +159,7 @@ impl BenchArgs {
             count: if self.guide_shape { 10 } else { self.count as usize },
             ack_each: self.guide_shape,
             effects: self.effects,
+            partitions: self.partitions,
             production: match (self.rate, self.alongside) {
                 (Some(rate), _) => Production::Paced(rate),
                 (None, true) => Production::Alongside,

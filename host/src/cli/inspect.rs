@@ -26,6 +26,10 @@ pub(super) struct PendingArgs {
     /// List at most N entries.
     #[arg(long, value_name = "N", default_value_t = 100)]
     count: usize,
+    /// STREAM is the base name of N partitions, STREAM:{0} .. STREAM:{N-1}:
+    /// shown summed and per partition.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::keys::MAX_PARTITIONS as i64))]
+    partitions: Option<u32>,
     #[command(flatten)]
     redis: RedisArgs,
 }
@@ -38,6 +42,7 @@ impl PendingArgs {
             stream: self.stream,
             group: self.group,
             count: self.count,
+            partitions: self.partitions,
         }
     }
 }
@@ -56,7 +61,23 @@ pub(super) struct StreamArgs {
 
 impl StreamArgs {
     pub(super) fn config(self) -> StreamConfig {
-        StreamConfig { redis_url: self.redis.url(), stream: self.stream, json: self.json }
+        StreamConfig { redis_url: self.redis.url(), stream: self.stream, json: self.json, partitions: None }
+    }
+}
+
+#[derive(Args, Debug)]
+pub(super) struct InfoArgs {
+    #[command(flatten)]
+    target: StreamArgs,
+    /// STREAM is the base name of N partitions, STREAM:{0} .. STREAM:{N-1}:
+    /// shown summed and per partition.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::keys::MAX_PARTITIONS as i64))]
+    partitions: Option<u32>,
+}
+
+impl InfoArgs {
+    pub(super) fn config(self) -> StreamConfig {
+        StreamConfig { partitions: self.partitions, ..self.target.config() }
     }
 }
 
@@ -121,6 +142,10 @@ pub(super) struct DlqListArgs {
     /// List at most N dead letters.
     #[arg(long, value_name = "N", default_value_t = 100)]
     count: usize,
+    /// STREAM is the base name of N partitions, STREAM:{0} .. STREAM:{N-1}:
+    /// shown summed and per partition.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::keys::MAX_PARTITIONS as i64))]
+    partitions: Option<u32>,
     #[command(flatten)]
     redis: RedisArgs,
 }
@@ -133,6 +158,7 @@ impl DlqListArgs {
             stream: self.stream,
             group: String::new(),
             count: self.count,
+            partitions: self.partitions,
         }
     }
 }
@@ -152,6 +178,10 @@ pub(super) struct DlqRequeueArgs {
     /// Requeue every dead letter.
     #[arg(long)]
     all: bool,
+    /// STREAM is the base name of N partitions, STREAM:{0} .. STREAM:{N-1}:
+    /// shown summed and per partition.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::keys::MAX_PARTITIONS as i64))]
+    partitions: Option<u32>,
     #[command(flatten)]
     redis: RedisArgs,
 }
@@ -161,7 +191,9 @@ impl DlqRequeueArgs {
         RequeueConfig {
             redis_url: self.redis.url(),
             dead_letter: self.dead_letter.unwrap_or_else(|| dead_letter_key(&self.stream)),
+            stream: self.stream,
             ids: if self.all { Vec::new() } else { self.id },
+            partitions: self.partitions,
         }
     }
 }
@@ -174,6 +206,15 @@ pub(super) struct ProduceArgs {
     /// Keep the stream at about N entries (XADD MAXLEN ~ N).
     #[arg(long, value_name = "N")]
     maxlen: Option<u64>,
+    /// STREAM is the base name of N partitions: the entry goes to STREAM:{p},
+    /// p chosen by --partition-key.
+    #[arg(long, value_name = "N", requires = "partition_key",
+        value_parser = clap::value_parser!(u32).range(1..=crate::keys::MAX_PARTITIONS as i64))]
+    partitions: Option<u32>,
+    /// The field whose value picks the partition (a stable hash: one value's
+    /// entries all go to one partition, in order).
+    #[arg(long, value_name = "FIELD", requires = "partitions")]
+    partition_key: Option<String>,
     #[command(flatten)]
     redis: RedisArgs,
     /// Fields of the entry, in order.
@@ -187,6 +228,7 @@ impl ProduceArgs {
             redis_url: self.redis.url(),
             stream: self.stream,
             maxlen: self.maxlen,
+            partition: self.partitions.zip(self.partition_key.map(String::into_bytes)),
             fields: self.fields.into_iter().map(|(f, v)| (f.into_bytes(), v.into_bytes())).collect(),
         }
     }

@@ -14,7 +14,7 @@ mod run;
 use crate::config::{self, Command, Lang, NewConfig};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use demo_bench::{BenchArgs, DemoArgs};
-use inspect::{DlqSub, PendingArgs, ProduceArgs, ReplayArgs, StreamArgs, TrimArgs};
+use inspect::{DlqSub, InfoArgs, PendingArgs, ProduceArgs, ReplayArgs, StreamArgs, TrimArgs};
 use run::RunArgs;
 use std::path::PathBuf;
 
@@ -55,7 +55,7 @@ enum Sub {
         file: PathBuf,
     },
     /// Describe a stream, its groups and their consumers (XINFO).
-    Info(StreamArgs),
+    Info(InfoArgs),
     /// Print entries as they are added, like `tail -f` (touches no group).
     Tail(StreamArgs),
     /// Print a range of entries (XRANGE).

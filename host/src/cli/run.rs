@@ -23,7 +23,7 @@ pub(super) struct RunArgs {
         "min_idle_ms", "reap_interval_ms", "max_deliveries", "max_retry_delay_ms", "dead_letter", "handover",
         "max_memory_mb",
         "max_return_bytes", "max_fuel", "grant_key", "grant_stream", "grant_http",
-        "http_timeout_ms", "http_max_response_bytes",
+        "http_timeout_ms", "http_max_response_bytes", "partitions",
     ])]
     plugins: Option<PathBuf>,
     /// Host settings for folder mode [default: DIR/host.toml].
@@ -67,7 +67,12 @@ pub(super) struct RunArgs {
     /// Longest retry delay a plugin may ask for (ms); longer ones are cut to it.
     #[arg(long, value_name = "MS", default_value_t = settings::DEFAULT_MAX_RETRY_DELAY_MS)]
     max_retry_delay_ms: u64,
-    /// Dead-letter stream [default: STREAM:dlq].
+    /// Consume STREAM as N partitions, STREAM:{0} .. STREAM:{N-1} (each read by one
+    /// consumer of this process; dead letters in DEAD_LETTER:{p}).
+    #[arg(long, value_name = "N")]
+    partitions: Option<u32>,
+    /// Dead-letter stream [default: STREAM:dlq; on a cluster, {STREAM}:dlq
+    /// unless STREAM has a hash tag].
     #[arg(long, value_name = "KEY")]
     dead_letter: Option<String>,
     /// On shutdown, hand pending entries to a live peer and delete the consumers.
@@ -133,12 +138,14 @@ impl RunArgs {
             max_retry_delay: ms(self.max_retry_delay_ms),
             dead_letter: self.dead_letter.unwrap_or_else(|| settings::dead_letter_key(&stream)),
             handover: self.handover,
+            partitions: self.partitions,
             limits: Limits {
                 max_memory_bytes: settings::mib(self.max_memory_mb),
                 max_return_bytes: self.max_return_bytes,
                 max_fuel: self.max_fuel,
                 http_timeout: ms(self.http_timeout_ms),
                 http_max_response_bytes: self.http_max_response_bytes,
+                effects_slot: None,
                 grants: std::sync::Arc::new(settings::Grants {
                     keys: self.grant_key,
                     streams: self.grant_stream,

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod inspect;
+pub mod partitioned;
 pub mod produce;
 pub mod progress;
 pub mod run;

@@ -313,7 +313,7 @@ impl<S: HandlerSource> Consumer<S> {
         let block = until.saturating_duration_since(now).min(self.settings.block).max(Duration::from_millis(1));
         let mut reader = match self.reader.take() {
             Some(reader) => reader,
-            None => self.redis.reader().await?,
+            None => self.redis.reader(&settings.stream).await?,
         };
         let read = reader.read_new(&[], &settings.stream, &settings.group, &name, settings.count, block);
         // The last batch's XACK goes out on the other connection while this

@@ -25,9 +25,12 @@ const RENEW_EVERY: Duration = Duration::from_millis(2500);
 /// How often a waiting consumer asks again.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
 
-/// The lease key of `consumer` in `group` of `stream`.
-pub fn key(stream: &str, group: &str, consumer: &str) -> String {
-    format!("{stream}:lease:{group}:{consumer}")
+/// The lease key of `consumer` in `group` of `stream`: `STREAM:lease:GROUP:NAME`,
+/// or on a cluster, for a stream without a hash tag, `{STREAM}:lease:GROUP:NAME`
+/// (the handover script writes it with the stream: one slot).
+pub fn key(stream: &str, group: &str, consumer: &str, cluster: bool) -> String {
+    let suffix = format!("lease:{group}:{consumer}");
+    if cluster { crate::keys::companion(stream, &suffix) } else { format!("{stream}:{suffix}") }
 }
 
 /// What every token of this process starts with: host, pid and the
@@ -76,7 +79,7 @@ impl NameLease {
         consumer: &str,
         shutdown: &CancellationToken,
     ) -> Result<Self> {
-        let key = key(stream, group, consumer);
+        let key = key(stream, group, consumer, redis.known_cluster().unwrap_or(false));
         let token = token();
         let started = Instant::now();
         let (mut told, mut warned) = (false, false);

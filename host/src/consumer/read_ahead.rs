@@ -88,7 +88,7 @@ impl<S: HandlerSource> Consumer<S> {
             self.read_ahead = Some(Ahead::InFlight(tokio::spawn(async move {
                 let mut reader = match reader {
                     Some(reader) => reader,
-                    None => redis.reader().await?,
+                    None => redis.reader(&s.stream).await?,
                 };
                 let block = Duration::from_millis(1);
                 let batch = reader.read_new(&acks.ids, &s.stream, &s.group, &name, s.count, block).await?;

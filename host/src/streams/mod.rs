@@ -20,6 +20,7 @@
 //! `commands` or `wasm`. Dead-letter records arrive as field/value pairs.
 
 mod admin;
+mod cluster;
 mod commit;
 mod group;
 pub mod local;
@@ -38,9 +39,13 @@ pub use reply::{Batch, ConsumerInfo, GroupInfo, PendingEntry, StreamInfo};
 pub use scripts::{DeadLetterMode, DeadLettered, Deleted};
 
 use anyhow::{Context, Result, anyhow};
+use cluster::Cluster;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Cmd, RedisResult, Value};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Cmd, RedisFuture, RedisResult, Value};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OnceCell;
 
 /// Field/value pairs as Redis stores them.
 pub type Fields = [(Vec<u8>, Vec<u8>)];
@@ -52,7 +57,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// noticed and the connection replaced.
 const REPLY_SLACK: Duration = Duration::from_secs(10);
 
-/// Where Redis is: a parsed URL that opens connections.
+/// Where Redis is: a parsed URL that opens connections, to one server or
+/// to a Redis Cluster (`redis+cluster://`, or found out on first connect).
 #[derive(Clone)]
 pub struct Redis {
     client: redis::Client,
@@ -60,15 +66,27 @@ pub struct Redis {
     url: String,
     /// The URL with any password masked, for messages.
     shown_url: String,
+    /// `Some` on a cluster; decided by the URL's scheme, else on first connect.
+    cluster: Arc<OnceCell<Option<Arc<Cluster>>>>,
 }
 
 impl Redis {
     /// Parses `url`; fails with a message naming it when it is not a Redis URL.
     pub fn open(url: &str) -> Result<Self> {
         let shown_url = masked::url(url);
-        let client = redis::Client::open(url)
-            .map_err(|e| anyhow!("invalid Redis URL {shown_url:?}: {e} (expected redis://HOST:PORT[/DB])"))?;
-        Ok(Redis { client, url: url.to_string(), shown_url })
+        let explicit = url.strip_prefix(cluster::SCHEME).map(|rest| format!("redis://{rest}"));
+        let client = redis::Client::open(explicit.as_deref().unwrap_or(url)).map_err(|e| {
+            anyhow!(
+                "invalid Redis URL {shown_url:?}: {e} (expected redis://HOST:PORT[/DB] or redis+cluster://HOST:PORT)"
+            )
+        })?;
+        let cluster = OnceCell::new();
+        if explicit.is_some() {
+            let known = Cluster::new(client.get_connection_info().clone())
+                .with_context(|| format!("invalid Redis Cluster URL {shown_url:?}"))?;
+            cluster.set(Some(Arc::new(known))).ok();
+        }
+        Ok(Redis { client, url: url.to_string(), shown_url, cluster: Arc::new(cluster) })
     }
 
     /// The URL as given (with any password): for handing on, never for printing.
@@ -81,28 +99,84 @@ impl Redis {
         &self.shown_url
     }
 
-    /// Opens a dedicated connection. `block` is the longest blocking read the
-    /// connection will make, so replies may legitimately take that long.
-    pub async fn connect(&self, block: Duration) -> Result<Connection> {
+    /// Whether this is a Redis Cluster, asking the server the first time
+    /// (`INFO cluster`) unless the URL said so.
+    pub async fn is_cluster(&self) -> Result<bool> {
+        Ok(self.cluster().await?.is_some())
+    }
+
+    /// Whether this is known to be a cluster: `None` before the first connection.
+    pub fn known_cluster(&self) -> Option<bool> {
+        self.cluster.get().map(Option::is_some)
+    }
+
+    async fn cluster(&self) -> Result<Option<&Arc<Cluster>>> {
+        let cluster = self
+            .cluster
+            .get_or_try_init(|| async {
+                let mut conn = self.single(Duration::ZERO).await?;
+                if !cluster::is_cluster(&mut conn).await? {
+                    return Ok::<_, anyhow::Error>(None);
+                }
+                let known = Cluster::new(self.client.get_connection_info().clone())
+                    .with_context(|| format!("Redis at {} is a cluster node", self.shown_url))?;
+                Ok(Some(Arc::new(known)))
+            })
+            .await?;
+        Ok(cluster.as_ref())
+    }
+
+    async fn single(&self, block: Duration) -> Result<MultiplexedConnection> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(block + REPLY_SLACK));
-        let conn = self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| {
+        self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| {
             anyhow!("cannot reach Redis at {}: {e} (is redis-server running? set --redis or REDIS_URL)", self.shown_url)
+        })
+    }
+
+    /// Opens a dedicated connection (on a cluster: to every master it needs,
+    /// routing each command by its key). `block` is the longest blocking
+    /// read the connection will make, so replies may legitimately take that long.
+    pub async fn connect(&self, block: Duration) -> Result<Connection> {
+        let Some(cluster) = self.cluster().await? else {
+            return Ok(Connection { conn: Conn::Single(self.single(block).await?) });
+        };
+        let client = redis::cluster::ClusterClientBuilder::new([cluster.seed().clone()])
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(block + REPLY_SLACK)
+            // A failover takes a few seconds: a command waits through it
+            // (slot map re-read between tries) rather than failing at once.
+            .retries(6)
+            .min_retry_wait(100)
+            .max_retry_wait(1_000)
+            .build()
+            .map_err(|e| anyhow!("invalid Redis Cluster URL {}: {e}", self.shown_url))?;
+        let conn = client.get_async_connection().await.map_err(|e| {
+            anyhow!("cannot reach the Redis Cluster at {}: {e} (is every master up? CLUSTER INFO)", self.shown_url)
         })?;
-        Ok(Connection { conn })
+        Ok(Connection { conn: Conn::Cluster(conn) })
     }
 
     /// What plugins' `state` calls read and record through: blocking
-    /// connections, opened when first needed.
-    pub fn state(&self) -> std::sync::Arc<dyn crate::effects::StateStore> {
-        std::sync::Arc::new(state::RedisState::new(self.client.clone(), self.shown_url.clone()))
+    /// connections, opened when first needed (to the cluster when this is
+    /// one, as far as is known by then: call after a connect).
+    pub fn state(&self) -> Arc<dyn crate::effects::StateStore> {
+        let cluster = self.cluster.get().and_then(|c| c.as_ref()).map(|c| c.seed().clone());
+        Arc::new(state::RedisState::new(self.client.clone(), cluster, self.shown_url.clone()))
     }
 
-    /// Opens a connection for a consumer's reads of new entries (the hot
-    /// path: its replies skip redis-rs's parser, see [`Reader`]).
-    pub async fn reader(&self) -> Result<Reader> {
-        Reader::open(self.client.get_connection_info(), &self.shown_url).await
+    /// Opens a connection for a consumer's reads of new entries on `stream`
+    /// (the hot path: its replies skip redis-rs's parser, see [`Reader`]);
+    /// on a cluster, to the master serving the stream's slot now.
+    pub async fn reader(&self, stream: &str) -> Result<Reader> {
+        match self.cluster().await? {
+            None => Reader::open(self.client.get_connection_info(), &self.shown_url).await,
+            Some(cluster) => {
+                let owner = cluster.owner(crate::keys::slot(stream), &self.shown_url).await?;
+                Reader::open(&owner, &self.shown_url).await
+            }
+        }
     }
 }
 
@@ -116,7 +190,43 @@ impl std::fmt::Debug for Redis {
 /// One connection to Redis. Blocking reads hold it, so each consumer has its own.
 #[derive(Clone)]
 pub struct Connection {
-    conn: MultiplexedConnection,
+    conn: Conn,
+}
+
+/// A connection to one server, or redis-rs's cluster connection (which
+/// routes each command by its key's slot and follows `MOVED`/`ASK`).
+#[derive(Clone)]
+enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_command(cmd),
+            Conn::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(conn) => conn.get_db(),
+            Conn::Cluster(conn) => conn.get_db(),
+        }
+    }
 }
 
 /// The basics; the commands are in `group.rs`, `admin.rs` and `scripts.rs`.

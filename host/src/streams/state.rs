@@ -10,11 +10,39 @@ use std::time::{Duration, Instant};
 /// Connections kept for reuse; more are opened when calls overlap.
 const POOL: usize = 8;
 
-/// [`StateStore`] on one Redis server.
+/// [`StateStore`] on one Redis server or a Redis Cluster.
 pub struct RedisState {
     client: redis::Client,
+    /// On a cluster: its client (each command routed by its key's slot).
+    cluster: Option<redis::cluster::ClusterClient>,
     shown_url: String,
-    idle: Mutex<Vec<redis::Connection>>,
+    idle: Mutex<Vec<Blocking>>,
+}
+
+/// A blocking connection to one server or to the cluster.
+enum Blocking {
+    Single(redis::Connection),
+    Cluster(redis::cluster::ClusterConnection),
+}
+
+impl Blocking {
+    fn set_timeouts(&mut self, left: Duration) -> redis::RedisResult<()> {
+        match self {
+            Blocking::Single(conn) => {
+                conn.set_read_timeout(Some(left)).and_then(|()| conn.set_write_timeout(Some(left)))
+            }
+            Blocking::Cluster(conn) => {
+                conn.set_read_timeout(Some(left)).and_then(|()| conn.set_write_timeout(Some(left)))
+            }
+        }
+    }
+
+    fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        match self {
+            Blocking::Single(conn) => cmd.query(conn),
+            Blocking::Cluster(conn) => cmd.query(conn),
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisState {
@@ -24,8 +52,19 @@ impl std::fmt::Debug for RedisState {
 }
 
 impl RedisState {
-    pub(super) fn new(client: redis::Client, shown_url: String) -> Self {
-        RedisState { client, shown_url, idle: Mutex::default() }
+    /// `cluster`: the seed node's settings when this is a cluster.
+    pub(super) fn new(client: redis::Client, cluster: Option<redis::ConnectionInfo>, shown_url: String) -> Self {
+        let cluster = cluster.and_then(|seed| {
+            redis::cluster::ClusterClientBuilder::new([seed]).connection_timeout(super::CONNECT_TIMEOUT).build().ok()
+        });
+        RedisState { client, cluster, shown_url, idle: Mutex::default() }
+    }
+
+    fn open(&self, left: Duration) -> redis::RedisResult<Blocking> {
+        match &self.cluster {
+            None => self.client.get_connection_with_timeout(left).map(Blocking::Single),
+            Some(cluster) => cluster.get_connection().map(Blocking::Cluster),
+        }
     }
 
     /// Runs `cmd` on a pooled connection, all of it before `until`.
@@ -37,16 +76,11 @@ impl RedisState {
         let pooled = self.idle.lock().expect("state pool lock").pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => self
-                .client
-                .get_connection_with_timeout(left)
-                .map_err(|e| format!("cannot reach Redis at {}: {e}", self.shown_url))?,
+            None => self.open(left).map_err(|e| format!("cannot reach Redis at {}: {e}", self.shown_url))?,
         };
         let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        conn.set_read_timeout(Some(left))
-            .and_then(|()| conn.set_write_timeout(Some(left)))
-            .map_err(|e| e.to_string())?;
-        let reply = cmd.query::<T>(&mut conn).map_err(|e| {
+        conn.set_timeouts(left).map_err(|e| e.to_string())?;
+        let reply = conn.query::<T>(cmd).map_err(|e| {
             if e.is_timeout() {
                 "Redis did not answer before the call's deadline".to_string()
             } else {

@@ -39,6 +39,8 @@ impl RunReport {
 pub struct Member {
     /// Consumer name.
     pub name: String,
+    /// The stream it reads (a partition's, when the stream is partitioned).
+    pub stream: String,
     /// Its live view and drills.
     pub control: Arc<Control>,
     stop: CancellationToken,
@@ -49,7 +51,9 @@ pub struct Member {
 pub struct Deployment<S: HandlerSource = Plugin> {
     plugin: watch::Sender<Arc<S>>,
     redis: Redis,
-    settings: Arc<GroupSettings>,
+    /// The settings of each stream read: one, or one per partition.
+    parts: Vec<Arc<GroupSettings>>,
+    partitioned: bool,
     members: Vec<Member>,
     stop: CancellationToken,
     tasks: JoinSet<Result<(String, ConsumerStats)>>,
@@ -80,20 +84,29 @@ impl<S: HandlerSource> Deployment<S> {
         observer: Option<Arc<dyn AckObserver>>,
     ) -> Result<Self> {
         let mut admin = redis.connect(Duration::ZERO).await?;
-        // A dead-letter key of another type would refuse every record: say so now.
-        admin.expect_stream_or_none(&settings.dead_letter, "dead-letter").await?;
-        let created = admin.ensure_group(&settings.stream, &settings.group, &settings.start_id).await?;
+        let mut parts = Vec::new();
+        for part in settings.per_partition() {
+            let part = super::layout::for_redis(redis, part).await?;
+            // A dead-letter key of another type would refuse every record: say so now.
+            admin.expect_stream_or_none(&part.dead_letter, "dead-letter").await?;
+            let created = admin.ensure_group(&part.stream, &part.group, &part.start_id).await?;
+            if created {
+                tracing::info!(stream = %part.stream, group = %part.group, "created group at {}", part.start_id);
+            }
+            crate::metrics::global().watch(redis, &part.stream, &part.group);
+            parts.push(Arc::new(part));
+        }
         tracing::info!(stream = %settings.stream, group = %settings.group, plugin = %plugin.tag().name,
             version = %plugin.tag().version, consumers = settings.consumers.len(), redis = %redis.shown_url(),
-            "consuming{}", if created { format!(" (created group at {})", settings.start_id) } else { String::new() });
+            partitions = settings.partitions.unwrap_or(0), cluster = redis.known_cluster().unwrap_or(false), "consuming");
 
         crate::metrics::global().serving(plugin.tag(), true);
-        crate::metrics::global().watch(redis, &settings.stream, &settings.group);
         let (sender, _) = watch::channel(plugin);
         let mut deployment = Deployment {
             plugin: sender,
             redis: redis.clone(),
-            settings: Arc::new(settings.clone()),
+            parts,
+            partitioned: settings.partitions.is_some(),
             members: Vec::new(),
             stop: parent.child_token(),
             tasks: JoinSet::new(),
@@ -101,27 +114,39 @@ impl<S: HandlerSource> Deployment<S> {
             first_error: None,
             observer,
         };
-        for name in &settings.consumers {
-            deployment.add_consumer(name)?;
+        for part in deployment.parts.clone() {
+            for name in &part.consumers {
+                deployment.spawn(&part, name)?;
+            }
         }
         Ok(deployment)
     }
 
     /// Starts one more consumer task, named `name`, on the current version.
+    /// A partitioned stream's consumers are fixed at start (each partition
+    /// has its one reader here): adding one is refused.
     pub fn add_consumer(&mut self, name: &str) -> Result<()> {
+        if self.partitioned {
+            anyhow::bail!("a partitioned stream's consumers are set at start (--consumers): none can be added");
+        }
+        let part = self.parts[0].clone();
+        self.spawn(&part, name)
+    }
+
+    fn spawn(&mut self, part: &Arc<GroupSettings>, name: &str) -> Result<()> {
         let (control, drills) = Control::new();
         let control = Arc::new(control);
         let consumer = Consumer::new(
             self.redis.clone(),
             self.plugin.subscribe(),
-            self.settings.clone(),
+            part.clone(),
             name.to_string(),
             control.clone(),
             drills,
             self.observer.clone(),
         )?;
         let stop = self.stop.child_token();
-        self.members.push(Member { name: name.to_string(), control, stop: stop.clone() });
+        self.members.push(Member { name: name.to_string(), stream: part.stream.clone(), control, stop: stop.clone() });
         let name = name.to_string();
         self.tasks.spawn(async move { consumer.run(stop).await.map(|stats| (name, stats)) });
         Ok(())
@@ -129,12 +154,17 @@ impl<S: HandlerSource> Deployment<S> {
 
     /// Stops consumer `name`, which hands its pending entries to a live peer
     /// and leaves the group. Returns false when no such consumer runs here.
+    /// (On a partitioned stream: from every partition it reads.)
     pub fn remove_consumer(&mut self, name: &str) -> bool {
-        let Some(at) = self.members.iter().position(|m| m.name == name) else { return false };
-        let member = self.members.remove(at);
-        member.control.mark_removed(self.members.iter().map(|m| m.name.clone()).collect());
-        member.stop.cancel();
-        true
+        let (gone, kept): (Vec<Member>, Vec<Member>) =
+            std::mem::take(&mut self.members).into_iter().partition(|m| m.name == name);
+        self.members = kept;
+        for member in &gone {
+            let peers = self.members.iter().filter(|m| m.stream == member.stream).map(|m| m.name.clone()).collect();
+            member.control.mark_removed(peers);
+            member.stop.cancel();
+        }
+        !gone.is_empty()
     }
 
     /// The consumers running here now.

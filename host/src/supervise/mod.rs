@@ -9,6 +9,7 @@
 
 pub mod deployment;
 pub mod folder;
+pub mod layout;
 pub mod reload;
 pub mod sidecar;
 pub mod supervisor;

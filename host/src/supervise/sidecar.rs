@@ -158,6 +158,8 @@ pub struct PluginSettings {
     pub dead_letter: Option<String>,
     /// Hand pending entries over when the plugin is stopped.
     pub handover: Option<bool>,
+    /// Consume the stream as N partitions, STREAM:{0} .. STREAM:{N-1}.
+    pub partitions: Option<u32>,
     /// Memory cap per instance (all its linear memories and tables), MiB.
     pub max_memory_mb: Option<u64>,
     /// Longest error text a plugin may return, bytes.
@@ -248,6 +250,7 @@ impl PluginSettings {
             settings.dead_letter = v.clone();
         }
         settings.handover = self.handover.unwrap_or(false);
+        settings.partitions = self.partitions;
         if let Some(mb) = self.max_memory_mb {
             settings.limits.max_memory_bytes = mib(mb);
         }

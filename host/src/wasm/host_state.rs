@@ -36,6 +36,8 @@ pub struct HostState {
     pub(crate) limits: crate::wasm::limits::StoreLimiter,
     /// What the sidecar granted (for the `config` import).
     pub(crate) grants: Arc<Grants>,
+    /// On a cluster, the slot effects must write in (see `Limits::effects_slot`).
+    pub(crate) effects_slot: Option<u16>,
     /// When the call in progress must be over: host calls that wait give up
     /// then ([`crate::wasm::blocking_calls`]).
     pub(crate) call_deadline: Instant,
@@ -87,6 +89,7 @@ impl HostState {
             tag,
             limits: limits.limiter(),
             grants,
+            effects_slot: limits.effects_slot,
             call_deadline,
             log,
             recorder: Recorder::default(),

@@ -34,6 +34,28 @@ impl HostState {
         })
     }
 
+    /// [`Self::granted`] for an effect, which on a cluster must also write
+    /// in the stream's slot (it is committed with the ack in one script).
+    fn writable(&self, call: &'static str, name: &str, stream: bool) -> Result<(), String> {
+        self.granted(call, name, stream)?;
+        match self.effects_slot {
+            Some(slot) if crate::keys::slot(name) != slot => {
+                let error = format!(
+                    "{call} of {name:?} refused: on a Redis Cluster an effect must write in the slot of the stream \
+                     it acks (slot {slot}), and {name:?} is in slot {}: put the stream's hash tag in the name \
+                     (e.g. \"totals:{{TAG}}\" where the stream is \"orders:{{TAG}}\")",
+                    crate::keys::slot(name)
+                );
+                crate::metrics::global().denied(&self.tag, call);
+                if self.log.admit(error.len(), error.len()) {
+                    tracing::warn!(plugin = %self.tag.name, version = %self.tag.version, call, "denied: {error}");
+                }
+                Err(error)
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn record(&mut self, entry_id: &str, effect: Effect) -> Answer {
         match self.recorder.record(entry_id, effect) {
             Ok(()) => Ok(Ok(())),
@@ -49,7 +71,7 @@ impl HostState {
 
 impl redis_streams::plugin::effects::Host for HostState {
     fn emit(&mut self, entry_id: String, stream: String, fields: Vec<Field>, max_len: Option<u64>) -> Answer {
-        if let Err(denied) = self.granted("emit", &stream, true) {
+        if let Err(denied) = self.writable("emit", &stream, true) {
             return Ok(Err(denied));
         }
         if fields.is_empty() || fields.len() > MAX_EMIT_FIELDS {
@@ -66,7 +88,7 @@ impl redis_streams::plugin::effects::Host for HostState {
     }
 
     fn incr(&mut self, entry_id: String, key: String, field: Option<String>, by: i64) -> Answer {
-        if let Err(denied) = self.granted("incr", &key, false) {
+        if let Err(denied) = self.writable("incr", &key, false) {
             return Ok(Err(denied));
         }
         self.record(&entry_id, Effect::Incr { key, field, by })
@@ -80,7 +102,7 @@ impl redis_streams::plugin::effects::Host for HostState {
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> Answer {
-        if let Err(denied) = self.granted("set", &key, false) {
+        if let Err(denied) = self.writable("set", &key, false) {
             return Ok(Err(denied));
         }
         if ttl_ms.is_some_and(|t| t == 0 || t > MAX_TTL_MS) {
@@ -90,7 +112,7 @@ impl redis_streams::plugin::effects::Host for HostState {
     }
 
     fn del(&mut self, entry_id: String, key: String, field: Option<String>) -> Answer {
-        if let Err(denied) = self.granted("del", &key, false) {
+        if let Err(denied) = self.writable("del", &key, false) {
             return Ok(Err(denied));
         }
         self.record(&entry_id, Effect::Del { key, field })

@@ -13,6 +13,7 @@
 //! | `expect_hex=HEX` | reject unless field `data` hex-encodes to HEX        |
 //! | `print=TEXT`     | write TEXT to stdout and to stderr, then Ok          |
 //! | `log_line=TEXT`  | log TEXT through the `log` import, then Ok           |
+//! | `log_first=TEXT` | on the first delivery only, log `first TEXT`         |
 //! | `log_flood=N`    | log N lines through the `log` import, then Ok        |
 //! | `retry_text=TEXT`| retry error with reason TEXT                         |
 //! | `reject_text=TEXT`| reject error with reason TEXT                       |
@@ -69,6 +70,7 @@ impl Guest for Chaos {
                 "retry_text" => return Err(Error::Retry(Retry { reason: value.into_owned(), delay_ms: None })),
                 "reject_text" => return Err(Error::Reject(value.into_owned())),
                 "log_line" => log(Level::Info, &value),
+                "log_first" if entry.delivery_count == 1 => log(Level::Info, &format!("first {value}")),
                 "log_flood" => {
                     for i in 0..number(&value) {
                         log(Level::Info, &format!("flood line {i}"));

@@ -5,6 +5,7 @@ mod analytics;
 mod batch;
 mod bench;
 mod cli;
+mod cluster;
 mod conformance;
 mod consume;
 mod dashboard;

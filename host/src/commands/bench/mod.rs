@@ -100,11 +100,25 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     let (url, _local) = crate::streams::local::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
     let redis = Redis::open(&url)?;
     let mut admin = redis.connect(Duration::ZERO).await?;
-    let stream = format!("bench:{}:{}", std::process::id(), now_us());
+    // A hash tag of its own: the stream, its totals and its paid stream
+    // share a slot, as the effects' commit needs on a cluster.
+    let run_id = format!("{}-{}", std::process::id(), now_us());
+    let stream = match config.partitions {
+        Some(_) => format!("bench:{run_id}"),
+        None => format!("bench:{{{run_id}}}"),
+    };
     let (totals, paid) = (format!("{stream}:totals"), format!("{stream}:paid"));
-    admin.recreate(&stream, &[&totals, &paid], &[GROUP]).await?;
+    let streams = partitions(&stream, config.partitions);
+    // A partitioned run has no effects (`--effects` conflicts): nothing beside the streams.
+    let also: Vec<&str> = if config.partitions.is_some() { Vec::new() } else { vec![&totals, &paid] };
+    for part in &streams {
+        admin.recreate(part, &also, &[GROUP]).await?;
+    }
     if config.effects && config.plugin.is_none() && !config.minimal_loop {
         bail!("--effects needs a plugin that records them (--plugin plugins/dist/analytics.wasm) or --handler loop");
+    }
+    if config.minimal_loop && config.partitions.is_some() {
+        bail!("--handler loop reads one stream: drop --partitions");
     }
 
     let engine = Engine::new()?;
@@ -112,6 +126,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     let mut run = RunConfig::new(&url, config.plugin.clone().unwrap_or_default(), &stream, GROUP, "bench-1");
     run.settings.consumers = (1..=config.consumers).map(|i| format!("bench-{i}")).collect();
     run.settings.count = config.count;
+    run.settings.partitions = config.partitions;
     if config.ack_each {
         run.settings.ack = AckMode::EachBeforeRead;
     }
@@ -139,7 +154,7 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     if config.production == Production::Backlog {
         tracing::info!("producing {} entries…", config.entries);
         let started = Instant::now();
-        produce(&redis, &stream, config.entries, None, config.effects).await?;
+        produce(&redis, &streams, config.entries, None, config.effects).await?;
         tracing::info!(entries = config.entries, "produced the backlog in {} ms", started.elapsed().as_millis());
     }
     let (cpu_before, _) = usage();
@@ -147,8 +162,8 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     let started = Instant::now();
     let producer = match config.production {
         Production::Backlog => None,
-        Production::Paced(rate) => Some(producer_thread(&redis, &stream, config.entries, Some(rate), config.effects)?),
-        Production::Alongside => Some(producer_thread(&redis, &stream, config.entries, None, config.effects)?),
+        Production::Paced(rate) => Some(producer_thread(&redis, &streams, config.entries, Some(rate), config.effects)?),
+        Production::Alongside => Some(producer_thread(&redis, &streams, config.entries, None, config.effects)?),
     };
     if config.minimal_loop {
         minimal_loop(&redis, &stream, &config, &latency, &shutdown).await?;
@@ -174,7 +189,9 @@ pub async fn bench(config: BenchConfig, shutdown: CancellationToken) -> Result<S
     };
     let (seconds, total) = deployed?;
     let counted = counted(&mut admin, &config, &totals, &paid).await;
-    let _ = admin.recreate(&stream, &[&totals, &paid], &[]).await;
+    for part in &streams {
+        let _ = admin.recreate(part, &also, &[]).await;
+    }
     counted?;
     if total.acked != config.entries || total.handled != config.entries {
         bail!("handled {} and acked {} of {} entries", total.handled, total.acked, config.entries);
@@ -241,6 +258,7 @@ fn report(config: &BenchConfig, handler: &str, seconds: f64, latency: &Latency, 
         "handler": handler,
         "entries": config.entries,
         "consumers": config.consumers,
+        "partitions": config.partitions,
         "count": config.count,
         "ack": if config.ack_each { "each" } else { "batch" },
         // A number (paced), "max" (alongside, unpaced) or null (backlog).
@@ -310,32 +328,66 @@ async fn minimal_loop(
 /// on the host's runtime (it still shares the machine's cores with them).
 fn producer_thread(
     redis: &Redis,
-    stream: &str,
+    streams: &[String],
     entries: u64,
     rate: Option<u64>,
     paid: bool,
 ) -> Result<tokio::task::JoinHandle<Result<()>>> {
-    let (redis, stream) = (redis.clone(), stream.to_string());
+    let (redis, streams) = (redis.clone(), streams.to_vec());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("producer runtime")?;
     let (done, finished) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("bench-producer".into())
         .spawn(move || {
-            let _ = done.send(runtime.block_on(produce(&redis, &stream, entries, rate, paid)));
+            let _ = done.send(runtime.block_on(produce(&redis, &streams, entries, rate, paid)));
         })
         .context("cannot start the producer thread")?;
     Ok(tokio::spawn(async move { finished.await.unwrap_or_else(|_| bail!("the producer thread panicked")) }))
 }
 
+/// The streams of `stream`: itself, or its `partitions`.
+fn partitions(stream: &str, partitions: Option<u32>) -> Vec<String> {
+    match partitions {
+        Some(n) => (0..n).map(|p| crate::keys::partition_name(stream, p)).collect(),
+        None => vec![stream.to_string()],
+    }
+}
+
+/// XADDs orders `from..to` to `streams`: to the one, or each to the
+/// partition its `order_id` picks (as `host produce --partition-key order_id`).
+async fn add_orders(
+    conn: &mut crate::streams::Connection,
+    streams: &[String],
+    from: u64,
+    to: u64,
+    paid: bool,
+) -> Result<()> {
+    let batch = orders(from, to, paid);
+    if let [stream] = streams {
+        return conn.add_batch(stream, &batch).await.map(|_| ());
+    }
+    let mut by_partition = vec![Vec::new(); streams.len()];
+    for fields in batch {
+        let p = crate::keys::partition_of(&fields[0].1, streams.len() as u32) as usize;
+        by_partition[p].push(fields);
+    }
+    for (stream, batch) in streams.iter().zip(by_partition) {
+        if !batch.is_empty() {
+            conn.add_batch(stream, &batch).await?;
+        }
+    }
+    Ok(())
+}
+
 /// XADDs `entries` orders: as fast as pipelining allows, or paced at `rate`
 /// per second (a pipeline per millisecond tick).
-async fn produce(redis: &Redis, stream: &str, entries: u64, rate: Option<u64>, paid: bool) -> Result<()> {
+async fn produce(redis: &Redis, streams: &[String], entries: u64, rate: Option<u64>, paid: bool) -> Result<()> {
     let mut conn = redis.connect(Duration::ZERO).await?;
     let Some(rate) = rate else {
         let mut sent = 0;
         while sent < entries {
             let n = (entries - sent).min(PRODUCE_BATCH as u64);
-            conn.add_batch(stream, &orders(sent, sent + n, paid)).await?;
+            add_orders(&mut conn, streams, sent, sent + n, paid).await?;
             sent += n;
         }
         return Ok(());
@@ -348,7 +400,7 @@ async fn produce(redis: &Redis, stream: &str, entries: u64, rate: Option<u64>, p
         tick.tick().await;
         let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(entries);
         if due > sent {
-            conn.add_batch(stream, &orders(sent, due, paid)).await?;
+            add_orders(&mut conn, streams, sent, due, paid).await?;
             sent = due;
         }
     }

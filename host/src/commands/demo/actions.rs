@@ -169,7 +169,9 @@ impl Demo {
         let config = RequeueConfig {
             redis_url: self.redis.raw_url().to_string(),
             dead_letter: crate::settings::dead_letter_key(&self.config.stream),
+            stream: self.config.stream.clone(),
             ids,
+            partitions: None,
         };
         let report = crate::commands::inspect::dlq_requeue(&config).await.map_err(|e| match format!("{e:#}") {
             text if text.starts_with("no entry") => ActionError::NotFound(text),

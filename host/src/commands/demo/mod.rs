@@ -121,7 +121,7 @@ pub struct Demo {
 
 /// Runs the demo until `shutdown`: Redis (a child when needed), reset, the
 /// two groups, sample orders, the dashboard, and hot reload of both plugins.
-pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(mut config: DemoConfig, shutdown: CancellationToken) -> Result<()> {
     // The port first: a taken port must fail before the stream is reset.
     let listener = crate::web::bind(config.listen, "the dashboard (--port)").await?;
     // And the plugins: a missing one must fail before Redis is touched.
@@ -136,6 +136,15 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> Result<()> 
     let token = Token::new()?;
     let sink_token = Token::new()?;
     let (url, local) = crate::streams::local::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
+    if Redis::open(&url)?.is_cluster().await? && !crate::keys::has_hash_tag(&config.stream) {
+        // Its dead letters, the totals and the notifier's counts are written
+        // with its acks: on a cluster they must share its slot.
+        let tagged = format!("{{{}}}", config.stream);
+        tracing::info!(
+            "on a Redis Cluster the demo's stream is {tagged} (a hash tag: the keys written with its acks share its slot)"
+        );
+        config.stream = tagged;
+    }
     let token_file = config.token_file.clone();
     let dashboard = listener.local_addr()?;
     let (demo, mut supervisor) = Demo::start(config, &url, &plugin_files, (dashboard, &sink_token), &shutdown).await?;

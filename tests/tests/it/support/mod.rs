@@ -1,4 +1,5 @@
 //! What the tests share, by concern; every test file does `use crate::support::*`.
+//! - `cluster`: a local Redis Cluster (3 masters, 3 replicas) stopped by pid
 //! - `servers`: the test binary's redis-server and private ones (stopped by pid), connections, stream names
 //! - `queries`: producing entries and the Redis queries tests assert on (XINFO, XPENDING, XLEN, XRANGE)
 //! - `blocking`: the same queries on a blocking connection, for tests without a runtime
@@ -14,6 +15,7 @@
 
 mod binary;
 pub mod blocking;
+mod cluster;
 mod demo;
 mod plugins;
 mod process;
@@ -24,6 +26,7 @@ mod wait;
 mod webhook;
 
 pub use binary::*;
+pub use cluster::*;
 pub use demo::*;
 pub use plugins::*;
 pub use process::*;

@@ -8,6 +8,8 @@
 //! A shared type: it uses nothing of the host but plain data, and the
 //! consumer, the Wasm layer and the commands all read it.
 
+mod partitions;
+
 pub use crate::origin::Origin;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -139,6 +141,10 @@ pub struct Limits {
     pub http_timeout: Duration,
     /// Largest outbound HTTP response body, bytes.
     pub http_max_response_bytes: usize,
+    /// On a Redis Cluster, the slot of the stream read: every key and stream
+    /// an effect writes must be in it (written with the stream's ack in one
+    /// script). Set by the deployment, never by a user.
+    pub effects_slot: Option<u16>,
 }
 
 impl Default for Limits {
@@ -150,6 +156,7 @@ impl Default for Limits {
             max_fuel: None,
             http_timeout: Duration::from_millis(DEFAULT_HTTP_TIMEOUT_MS),
             http_max_response_bytes: DEFAULT_HTTP_MAX_RESPONSE_BYTES,
+            effects_slot: None,
         }
     }
 }
@@ -200,6 +207,10 @@ pub struct GroupSettings {
     pub limits: Limits,
     /// How handled entries are acked.
     pub ack: AckMode,
+    /// `Some(n)`: `stream` is the base name of n partitions, `STREAM:{0}` …
+    /// (and `dead_letter` that of theirs), each read by one consumer of
+    /// this process ([`GroupSettings::per_partition`]). `None`: one stream.
+    pub partitions: Option<u32>,
 }
 
 impl GroupSettings {
@@ -221,6 +232,7 @@ impl GroupSettings {
             handover: false,
             limits: Limits::default(),
             ack: AckMode::Batched,
+            partitions: None,
         }
     }
 
@@ -243,6 +255,7 @@ impl GroupSettings {
             "longest retry delay, at most a day",
         )?;
         self.check_memory()?;
+        self.check_partitions()?;
         if self.limits.max_fuel == Some(0) {
             return Err(Invalid::new("max_fuel", "0 is outside 1.. (fuel units per call)"));
         }

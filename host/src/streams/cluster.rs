@@ -1,0 +1,134 @@
+//! Redis Cluster: whether the server is one, and where a key's slot lives.
+//!
+//! A URL `redis+cluster://HOST:PORT` says so; a plain `redis://` URL is
+//! asked once (`INFO cluster`, `cluster_enabled:1`). Either way any node
+//! will do: the rest are learnt from it.
+//!
+//! Commands on [`super::Connection`] go through redis-rs's cluster client,
+//! which routes each by its key's slot, follows `MOVED` and `ASK`, and
+//! re-reads the slot map when a node fails. The hot reader has a TCP
+//! connection of its own to the master of its stream's slot, found here
+//! ([`Cluster::owner`], from `CLUSTER SLOTS`, asked of any known node that
+//! answers): a `MOVED` or a dead node fails its read, the consumer drops it,
+//! and the next one is opened on the slot's new master.
+
+use super::CONNECT_TIMEOUT;
+use anyhow::{Context, Result, anyhow, bail};
+use redis::{ConnectionAddr, ConnectionInfo, Value};
+use std::sync::Mutex;
+
+/// The URL scheme that names a cluster node explicitly.
+pub const SCHEME: &str = "redis+cluster://";
+
+/// What is known of the cluster: the nodes to ask for the slot map.
+pub struct Cluster {
+    /// The URL's connection settings (auth) with its node's address.
+    seed: ConnectionInfo,
+    /// Every node seen in a slot map, masters and replicas (host, port):
+    /// asked in turn when the seed is down (failover).
+    known: Mutex<Vec<(String, u16)>>,
+}
+
+impl Cluster {
+    pub(super) fn new(seed: ConnectionInfo) -> Result<Self> {
+        if seed.redis_settings().db() != 0 {
+            bail!("a Redis Cluster has only database 0: drop /{} from the URL", seed.redis_settings().db());
+        }
+        let known = match seed.addr() {
+            ConnectionAddr::Tcp(host, port) => vec![(host.clone(), *port)],
+            other => bail!("a Redis Cluster is reached over TCP, not {other}"),
+        };
+        Ok(Cluster { seed, known: Mutex::new(known) })
+    }
+
+    /// The URL's settings (auth) at the seed's address, for redis-rs's cluster client.
+    pub(super) fn seed(&self) -> &ConnectionInfo {
+        &self.seed
+    }
+
+    /// The connection settings of the master serving `slot` now, asking the
+    /// known nodes in turn for the slot map. `shown_url` is for messages.
+    pub(super) async fn owner(&self, slot: u16, shown_url: &str) -> Result<ConnectionInfo> {
+        let nodes = self.known.lock().expect("cluster nodes lock").clone();
+        let mut last = None;
+        for (host, port) in nodes {
+            let info = self.seed.clone().set_addr(ConnectionAddr::Tcp(host.clone(), port));
+            match slot_map(&info).await {
+                Ok(map) => {
+                    self.learn(&map);
+                    let (host, port) = map
+                        .iter()
+                        .find(|range| range.start <= slot && slot <= range.end)
+                        .map(|range| range.nodes[0].clone())
+                        .ok_or_else(|| anyhow!("no node serves slot {slot} (is the cluster complete? CLUSTER INFO)"))?;
+                    return Ok(self.seed.clone().set_addr(ConnectionAddr::Tcp(host, port)));
+                }
+                Err(error) => last = Some(error.context(format!("node {host}:{port}"))),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("no node known")))
+            .with_context(|| format!("cannot read the slot map of the Redis Cluster at {shown_url}"))
+    }
+
+    /// Remembers every node of `map` as one to ask later.
+    fn learn(&self, map: &[SlotRange]) {
+        let mut known = self.known.lock().expect("cluster nodes lock");
+        for node in map.iter().flat_map(|range| &range.nodes) {
+            if !known.contains(node) {
+                known.push(node.clone());
+            }
+        }
+    }
+}
+
+/// One row of `CLUSTER SLOTS`: a slot range and its nodes, master first.
+struct SlotRange {
+    start: u16,
+    end: u16,
+    nodes: Vec<(String, u16)>,
+}
+
+/// `CLUSTER SLOTS` of the node at `info`, on a connection of its own.
+async fn slot_map(info: &ConnectionInfo) -> Result<Vec<SlotRange>> {
+    let client = redis::Client::open(info.clone())?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(CONNECT_TIMEOUT));
+    let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+    let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut conn).await?;
+    parse_slots(reply)
+}
+
+fn parse_slots(reply: Value) -> Result<Vec<SlotRange>> {
+    let Value::Array(rows) = reply else { bail!("unexpected CLUSTER SLOTS reply") };
+    let mut map = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Value::Array(items) = row else { bail!("unexpected CLUSTER SLOTS row") };
+        let mut items = items.into_iter();
+        let (Some(Value::Int(start)), Some(Value::Int(end))) = (items.next(), items.next()) else {
+            bail!("unexpected CLUSTER SLOTS range")
+        };
+        let mut nodes = Vec::new();
+        for node in items {
+            let Value::Array(parts) = node else { continue };
+            let mut parts = parts.into_iter();
+            let host: String = match parts.next() {
+                Some(value) => redis::from_redis_value(value)?,
+                None => continue,
+            };
+            let Some(Value::Int(port)) = parts.next() else { continue };
+            nodes.push((host, u16::try_from(port).context("node port")?));
+        }
+        if nodes.is_empty() {
+            bail!("CLUSTER SLOTS names no node for slots {start}-{end}");
+        }
+        map.push(SlotRange { start: u16::try_from(start)?, end: u16::try_from(end)?, nodes });
+    }
+    Ok(map)
+}
+
+/// Whether the node at `info` runs in cluster mode (`INFO cluster`).
+pub(super) async fn is_cluster(conn: &mut redis::aio::MultiplexedConnection) -> Result<bool> {
+    let info: String = redis::cmd("INFO").arg("cluster").query_async(conn).await.context("INFO cluster failed")?;
+    Ok(info.lines().any(|line| line.trim() == "cluster_enabled:1"))
+}

@@ -1,0 +1,80 @@
+//! Key layouts that would put a dead letter (or an effect) in another slot
+//! than its stream are refused at start, naming the keys and the fix; the
+//! default ones are moved into the stream's slot.
+
+use super::*;
+
+#[test]
+fn a_dead_letter_stream_in_another_slot_is_refused_at_start() {
+    let cluster = LocalCluster::start();
+    let url = cluster.url();
+    let chaos = plugin("chaos");
+    let run = |extra: &[&str]| {
+        Host::new(["run", "--plugin", chaos.to_str().unwrap(), "--group", "g", "--redis", &url])
+            .args(extra)
+            .logging()
+            .output()
+    };
+    let refused = run(&["--stream", "orders", "--dead-letter", "failed"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains("dead-letter stream \"failed\" must share the hash slot of stream \"orders\"")
+            && err.contains(&format!("slot {}", host::slot("failed")))
+            && err.contains("\"{orders}:failed\""),
+        "the error names the keys, their slots and a fix: {err}"
+    );
+    let granted = run(&["--stream", "orders:{7}", "--grant-key", "totals"]);
+    let err = String::from_utf8_lossy(&granted.stderr);
+    assert!(!granted.status.success() && err.contains("granted key \"totals\" must share the hash slot"), "{err}");
+    let tagged_base = run(&["--stream", "{orders}", "--partitions", "4"]);
+    let err = String::from_utf8_lossy(&tagged_base.stderr);
+    assert!(!tagged_base.status.success() && err.contains("invalid --partitions"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_dead_letter_stream_shares_the_slot_and_effects_outside_it_are_refused() {
+    let cluster = LocalCluster::start();
+    let mut conn = cluster.connect().await;
+    let url = cluster.url();
+    // An untagged stream: its default dead letters go to {orders}:dlq.
+    let _: String =
+        redis::cmd("XADD").arg("orders").arg("*").arg("reject").arg("1").query_async(&mut conn).await.unwrap();
+    // A tagged one whose plugin writes inside and outside its slot.
+    let _: String = redis::cmd("XADD")
+        .arg("shop:{7}")
+        .arg("*")
+        .arg("incr")
+        .arg("shop:{7}:count")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String =
+        redis::cmd("XADD").arg("shop:{7}").arg("*").arg("incr").arg("elsewhere").query_async(&mut conn).await.unwrap();
+    let chaos = plugin("chaos");
+    let mut first =
+        Host::new(["run", "--plugin", chaos.to_str().unwrap(), "--group", "g", "--redis", &url, "--stream", "orders"])
+            .logging()
+            .start();
+    let mut second = Host::new(["run", "--plugin", chaos.to_str().unwrap(), "--group", "g", "--redis", &url])
+        .args(["--stream", "shop:{7}", "--grant-key", "*", "--max-deliveries", "1"])
+        .logging()
+        .start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let dead: usize = redis::cmd("XLEN").arg("{orders}:dlq").query_async(&mut conn).await.unwrap();
+        let shop: usize = redis::cmd("XLEN").arg("shop:{7}:dlq").query_async(&mut conn).await.unwrap();
+        if dead == 1 && shop == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "dead letters {dead} and {shop} within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let count: Option<i64> = redis::cmd("GET").arg("shop:{7}:count").query_async(&mut conn).await.unwrap();
+    assert_eq!(count, Some(1), "the effect in the stream's slot was committed with its ack");
+    let records: Vec<(String, std::collections::BTreeMap<String, String>)> =
+        redis::cmd("XRANGE").arg("shop:{7}:dlq").arg("-").arg("+").query_async(&mut conn).await.unwrap();
+    assert!(records[0].1["dlq:error"].contains("on a Redis Cluster an effect must write in the slot"), "{records:?}");
+    first.terminate();
+    second.terminate();
+}
