@@ -53,9 +53,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-/// First and longest pause after a Redis error; doubles in between.
+/// First and longest pause after a Redis error; doubles in between. The
+/// longest is short so a consumer comes back within a second of Redis (a
+/// restarted server, a cluster's promoted replica): a failover takes a few
+/// seconds, and a 5 s cap measured ~6 s from kill -9 to reading again.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Last-error texts remembered for pending entries (for dead-letter records);
 /// bounded so a flood of failures cannot grow memory without limit.
 const MAX_REMEMBERED_ERRORS: usize = 10_000;
@@ -114,6 +117,8 @@ pub struct Consumer<S: HandlerSource> {
     holds: Holds,
     last_errors: HashMap<String, String>,
     backoff: Duration,
+    /// When the Redis errors now being backed off from began.
+    failing_since: Option<Instant>,
     stats: ConsumerStats,
     /// The next batch, read while the current one is handled (backlog only),
     /// with the reader it was read on.
@@ -185,6 +190,7 @@ impl<S: HandlerSource> Consumer<S> {
             holds: Holds::new(refresh_every(settings.min_idle)),
             last_errors: HashMap::new(),
             backoff: BACKOFF_MIN,
+            failing_since: None,
             stats: ConsumerStats::default(),
             published: ConsumerStats::default(),
             read_ahead: None,
@@ -228,7 +234,13 @@ impl<S: HandlerSource> Consumer<S> {
             let step = self.step(&shutdown).await;
             self.publish();
             match step {
-                Ok(()) => self.backoff = BACKOFF_MIN,
+                Ok(()) => {
+                    self.backoff = BACKOFF_MIN;
+                    if let Some(since) = self.failing_since.take() {
+                        tracing::info!(consumer = %self.name, stream = %self.settings.stream,
+                            "redis answers again: consuming after {} ms of errors", since.elapsed().as_millis());
+                    }
+                }
                 Err(StepError::Fatal(error)) => {
                     // The last batch's commit ran (or runs) in Redis: take its results.
                     self.finish_commit().await;
@@ -367,6 +379,7 @@ impl<S: HandlerSource> Consumer<S> {
 
     /// Logs a Redis failure, drops the connection and backs off before retrying.
     async fn redis_failed(&mut self, error: &anyhow::Error, shutdown: &CancellationToken) {
+        self.failing_since.get_or_insert_with(Instant::now);
         tracing::warn!(consumer = %self.name, stream = %self.settings.stream,
             "redis error, retrying in {} ms: {error:#}", self.backoff.as_millis());
         self.conn = None;

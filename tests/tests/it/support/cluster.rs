@@ -68,6 +68,8 @@ impl LocalCluster {
                 // A replica may be promoted however far behind it is: the
                 // tests kill masters on purpose.
                 .args(["--cluster-replica-validity-factor", "0"])
+                // Replicas synced at once (the default waits 5 s for more).
+                .args(["--repl-diskless-sync-delay", "0"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -90,6 +92,7 @@ impl LocalCluster {
             bail!("redis-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
         }
         cluster.wait_healthy(Duration::from_secs(30))?;
+        cluster.wait_replicas_synced(Duration::from_secs(30))?;
         Ok(cluster)
     }
 
@@ -129,6 +132,25 @@ impl LocalCluster {
         if let Some(mut child) = node.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Waits until every replica's link to its master is up (its first sync
+    /// done): a replica promoted before that would come up empty.
+    pub fn wait_replicas_synced(&self, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let synced = self.nodes.iter().filter(|n| n.alive()).all(|n| {
+                let info: String = redis::cmd("INFO").arg("replication").query(&mut n.conn()).unwrap_or_default();
+                info.contains("role:master") || info.lines().any(|l| l.trim() == "master_link_status:up")
+            });
+            if synced {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the replicas did not sync within {} s", limit.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
