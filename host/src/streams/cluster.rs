@@ -15,6 +15,7 @@
 use super::CONNECT_TIMEOUT;
 use anyhow::{Context, Result, anyhow, bail};
 use redis::{ConnectionAddr, ConnectionInfo, Value};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// The URL scheme that names a cluster node explicitly.
@@ -27,6 +28,9 @@ pub struct Cluster {
     /// Every node seen in a slot map, masters and replicas (host, port):
     /// asked in turn when the seed is down (failover).
     known: Mutex<Vec<(String, u16)>>,
+    /// Where a `MOVED` reply said a slot went: asked first, once, by the
+    /// next reader of that slot (other nodes may not have heard yet).
+    moved: Mutex<HashMap<u16, (String, u16)>>,
 }
 
 impl Cluster {
@@ -38,7 +42,7 @@ impl Cluster {
             ConnectionAddr::Tcp(host, port) => vec![(host.clone(), *port)],
             other => bail!("a Redis Cluster is reached over TCP, not {other}"),
         };
-        Ok(Cluster { seed, known: Mutex::new(known) })
+        Ok(Cluster { seed, known: Mutex::new(known), moved: Mutex::default() })
     }
 
     /// The URL's settings (auth) at the seed's address, for redis-rs's cluster client.
@@ -49,6 +53,9 @@ impl Cluster {
     /// The connection settings of the master serving `slot` now, asking the
     /// known nodes in turn for the slot map. `shown_url` is for messages.
     pub(super) async fn owner(&self, slot: u16, shown_url: &str) -> Result<ConnectionInfo> {
+        if let Some((host, port)) = self.moved.lock().expect("cluster moved lock").remove(&slot) {
+            return Ok(self.seed.clone().set_addr(ConnectionAddr::Tcp(host, port)));
+        }
         let nodes = self.known.lock().expect("cluster nodes lock").clone();
         let mut last = None;
         for (host, port) in nodes {
@@ -68,6 +75,20 @@ impl Cluster {
         }
         Err(last.unwrap_or_else(|| anyhow!("no node known")))
             .with_context(|| format!("cannot read the slot map of the Redis Cluster at {shown_url}"))
+    }
+
+    /// Takes note of a `MOVED` in `error`, if it is one: the slot's next
+    /// reader goes straight to the node it names.
+    pub(super) fn note_moved(&self, error: &anyhow::Error) {
+        let moved = error.chain().filter_map(|cause| cause.downcast_ref::<redis::RedisError>()).find_map(|e| {
+            (e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved)).then(|| e.redirect_node()).flatten()
+        });
+        if let Some((addr, slot)) = moved
+            && let Some((host, port)) = addr.rsplit_once(':')
+            && let Ok(port) = port.parse()
+        {
+            self.moved.lock().expect("cluster moved lock").insert(slot, (host.to_string(), port));
+        }
     }
 
     /// Remembers every node of `map` as one to ask later.

@@ -174,7 +174,7 @@ impl Redis {
             None => Reader::open(self.client.get_connection_info(), &self.shown_url).await,
             Some(cluster) => {
                 let owner = cluster.owner(crate::keys::slot(stream), &self.shown_url).await?;
-                Reader::open(&owner, &self.shown_url).await
+                Ok(Reader::open(&owner, &self.shown_url).await?.on_cluster(cluster.clone()))
             }
         }
     }

@@ -41,6 +41,8 @@ pub struct Reader {
     buf: Vec<u8>,
     /// The command being sent (kept to reuse its allocation).
     out: Vec<u8>,
+    /// On a cluster: where a `MOVED` reply is noted for the next reader.
+    cluster: Option<std::sync::Arc<super::cluster::Cluster>>,
 }
 
 impl Reader {
@@ -66,7 +68,7 @@ impl Reader {
             Ok(Err(error)) => return Err(unreachable(&error)),
             Err(_) => return Err(unreachable(&format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))),
         };
-        let mut reader = Reader { io, buf: Vec::with_capacity(READ_CHUNK), out: Vec::new() };
+        let mut reader = Reader { io, buf: Vec::with_capacity(READ_CHUNK), out: Vec::new(), cluster: None };
         let settings = info.redis_settings();
         if let Some(password) = settings.password() {
             let mut auth = redis::cmd("AUTH");
@@ -80,6 +82,12 @@ impl Reader {
             reader.call_ok(redis::cmd("SELECT").arg(settings.db()), "SELECT").await?;
         }
         Ok(reader)
+    }
+
+    /// On a cluster: a `MOVED` reply is noted in `cluster` for the next reader.
+    pub(super) fn on_cluster(mut self, cluster: std::sync::Arc<super::cluster::Cluster>) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// `XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS stream >`: new entries
@@ -106,11 +114,14 @@ impl Reader {
             ack
         });
         let timeout = block + REPLY_SLACK;
-        tokio::time::timeout(timeout, self.read_group(ack.as_ref(), &cmd))
+        let read = tokio::time::timeout(timeout, self.read_group(ack.as_ref(), &cmd))
             .await
             .map_err(|_| anyhow!("no reply within {} ms", timeout.as_millis()))
-            .flatten()
-            .with_context(|| format!("XREADGROUP > on stream {stream:?} group {group:?} failed"))
+            .flatten();
+        if let (Err(error), Some(cluster)) = (&read, &self.cluster) {
+            cluster.note_moved(error);
+        }
+        read.with_context(|| format!("XREADGROUP > on stream {stream:?} group {group:?} failed"))
     }
 
     /// Sends an XREADGROUP of one stream (after `ack`, if any) and parses

@@ -49,6 +49,7 @@ async fn a_master_killed_mid_run_fails_over_and_every_entry_present_is_acked() {
     let base = "orders";
     let entries = 12_000;
     let produced = produce(&mut conn, base, PARTITIONS, entries, slow).await;
+    assert_eq!(produced.total(), entries);
     // Kill the master of partition 0 (and whatever else it serves).
     let victim = cluster.master_of(host::slot(&host::partition_name(base, 0))).port;
     let url = format!("redis+cluster://{}", cluster.nodes.iter().find(|n| n.port != victim).unwrap().addr());
@@ -182,12 +183,19 @@ async fn resharding_a_partitions_slot_while_consuming_loses_nothing() {
     wait_handled(&mut hosts, &on_moved, Duration::from_secs(60));
     wait_drained_all(&mut conn, base, PARTITIONS, "g", Duration::from_secs(120)).await;
     let mut handled = BTreeSet::new();
+    let mut redirected = 0;
     for host in hosts.iter_mut() {
         let (status, _) = host.terminate();
         assert!(status.success(), "host survives the reshard: {:#?}", &host.log[host.log.len().saturating_sub(30)..]);
         handled.extend(handled_ids(&host.log));
+        redirected += host.log.iter().filter(|l| l.contains("Moved: ") || l.contains("Ask: ")).count();
     }
+    eprintln!(
+        "reshard: moved {} slots (partition {p}'s slot {slot}); {redirected} redirections logged",
+        slot - first + 1
+    );
     assert_eq!(handled.len(), entries, "every entry handled Ok, none lost");
+    assert!(redirected > 0, "a reader of partition {p} was told MOVED and followed it");
 }
 
 use std::process::Command;
