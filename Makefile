@@ -52,7 +52,7 @@ PLAYWRIGHT_VERSION     := 1.65.1
 PLAYWRIGHT_MODULES     := $(TOOLS_DIR)/playwright-core-$(PLAYWRIGHT_VERSION)/node_modules
 PLAYWRIGHT             := $(PLAYWRIGHT_MODULES)/playwright-core/package.json
 
-.PHONY: demo test lint bench plugins rust-plugins demo-plugins deps demo-deps build install clean
+.PHONY: demo test lint bench bench-cluster plugins rust-plugins demo-plugins deps demo-deps build install clean
 
 # One line before each long step, saying what it does and how long it takes the
 # first time on this project's machines (2 cores); later runs reuse the builds.
@@ -93,6 +93,14 @@ bench: deps rust-plugins $(DIST)/js-noop.wasm $(DIST)/js-noop-batch.wasm
 	cargo build --release -p host
 	$(PHASE) "benchmarking (~6-8 min)"
 	scripts/bench.sh
+
+## bench-cluster: release build, then `host bench` on a local Redis Cluster (3 masters + 3 replicas,
+## 1, 3 and 6 partitions) against one server in the same run (docs/performance.md)
+bench-cluster: deps rust-plugins
+	$(PHASE) "building the host with optimisations (first time: ~7 min on 2 cores)"
+	cargo build --release -p host
+	$(PHASE) "benchmarking on a local cluster (~3 min)"
+	scripts/bench-cluster.sh
 
 ## install: `host` into ~/.cargo/bin with the demo's plugins built in (works outside this folder);
 ## INSTALL_FLAGS adds flags of `cargo install` (e.g. "--root DIR")

@@ -109,6 +109,8 @@ pub struct DemoConfig {
     pub plugins_dir: Option<PathBuf>,
     /// Sample orders produced at start.
     pub seed: u32,
+    /// `Some(n)`: the stream is split into n partitions.
+    pub partitions: Option<u32>,
 }
 
 /// Settings of `host pending` and `host dlq list`.

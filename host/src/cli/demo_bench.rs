@@ -63,6 +63,10 @@ pub(super) struct DemoArgs {
     /// Sample orders produced at start (one malformed, one with payment pending).
     #[arg(long, value_name = "N", default_value_t = 20)]
     seed: u32,
+    /// Split the stream into N partitions, STREAM:{0} .. (orders routed by
+    /// customer); both groups read every partition, one consumer each.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    partitions: Option<u32>,
 }
 
 impl DemoArgs {
@@ -87,6 +91,7 @@ impl DemoArgs {
             analytics_plugin: self.analytics_plugin,
             plugins_dir: self.plugins_dir,
             seed: self.seed,
+            partitions: self.partitions,
         }
     }
 }

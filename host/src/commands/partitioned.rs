@@ -107,15 +107,32 @@ pub async fn dlq_requeue(config: &RequeueConfig) -> Result<String> {
         let dead_letter = dead_letter_on(&config.redis_url, &config.stream, &config.dead_letter).await?;
         return inspect::dlq_requeue(&RequeueConfig { dead_letter, ..config.clone() }).await;
     };
-    let mut out = String::new();
+    let mut conn = Redis::open(&config.redis_url)?.connect(Duration::ZERO).await?;
+    let (mut out, mut missing) = (String::new(), config.ids.clone());
     for p in 0..n {
+        let dead_letter = partition_name(&config.dead_letter, p);
+        // Named ids: each from the partition whose dead letters hold it.
+        let mut ids = Vec::new();
+        for id in &config.ids {
+            if !conn.range(&dead_letter, id, id, Some(1)).await?.is_empty() {
+                ids.push(id.clone());
+            }
+        }
+        if !config.ids.is_empty() && ids.is_empty() {
+            continue;
+        }
+        missing.retain(|id| !ids.contains(id));
         let part = RequeueConfig {
             stream: partition_name(&config.stream, p),
-            dead_letter: partition_name(&config.dead_letter, p),
+            dead_letter,
+            ids,
             partitions: None,
             ..config.clone()
         };
         out.push_str(&inspect::dlq_requeue(&part).await?);
+    }
+    if let Some(id) = missing.first() {
+        anyhow::bail!("no entry {id} in the dead letters of any of the {n} partitions ({}:{{p}})", config.dead_letter);
     }
     Ok(out)
 }

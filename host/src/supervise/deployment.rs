@@ -133,6 +133,11 @@ impl<S: HandlerSource> Deployment<S> {
         self.spawn(&part, name)
     }
 
+    /// Whether the stream is partitioned (consumers fixed at start).
+    pub fn partitioned(&self) -> bool {
+        self.partitioned
+    }
+
     fn spawn(&mut self, part: &Arc<GroupSettings>, name: &str) -> Result<()> {
         let (control, drills) = Control::new();
         let control = Arc::new(control);

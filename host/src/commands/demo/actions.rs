@@ -3,6 +3,7 @@
 //! trim of the stream; reset; dead letters requeued. Each checks its input
 //! and says what was wrong ([`ActionError`]).
 
+use crate::commands::demo::partitions::{id_of, oldest_pending};
 use crate::commands::demo::{Demo, Group, MAX_BATCH};
 use crate::commands::inspect::entry_json;
 use crate::config::{RequeueConfig, Trim};
@@ -65,7 +66,7 @@ impl Demo {
             if deployment.members().iter().any(|m| m.name == name) {
                 return invalid(format!("consumer {name:?} already runs in group {group:?}"));
             }
-            deployment.add_consumer(name)?;
+            deployment.add_consumer(name).map_err(|e| ActionError::Invalid(format!("{e:#}")))?;
             tracing::info!(%group, consumer = %name, "consumer added from the dashboard");
             Ok(json!({"added": name, "group": group}))
         })
@@ -75,6 +76,10 @@ impl Demo {
     /// (`XCLAIM`) and leaves the group (`XGROUP DELCONSUMER`).
     pub fn remove_consumer(&self, group: &str, name: &str) -> Action<Value> {
         self.with_deployment(group, |deployment| {
+            if deployment.partitioned() {
+                // Its partitions would go unread: each has one reader here.
+                return invalid("a partitioned stream's consumers are set at start: none can be removed");
+            }
             if !deployment.remove_consumer(name) {
                 return Err(ActionError::NotFound(format!("no consumer {name:?} runs in group {group:?}")));
             }
@@ -83,14 +88,16 @@ impl Demo {
         })
     }
 
-    fn control(&self, group: &str, name: &str) -> Action<Arc<Control>> {
+    /// The controls of consumer `name` of `group`: one, or on a partitioned
+    /// stream one per partition it reads.
+    fn controls(&self, group: &str, name: &str) -> Action<Vec<Arc<Control>>> {
         self.with_deployment(group, |deployment| {
-            deployment
-                .members()
-                .iter()
-                .find(|m| m.name == name)
-                .map(|m| m.control.clone())
-                .ok_or_else(|| ActionError::NotFound(format!("no consumer {name:?} runs in group {group:?}")))
+            let controls: Vec<_> =
+                deployment.members().iter().filter(|m| m.name == name).map(|m| m.control.clone()).collect();
+            if controls.is_empty() {
+                return Err(ActionError::NotFound(format!("no consumer {name:?} runs in group {group:?}")));
+            }
+            Ok(controls)
         })
     }
 
@@ -99,23 +106,33 @@ impl Demo {
         if count == 0 || count > 1000 {
             return invalid(format!("count must be 1..=1000, got {count}"));
         }
-        let control = self.control(group, name)?;
-        control.crash_next(count);
+        let controls = self.controls(group, name)?;
+        for control in &controls {
+            control.crash_next(count);
+        }
         tracing::warn!(%group, consumer = %name, "crash drill: the next {count} deliveries will be dropped unacked");
-        Ok(json!({"consumer": name, "group": group, "crash_due": control.crashes_due()}))
+        Ok(
+            json!({"consumer": name, "group": group, "crash_due": controls.iter().map(|c| c.crashes_due()).sum::<u32>()}),
+        )
     }
 
     /// Has consumer `name` claim every entry of its group idle for
     /// `--claim-idle-ms` (`XAUTOCLAIM`) and handle them; returns how many.
     pub async fn claim(&self, group: &str, name: &str) -> Action<Value> {
-        let control = self.control(group, name)?;
-        let reply = control.request_claim();
-        let claimed = match tokio::time::timeout(CLAIM_TIMEOUT, reply).await {
-            Ok(Ok(Ok(n))) => n,
-            Ok(Ok(Err(error))) => return Err(ActionError::Failed(anyhow::anyhow!("claim failed: {error}"))),
-            Ok(Err(_)) => return Err(ActionError::Failed(anyhow::anyhow!("consumer {name} stopped before claiming"))),
-            Err(_) => return Err(ActionError::Failed(anyhow::anyhow!("consumer {name} did not claim within 15 s"))),
-        };
+        let replies: Vec<_> = self.controls(group, name)?.iter().map(|control| control.request_claim()).collect();
+        let mut claimed = 0;
+        for reply in replies {
+            claimed += match tokio::time::timeout(CLAIM_TIMEOUT, reply).await {
+                Ok(Ok(Ok(n))) => n,
+                Ok(Ok(Err(error))) => return Err(ActionError::Failed(anyhow::anyhow!("claim failed: {error}"))),
+                Ok(Err(_)) => {
+                    return Err(ActionError::Failed(anyhow::anyhow!("consumer {name} stopped before claiming")));
+                }
+                Err(_) => {
+                    return Err(ActionError::Failed(anyhow::anyhow!("consumer {name} did not claim within 15 s")));
+                }
+            };
+        }
         Ok(json!({"consumer": name, "group": group, "claimed": claimed,
             "min_idle_ms": self.config.claim_idle.as_millis() as u64}))
     }
@@ -123,7 +140,11 @@ impl Demo {
     /// A group's pending entries (`XPENDING … - + count`), oldest first.
     pub async fn pending(&self, group: &str, count: usize) -> Action<Vec<PendingEntry>> {
         self.group(group)?;
-        Ok(self.admin().pending(&self.config.stream, group, None, count.clamp(1, MAX_BATCH)).await?)
+        let mut entries = Vec::new();
+        for stream in self.streams() {
+            entries.extend(self.admin().pending(&stream, group, None, count.clamp(1, MAX_BATCH)).await?);
+        }
+        Ok(oldest_pending(entries, count.clamp(1, MAX_BATCH)))
     }
 
     /// `XRANGE stream from to COUNT count`.
@@ -131,18 +152,25 @@ impl Demo {
         if count == 0 || count > MAX_BATCH {
             return invalid(format!("count must be 1..={MAX_BATCH}, got {count}"));
         }
-        let entries = self.admin().range(&self.config.stream, from, to, Some(count)).await.map_err(|e| {
-            ActionError::Invalid(format!("{e:#} (ids look like 1700000000000-0, or - and + for the ends)"))
-        })?;
+        let mut entries = Vec::new();
+        for stream in self.streams() {
+            entries.extend(self.admin().range(&stream, from, to, Some(count)).await.map_err(|e| {
+                ActionError::Invalid(format!("{e:#} (ids look like 1700000000000-0, or - and + for the ends)"))
+            })?);
+        }
+        entries.sort_by_key(|e| id_of(&e.id));
+        entries.truncate(count);
         Ok(json!({"from": from, "to": to, "entries": entries.iter().map(entry_json).collect::<Vec<_>>()}))
     }
 
     /// `XTRIM stream MAXLEN|MINID ~ threshold`; returns how many went and the new length.
     pub async fn trim(&self, trim: Trim) -> Action<Value> {
         let mut conn = self.admin();
-        let trimmed =
-            conn.trim(&self.config.stream, &trim, false).await.map_err(|e| ActionError::Invalid(format!("{e:#}")))?;
-        let length = conn.length(&self.config.stream).await?;
+        let (mut trimmed, mut length) = (0, 0);
+        for stream in self.streams() {
+            trimmed += conn.trim(&stream, &trim, false).await.map_err(|e| ActionError::Invalid(format!("{e:#}")))?;
+            length += conn.length(&stream).await?;
+        }
         Ok(json!({"trimmed": trimmed, "length": length}))
     }
 
@@ -150,10 +178,10 @@ impl Demo {
     /// at the start; consumers keep running, their counters start over.
     pub async fn reset(&self) -> Action<Value> {
         let groups: Vec<&str> = self.groups.iter().map(|g| g.config().settings.group.as_str()).collect();
-        let also = super::reset_keys(&self.config.stream);
-        self.admin()
-            .recreate(&self.config.stream, &also.iter().map(String::as_str).collect::<Vec<_>>(), &groups)
-            .await?;
+        for (stream, dead_letter) in self.dead_letters_of() {
+            let also = super::reset_keys(&stream, &dead_letter);
+            self.admin().recreate(&stream, &also.iter().map(String::as_str).collect::<Vec<_>>(), &groups).await?;
+        }
         self.sink.clear();
         for group in &self.groups {
             for local in self.locals(group) {
@@ -164,19 +192,33 @@ impl Demo {
         Ok(json!({"reset": self.config.stream}))
     }
 
-    /// Moves dead letters (`ids`, or all when empty) back onto the stream.
+    /// Moves dead letters (`ids`, or all when empty) back onto the stream
+    /// (each partition's onto its partition).
     pub async fn requeue(&self, ids: Vec<String>) -> Action<Value> {
-        let config = RequeueConfig {
-            redis_url: self.redis.raw_url().to_string(),
-            dead_letter: crate::settings::dead_letter_key(&self.config.stream),
-            stream: self.config.stream.clone(),
-            ids,
-            partitions: None,
-        };
-        let report = crate::commands::inspect::dlq_requeue(&config).await.map_err(|e| match format!("{e:#}") {
-            text if text.starts_with("no entry") => ActionError::NotFound(text),
-            _ => ActionError::Failed(e),
-        })?;
+        let (mut report, mut missing) = (String::new(), ids.clone());
+        for (stream, dead_letter) in self.dead_letters_of() {
+            let mut here = Vec::new();
+            for id in &ids {
+                if !self.admin().range(&dead_letter, id, id, Some(1)).await?.is_empty() {
+                    here.push(id.clone());
+                }
+            }
+            if !ids.is_empty() && here.is_empty() {
+                continue;
+            }
+            missing.retain(|id| !here.contains(id));
+            let config = RequeueConfig {
+                redis_url: self.redis.raw_url().to_string(),
+                dead_letter,
+                stream,
+                ids: here,
+                partitions: None,
+            };
+            report.push_str(&crate::commands::inspect::dlq_requeue(&config).await?);
+        }
+        if let Some(id) = missing.first() {
+            return Err(ActionError::NotFound(format!("no entry {id} in the dead-letter stream")));
+        }
         let requeued = report.lines().filter(|l| l.starts_with("requeued ") && l.contains(" as ")).count();
         Ok(json!({"requeued": requeued, "report": report}))
     }

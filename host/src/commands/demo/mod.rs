@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod dashboard;
 pub mod orders;
+mod partitions;
 pub mod plugins;
 pub mod sink;
 pub mod totals;
@@ -46,11 +47,11 @@ pub fn paid_key(stream: &str) -> String {
     format!("{stream}:paid")
 }
 
-/// What a reset deletes beside the stream: its dead letters and what the
-/// plugins wrote (totals, paid orders, the notifier's counts).
-fn reset_keys(stream: &str) -> Vec<String> {
-    let dead_letter = crate::settings::dead_letter_key(stream);
-    vec![dead_letter, totals_key(stream), paid_key(stream), notifier_stats_key(stream)]
+/// What a reset deletes beside `stream` (one of the demo's streams, with
+/// dead letters in `dead_letter`): its dead letters and what the plugins
+/// wrote (totals, paid orders, the notifier's counts).
+fn reset_keys(stream: &str, dead_letter: &str) -> Vec<String> {
+    vec![dead_letter.to_string(), totals_key(stream), paid_key(stream), notifier_stats_key(stream)]
 }
 
 /// The group whose plugin (`notifier`) posts to the demo's webhook sink.
@@ -136,7 +137,11 @@ pub async fn run(mut config: DemoConfig, shutdown: CancellationToken) -> Result<
     let token = Token::new()?;
     let sink_token = Token::new()?;
     let (url, local) = crate::streams::local::resolve(config.redis_url.as_deref(), &config.probe_url).await?;
-    if Redis::open(&url)?.is_cluster().await? && !crate::keys::has_hash_tag(&config.stream) {
+    let cluster = Redis::open(&url)?.is_cluster().await?;
+    if let Some(problem) = config.partitions.and_then(|_| crate::keys::partition_base_problem(&config.stream)) {
+        anyhow::bail!("invalid --partitions: the stream {problem}");
+    }
+    if cluster && config.partitions.is_none() && !crate::keys::has_hash_tag(&config.stream) {
         // Its dead letters, the totals and the notifier's counts are written
         // with its acks: on a cluster they must share its slot.
         let tagged = format!("{{{}}}", config.stream);
@@ -147,7 +152,8 @@ pub async fn run(mut config: DemoConfig, shutdown: CancellationToken) -> Result<
     }
     let token_file = config.token_file.clone();
     let dashboard = listener.local_addr()?;
-    let (demo, mut supervisor) = Demo::start(config, &url, &plugin_files, (dashboard, &sink_token), &shutdown).await?;
+    let (demo, mut supervisor) =
+        Demo::start(config, (&url, cluster), &plugin_files, (dashboard, &sink_token), &shutdown).await?;
     let demo = Arc::new(demo);
     let app = dashboard::router(demo.clone(), &token);
     let bound = crate::web::serve_on(
@@ -191,7 +197,7 @@ impl Demo {
     /// two plugins (which reports their reloads to the demo).
     async fn start(
         config: DemoConfig,
-        url: &str,
+        (url, cluster): (&str, bool),
         plugin_files: &[std::path::PathBuf],
         (dashboard, sink_token): (std::net::SocketAddr, &Token),
         shutdown: &CancellationToken,
@@ -200,10 +206,12 @@ impl Demo {
         let mut admin = redis.connect(Duration::ZERO).await?;
         if config.reset {
             let groups: Vec<&str> = GROUPS.iter().map(|(g, _)| *g).collect();
-            let also = reset_keys(&config.stream);
-            admin.recreate(&config.stream, &also.iter().map(String::as_str).collect::<Vec<_>>(), &groups).await?;
-            tracing::info!(stream = %config.stream, "reset: deleted {} and {} to start clean (--no-reset keeps them)",
-                config.stream, also.join(", "));
+            for (stream, dead_letter) in streams(&config) {
+                let also = reset_keys(&stream, &dead_letter);
+                admin.recreate(&stream, &also.iter().map(String::as_str).collect::<Vec<_>>(), &groups).await?;
+                tracing::info!(%stream, "reset: deleted {stream} and {} to start clean (--no-reset keeps them)",
+                    also.join(", "));
+            }
         }
         let mut supervisor = Supervisor::new(Engine::new()?, redis.clone(), shutdown, Removed::KeepServing);
         let mut groups = Vec::new();
@@ -215,16 +223,34 @@ impl Demo {
             run_config.settings.min_idle = config.claim_idle;
             run_config.settings.reap_interval = config.reap_interval;
             run_config.settings.block = DEMO_BLOCK;
+            run_config.settings.partitions = config.partitions;
+            // The keys the plugins write derive from the stream they read:
+            // with partitions, every partition's (`STREAM:{*}:totals`).
+            let written = match config.partitions {
+                Some(_) => crate::keys::partition_name(&config.stream, 0).replace("{0}", "{*}"),
+                None => config.stream.clone(),
+            };
             if group == TOTALS_GROUP {
                 // What the analytics plugin writes, with its acks.
                 run_config.settings.limits.grants = Arc::new(crate::settings::Grants {
-                    keys: vec![totals_key(&config.stream)],
-                    streams: vec![paid_key(&config.stream)],
+                    keys: vec![totals_key(&written)],
+                    streams: vec![paid_key(&written)],
                     ..Default::default()
                 });
             }
             if group == NOTIFY_GROUP {
-                run_config.settings.limits.grants = Arc::new(notifier_grants(&config.stream, dashboard, sink_token));
+                let mut grants = notifier_grants(&written, dashboard, sink_token);
+                if config.partitions.is_some() {
+                    // Its counts go to one hash, the base stream's; on a
+                    // cluster that is one slot, not every partition's: none.
+                    if !cluster {
+                        grants.config.insert("stats".into(), notifier_stats_key(&config.stream));
+                        grants.keys.push(notifier_stats_key(&config.stream));
+                    } else {
+                        grants.config.remove("stats");
+                    }
+                }
+                run_config.settings.limits.grants = Arc::new(grants);
                 run_config.settings.limits.http_timeout = sink::HTTP_TIMEOUT;
             }
             let loaded = supervisor.load(&run_config).await?;
@@ -257,5 +283,27 @@ impl Demo {
 
     fn admin(&self) -> Connection {
         self.admin.clone()
+    }
+
+    /// The streams of the demo: its stream, or each partition's.
+    fn streams(&self) -> Vec<String> {
+        streams(&self.config).into_iter().map(|(stream, _)| stream).collect()
+    }
+
+    /// Each stream of the demo with its dead-letter stream.
+    fn dead_letters_of(&self) -> Vec<(String, String)> {
+        streams(&self.config)
+    }
+}
+
+/// The streams of `config`'s stream, each with its dead-letter stream:
+/// itself, or each of its partitions (`STREAM:{p}`, `STREAM:dlq:{p}`).
+fn streams(config: &DemoConfig) -> Vec<(String, String)> {
+    let dead_letter = crate::settings::dead_letter_key(&config.stream);
+    match config.partitions {
+        Some(n) => (0..n)
+            .map(|p| (crate::keys::partition_name(&config.stream, p), crate::keys::partition_name(&dead_letter, p)))
+            .collect(),
+        None => vec![(config.stream.clone(), dead_letter)],
     }
 }

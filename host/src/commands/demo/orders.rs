@@ -44,7 +44,15 @@ impl Demo {
         let (mut first, mut last) = (None, String::new());
         for _ in 0..count {
             let fields = self.order(kind);
-            last = conn.add(&self.config.stream, Some(self.config.maxlen), &fields).await?;
+            // Partitioned: by customer, so one customer's orders stay in order.
+            let stream = match self.config.partitions {
+                Some(n) => {
+                    let customer = fields.iter().find(|(k, _)| k == b"customer").map_or(&[][..], |(_, v)| v);
+                    crate::keys::partition_name(&self.config.stream, crate::keys::partition_of(customer, n))
+                }
+                None => self.config.stream.clone(),
+            };
+            last = conn.add(&stream, Some(self.config.maxlen), &fields).await?;
             first.get_or_insert_with(|| last.clone());
         }
         Ok(json!({"produced": count, "first_id": first, "last_id": last}))

@@ -6,17 +6,12 @@
 //! counted), so the two must match whatever the drills did.
 
 use crate::commands::demo::actions::Action;
+use crate::commands::demo::partitions::id_of;
 use crate::commands::demo::{Demo, TOTALS_GROUP as GROUP, paid_key, totals_key};
 use crate::dead_letter::DeadLetter;
 use crate::entry::Entry;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
-
-/// An entry id as numbers, for comparing ids.
-fn id_of(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-}
 
 /// The order's type and amount in cents, as the analytics plugin reads them
 /// (none: an entry it rejects).
@@ -34,43 +29,57 @@ fn order(entry: &Entry) -> Option<(String, i64)> {
 
 impl Demo {
     /// The analytics panel's document.
+    /// On a partitioned stream, each partition's (its own totals, read at
+    /// one instant) summed.
     pub async fn analytics(&self) -> Action<Value> {
-        let stream = &self.config.stream;
-        let dlq = crate::settings::dead_letter_key(stream);
-        let (totals, paid) = (totals_key(stream), paid_key(stream));
-        let snap = self.admin().totals_snapshot(stream, GROUP, &dlq, &totals, &paid).await?;
-        let dead: HashSet<String> = snap
-            .dead
-            .into_iter()
-            .filter_map(|entry| DeadLetter::parse(entry).ok())
-            .filter(|d| d.meta("dlq:group") == Some(GROUP))
-            .filter_map(|d| d.meta("dlq:id").map(str::to_string))
-            .collect();
-        let pending: HashSet<&str> = snap.pending.iter().map(String::as_str).collect();
-        let delivered = snap.group.as_ref().map_or((0, 0), |g| id_of(&g.last_delivered_id));
         let (mut expected, mut expected_paid, mut in_flight) = (BTreeMap::<String, i64>::new(), HashSet::new(), 0);
-        for entry in &snap.entries {
-            if id_of(&entry.id) > delivered || dead.contains(&entry.id) {
-                continue;
-            }
-            if pending.contains(entry.id.as_str()) {
-                in_flight += 1;
-                continue;
-            }
-            if let Some((kind, cents)) = order(entry) {
-                *expected.entry(format!("count:{kind}")).or_default() += 1;
-                *expected.entry(format!("revenue:{kind}")).or_default() += cents;
-                if kind == "order.paid" {
-                    expected_paid.insert(entry.id.clone());
+        let (mut kept, mut sources, mut dead_count, mut trimmed) = (BTreeMap::<String, i64>::new(), Vec::new(), 0, 0);
+        for (stream, dlq) in self.dead_letters_of() {
+            let (totals, paid) = (totals_key(&stream), paid_key(&stream));
+            let snap = self.admin().totals_snapshot(&stream, GROUP, &dlq, &totals, &paid).await?;
+            let dead: HashSet<String> = snap
+                .dead
+                .into_iter()
+                .filter_map(|entry| DeadLetter::parse(entry).ok())
+                .filter(|d| d.meta("dlq:group") == Some(GROUP))
+                .filter_map(|d| d.meta("dlq:id").map(str::to_string))
+                .collect();
+            dead_count += dead.len();
+            let pending: HashSet<&str> = snap.pending.iter().map(String::as_str).collect();
+            let delivered = snap.group.as_ref().map_or((0, 0), |g| id_of(&g.last_delivered_id));
+            for entry in &snap.entries {
+                if id_of(&entry.id) > delivered || dead.contains(&entry.id) {
+                    continue;
+                }
+                if pending.contains(entry.id.as_str()) {
+                    in_flight += 1;
+                    continue;
+                }
+                if let Some((kind, cents)) = order(entry) {
+                    *expected.entry(format!("count:{kind}")).or_default() += 1;
+                    *expected.entry(format!("revenue:{kind}")).or_default() += cents;
+                    if kind == "order.paid" {
+                        expected_paid.insert(entry.id.clone());
+                    }
                 }
             }
+            for (key, value) in snap.totals {
+                *kept.entry(key).or_default() += value;
+            }
+            sources.extend(
+                snap.paid.iter().filter_map(|e| e.field("source")).map(|s| String::from_utf8_lossy(s).into_owned()),
+            );
+            trimmed += snap.info.entries_added.unwrap_or(snap.info.length).saturating_sub(snap.info.length);
         }
-        let kept: BTreeMap<String, i64> = snap.totals.into_iter().collect();
-        let sources: Vec<String> =
-            snap.paid.iter().filter_map(|e| e.field("source")).map(|s| String::from_utf8_lossy(s).into()).collect();
+        let (totals, paid) = match self.config.partitions {
+            Some(_) => {
+                let any = crate::keys::partition_name(&self.config.stream, 0).replace("{0}", "{p}");
+                (totals_key(&any), paid_key(&any))
+            }
+            None => (totals_key(&self.config.stream), paid_key(&self.config.stream)),
+        };
         let unique: HashSet<&String> = sources.iter().collect();
         let duplicates = sources.len() - unique.len();
-        let trimmed = snap.info.entries_added.unwrap_or(snap.info.length).saturating_sub(snap.info.length);
         let mut types: Vec<String> =
             kept.keys().chain(expected.keys()).filter_map(|k| k.split_once(':')).map(|(_, t)| t.to_string()).collect();
         types.sort();
@@ -104,7 +113,7 @@ impl Demo {
             "types": rows,
             "paid": {"emitted": sources.len(), "expected": expected_paid.len(), "duplicates": duplicates},
             "in_flight": in_flight,
-            "dead_lettered": dead.len(),
+            "dead_lettered": dead_count,
             "trimmed": trimmed,
             "verdict": verdict,
         }))

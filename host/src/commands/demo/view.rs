@@ -5,10 +5,12 @@
 
 use crate::commands::demo::actions::Action;
 use crate::commands::demo::orders::{KINDS, ORDER_TYPES};
+use crate::commands::demo::partitions::{add_consumers, add_group, add_info, newest, oldest_pending};
 use crate::commands::demo::{Demo, MAX_BATCH};
 use crate::commands::inspect::{entry_json, text_json};
 use crate::consumer::control::{LastError, State};
 use crate::dead_letter::DeadLetter;
+use crate::streams::StreamInfo;
 use crate::supervise::deployment::Member;
 use crate::supervise::reload::Reload;
 use serde::Serialize;
@@ -55,36 +57,43 @@ impl PluginStatus {
 }
 
 impl Demo {
-    /// Everything the dashboard shows, in one document.
+    /// Everything the dashboard shows, in one document (a partitioned
+    /// stream's partitions merged: `partitions.rs`).
     pub async fn state(&self) -> Action<Value> {
         let mut conn = self.admin();
-        let stream = &self.config.stream;
-        let info = conn.stream_info(stream).await.unwrap_or_default();
-        let tail: Vec<Value> = conn.latest(stream, 12).await?.iter().map(entry_json).collect();
-        let infos = conn.groups(stream).await.unwrap_or_default();
+        let streams = self.streams();
+        let mut info = StreamInfo::default();
+        let (mut latest, mut infos) = (Vec::new(), Vec::new());
+        for stream in &streams {
+            add_info(&mut info, &conn.stream_info(stream).await.unwrap_or_default());
+            latest.extend(conn.latest(stream, 12).await?);
+            infos.push(conn.groups(stream).await.unwrap_or_default());
+        }
+        let tail: Vec<Value> = newest(latest, 12).iter().map(entry_json).collect();
         let mut groups = Vec::new();
         for group in &self.groups {
             let name = &group.config().settings.group;
-            let info = infos.iter().find(|g| &g.name == name).cloned();
-            let redis_consumers = match info {
-                Some(_) => conn.consumers(stream, name).await?,
-                None => Vec::new(),
-            };
+            let (mut info, mut redis_consumers, mut pending) = (None, Vec::new(), Vec::new());
+            for (stream, stream_groups) in streams.iter().zip(&infos) {
+                let Some(one) = stream_groups.iter().find(|g| &g.name == name) else { continue };
+                add_group(&mut info, one);
+                add_consumers(&mut redis_consumers, conn.consumers(stream, name).await?);
+                pending.extend(conn.pending(stream, name, None, 50).await?);
+            }
             let locals = self.locals(group);
+            // A consumer reading several partitions: one task per partition.
+            let local = |name: &str| locals.iter().filter(|l| l.name == name).collect::<Vec<_>>();
             let mut consumers: Vec<Value> = redis_consumers
                 .iter()
-                .map(|c| {
-                    let local = locals.iter().find(|l| l.name == c.name);
-                    consumer_json(&c.name, Some((c.pending, c.idle_ms)), local)
-                })
+                .map(|c| consumer_json(&c.name, Some((c.pending, c.idle_ms)), &local(&c.name)))
                 .collect();
-            for local in locals.iter().filter(|l| !redis_consumers.iter().any(|c| c.name == l.name)) {
-                consumers.push(consumer_json(&local.name, None, Some(local)));
+            let mut shown: Vec<&str> = redis_consumers.iter().map(|c| c.name.as_str()).collect();
+            for member in &locals {
+                if !shown.contains(&member.name.as_str()) {
+                    shown.push(&member.name);
+                    consumers.push(consumer_json(&member.name, None, &local(&member.name)));
+                }
             }
-            let pending = match info {
-                Some(_) => conn.pending(stream, name, None, 50).await?,
-                None => Vec::new(),
-            };
             groups.push(json!({
                 "name": name,
                 "exists": info.is_some(),
@@ -92,9 +101,10 @@ impl Demo {
                 "lag": info.as_ref().and_then(|g| g.lag),
                 "pending": info.as_ref().map_or(0, |g| g.pending),
                 "consumers": consumers,
-                "pending_entries": pending,
+                "pending_entries": oldest_pending(pending, 50),
             }));
         }
+        let stream = &self.config.stream;
         Ok(json!({
             "time_ms": now_ms(),
             "settings": {
@@ -104,7 +114,9 @@ impl Demo {
                 "claim_idle_ms": self.config.claim_idle.as_millis() as u64,
                 "reap_interval_ms": self.config.reap_interval.as_millis() as u64,
                 "kinds": ORDER_TYPES.iter().chain(KINDS.iter()).collect::<Vec<_>>(),
+                "partitions": self.config.partitions,
             },
+            "partitions": self.partitions().await?,
             "stream": info,
             "tail": tail,
             "groups": groups,
@@ -150,13 +162,18 @@ impl Demo {
             .collect()
     }
 
-    /// The newest `count` dead letters, newest first, and how many there are.
+    /// The newest `count` dead letters (of every partition), newest first,
+    /// and how many there are.
     pub async fn dead_letters(&self, count: usize) -> Action<Value> {
-        let key = crate::settings::dead_letter_key(&self.config.stream);
+        let keys: Vec<String> = self.dead_letters_of().into_iter().map(|(_, dead_letter)| dead_letter).collect();
         let mut conn = self.admin();
-        let length = conn.length(&key).await?;
+        let (mut length, mut records) = (0, Vec::new());
+        for key in &keys {
+            length += conn.length(key).await?;
+            records.extend(conn.latest(key, count.clamp(1, MAX_BATCH)).await?);
+        }
         let mut entries = Vec::new();
-        for entry in conn.latest(&key, count.clamp(1, MAX_BATCH)).await? {
+        for entry in newest(records, count.clamp(1, MAX_BATCH)) {
             let dead = match DeadLetter::parse(entry) {
                 Ok(dead) => dead,
                 Err(error) => {
@@ -169,24 +186,34 @@ impl Demo {
             let fields: Vec<Value> = dead.fields.iter().map(|(n, v)| json!([text_json(n), text_json(v)])).collect();
             entries.push(json!({"id": dead.dead_id, "meta": meta, "fields": fields}));
         }
+        let key = match self.config.partitions {
+            Some(_) => crate::keys::partition_name(&crate::settings::dead_letter_key(&self.config.stream), 0)
+                .replace("{0}", "{p}"),
+            None => keys[0].clone(),
+        };
         Ok(json!({"key": key, "length": length, "entries": entries}))
     }
 }
 
-fn consumer_json(name: &str, redis: Option<(u64, u64)>, local: Option<&Member>) -> Value {
-    let stats = local.map(|l| l.control.stats()).unwrap_or_default();
+/// A consumer as the page shows it: in Redis (pending, idle) and here (its
+/// tasks, one per partition it reads, counted together).
+fn consumer_json(name: &str, redis: Option<(u64, u64)>, local: &[&Member]) -> Value {
+    let mut stats = crate::consumer::ConsumerStats::default();
+    for member in local {
+        stats += member.control.stats();
+    }
     json!({
         "name": name,
         "in_redis": redis.is_some(),
         "pending": redis.map(|r| r.0),
         "idle_ms": redis.map(|r| r.1),
-        "local": local.is_some(),
-        "state": local.map_or(State::Stopped, |l| l.control.state()),
+        "local": !local.is_empty(),
+        "state": local.first().map_or(State::Stopped, |l| l.control.state()),
         "processed": stats.handled,
         "acked": stats.acked,
         "errors": stats.retried + stats.faulted + stats.rejected,
         "dead_lettered": stats.dead_lettered,
         "claimed": stats.claimed,
-        "crash_due": local.map_or(0, |l| l.control.crashes_due()),
+        "crash_due": local.iter().map(|l| l.control.crashes_due()).sum::<u32>(),
     })
 }

@@ -4,6 +4,7 @@
 //! resharded mid-run, and key layouts that would break a dead letter's
 //! atomicity refused at start.
 
+mod demo;
 mod failover;
 mod layout;
 mod partitions;
