@@ -65,9 +65,10 @@ fn collapse(s: &str) -> String {
 const RUN_ELSEWHERE: [(&str, &str); 1] = [("make test", ".ci/run runs it: it is the test suite itself")];
 
 /// The scripts that run the documented commands, and what runs each script.
-const SCRIPTS: [(&str, &str); 3] = [
+const SCRIPTS: [(&str, &str); 4] = [
     ("tour.sh", "the_readme_tour_works"),
     ("cli-tour.sh", "the_cli_tour_works"),
+    ("cluster-tour.sh", "the_cluster_tour_works"),
     ("install.sh", "make test (after the tests)"),
 ];
 
@@ -206,4 +207,12 @@ fn the_readme_tour_works() {
 fn the_cli_tour_works() {
     plugin("orders");
     run_example("cli-tour.sh", &[("DEMO_SECONDS", Path::new("5"))]);
+}
+
+#[test]
+fn the_cluster_tour_works() {
+    plugin("orders");
+    plugin("notifier");
+    plugin("python-analytics");
+    run_example("cluster-tour.sh", &[("DEMO_SECONDS", Path::new("15"))]);
 }
