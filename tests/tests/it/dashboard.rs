@@ -357,18 +357,7 @@ fn demo_starts_and_stops_its_own_redis() {
 /// shows its version. The screenshot is kept as a test artifact.
 #[test]
 fn browser_produce_crash_claim() {
-    let modules = std::env::var("PLAYWRIGHT_MODULES").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap();
-        format!("{home}/.cache/redis-wasm-host/tools/playwright-core-1.65.1/node_modules")
-    });
-    assert!(
-        std::path::Path::new(&modules).join("playwright-core").exists(),
-        "playwright-core not found in {modules}: run `make test` (it installs it) or set PLAYWRIGHT_MODULES"
-    );
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
-        "Chromium not found: `scripts/install-deps.sh browser` installs Debian's chromium"
-    );
+    let modules = playwright();
     let dir = plugin_dir("dash-browser");
     let dist = dir.join("plugins/dist");
     std::fs::create_dir_all(&dist).unwrap();
@@ -414,6 +403,42 @@ fn browser_produce_crash_claim() {
     eprintln!("dashboard screenshot: {}", screenshot.display());
     drop(demo);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Where playwright-core is (`make test` installs it); Chromium must be there too.
+fn playwright() -> String {
+    let modules = std::env::var("PLAYWRIGHT_MODULES").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap();
+        format!("{home}/.cache/redis-wasm-host/tools/playwright-core-1.65.1/node_modules")
+    });
+    assert!(
+        std::path::Path::new(&modules).join("playwright-core").exists(),
+        "playwright-core not found in {modules}: run `make test` (it installs it) or set PLAYWRIGHT_MODULES"
+    );
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
+        "Chromium not found: `scripts/install-deps.sh browser` installs Debian's chromium"
+    );
+    modules
+}
+
+/// The page of a partitioned demo (one server: partitions need no cluster)
+/// shows its partitions and their numbers add up.
+#[test]
+fn browser_shows_partitions() {
+    let modules = playwright();
+    let demo = Demo::start("dash-partitions", &["--partitions", "3"]);
+    let output = std::process::Command::new("node")
+        .arg(root().join("tests/browser/partitions.cjs"))
+        .arg(format!("{}/", demo.base))
+        .arg("3")
+        .env("PLAYWRIGHT_MODULES", &modules)
+        .output()
+        .expect("cannot run node: install Debian's nodejs (`scripts/install-deps.sh node`)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "browser test failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("both groups drained every partition and the analytics totals match"), "{stdout}");
 }
 
 /// Where tests leave artifacts: `$CARGO_TARGET_DIR/test-artifacts` (or target/).
