@@ -91,10 +91,10 @@ pub fn partition_of(value: &[u8], partitions: u32) -> u32 {
 /// tag is its number, so the base name must not carry a tag of its own
 /// (it would come first and put every partition in one slot).
 pub fn partition_base_problem(base: &str) -> Option<String> {
-    has_hash_tag(base).then(|| {
+    (base.contains('{') || base.contains('}')).then(|| {
         format!(
-            "{base:?} has a hash tag ({{…}}), so all its partitions would share one slot; \
-             name it without braces (partitions are named {})",
+            "{base:?} has braces ({{…}}: a hash tag), which would decide the partitions' slots instead of \
+             their numbers; name it without braces (partitions are named {})",
             partition_name(base, 0)
         )
     })
@@ -148,5 +148,6 @@ mod tests {
         assert_eq!(spread.len(), 6, "200 keys reach every one of 6 partitions");
         assert!(partition_base_problem("orders").is_none());
         assert!(partition_base_problem("{orders}").is_some());
+        assert!(partition_base_problem("orders{v2").is_some(), "a stray brace would tag the partitions");
     }
 }

@@ -62,12 +62,20 @@ pub async fn pending(config: &InspectConfig) -> Result<String> {
     let (mut total, mut per_consumer, mut each) = (0u64, BTreeMap::<String, u64>::new(), Vec::new());
     for p in 0..n {
         let part = part_of(config, p);
-        let (count, consumers) = conn.pending_summary(&part.stream, &part.group).await?;
-        total += count;
-        for (name, count) in consumers {
-            *per_consumer.entry(name).or_default() += count;
+        match conn.pending_summary(&part.stream, &part.group).await {
+            Ok((count, consumers)) => {
+                total += count;
+                for (name, count) in consumers {
+                    *per_consumer.entry(name).or_default() += count;
+                }
+                each.push(inspect::pending(&part).await?);
+            }
+            // A partition no consumer has read yet has no group: say so, go on.
+            Err(error) if crate::streams::is_missing_group(&error) => {
+                each.push(format!("stream {} group {}: no such group (or stream) yet\n", part.stream, part.group));
+            }
+            Err(error) => return Err(error),
         }
-        each.push(inspect::pending(&part).await?);
     }
     let mut out = format!("stream {} ({n} partitions) group {}: {total} pending in all\n", config.stream, config.group);
     for (name, count) in &per_consumer {

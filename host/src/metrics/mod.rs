@@ -192,12 +192,26 @@ impl Metrics {
     }
 
     /// Asks Redis for the lag and pending count of every watched group (at
-    /// most 2 s; a group Redis cannot answer for keeps its last values).
+    /// most 2 s; a group Redis cannot answer for keeps its last values). One
+    /// connection per Redis for all its groups (a partitioned stream's
+    /// partitions are many groups; a cluster connection is dear to open).
     pub async fn refresh_groups(&self) {
         let groups = self.groups.lock().expect("metrics groups lock").clone();
+        let mut conns: Vec<(String, crate::streams::Connection)> = Vec::new();
+        let mut unreachable: Vec<String> = Vec::new();
         for (labels, redis) in groups {
+            if unreachable.iter().any(|url| url == redis.raw_url()) {
+                continue;
+            }
             let asked = tokio::time::timeout(Duration::from_secs(2), async {
-                redis.connect(Duration::ZERO).await?.groups(&labels.stream).await
+                let at = match conns.iter().position(|(url, _)| url == redis.raw_url()) {
+                    Some(at) => at,
+                    None => {
+                        conns.push((redis.raw_url().to_string(), redis.connect(Duration::ZERO).await?));
+                        conns.len() - 1
+                    }
+                };
+                conns[at].1.groups(&labels.stream).await
             });
             match asked.await {
                 Ok(Ok(infos)) => match infos.into_iter().find(|g| g.name == labels.group) {
@@ -217,8 +231,16 @@ impl Metrics {
                         self.lag.remove(&labels);
                     }
                 },
-                Ok(Err(error)) => tracing::debug!(stream = %labels.stream, "group metrics not refreshed: {error:#}"),
-                Err(_) => tracing::debug!(stream = %labels.stream, "group metrics not refreshed: Redis took over 2 s"),
+                Ok(Err(error)) => {
+                    tracing::debug!(stream = %labels.stream, "group metrics not refreshed: {error:#}");
+                    if !conns.iter().any(|(url, _)| url == redis.raw_url()) {
+                        unreachable.push(redis.raw_url().to_string());
+                    }
+                }
+                Err(_) => {
+                    tracing::debug!(stream = %labels.stream, "group metrics not refreshed: Redis took over 2 s");
+                    unreachable.push(redis.raw_url().to_string());
+                }
             }
         }
     }

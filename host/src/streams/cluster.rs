@@ -117,10 +117,14 @@ async fn slot_map(info: &ConnectionInfo) -> Result<Vec<SlotRange>> {
         .set_response_timeout(Some(CONNECT_TIMEOUT));
     let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
     let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut conn).await?;
-    parse_slots(reply)
+    let asked = match info.addr() {
+        ConnectionAddr::Tcp(host, _) => host.as_str(),
+        _ => "127.0.0.1",
+    };
+    parse_slots(reply, asked)
 }
 
-fn parse_slots(reply: Value) -> Result<Vec<SlotRange>> {
+fn parse_slots(reply: Value, asked: &str) -> Result<Vec<SlotRange>> {
     let Value::Array(rows) = reply else { bail!("unexpected CLUSTER SLOTS reply") };
     let mut map = Vec::with_capacity(rows.len());
     for row in rows {
@@ -133,9 +137,15 @@ fn parse_slots(reply: Value) -> Result<Vec<SlotRange>> {
         for node in items {
             let Value::Array(parts) = node else { continue };
             let mut parts = parts.into_iter();
+            // NULL or "?": an endpoint the node does not know (e.g.
+            // `cluster-preferred-endpoint-type unknown-endpoint`): the
+            // host the question went to, as redis-rs does.
             let host: String = match parts.next() {
-                Some(value) => redis::from_redis_value(value)?,
-                None => continue,
+                Some(Value::Nil) | None => asked.to_string(),
+                Some(value) => match redis::from_redis_value::<String>(value)? {
+                    host if host.is_empty() || host == "?" => asked.to_string(),
+                    host => host,
+                },
             };
             let Some(Value::Int(port)) = parts.next() else { continue };
             nodes.push((host, u16::try_from(port).context("node port")?));
@@ -148,8 +158,47 @@ fn parse_slots(reply: Value) -> Result<Vec<SlotRange>> {
     Ok(map)
 }
 
-/// Whether the node at `info` runs in cluster mode (`INFO cluster`).
+/// Whether the server on `conn` runs in cluster mode (`INFO cluster`). A
+/// server that refuses `INFO` (an ACL without `@dangerous`, a renamed
+/// command) is taken for one server: a cluster is then named by the URL
+/// (`redis+cluster://`).
 pub(super) async fn is_cluster(conn: &mut redis::aio::MultiplexedConnection) -> Result<bool> {
-    let info: String = redis::cmd("INFO").arg("cluster").query_async(conn).await.context("INFO cluster failed")?;
-    Ok(info.lines().any(|line| line.trim() == "cluster_enabled:1"))
+    match redis::cmd("INFO").arg("cluster").query_async::<String>(conn).await {
+        Ok(info) => Ok(info.lines().any(|line| line.trim() == "cluster_enabled:1")),
+        Err(error) if error.code().is_some() => {
+            tracing::debug!("INFO cluster refused ({error}): taken for one server");
+            Ok(false)
+        }
+        Err(error) => Err(anyhow::Error::from(error).context("INFO cluster failed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn slot_maps_parse_with_unknown_endpoints() {
+        let node = |host: Value, port| Value::Array(vec![host, Value::Int(port), bulk("id")]);
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node(bulk("10.0.0.1"), 7000),
+                node(bulk("10.0.0.4"), 7003),
+            ]),
+            Value::Array(vec![Value::Int(5461), Value::Int(16383), node(Value::Nil, 7001)]),
+            Value::Array(vec![Value::Int(0), Value::Int(1), node(bulk("?"), 7002)]),
+        ]);
+        let map = parse_slots(reply, "seed").unwrap();
+        assert_eq!(map[0].nodes, [("10.0.0.1".to_string(), 7000), ("10.0.0.4".to_string(), 7003)]);
+        assert_eq!(map[1].nodes, [("seed".to_string(), 7001)]);
+        assert_eq!(map[2].nodes, [("seed".to_string(), 7002)]);
+        assert!(parse_slots(Value::Array(vec![Value::Array(vec![Value::Int(0), Value::Int(1)])]), "s").is_err());
+        assert!(parse_slots(Value::Int(3), "s").is_err());
+    }
 }

@@ -2,8 +2,12 @@
 //! connections (a plugin call runs on a blocking thread), pooled per
 //! consumer group, each command bounded by the plugin call's deadline. A
 //! connection that fails or times out is dropped, never reused half-read.
+//! On a cluster: one shared cluster connection (redis-rs routes each
+//! command by its key and follows redirects), its command awaited from the
+//! blocking thread under the deadline, however many tries redis-rs makes.
 
 use crate::effects::StateStore;
+use redis::cluster_async::ClusterConnection;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,36 +17,10 @@ const POOL: usize = 8;
 /// [`StateStore`] on one Redis server or a Redis Cluster.
 pub struct RedisState {
     client: redis::Client,
-    /// On a cluster: its client (each command routed by its key's slot).
-    cluster: Option<redis::cluster::ClusterClient>,
+    /// On a cluster: its client and, once opened, its shared connection.
+    cluster: Option<(redis::cluster::ClusterClient, tokio::sync::OnceCell<ClusterConnection>)>,
     shown_url: String,
-    idle: Mutex<Vec<Blocking>>,
-}
-
-/// A blocking connection to one server or to the cluster.
-enum Blocking {
-    Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
-}
-
-impl Blocking {
-    fn set_timeouts(&mut self, left: Duration) -> redis::RedisResult<()> {
-        match self {
-            Blocking::Single(conn) => {
-                conn.set_read_timeout(Some(left)).and_then(|()| conn.set_write_timeout(Some(left)))
-            }
-            Blocking::Cluster(conn) => {
-                conn.set_read_timeout(Some(left)).and_then(|()| conn.set_write_timeout(Some(left)))
-            }
-        }
-    }
-
-    fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-        match self {
-            Blocking::Single(conn) => cmd.query(conn),
-            Blocking::Cluster(conn) => cmd.query(conn),
-        }
-    }
+    idle: Mutex<Vec<redis::Connection>>,
 }
 
 impl std::fmt::Debug for RedisState {
@@ -55,15 +33,38 @@ impl RedisState {
     /// `cluster`: the seed node's settings when this is a cluster.
     pub(super) fn new(client: redis::Client, cluster: Option<redis::ConnectionInfo>, shown_url: String) -> Self {
         let cluster = cluster.and_then(|seed| {
-            redis::cluster::ClusterClientBuilder::new([seed]).connection_timeout(super::CONNECT_TIMEOUT).build().ok()
+            redis::cluster::ClusterClientBuilder::new([seed])
+                .connection_timeout(super::CONNECT_TIMEOUT)
+                .min_retry_wait(10)
+                .max_retry_wait(200)
+                .build()
+                .ok()
         });
-        RedisState { client, cluster, shown_url, idle: Mutex::default() }
+        RedisState {
+            client,
+            cluster: cluster.map(|c| (c, tokio::sync::OnceCell::new())),
+            shown_url,
+            idle: Mutex::default(),
+        }
     }
 
-    fn open(&self, left: Duration) -> redis::RedisResult<Blocking> {
-        match &self.cluster {
-            None => self.client.get_connection_with_timeout(left).map(Blocking::Single),
-            Some(cluster) => cluster.get_connection().map(Blocking::Cluster),
+    /// Runs `cmd` on the cluster connection, all of it before `until`: on the
+    /// runtime the plugin's blocking thread belongs to.
+    fn run_on_cluster<T: redis::FromRedisValue>(
+        &self,
+        (client, conn): &(redis::cluster::ClusterClient, tokio::sync::OnceCell<ClusterConnection>),
+        cmd: &redis::Cmd,
+        left: Duration,
+    ) -> Result<T, String> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| "no Redis to ask here (state calls need `host run`)".to_string())?;
+        let asked = runtime.block_on(tokio::time::timeout(left, async {
+            let conn = conn.get_or_try_init(|| client.get_async_connection()).await?;
+            cmd.query_async::<T>(&mut conn.clone()).await
+        }));
+        match asked {
+            Ok(reply) => reply.map_err(|e| format!("Redis: {e}")),
+            Err(_) => Err("Redis did not answer before the call's deadline".to_string()),
         }
     }
 
@@ -73,14 +74,22 @@ impl RedisState {
         if left < Duration::from_millis(1) {
             return Err("the call's deadline has passed: no time left to ask Redis".into());
         }
+        if let Some(cluster) = &self.cluster {
+            return self.run_on_cluster(cluster, cmd, left);
+        }
         let pooled = self.idle.lock().expect("state pool lock").pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => self.open(left).map_err(|e| format!("cannot reach Redis at {}: {e}", self.shown_url))?,
+            None => self
+                .client
+                .get_connection_with_timeout(left)
+                .map_err(|e| format!("cannot reach Redis at {}: {e}", self.shown_url))?,
         };
         let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        conn.set_timeouts(left).map_err(|e| e.to_string())?;
-        let reply = conn.query::<T>(cmd).map_err(|e| {
+        conn.set_read_timeout(Some(left))
+            .and_then(|()| conn.set_write_timeout(Some(left)))
+            .map_err(|e| e.to_string())?;
+        let reply = cmd.query::<T>(&mut conn).map_err(|e| {
             if e.is_timeout() {
                 "Redis did not answer before the call's deadline".to_string()
             } else {

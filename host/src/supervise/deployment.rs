@@ -84,6 +84,12 @@ impl<S: HandlerSource> Deployment<S> {
         observer: Option<Arc<dyn AckObserver>>,
     ) -> Result<Self> {
         let mut admin = redis.connect(Duration::ZERO).await?;
+        if let Some(n) = settings.partitions
+            && settings.consumers.len() > n as usize
+        {
+            tracing::warn!(stream = %settings.stream, "{} consumers for {n} partitions: each partition has one \
+                reader here, so {} of the consumers get none", settings.consumers.len(), settings.consumers.len() - n as usize);
+        }
         let mut parts = Vec::new();
         for part in settings.per_partition() {
             let part = super::layout::for_redis(redis, part).await?;

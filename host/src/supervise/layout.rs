@@ -41,12 +41,17 @@ fn check(stream: &str, key: &str, role: &str, setting: &str) -> Result<()> {
     if same_slot(stream, key) {
         return Ok(());
     }
+    let example = companion(stream, key.rsplit(':').next().unwrap_or("dlq"));
+    let fix = if same_slot(stream, &example) {
+        format!("change {setting} to a key with the stream's hash tag, e.g. {example:?}")
+    } else {
+        // A name with a stray `}` cannot be a hash tag of its own.
+        format!("give the stream a hash tag ({{…}}) and {setting} the same one")
+    };
     bail!(
         "on a Redis Cluster the {role} {key:?} must share the hash slot of stream {stream:?} (it is written in one \
-         script with the stream's XACK), but {key:?} is in slot {} and {stream:?} in slot {}: change {setting} to \
-         a key with the stream's hash tag, e.g. {:?}",
+         script with the stream's XACK), but {key:?} is in slot {} and {stream:?} in slot {}: {fix}",
         slot(key),
         slot(stream),
-        companion(stream, key.rsplit(':').next().unwrap_or("dlq"))
     )
 }

@@ -304,6 +304,8 @@ mod tests {
         let counted: PluginSettings = toml::from_str("stream = \"s\"\ngroup = \"g\"\nconsumers = 2\n").unwrap();
         let settings = counted.to_settings("orders", "h", "/p/orders.toml").unwrap();
         assert_eq!(settings.consumers, vec!["h-orders-1", "h-orders-2"]);
+        let partitioned: PluginSettings = toml::from_str("stream = \"s\"\ngroup = \"g\"\npartitions = 4\n").unwrap();
+        assert_eq!(partitioned.to_settings("orders", "h", "/p/orders.toml").unwrap().partitions, Some(4));
     }
 
     fn error_of(sidecar: &str) -> String {
@@ -337,6 +339,7 @@ mod tests {
             ("--max-deliveries", "max_deliveries", "0"),
             ("--max-memory-mb", "max_memory_mb", "70000"),
             ("--consumers", "consumers", "0"),
+            ("--partitions", "partitions", "0"),
         ] {
             let flag_error = crate::cli::try_parse(run.iter().copied().chain([flag, value])).unwrap_err().to_string();
             let file_error = error_of(&format!("{key} = {value}"));

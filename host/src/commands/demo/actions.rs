@@ -182,6 +182,10 @@ impl Demo {
             let also = super::reset_keys(&stream, &dead_letter);
             self.admin().recreate(&stream, &also.iter().map(String::as_str).collect::<Vec<_>>(), &groups).await?;
         }
+        if self.config.partitions.is_some() {
+            // The notifier's counts of every partition (one server only).
+            self.admin().recreate(&super::notifier_stats_key(&self.config.stream), &[], &[]).await?;
+        }
         self.sink.clear();
         for group in &self.groups {
             for local in self.locals(group) {

@@ -212,6 +212,10 @@ impl Demo {
                 tracing::info!(%stream, "reset: deleted {stream} and {} to start clean (--no-reset keeps them)",
                     also.join(", "));
             }
+            if config.partitions.is_some() {
+                // The notifier's counts of every partition (one server only).
+                admin.recreate(&notifier_stats_key(&config.stream), &[], &[]).await?;
+            }
         }
         let mut supervisor = Supervisor::new(Engine::new()?, redis.clone(), shutdown, Removed::KeepServing);
         let mut groups = Vec::new();

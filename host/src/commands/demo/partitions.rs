@@ -5,7 +5,6 @@
 //! stream, slot, length, and each group's pending count and lag there.
 
 use crate::commands::demo::Demo;
-use crate::commands::demo::actions::Action;
 use crate::entry::Entry;
 use crate::streams::{ConsumerInfo, GroupInfo, PendingEntry, StreamInfo};
 use serde_json::{Value, json};
@@ -87,7 +86,7 @@ impl Demo {
     /// The partitions panel: per partition its stream, slot, length, dead
     /// letters, and each group's pending count and lag; `null` when the
     /// stream is not partitioned.
-    pub(super) async fn partitions(&self) -> Action<Value> {
+    pub(super) async fn partitions(&self) -> anyhow::Result<Value> {
         if self.config.partitions.is_none() {
             return Ok(Value::Null);
         }

@@ -78,3 +78,27 @@ async fn the_default_dead_letter_stream_shares_the_slot_and_effects_outside_it_a
     first.terminate();
     second.terminate();
 }
+
+/// A server that refuses `INFO` (an ACL without `@dangerous`) is taken for
+/// one server, as before clusters were asked about: nothing breaks.
+#[test]
+fn a_server_refusing_info_is_taken_for_one_server() {
+    let redis = PrivateRedis::start();
+    let mut admin = redis::Client::open(redis.url.as_str()).unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("limited")
+        .arg("on")
+        .arg(">secret")
+        .arg("~*")
+        .arg("&*")
+        .arg("+@all")
+        .arg("-@dangerous")
+        .query(&mut admin)
+        .unwrap();
+    let _: String = redis::cmd("XADD").arg("s").arg("*").arg("f").arg("v").query(&mut admin).unwrap();
+    let url = redis.url.replace("redis://", "redis://limited:secret@");
+    let info = Host::new(["info", "--stream", "s", "--redis", &url]).logging().output();
+    assert!(info.status.success(), "{info:?}");
+    assert!(String::from_utf8_lossy(&info.stdout).contains("stream s: 1 entries"), "{info:?}");
+}

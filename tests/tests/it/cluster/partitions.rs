@@ -34,8 +34,32 @@ async fn a_partitioned_stream_with_faults_is_consumed_by_two_hosts_on_a_cluster(
     assert!(produced.ids.iter().all(|ids| !ids.is_empty()), "every partition gets entries");
 
     let url = cluster.url();
-    let mut hosts = [chaos_host(&url, base, PARTITIONS, &[]), chaos_host(&url, base, PARTITIONS, &[])];
+    let addrs: Vec<String> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()).collect();
+    let mut hosts = [
+        chaos_host(&url, base, PARTITIONS, &["--metrics", &addrs[0]]),
+        chaos_host(&url, base, PARTITIONS, &["--metrics", &addrs[1]]),
+    ];
     wait_drained_all(&mut conn, base, PARTITIONS, "g", Duration::from_secs(180)).await;
+    // /metrics on a cluster: each partition's group gauges, and the acks of both hosts.
+    let mut acked = 0.0;
+    for addr in &addrs {
+        let samples = crate::metrics::scrape(addr);
+        for p in 0..PARTITIONS {
+            let stream = host::partition_name(base, p);
+            let labels = [("stream", stream.as_str()), ("group", "g")];
+            let gauges: Vec<_> =
+                samples.iter().filter(|(n, l, _)| n == "host_group_lag" && l.get("stream") == Some(&stream)).collect();
+            assert_eq!(gauges.len(), 1, "one lag gauge for {stream}");
+            assert_eq!(crate::metrics::value(&samples, "host_group_lag", &labels), 0.0);
+            assert_eq!(crate::metrics::value(&samples, "host_group_pending", &labels), 0.0);
+            acked += samples
+                .iter()
+                .filter(|(n, l, _)| n == "host_acked_total" && l.get("stream") == Some(&stream))
+                .map(|s| s.2)
+                .sum::<f64>();
+        }
+    }
     let logs: Vec<Vec<String>> = hosts
         .iter_mut()
         .map(|host| {
@@ -78,6 +102,7 @@ async fn a_partitioned_stream_with_faults_is_consumed_by_two_hosts_on_a_cluster(
     let handled: BTreeSet<String> = logs.iter().flat_map(|log| handled_ids(log)).collect();
     let expected_ok = ENTRIES - rejected.len();
     assert_eq!(handled.len(), expected_ok, "every entry but the rejected ones was handled Ok");
+    assert!(acked >= expected_ok as f64, "the hosts' metrics count {acked} acks of {expected_ok} entries handled Ok");
 
     // The inspection commands sum the partitions.
     let info = Host::new(["info", "--stream", base, "--partitions", "6", "--redis", &url]).logging().output();
@@ -91,6 +116,32 @@ async fn a_partitioned_stream_with_faults_is_consumed_by_two_hosts_on_a_cluster(
         .logging()
         .output();
     assert!(String::from_utf8_lossy(&pending.stdout).contains("0 pending in all"));
+
+    // `host dlq requeue --partitions --id` finds the partition holding the id.
+    let first_dead: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(host::partition_name(
+            "orders:dlq",
+            produced.partition_of_id(rejected.iter().next().unwrap()).unwrap() as u32,
+        ))
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let requeue =
+        Host::new(["dlq", "requeue", "--stream", base, "--partitions", "6", "--redis", &url, "--id", &first_dead[0].0])
+            .logging()
+            .output();
+    assert!(String::from_utf8_lossy(&requeue.stdout).contains("requeued 1 entries"), "{requeue:?}");
+    let unknown = Host::new(["dlq", "requeue", "--stream", base, "--partitions", "6", "--redis", &url, "--id", "1-1"])
+        .logging()
+        .output();
+    assert!(
+        !unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no entry 1-1"),
+        "{unknown:?}"
+    );
 
     // `host produce --partition-key` routes as the consumers' partitions expect.
     let out =
