@@ -12,13 +12,13 @@ const ENTRIES: usize = 20_000;
 /// The faults of entry i: a retry, a trap, a reject (dead-lettered at once).
 fn faults(i: usize) -> Vec<(String, String)> {
     let mut fields = Vec::new();
-    if i % 97 == 0 {
+    if i.is_multiple_of(97) {
         fields.push(("fail_first".to_string(), "2".to_string()));
     }
-    if i % 331 == 0 {
+    if i.is_multiple_of(331) {
         fields.push(("trap_first".to_string(), "2".to_string()));
     }
-    if i % 211 == 0 {
+    if i.is_multiple_of(211) {
         fields.push(("reject".to_string(), String::new()));
     }
     fields
