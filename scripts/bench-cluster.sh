@@ -4,8 +4,9 @@
 # of 3 masters + 3 replicas (`redis-server --cluster-enabled yes`, joined by
 # `redis-cli --cluster create`) on free loopback ports, all stopped by pid at
 # exit; then, BENCH_ROUNDS times (default 3), interleaved: the no-op plugin
-# on the single server (one stream, and 3 partitions), and on the cluster
-# with 1, 3 and 6 partitions (each partition read by one consumer task).
+# on the single server (one stream, and 3 partitions), on a server with one
+# replica (what replication alone costs), and on the cluster with 1, 3 and
+# 6 partitions (each partition read by one consumer task).
 # Prints a table: entries/s (median), the host's CPU per entry, and the
 # Redis servers' CPU per entry (all nodes, replicas included: INFO cpu).
 # BENCH_ENTRIES (default 200000) sizes the runs.
@@ -54,6 +55,16 @@ start_server() { # PORT EXTRA...
 
 SINGLE=$(free_port)
 start_server "$SINGLE"
+# One server with a replica: what replication alone costs (the cluster's
+# masters each have one).
+PRIMARY=$(free_port)
+start_server "$PRIMARY" --repl-diskless-sync-delay 0
+REPLICA=$(free_port)
+start_server "$REPLICA" --replicaof 127.0.0.1 "$PRIMARY"
+for _ in $(seq 300); do
+  redis-cli -p "$REPLICA" info replication | grep -q 'master_link_status:up' && break
+  sleep 0.1
+done
 NODES=()
 for _ in 1 2 3 4 5 6; do
   port=$(free_port)
@@ -102,6 +113,7 @@ for round in $(seq "$ROUNDS"); do
   echo "bench-cluster: round $round of $ROUNDS" >&2
   run single-1         "redis://127.0.0.1:$SINGLE" "$SINGLE"
   run single-3-parts   "redis://127.0.0.1:$SINGLE" "$SINGLE" --partitions 3
+  run replicated-1     "redis://127.0.0.1:$PRIMARY" "$PRIMARY $REPLICA"
   run cluster-1-part   "$CLUSTER" "${NODES[*]}" --partitions 1
   run cluster-3-parts  "$CLUSTER" "${NODES[*]}" --partitions 3
   run cluster-6-parts  "$CLUSTER" "${NODES[*]}" --partitions 6

@@ -45,9 +45,19 @@ impl Cluster {
         Ok(Cluster { seed, known: Mutex::new(known), moved: Mutex::default() })
     }
 
-    /// The URL's settings (auth) at the seed's address, for redis-rs's cluster client.
-    pub(super) fn seed(&self) -> &ConnectionInfo {
-        &self.seed
+    /// Every node known, the URL's first, with the URL's settings (auth):
+    /// the initial nodes of redis-rs's cluster client, so a new connection
+    /// opens while the URL's node is down (after a failover) as long as any
+    /// node seen before answers. The first time, the slot map is read from
+    /// the URL's node to learn the rest.
+    pub(super) async fn seeds(&self) -> Vec<ConnectionInfo> {
+        if self.known.lock().expect("cluster nodes lock").len() <= 1
+            && let Ok(map) = slot_map(&self.seed).await
+        {
+            self.learn(&map);
+        }
+        let known = self.known.lock().expect("cluster nodes lock").clone();
+        known.into_iter().map(|(host, port)| self.seed.clone().set_addr(ConnectionAddr::Tcp(host, port))).collect()
     }
 
     /// The connection settings of the master serving `slot` now, asking the

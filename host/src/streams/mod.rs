@@ -142,7 +142,7 @@ impl Redis {
         let Some(cluster) = self.cluster().await? else {
             return Ok(Connection { conn: Conn::Single(self.single(block).await?) });
         };
-        let client = redis::cluster::ClusterClientBuilder::new([cluster.seed().clone()])
+        let client = redis::cluster::ClusterClientBuilder::new(cluster.seeds().await)
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(block + REPLY_SLACK)
             // A failover takes a few seconds: a command waits through it
@@ -162,7 +162,7 @@ impl Redis {
     /// connections, opened when first needed (to the cluster when this is
     /// one, as far as is known by then: call after a connect).
     pub fn state(&self) -> Arc<dyn crate::effects::StateStore> {
-        let cluster = self.cluster.get().and_then(|c| c.as_ref()).map(|c| c.seed().clone());
+        let cluster = self.cluster.get().and_then(|c| c.clone());
         Arc::new(state::RedisState::new(self.client.clone(), cluster, self.shown_url.clone()))
     }
 

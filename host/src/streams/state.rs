@@ -6,8 +6,10 @@
 //! command by its key and follows redirects), its command awaited from the
 //! blocking thread under the deadline, however many tries redis-rs makes.
 
+use super::cluster::Cluster;
 use crate::effects::StateStore;
 use redis::cluster_async::ClusterConnection;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -17,8 +19,8 @@ const POOL: usize = 8;
 /// [`StateStore`] on one Redis server or a Redis Cluster.
 pub struct RedisState {
     client: redis::Client,
-    /// On a cluster: its client and, once opened, its shared connection.
-    cluster: Option<(redis::cluster::ClusterClient, tokio::sync::OnceCell<ClusterConnection>)>,
+    /// On a cluster: what is known of it and, once opened, the shared connection.
+    cluster: Option<(Arc<Cluster>, tokio::sync::OnceCell<ClusterConnection>)>,
     shown_url: String,
     idle: Mutex<Vec<redis::Connection>>,
 }
@@ -30,16 +32,8 @@ impl std::fmt::Debug for RedisState {
 }
 
 impl RedisState {
-    /// `cluster`: the seed node's settings when this is a cluster.
-    pub(super) fn new(client: redis::Client, cluster: Option<redis::ConnectionInfo>, shown_url: String) -> Self {
-        let cluster = cluster.and_then(|seed| {
-            redis::cluster::ClusterClientBuilder::new([seed])
-                .connection_timeout(super::CONNECT_TIMEOUT)
-                .min_retry_wait(10)
-                .max_retry_wait(200)
-                .build()
-                .ok()
-        });
+    /// `cluster`: what is known of the cluster, when this is one.
+    pub(super) fn new(client: redis::Client, cluster: Option<Arc<Cluster>>, shown_url: String) -> Self {
         RedisState {
             client,
             cluster: cluster.map(|c| (c, tokio::sync::OnceCell::new())),
@@ -52,14 +46,24 @@ impl RedisState {
     /// runtime the plugin's blocking thread belongs to.
     fn run_on_cluster<T: redis::FromRedisValue>(
         &self,
-        (client, conn): &(redis::cluster::ClusterClient, tokio::sync::OnceCell<ClusterConnection>),
+        (cluster, conn): &(Arc<Cluster>, tokio::sync::OnceCell<ClusterConnection>),
         cmd: &redis::Cmd,
         left: Duration,
     ) -> Result<T, String> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| "no Redis to ask here (state calls need `host run`)".to_string())?;
         let asked = runtime.block_on(tokio::time::timeout(left, async {
-            let conn = conn.get_or_try_init(|| client.get_async_connection()).await?;
+            let conn = conn
+                .get_or_try_init(|| async {
+                    redis::cluster::ClusterClientBuilder::new(cluster.seeds().await)
+                        .connection_timeout(super::CONNECT_TIMEOUT)
+                        .min_retry_wait(10)
+                        .max_retry_wait(200)
+                        .build()?
+                        .get_async_connection()
+                        .await
+                })
+                .await?;
             cmd.query_async::<T>(&mut conn.clone()).await
         }));
         match asked {
