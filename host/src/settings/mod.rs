@@ -8,9 +8,12 @@
 //! A shared type: it uses nothing of the host but plain data, and the
 //! consumer, the Wasm layer and the commands all read it.
 
+mod invalid;
 mod partitions;
 
 pub use crate::origin::Origin;
+pub use invalid::Invalid;
+use invalid::{range, within, within_ms};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -300,56 +303,6 @@ impl GroupSettings {
         let shown = if bytes == usize::MAX { format!("more than {mb}") } else { mb.to_string() };
         Err(Invalid::new("max_memory_mb", format!("{shown} is outside {} (MiB per instance)", range(&MAX_MEMORY_MB))))
     }
-}
-
-/// A setting out of its range, or otherwise unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {key}: {problem}")]
-pub struct Invalid {
-    /// The setting as settings files name it: `count`, `block_ms`.
-    pub key: &'static str,
-    /// What is wrong with it, the same text whatever the source:
-    /// `0 is outside 1..=100000 (entries per read)`.
-    pub problem: String,
-}
-
-impl Invalid {
-    fn new(key: &'static str, problem: impl Into<String>) -> Self {
-        Invalid { key, problem: problem.into() }
-    }
-
-    /// The flag that sets it: `--count`, `--block-ms`.
-    pub fn flag(&self) -> String {
-        format!("--{}", self.key.replace('_', "-"))
-    }
-
-    /// The message for a value given by flag: `invalid --count: 0 is outside …`.
-    pub fn for_flag(&self) -> String {
-        format!("invalid {}: {}", self.flag(), self.problem)
-    }
-
-    /// The message for a value read from `place` (a settings file, or a table
-    /// of one): `invalid count in /plugins/orders.toml: 0 is outside …`.
-    pub fn in_file(&self, place: &str) -> String {
-        format!("invalid {} in {place}: {}", self.key, self.problem)
-    }
-}
-
-fn range(r: &RangeInclusive<u64>) -> String {
-    format!("{}..={}", r.start(), r.end())
-}
-
-fn within(key: &'static str, value: u64, r: RangeInclusive<u64>, what: &str) -> Result<(), Invalid> {
-    if r.contains(&value) {
-        return Ok(());
-    }
-    Err(Invalid::new(key, format!("{value} is outside {} ({what})", range(&r))))
-}
-
-/// [`within`] for a duration, in whole milliseconds.
-fn within_ms(key: &'static str, value: Duration, r: RangeInclusive<u64>, what: &str) -> Result<(), Invalid> {
-    let ms = u64::try_from(value.as_millis()).unwrap_or(u64::MAX);
-    within(key, ms, r, &format!("ms, {what}"))
 }
 
 fn check_start_id(id: &str) -> Result<(), Invalid> {
