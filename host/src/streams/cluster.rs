@@ -9,8 +9,9 @@
 //! re-reads the slot map when a node fails. The hot reader has a TCP
 //! connection of its own to the master of its stream's slot, found here
 //! ([`Cluster::owner`], from `CLUSTER SLOTS`, asked of any known node that
-//! answers): a `MOVED` or a dead node fails its read, the consumer drops it,
-//! and the next one is opened on the slot's new master.
+//! answers): a `MOVED`, an `ASK` or a dead node fails its read, the consumer
+//! drops it, and the next one is opened on the node the redirect named (for
+//! an `ASK`, sending `ASKING` before each command), else on the slot's master.
 
 use super::CONNECT_TIMEOUT;
 use anyhow::{Context, Result, anyhow, bail};
@@ -28,9 +29,11 @@ pub struct Cluster {
     /// Every node seen in a slot map, masters and replicas (host, port):
     /// asked in turn when the seed is down (failover).
     known: Mutex<Vec<(String, u16)>>,
-    /// Where a `MOVED` reply said a slot went: asked first, once, by the
-    /// next reader of that slot (other nodes may not have heard yet).
-    moved: Mutex<HashMap<u16, (String, u16)>>,
+    /// Where a `MOVED` reply said a slot went, or an `ASK` said its key is
+    /// now (the slot still migrating: `true`, the reader asks with `ASKING`):
+    /// used first, once, by the next reader of that slot (other nodes may
+    /// not have heard yet).
+    moved: Mutex<HashMap<u16, (String, u16, bool)>>,
 }
 
 impl Cluster {
@@ -62,9 +65,11 @@ impl Cluster {
 
     /// The connection settings of the master serving `slot` now, asking the
     /// known nodes in turn for the slot map. `shown_url` is for messages.
-    pub(super) async fn owner(&self, slot: u16, shown_url: &str) -> Result<ConnectionInfo> {
-        if let Some((host, port)) = self.moved.lock().expect("cluster moved lock").remove(&slot) {
-            return Ok(self.seed.clone().set_addr(ConnectionAddr::Tcp(host, port)));
+    /// The second value: whether the node must be asked with `ASKING` (an
+    /// `ASK` sent the reader there, the slot still migrating).
+    pub(super) async fn owner(&self, slot: u16, shown_url: &str) -> Result<(ConnectionInfo, bool)> {
+        if let Some((host, port, asking)) = self.moved.lock().expect("cluster moved lock").remove(&slot) {
+            return Ok((self.seed.clone().set_addr(ConnectionAddr::Tcp(host, port)), asking));
         }
         let nodes = self.known.lock().expect("cluster nodes lock").clone();
         let mut last = None;
@@ -78,7 +83,7 @@ impl Cluster {
                         .find(|range| range.start <= slot && slot <= range.end)
                         .map(|range| range.nodes[0].clone())
                         .ok_or_else(|| anyhow!("no node serves slot {slot} (is the cluster complete? CLUSTER INFO)"))?;
-                    return Ok(self.seed.clone().set_addr(ConnectionAddr::Tcp(host, port)));
+                    return Ok((self.seed.clone().set_addr(ConnectionAddr::Tcp(host, port)), false));
                 }
                 Err(error) => last = Some(error.context(format!("node {host}:{port}"))),
             }
@@ -87,17 +92,23 @@ impl Cluster {
             .with_context(|| format!("cannot read the slot map of the Redis Cluster at {shown_url}"))
     }
 
-    /// Takes note of a `MOVED` in `error`, if it is one: the slot's next
-    /// reader goes straight to the node it names.
-    pub(super) fn note_moved(&self, error: &anyhow::Error) {
-        let moved = error.chain().filter_map(|cause| cause.downcast_ref::<redis::RedisError>()).find_map(|e| {
-            (e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved)).then(|| e.redirect_node()).flatten()
+    /// Takes note of a `MOVED` or `ASK` in `error`, if it is one: the slot's
+    /// next reader goes straight to the node it names (after an `ASK`,
+    /// asking with `ASKING` before each command).
+    pub(super) fn note_redirect(&self, error: &anyhow::Error) {
+        let redirect = error.chain().filter_map(|cause| cause.downcast_ref::<redis::RedisError>()).find_map(|e| {
+            let asking = match e.kind() {
+                redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => false,
+                redis::ErrorKind::Server(redis::ServerErrorKind::Ask) => true,
+                _ => return None,
+            };
+            e.redirect_node().map(|(addr, slot)| (addr.to_string(), slot, asking))
         });
-        if let Some((addr, slot)) = moved
+        if let Some((addr, slot, asking)) = redirect
             && let Some((host, port)) = addr.rsplit_once(':')
             && let Ok(port) = port.parse()
         {
-            self.moved.lock().expect("cluster moved lock").insert(slot, (host.to_string(), port));
+            self.moved.lock().expect("cluster moved lock").insert(slot, (host.to_string(), port, asking));
         }
     }
 

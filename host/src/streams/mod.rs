@@ -173,8 +173,8 @@ impl Redis {
         match self.cluster().await? {
             None => Reader::open(self.client.get_connection_info(), &self.shown_url).await,
             Some(cluster) => {
-                let owner = cluster.owner(crate::keys::slot(stream), &self.shown_url).await?;
-                Ok(Reader::open(&owner, &self.shown_url).await?.on_cluster(cluster.clone()))
+                let (owner, asking) = cluster.owner(crate::keys::slot(stream), &self.shown_url).await?;
+                Ok(Reader::open(&owner, &self.shown_url).await?.on_cluster(cluster.clone(), asking))
             }
         }
     }

@@ -41,8 +41,11 @@ pub struct Reader {
     buf: Vec<u8>,
     /// The command being sent (kept to reuse its allocation).
     out: Vec<u8>,
-    /// On a cluster: where a `MOVED` reply is noted for the next reader.
+    /// On a cluster: where a `MOVED` or `ASK` reply is noted for the next reader.
     cluster: Option<std::sync::Arc<super::cluster::Cluster>>,
+    /// Each command goes after an `ASKING` (an `ASK` sent this reader to a
+    /// node importing its slot; harmless once the slot is the node's).
+    asking: bool,
 }
 
 impl Reader {
@@ -68,7 +71,8 @@ impl Reader {
             Ok(Err(error)) => return Err(unreachable(&error)),
             Err(_) => return Err(unreachable(&format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))),
         };
-        let mut reader = Reader { io, buf: Vec::with_capacity(READ_CHUNK), out: Vec::new(), cluster: None };
+        let mut reader =
+            Reader { io, buf: Vec::with_capacity(READ_CHUNK), out: Vec::new(), cluster: None, asking: false };
         let settings = info.redis_settings();
         if let Some(password) = settings.password() {
             let mut auth = redis::cmd("AUTH");
@@ -84,9 +88,11 @@ impl Reader {
         Ok(reader)
     }
 
-    /// On a cluster: a `MOVED` reply is noted in `cluster` for the next reader.
-    pub(super) fn on_cluster(mut self, cluster: std::sync::Arc<super::cluster::Cluster>) -> Self {
+    /// On a cluster: a `MOVED` or `ASK` reply is noted in `cluster` for the
+    /// next reader; with `asking`, each command goes after an `ASKING`.
+    pub(super) fn on_cluster(mut self, cluster: std::sync::Arc<super::cluster::Cluster>, asking: bool) -> Self {
         self.cluster = Some(cluster);
+        self.asking = asking;
         self
     }
 
@@ -119,7 +125,7 @@ impl Reader {
             .map_err(|_| anyhow!("no reply within {} ms", timeout.as_millis()))
             .flatten();
         if let (Err(error), Some(cluster)) = (&read, &self.cluster) {
-            cluster.note_moved(error);
+            cluster.note_redirect(error);
         }
         read.with_context(|| format!("XREADGROUP > on stream {stream:?} group {group:?} failed"))
     }
@@ -128,14 +134,21 @@ impl Reader {
     /// its reply, entry by entry as they arrive: `*1 *2 $key *N` then N
     /// `[id, [field, value, …]]`, or a null array when the block timed out.
     async fn read_group(&mut self, ack: Option<&Cmd>, cmd: &Cmd) -> Result<Batch> {
-        match ack {
-            Some(ack) => self.send(&[ack, cmd]).await?,
-            None => self.send(&[cmd]).await?,
+        let asking = redis::cmd("ASKING");
+        let mut cmds = Vec::with_capacity(4);
+        for command in ack.into_iter().chain([cmd]) {
+            if self.asking {
+                cmds.push(&asking);
+            }
+            cmds.push(command);
         }
+        self.send(&cmds).await?;
         let mut at = 0;
         if ack.is_some() {
+            self.asked(&mut at).await?;
             self.next(&mut at, |resp| resp.header(b':')).await.context("XACK failed")?;
         }
+        self.asked(&mut at).await?;
         let mut batch = Batch::default();
         match self.array_len(&mut at).await? {
             None => {}
@@ -162,6 +175,17 @@ impl Reader {
         }
         self.consume(at);
         Ok(batch)
+    }
+
+    /// The `+OK` of an `ASKING`, when this reader sends them.
+    async fn asked(&mut self, at: &mut usize) -> Result<()> {
+        if self.asking {
+            let ok = self.next(at, |resp| Ok(resp.line()?.map(|text| text == b"OK"))).await.context("ASKING failed")?;
+            if !ok {
+                bail!("unexpected reply to ASKING");
+            }
+        }
+        Ok(())
     }
 
     /// Sends `cmd` and expects `+OK`.

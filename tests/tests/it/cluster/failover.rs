@@ -225,3 +225,75 @@ fn slot_ranges(cluster: &LocalCluster) -> Vec<(u16, u16, u16)> {
         .unwrap();
     reply.into_iter().map(|(a, b, (_, port))| (a, b, port)).collect()
 }
+
+/// A slot left migrating (its stream key already moved to the importing
+/// node, the slot not yet handed over): the source answers `ASK`, and the
+/// hot reader follows it with `ASKING`, so entries added meanwhile are
+/// handled before the migration ends (not after it, as a reader that only
+/// retries would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_moved_mid_migration_is_read_through_ask() {
+    let cluster = LocalCluster::start();
+    let mut conn = cluster.connect().await;
+    let base = "orders";
+    let stream = host::partition_name(base, 0);
+    let slot = host::slot(&stream);
+    produce(&mut conn, base, 1, 100, |_| Vec::new()).await;
+    let url = cluster.url();
+    let mut host = chaos_host(&url, base, 1, &[]);
+    wait_drained_all(&mut conn, base, 1, "g", Duration::from_secs(60)).await;
+
+    let source = cluster.master_of(slot);
+    let ranges = slot_ranges(&cluster);
+    let target =
+        cluster.nodes.iter().find(|n| n.port == ranges.iter().find(|r| r.2 != source.port).unwrap().2).unwrap();
+    let (source_id, target_id) = (cluster.id_of(source), cluster.id_of(target));
+    let (mut at_source, mut at_target) = (source.conn(), target.conn());
+    let _: () =
+        redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("IMPORTING").arg(&source_id).query(&mut at_target).unwrap();
+    let _: () =
+        redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("MIGRATING").arg(&target_id).query(&mut at_source).unwrap();
+    let keys: Vec<String> =
+        redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(1000).query(&mut at_source).unwrap();
+    assert!(keys.contains(&stream), "{keys:?}");
+    let _: () = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(target.port)
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg(&keys)
+        .query(&mut at_source)
+        .unwrap();
+    // The slot stays migrating: entries added now (on the importing node,
+    // as a client told ASK adds them) must be handled all the same.
+    let mut pipe = redis::pipe();
+    for i in 0..50 {
+        pipe.cmd("ASKING").ignore().cmd("XADD").arg(&stream).arg("*").arg("n").arg(i);
+    }
+    let added: Vec<String> = pipe.query(&mut at_target).unwrap();
+    let new_ids: BTreeSet<String> = added.into_iter().collect();
+    let start = Instant::now();
+    let mut handled = BTreeSet::new();
+    while !new_ids.is_subset(&handled) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} of the 50 entries added mid-migration handled within 30 s",
+            new_ids.intersection(&handled).count()
+        );
+        host.collect();
+        handled = handled_ids(&host.log).into_iter().collect();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let asked = host.log.iter().filter(|l| l.contains("Ask: ")).count();
+    for node in cluster.nodes.iter().filter(|n| n.alive()) {
+        let _: redis::RedisResult<()> =
+            redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("NODE").arg(&target_id).query(&mut node.conn());
+    }
+    wait_drained_all(&mut conn, base, 1, "g", Duration::from_secs(60)).await;
+    let (status, _) = host.terminate();
+    assert!(status.success());
+    assert!(asked > 0, "the reader was told ASK: {:#?}", &host.log[host.log.len().saturating_sub(20)..]);
+    assert_eq!(handled_ids(&host.log).into_iter().collect::<BTreeSet<_>>().len(), 150, "every entry handled");
+}
