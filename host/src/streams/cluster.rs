@@ -22,6 +22,29 @@ use std::sync::Mutex;
 /// The URL scheme that names a cluster node explicitly.
 pub const SCHEME: &str = "redis+cluster://";
 
+/// A cluster URL's part after the scheme, `[USER:PASS@]HOST:PORT[,HOST:PORT…][/…]`,
+/// as the `redis://` URL of its first node and the other nodes it lists
+/// (asked when the first is down).
+pub fn split_nodes(rest: &str) -> Result<(String, Vec<(String, u16)>)> {
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => authority.split_at(at + 1),
+        None => ("", authority),
+    };
+    let mut nodes = hosts.split(',');
+    let first = nodes.next().unwrap_or_default();
+    let mut more = Vec::new();
+    for node in nodes {
+        let parsed = node.rsplit_once(':').and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)));
+        match parsed {
+            Some((host, port)) if !host.is_empty() => more.push((host.to_string(), port)),
+            _ => bail!("invalid node {node:?} in the cluster URL: list nodes as HOST:PORT,HOST:PORT"),
+        }
+    }
+    Ok((format!("redis://{userinfo}{first}{tail}"), more))
+}
+
 /// What is known of the cluster: the nodes to ask for the slot map.
 pub struct Cluster {
     /// The URL's connection settings (auth) with its node's address.
@@ -37,14 +60,16 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub(super) fn new(seed: ConnectionInfo) -> Result<Self> {
+    /// `seed`: the URL's (first) node; `more`: other nodes the URL lists.
+    pub(super) fn new(seed: ConnectionInfo, more: Vec<(String, u16)>) -> Result<Self> {
         if seed.redis_settings().db() != 0 {
             bail!("a Redis Cluster has only database 0: drop /{} from the URL", seed.redis_settings().db());
         }
-        let known = match seed.addr() {
+        let mut known = match seed.addr() {
             ConnectionAddr::Tcp(host, port) => vec![(host.clone(), *port)],
             other => bail!("a Redis Cluster is reached over TCP, not {other}"),
         };
+        known.extend(more);
         Ok(Cluster { seed, known: Mutex::new(known), moved: Mutex::default() })
     }
 
@@ -200,6 +225,15 @@ mod tests {
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn cluster_urls_list_nodes() {
+        let (first, more) = split_nodes("u:p@a:1,b:2,[::1]:3/0").unwrap();
+        assert_eq!(first, "redis://u:p@a:1/0");
+        assert_eq!(more, [("b".to_string(), 2), ("[::1]".to_string(), 3)]);
+        assert_eq!(split_nodes("h:7000").unwrap(), ("redis://h:7000".to_string(), vec![]));
+        assert!(split_nodes("a:1,b").unwrap_err().to_string().contains("invalid node \"b\""));
     }
 
     #[test]

@@ -115,6 +115,8 @@ mod tests {
             ("redis://:p%40ss%3Aw0rd@h", "redis://:***@h"),
             ("redis://S3CRET@h:1", "redis://***@h:1"),
             ("rediss://u:S3CRET@h:1", "rediss://u:***@h:1"),
+            ("redis+cluster://u:S3CRET@a:1,b:2", "redis+cluster://u:***@a:1,b:2"),
+            ("redis+cluster://:S3CRET@a:1,b:2/0", "redis+cluster://:***@a:1,b:2/0"),
         ] {
             assert_eq!(url(raw), shown, "{raw}");
         }

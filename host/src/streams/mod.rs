@@ -74,15 +74,22 @@ impl Redis {
     /// Parses `url`; fails with a message naming it when it is not a Redis URL.
     pub fn open(url: &str) -> Result<Self> {
         let shown_url = masked::url(url);
-        let explicit = url.strip_prefix(cluster::SCHEME).map(|rest| format!("redis://{rest}"));
-        let client = redis::Client::open(explicit.as_deref().unwrap_or(url)).map_err(|e| {
+        let explicit = match url.strip_prefix(cluster::SCHEME) {
+            Some(rest) => {
+                Some(cluster::split_nodes(rest).with_context(|| format!("invalid Redis Cluster URL {shown_url:?}"))?)
+            }
+            None => None,
+        };
+        let first = explicit.as_ref().map(|(first, _)| first.as_str());
+        let client = redis::Client::open(first.unwrap_or(url)).map_err(|e| {
             anyhow!(
-                "invalid Redis URL {shown_url:?}: {e} (expected redis://HOST:PORT[/DB] or redis+cluster://HOST:PORT)"
+                "invalid Redis URL {shown_url:?}: {e} (expected redis://HOST:PORT[/DB] or \
+                 redis+cluster://HOST:PORT[,HOST:PORT…])"
             )
         })?;
         let cluster = OnceCell::new();
-        if explicit.is_some() {
-            let known = Cluster::new(client.get_connection_info().clone())
+        if let Some((_, more)) = explicit {
+            let known = Cluster::new(client.get_connection_info().clone(), more)
                 .with_context(|| format!("invalid Redis Cluster URL {shown_url:?}"))?;
             cluster.set(Some(Arc::new(known))).ok();
         }
@@ -118,7 +125,7 @@ impl Redis {
                 if !cluster::is_cluster(&mut conn).await? {
                     return Ok::<_, anyhow::Error>(None);
                 }
-                let known = Cluster::new(self.client.get_connection_info().clone())
+                let known = Cluster::new(self.client.get_connection_info().clone(), Vec::new())
                     .with_context(|| format!("Redis at {} is a cluster node", self.shown_url))?;
                 Ok(Some(Arc::new(known)))
             })
