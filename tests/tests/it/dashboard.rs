@@ -357,7 +357,6 @@ fn demo_starts_and_stops_its_own_redis() {
 /// shows its version. The screenshot is kept as a test artifact.
 #[test]
 fn browser_produce_crash_claim() {
-    let modules = playwright();
     let dir = plugin_dir("dash-browser");
     let dist = dir.join("plugins/dist");
     std::fs::create_dir_all(&dist).unwrap();
@@ -377,20 +376,19 @@ fn browser_produce_crash_claim() {
     let artifacts = artifacts_dir();
     let screenshot = artifacts.join("dashboard.png");
     let _ = std::fs::remove_file(&screenshot);
-    let output = std::process::Command::new("node")
-        .arg(root().join("tests/browser/dashboard.cjs"))
-        .arg(format!("{}/", demo.base))
-        .arg(&screenshot)
-        .arg(CLAIM_IDLE_MS.to_string())
-        .arg(dist.join("notifier.wasm"))
-        .arg(&new_build)
-        .arg(&new_version)
-        .env("PLAYWRIGHT_MODULES", &modules)
-        .output()
-        .expect("cannot run node: install Debian's nodejs (`scripts/install-deps.sh node`)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "browser test failed:\n{stdout}\n{stderr}");
+    let base = format!("{}/", demo.base);
+    let (claim_idle, plugin_file) = (CLAIM_IDLE_MS.to_string(), dist.join("notifier.wasm"));
+    let stdout = browser(
+        "dashboard.cjs",
+        &[
+            base.as_ref(),
+            screenshot.as_ref(),
+            claim_idle.as_ref(),
+            plugin_file.as_ref(),
+            new_build.as_ref(),
+            new_version.as_ref(),
+        ],
+    );
     assert!(stdout.contains("worker-b claimed 3 entries and pending is back to 0"), "{stdout}");
     assert!(stdout.contains("the analytics totals still match"), "{stdout}");
     assert!(stdout.contains("with the sink down the notifier retried"), "{stdout}");
@@ -403,6 +401,22 @@ fn browser_produce_crash_claim() {
     eprintln!("dashboard screenshot: {}", screenshot.display());
     drop(demo);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `tests/browser/SCRIPT` with `args` in node (playwright-core and
+/// Chromium must be there); fails with its output unless it succeeds;
+/// returns what it printed.
+fn browser(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let output = std::process::Command::new("node")
+        .arg(root().join("tests/browser").join(script))
+        .args(args)
+        .env("PLAYWRIGHT_MODULES", playwright())
+        .output()
+        .expect("cannot run node: install Debian's nodejs (`scripts/install-deps.sh node`)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "browser test {script} failed:\n{stdout}\n{stderr}");
+    stdout
 }
 
 /// Where playwright-core is (`make test` installs it); Chromium must be there too.
@@ -426,18 +440,9 @@ fn playwright() -> String {
 /// shows its partitions and their numbers add up.
 #[test]
 fn browser_shows_partitions() {
-    let modules = playwright();
     let demo = Demo::start("dash-partitions", &["--partitions", "3"]);
-    let output = std::process::Command::new("node")
-        .arg(root().join("tests/browser/partitions.cjs"))
-        .arg(format!("{}/", demo.base))
-        .arg("3")
-        .env("PLAYWRIGHT_MODULES", &modules)
-        .output()
-        .expect("cannot run node: install Debian's nodejs (`scripts/install-deps.sh node`)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "browser test failed:\n{stdout}\n{stderr}");
+    let base = format!("{}/", demo.base);
+    let stdout = browser("partitions.cjs", &[base.as_ref(), "3".as_ref()]);
     assert!(stdout.contains("both groups drained every partition and the analytics totals match"), "{stdout}");
 }
 
