@@ -38,6 +38,10 @@ pub enum Command {
     Demo(DemoConfig),
     /// Throughput and latency of the consumer machinery.
     Bench(BenchConfig),
+    /// `host assign`: add an assignment (stream ownership mode).
+    Assign(OwnershipConfig),
+    /// `host owners`: who owns which data stream.
+    Owners(OwnershipConfig),
 }
 
 /// Settings of `host bench`.
@@ -280,3 +284,18 @@ pub struct ProduceConfig {
 
 /// Default Redis URL when neither `--redis` nor `REDIS_URL` is given.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Settings of `host assign` and `host owners` (stream ownership mode).
+#[derive(Debug, Clone)]
+pub struct OwnershipConfig {
+    /// Redis URL.
+    pub redis_url: String,
+    /// The assignment stream (`<service>-input`).
+    pub assignments: String,
+    /// The service: the group on the assignment stream and on each data stream.
+    pub service: String,
+    /// `assign`: the data stream to assign and its `Info` (a JSON object, as text).
+    pub assign: Option<(String, String)>,
+    /// `owners`: one JSON object per line instead of a table.
+    pub json: bool,
+}

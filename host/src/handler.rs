@@ -51,6 +51,14 @@ pub trait Handler: Send + 'static {
     fn take_effects(&mut self) -> Effects {
         Effects::default()
     }
+    /// Stream ownership mode: the next entries are of data stream `stream`,
+    /// whose assignment's info (JSON) is `info`. Group mode never calls it.
+    fn assign(&mut self, _stream: &str, _info: &Arc<str>) {}
+    /// The id of the entry (handled ok) with which the plugin said its
+    /// stream is done, since last asked (`assignment.finish`).
+    fn take_finished(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// One version of a handler, which each consumer instantiates for itself

@@ -104,6 +104,8 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
             return Ok(());
         }
         Command::DlqRequeue(config) => commands::partitioned::dlq_requeue(&config).await?,
+        Command::Assign(config) => commands::ownership::assign(&config).await?,
+        Command::Owners(config) => commands::ownership::owners(&config).await?,
     };
     // Not print!: that panics when the reader went away (`host … | head`).
     use std::io::Write as _;

@@ -2,19 +2,22 @@
 //! flags into a validated [`Command`]. `run.rs` holds `host run`'s flags
 //! (their settings checked by `GroupSettings::validate`, as folder mode's
 //! files are), `inspect.rs` those of the commands that look at a stream,
-//! `demo_bench.rs` those of `host demo` and `host bench`.
+//! `demo_bench.rs` those of `host demo` and `host bench`, `ownership.rs`
+//! those of `host assign` and `host owners`.
 //!
 //! May use: `config` (the commands' settings) and `settings`, and the WIT
 //! package name for `--version`; nothing that runs.
 
 mod demo_bench;
 mod inspect;
+mod ownership;
 mod run;
 
 use crate::config::{self, Command, Lang, NewConfig};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use demo_bench::{BenchArgs, DemoArgs};
 use inspect::{DlqSub, InfoArgs, PendingArgs, ProduceArgs, ReplayArgs, StreamArgs, TrimArgs};
+use ownership::{AssignArgs, OwnersArgs};
 use run::RunArgs;
 use std::path::PathBuf;
 
@@ -81,6 +84,10 @@ enum Sub {
     /// Inspect or requeue dead letters.
     #[command(subcommand)]
     Dlq(DlqSub),
+    /// Assign a data stream to the workers of a service (stream ownership mode).
+    Assign(AssignArgs),
+    /// Show which worker owns each assigned data stream, its lease and progress.
+    Owners(OwnersArgs),
 }
 
 /// Values of `--log-format`.
@@ -158,6 +165,8 @@ fn from_cli(cli: Cli) -> Result<Command, clap::Error> {
         Sub::Pending(a) => Command::Pending(a.config()),
         Sub::Dlq(DlqSub::List(a)) => Command::DlqList(a.config()),
         Sub::Dlq(DlqSub::Requeue(a)) => Command::DlqRequeue(a.config()),
+        Sub::Assign(a) => Command::Assign(a.config().map_err(|message| invalid_value("assign", message))?),
+        Sub::Owners(a) => Command::Owners(a.config().map_err(|message| invalid_value("owners", message))?),
     })
 }
 

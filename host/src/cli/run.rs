@@ -23,19 +23,41 @@ pub(super) struct RunArgs {
         "min_idle_ms", "reap_interval_ms", "max_deliveries", "max_retry_delay_ms", "dead_letter", "handover",
         "max_memory_mb",
         "max_return_bytes", "max_fuel", "grant_key", "grant_stream", "grant_http",
-        "http_timeout_ms", "http_max_response_bytes", "partitions",
+        "http_timeout_ms", "http_max_response_bytes", "partitions", "assignments", "service", "lease_ttl_ms",
+        "heartbeat_ms", "max_owned", "parallel",
     ])]
     plugins: Option<PathBuf>,
     /// Host settings for folder mode [default: DIR/host.toml].
     #[arg(long, value_name = "FILE", requires = "plugins")]
     config: Option<PathBuf>,
     /// Stream key to consume.
-    #[arg(long, value_name = "KEY", required_unless_present = "plugins")]
+    #[arg(long, value_name = "KEY", required_unless_present_any = ["plugins", "assignments"])]
     stream: Option<String>,
     /// Consumer group (created with MKSTREAM if missing).
-    #[arg(long, value_name = "NAME", required_unless_present = "plugins")]
+    #[arg(long, value_name = "NAME", required_unless_present_any = ["plugins", "assignments"])]
     group: Option<String>,
-    /// Name of the single consumer [default: HOSTNAME-PID-XXXX-1, unique per process].
+    /// Stream ownership mode: own the data streams assigned through this
+    /// load-balancer stream (`<service>-input`), one worker per stream, in order.
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["stream", "group", "consumers", "partitions", "handover"])]
+    assignments: Option<String>,
+    /// The service: the group on the assignment stream and on every data stream
+    /// [default: KEY without its -input suffix].
+    #[arg(long, value_name = "NAME", requires = "assignments")]
+    service: Option<String>,
+    /// How long a data stream's lease lives without a renewal (ms); more than twice --heartbeat-ms.
+    #[arg(long, value_name = "MS", default_value_t = settings::ownership::DEFAULT_LEASE_TTL_MS, requires = "assignments")]
+    lease_ttl_ms: u64,
+    /// How often leases are renewed, and assignments scanned for dead owners (ms).
+    #[arg(long, value_name = "MS", default_value_t = settings::ownership::DEFAULT_HEARTBEAT_MS, requires = "assignments")]
+    heartbeat_ms: u64,
+    /// Data streams owned at once, at most; past it assignments are left to other workers.
+    #[arg(long, value_name = "N", default_value_t = settings::ownership::DEFAULT_MAX_OWNED, requires = "assignments")]
+    max_owned: usize,
+    /// Plugin calls at once over all owned streams (one instance each) [default: CPU count].
+    #[arg(long, value_name = "N", requires = "assignments")]
+    parallel: Option<usize>,
+    /// Name of the single consumer [default: HOSTNAME-PID-XXXX-1, unique per process;
+    /// with --assignments, the worker id: POD_NAME, else POD_IP, else the host name].
     #[arg(long, value_name = "NAME", conflicts_with = "consumers")]
     consumer: Option<String>,
     /// Number of consumers in this process, named HOSTNAME-PID-XXXX-1..N.
@@ -123,11 +145,34 @@ impl RunArgs {
                 dir,
             }));
         }
-        let stream = self.stream.expect("clap requires --stream with --plugin");
-        let group = self.group.expect("clap requires --group with --plugin");
         let ms = Duration::from_millis;
+        let (stream, group, ownership, consumers) = match self.assignments {
+            Some(key) => {
+                let service = match self.service.or_else(|| settings::service_of(&key).map(str::to_string)) {
+                    Some(service) => service,
+                    None => {
+                        return Err(format!(
+                            "--assignments {key:?} does not end in -input: name the service with --service"
+                        ));
+                    }
+                };
+                let ownership = settings::Ownership {
+                    lease_ttl: ms(self.lease_ttl_ms),
+                    heartbeat: ms(self.heartbeat_ms),
+                    max_owned: self.max_owned,
+                    parallel: self.parallel.unwrap_or(settings::Ownership::default().parallel),
+                };
+                (key, service, Some(ownership), vec![self.consumer.unwrap_or_else(settings::worker_id)])
+            }
+            None => {
+                let stream = self.stream.expect("clap requires --stream with --plugin");
+                let group = self.group.expect("clap requires --group with --plugin");
+                (stream, group, None, consumer_names(self.consumer, self.consumers))
+            }
+        };
         let settings = GroupSettings {
-            consumers: consumer_names(self.consumer, self.consumers),
+            consumers,
+            ownership,
             count: self.count,
             block: ms(self.block_ms),
             start_id: self.start_id,

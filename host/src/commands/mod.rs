@@ -1,11 +1,13 @@
 //! One module per command of the binary (`run`, `bench`, `demo`, `check`,
-//! `new`, `produce` and the inspection commands). Commands use every layer
+//! `new`, `produce`, the inspection commands, and stream ownership
+//! mode's `assign` and `owners`). Commands use every layer
 //! below; nothing below uses them.
 
 pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod inspect;
+pub mod ownership;
 pub mod partitioned;
 pub mod produce;
 pub mod progress;

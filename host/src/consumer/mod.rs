@@ -27,6 +27,7 @@ mod invoke;
 pub mod lease;
 mod leaving;
 pub mod name_lease;
+pub mod owned;
 mod read_ahead;
 pub mod reaper;
 pub mod settle;

@@ -8,6 +8,7 @@
 //! plugin version ([`CallMetrics`]), so it costs a few atomic adds, no lookup.
 
 mod http;
+mod ownership;
 
 use crate::handler::PluginTag;
 use crate::streams::Redis;
@@ -105,6 +106,7 @@ pub struct Metrics {
     lag: Family<GroupLabels, Gauge>,
     pending: Family<GroupLabels, Gauge>,
     http: http::HttpMetrics,
+    ownership: ownership::OwnershipMetrics,
     /// The groups this process consumes, asked for lag and pending at each scrape.
     groups: Mutex<Vec<(GroupLabels, Redis)>>,
 }
@@ -138,6 +140,7 @@ impl Metrics {
             lag: Family::default(),
             pending: Family::default(),
             http: http::HttpMetrics::new(&mut registry),
+            ownership: ownership::OwnershipMetrics::new(&mut registry),
             groups: Mutex::default(),
             registry: Registry::default(),
         };

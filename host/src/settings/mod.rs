@@ -9,10 +9,12 @@
 //! consumer, the Wasm layer and the commands all read it.
 
 mod invalid;
+pub mod ownership;
 mod partitions;
 
 pub use crate::origin::Origin;
 pub use invalid::Invalid;
+pub use ownership::{Ownership, service_of, worker_id};
 use invalid::{range, within, within_ms};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -214,6 +216,10 @@ pub struct GroupSettings {
     /// (and `dead_letter` that of theirs), each read by one consumer of
     /// this process ([`GroupSettings::per_partition`]). `None`: one stream.
     pub partitions: Option<u32>,
+    /// `Some`: stream ownership mode (see `settings/ownership.rs`): `stream`
+    /// is the assignment stream, `group` the service, the one consumer the
+    /// worker id. `None`: a consumer group on `stream`.
+    pub ownership: Option<Ownership>,
 }
 
 impl GroupSettings {
@@ -236,6 +242,7 @@ impl GroupSettings {
             limits: Limits::default(),
             ack: AckMode::Batched,
             partitions: None,
+            ownership: None,
         }
     }
 
@@ -259,6 +266,7 @@ impl GroupSettings {
         )?;
         self.check_memory()?;
         self.check_partitions()?;
+        self.check_ownership()?;
         if self.limits.max_fuel == Some(0) {
             return Err(Invalid::new("max_fuel", "0 is outside 1.. (fuel units per call)"));
         }

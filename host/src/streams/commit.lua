@@ -1,6 +1,15 @@
 -- The effects commit: see the doc comment of COMMIT in commit.rs.
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local n = tonumber(ARGV[3])
+-- An owned stream's commit (ARGV[6] = '1'): nothing at all unless its lease
+-- (KEYS[2]) still holds this consumer's name.
+if ARGV[6] ~= '' then
+  local holder = redis.call('GET', KEYS[2])
+  if holder ~= consumer then
+    local now = holder and ('held by ' .. holder) or 'gone'
+    return redis.error_reply('DISOWNED the lease ' .. KEYS[2] .. ' is ' .. now .. ', not ' .. consumer .. "'s")
+  end
+end
 -- The plan: what the entries accepted so far (and the one being checked)
 -- will have written. `types`: key type; `strs`: a string key's integer
 -- value; `fields`: per hash key, its fields' integer values; `cleared`: keys
@@ -129,7 +138,8 @@ if exists and ARGV[4] ~= '' then
   end
 end
 local results, acc_id, acc_start, acc_count, na = {}, {}, {}, {}, 0
-local pos = 6
+local blocked = nil
+local pos = 7
 for e = 1, n do
   local id, count = ARGV[pos], tonumber(ARGV[pos + 1])
   pos = pos + 2
@@ -147,6 +157,9 @@ for e = 1, n do
     local op, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
     if op ~= 'x' and key == stream and not err then
       err = 'ERR effects may only emit to the consumed stream ' .. key .. ', not ' .. op .. ' it'
+    end
+    if ARGV[6] ~= '' and key == KEYS[2] and not err then
+      err = 'ERR effects may not write the lease ' .. key .. ' of the owned stream'
     end
     if op == 'x' then
       local max_len = ARGV[pos + 2]
@@ -203,6 +216,11 @@ for e = 1, n do
     err = nil
     results[e] = '0' .. owner
   elseif err then
+    results[e] = '2' .. err
+    -- An owned stream's entries are applied in order: none past a refusal.
+    if ARGV[6] ~= '' and not blocked then blocked = id end
+  elseif blocked then
+    err = 'held back behind entry ' .. blocked .. ', whose effects were refused'
     results[e] = '2' .. err
   else
     results[e] = 1

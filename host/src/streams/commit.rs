@@ -17,9 +17,10 @@ const CHUNK_ENTRIES: usize = 1000;
 /// Argument bytes per script call, roughly (an entry's effects are never split).
 const CHUNK_BYTES: usize = 4 << 20;
 
-/// KEYS = the stream, then every key the effects write; ARGV = group,
-/// consumer, entry count, the lowest and highest entry id (or two empty
-/// strings), then per entry: id, effect count, and per effect
+/// KEYS = the stream, for an owned stream its lease key, then every key
+/// the effects write; ARGV = group, consumer, entry count, the lowest and
+/// highest entry id (or two empty strings), `1` when fenced by the lease
+/// (nothing written unless it holds the consumer's name) or empty, then per entry: id, effect count, and per effect
 /// an op and the KEYS index of its key, then its arguments:
 /// `x` emit: max-len (or ''), pair count, pairs; `i` INCRBY by; `h` HINCRBY
 /// field by; `s` SET value ttl (or ''); `f` HSET field value ttl (or '');
@@ -60,6 +61,20 @@ impl Connection {
         consumer: &str,
         entries: &[(&str, &[Effect])],
     ) -> Result<Vec<Committed>> {
+        self.commit_fenced(stream, group, consumer, entries, None).await
+    }
+
+    /// [`Self::commit`] for an owned stream: each chunk only while lease key
+    /// `fence` holds `consumer` (else a `DISOWNED` error, nothing written).
+    pub async fn commit_fenced(
+        &mut self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        entries: &[(&str, &[Effect])],
+        fence: Option<&str>,
+    ) -> Result<Vec<Committed>> {
+        let first_key = if fence.is_some() { 3 } else { 2 };
         let mut results = Vec::with_capacity(entries.len());
         let mut start = 0;
         while start < entries.len() {
@@ -76,10 +91,14 @@ impl Connection {
                 Some((lo, hi)) => invocation.arg(lo).arg(hi),
                 None => invocation.arg("").arg(""),
             };
+            match fence {
+                Some(lease) => invocation.key(lease).arg("1"),
+                None => invocation.arg(""),
+            };
             for (id, effects) in chunk {
                 invocation.arg(*id).arg(effects.len());
                 for effect in *effects {
-                    let next = keys.len() + 2;
+                    let next = keys.len() + first_key;
                     let index = *keys.entry(effect.key()).or_insert_with(|| {
                         invocation.key(effect.key());
                         next

@@ -8,6 +8,8 @@
 //! - `scripts.rs`: the multi-key writes as Lua scripts (leases, handover,
 //!   dead letters, requeue); `commit.rs`: plugin effects committed with
 //!   their acks (fenced, checked before written);
+//! - `owned.rs`: stream ownership mode's leases, and its commands on an
+//!   owned stream, each fenced by the lease; `expiry.rs`: expired-key events;
 //! - `state.rs`: the plugins' immediate reads (`state` import), blocking;
 //! - `admin.rs`: inspection and repair (info, listings, ranges, trim, reset,
 //!   appends), what `commands/` (inspect, demo, bench, produce) use;
@@ -22,9 +24,11 @@
 mod admin;
 mod cluster;
 mod commit;
+mod expiry;
 mod group;
 pub mod local;
 pub mod masked;
+mod owned;
 mod reader;
 mod reply;
 mod resp;
@@ -34,6 +38,7 @@ mod state;
 pub use admin::Trim;
 pub use commit::Committed;
 pub use group::{is_missing_group, is_transient};
+pub use owned::{Owned, is_disowned};
 pub use reader::Reader;
 pub use reply::{Batch, ConsumerInfo, GroupInfo, PendingEntry, StreamInfo};
 pub use scripts::{DeadLetterMode, DeadLettered, Deleted};

@@ -36,8 +36,24 @@ local function check_stream(key, role)
 end
 "#;
 
-/// Dead-letters one entry: KEYS = stream, dead-letter stream; ARGV = group,
-/// consumer, id, mode, then the record's field/value pairs.
+/// Fails with a `DISOWNED` error unless lease key `key` holds `worker`:
+/// the guard of every write for an owned stream (stream ownership mode), so
+/// a worker whose lease lapsed cannot write, whatever it believes.
+pub(super) const FENCE: &str = r#"
+local function fence(key, worker)
+  local holder = redis.call('GET', key)
+  if holder ~= worker then
+    local now = holder and ('held by ' .. holder) or 'gone'
+    return redis.error_reply('DISOWNED the lease ' .. key .. ' is ' .. now .. ', not ' .. worker .. "'s")
+  end
+  return nil
+end
+"#;
+
+/// Dead-letters one entry: KEYS = stream, dead-letter stream, and for an
+/// owned stream its lease key (then nothing is written unless the lease
+/// holds the consumer's name: [`FENCE`]); ARGV = group, consumer, id, mode,
+/// then the record's field/value pairs.
 ///
 /// Mode `settle`: only if `consumer` still owns the entry (a peer that
 /// reclaimed it meanwhile decides its fate), XADD the record, then XACK —
@@ -50,10 +66,14 @@ end
 /// by `owner` (empty: pending nowhere) and nothing was written.
 static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{CHECK_STREAM}{}",
+        "{CHECK_STREAM}{FENCE}{}",
         r#"
 local bad = check_stream(KEYS[2], 'dead-letter')
 if bad then return bad end
+if #KEYS > 2 then
+  bad = fence(KEYS[3], ARGV[2])
+  if bad then return bad end
+end
 local group, consumer, id, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local owner = ''
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -332,9 +352,14 @@ impl Connection {
         dlq: &str,
         mode: DeadLetterMode,
         record: &Fields,
+        fence: Option<&str>,
     ) -> Result<DeadLettered> {
         let mut invocation = DEAD_LETTER.prepare_invoke();
-        invocation.key(stream).key(dlq).arg(group).arg(consumer).arg(id).arg(match mode {
+        invocation.key(stream).key(dlq);
+        if let Some(lease) = fence {
+            invocation.key(lease);
+        }
+        invocation.arg(group).arg(consumer).arg(id).arg(match mode {
             DeadLetterMode::Settle => "settle",
             DeadLetterMode::Audit => "audit",
         });

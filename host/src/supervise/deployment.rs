@@ -4,6 +4,7 @@
 //! added and removed while it runs (the demo dashboard does).
 
 use crate::consumer::control::Control;
+use crate::consumer::owned::Worker;
 use crate::consumer::{AckObserver, Consumer, ConsumerStats};
 use crate::handler::HandlerSource;
 use crate::settings::GroupSettings;
@@ -83,6 +84,9 @@ impl<S: HandlerSource> Deployment<S> {
         parent: &CancellationToken,
         observer: Option<Arc<dyn AckObserver>>,
     ) -> Result<Self> {
+        if settings.ownership.is_some() {
+            return Ok(Self::start_owning(redis, settings, plugin, parent));
+        }
         let mut admin = redis.connect(Duration::ZERO).await?;
         if let Some(n) = settings.partitions
             && settings.consumers.len() > n as usize
@@ -126,6 +130,31 @@ impl<S: HandlerSource> Deployment<S> {
             }
         }
         Ok(deployment)
+    }
+
+    /// Stream ownership mode: one worker task (see `consumer/owned/`),
+    /// reported under the worker id.
+    fn start_owning(redis: &Redis, settings: &GroupSettings, plugin: Arc<S>, parent: &CancellationToken) -> Self {
+        crate::metrics::global().serving(plugin.tag(), true);
+        let (sender, receiver) = watch::channel(plugin);
+        let settings = Arc::new(settings.clone());
+        let worker = Worker::new(redis.clone(), receiver, settings.clone());
+        let stop = parent.child_token();
+        let mut tasks = JoinSet::new();
+        let (name, token) = (settings.consumers[0].clone(), stop.clone());
+        tasks.spawn(async move { worker.run(token).await.map(|stats| (name, stats)) });
+        Deployment {
+            plugin: sender,
+            redis: redis.clone(),
+            parts: vec![settings],
+            partitioned: true,
+            members: Vec::new(),
+            stop,
+            tasks,
+            report: RunReport::default(),
+            first_error: None,
+            observer: None,
+        }
     }
 
     /// Starts one more consumer task, named `name`, on the current version.

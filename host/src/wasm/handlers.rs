@@ -47,4 +47,12 @@ impl Handler for Instance {
     fn take_effects(&mut self) -> crate::effects::Effects {
         std::mem::take(&mut self.kept)
     }
+
+    fn assign(&mut self, stream: &str, info: &Arc<str>) {
+        Instance::assign(self, stream, info)
+    }
+
+    fn take_finished(&mut self) -> Option<String> {
+        self.finished.take()
+    }
 }

@@ -51,6 +51,11 @@ pub struct HostState {
     http: OutboundHttp,
     /// wasmtime-wasi-http's own context.
     http_ctx: WasiHttpCtx,
+    /// Stream ownership mode: the info of the assignment being handled
+    /// (`assignment` import); none in group mode.
+    pub(crate) assignment: Option<Arc<str>>,
+    /// Whether the plugin called `assignment.finish` in the call in progress.
+    pub(crate) finish_asked: bool,
 }
 
 impl HostState {
@@ -94,6 +99,8 @@ impl HostState {
             log,
             recorder: Recorder::default(),
             state,
+            assignment: None,
+            finish_asked: false,
         })
     }
 
@@ -104,6 +111,7 @@ impl HostState {
         self.http.call_deadline = deadline;
         self.log.refill(ids.len());
         self.recorder.begin(ids);
+        self.finish_asked = false;
     }
 
     /// Ends a call (or the start-up): says how much of the plugin's log was
@@ -136,6 +144,17 @@ impl WasiHttpView for HostState {
 }
 
 impl redis_streams::plugin::types::Host for HostState {}
+
+impl redis_streams::plugin::assignment::Host for HostState {
+    fn info(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(self.assignment.as_deref().map(str::to_string))
+    }
+
+    fn finish(&mut self) -> wasmtime::Result<()> {
+        self.finish_asked = self.assignment.is_some();
+        Ok(())
+    }
+}
 
 impl redis_streams::plugin::config::Host for HostState {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {

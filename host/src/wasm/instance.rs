@@ -43,6 +43,10 @@ pub struct Instance {
     state: Option<Arc<dyn StateStore>>,
     /// Effects of entries handled ok, until the consumer takes them.
     pub(crate) kept: Effects,
+    /// Stream ownership mode: the assignment's info and, once the plugin
+    /// ends its stream, the id of the entry it did so with.
+    assignment: Option<Arc<str>>,
+    pub(crate) finished: Option<String>,
 }
 
 impl Instance {
@@ -77,6 +81,8 @@ impl Instance {
             calls,
             state: delivery.state,
             kept: Effects::default(),
+            assignment: None,
+            finished: None,
         })
     }
 
@@ -103,7 +109,21 @@ impl Instance {
         let started = Instant::now();
         let verdict = self.call(entry, started);
         self.calls.record(&verdict, started.elapsed());
+        if self.store.data().finish_asked && verdict.is_ack() {
+            self.finished = Some(entry.id.clone());
+        }
         verdict
+    }
+
+    /// Stream ownership mode: the next entries are of `stream`, whose
+    /// assignment's info is `info` (see [`crate::handler::Handler::assign`]).
+    pub fn assign(&mut self, stream: &str, info: &Arc<str>) {
+        if self.template.stream != stream {
+            self.template.stream = stream.to_string();
+            self.batch.stream = stream.to_string();
+        }
+        self.assignment = Some(info.clone());
+        self.store.data_mut().assignment = Some(info.clone());
     }
 
     fn call(&mut self, entry: &mut Entry, started: Instant) -> Verdict {
@@ -170,6 +190,11 @@ impl Instance {
         }
         let batch = std::mem::replace(&mut self.kept, before);
         self.kept.append(batch);
+        if self.store.data().finish_asked
+            && let Some((entry, _)) = entries.iter().zip(&verdicts).rev().find(|(_, v)| v.is_ack())
+        {
+            self.finished = Some(entry.id.clone());
+        }
         verdicts
     }
 
@@ -288,6 +313,7 @@ impl Instance {
     /// Drops the trapped instance and starts a fresh one from the pre-instance.
     fn recycle(&mut self) -> Result<()> {
         (self.store, self.export) = instantiate(&self.plugin, &self.limits, &self.state)?;
+        self.store.data_mut().assignment = self.assignment.clone();
         self.poisoned = false;
         tracing::debug!(plugin = %self.plugin.tag.name, version = %self.plugin.tag.version, "plugin instance recycled after a fault");
         Ok(())

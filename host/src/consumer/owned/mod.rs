@@ -1,0 +1,445 @@
+//! Stream ownership mode: one worker per process takes assignments from the
+//! service's group on the assignment stream (`<service>-input`), each naming
+//! a data stream, and owns each stream under a lease (`{STREAM}:owner`,
+//! value = worker id, TTL renewed every heartbeat) while a task of its own
+//! feeds the stream's entries in order to the plugin (`stream.rs`). Every
+//! write for an owned stream is fenced by the lease in Redis
+//! (`streams/owned.rs`).
+//!
+//! Failover: a lease that expires (its worker died or stalled) is noticed
+//! through expired-key events and, since pub/sub can drop them, by a scan of
+//! the assignment group's pending list every heartbeat; a worker below its
+//! cap takes the lease (`SET NX`: one winner), claims the assignment and
+//! adopts the stream, going on from its last acked entry. A worker whose
+//! renewal finds its lease gone is disowned and stops that stream at once.
+//!
+//! Where things happen: the worker loop here; `stream.rs` (one owned
+//! stream), `pool.rs` (plugin instances shared by the streams),
+//! `waiter.rs` (waking dry streams), `assignment.rs` (the message format).
+
+pub mod assignment;
+mod pool;
+mod stream;
+mod waiter;
+
+use crate::consumer::ConsumerStats;
+use crate::consumer::name_lease::NameLease;
+use crate::dead_letter::{self, Origin, Reason};
+use crate::entry::Entry;
+use crate::handler::{Delivery, HandlerSource};
+use crate::settings::{GroupSettings, Ownership};
+use crate::streams::{Connection, DeadLetterMode, Redis};
+use anyhow::Result;
+use assignment::Assignment;
+use pool::Pool;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stream::{OwnedStream, Outcome};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use waiter::Waiter;
+
+/// Pending assignments looked at per scan page.
+const SCAN_PAGE: usize = 1000;
+
+/// The lease key of data stream `stream`.
+pub fn lease_key(stream: &str) -> String {
+    crate::keys::companion(stream, "owner")
+}
+
+/// What the worker and its stream tasks share.
+struct Shared<S: HandlerSource> {
+    redis: Redis,
+    /// `stream`: the assignment stream; `group`: the service; per data stream: the rest.
+    settings: Arc<GroupSettings>,
+    worker: String,
+    pool: Pool<S>,
+    waiter: Arc<Waiter>,
+}
+
+/// A stream this worker owns.
+struct Held {
+    assignment_id: String,
+    lease: String,
+    disowned: CancellationToken,
+}
+
+/// The worker of one service.
+pub struct Worker<S: HandlerSource> {
+    shared: Arc<Shared<S>>,
+    own: Ownership,
+    owned: HashMap<String, Held>,
+    tasks: JoinSet<(Assignment, Outcome, ConsumerStats)>,
+    stats: ConsumerStats,
+    conn: Option<Connection>,
+    /// Warned that the cap is reached (until below it again).
+    at_cap: bool,
+    /// The worker's stop, which every stream task watches.
+    stop: CancellationToken,
+    /// Streams that cannot be consumed, whose assignments are still to be dead-lettered.
+    failed: Vec<(Assignment, String)>,
+}
+
+impl<S: HandlerSource> Worker<S> {
+    /// A worker for `settings` (stream ownership mode), calling `plugin`'s
+    /// current version.
+    pub fn new(redis: Redis, plugin: watch::Receiver<Arc<S>>, settings: Arc<GroupSettings>) -> Self {
+        let own = settings.ownership.clone().expect("a worker runs in stream ownership mode");
+        let worker = settings.consumers[0].clone();
+        let delivery = Delivery {
+            state: Some(redis.state()),
+            stream: settings.stream.clone(),
+            group: settings.group.clone(),
+            consumer: worker.clone(),
+        };
+        let pool = Pool::new(plugin, delivery, settings.clone(), own.parallel);
+        let shared = Arc::new(Shared { redis, settings, worker, pool, waiter: Arc::default() });
+        Worker {
+            shared,
+            own,
+            owned: HashMap::new(),
+            tasks: JoinSet::new(),
+            stats: ConsumerStats::default(),
+            conn: None,
+            at_cap: false,
+            stop: CancellationToken::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    /// Runs until `stop`: then stops every owned stream (each finishes the
+    /// entry in hand) and releases their leases for peers to take over.
+    pub async fn run(mut self, stop: CancellationToken) -> Result<ConsumerStats> {
+        self.stop = stop.clone();
+        let s = self.shared.settings.clone();
+        let (redis, worker) = (self.shared.redis.clone(), self.shared.worker.clone());
+        anyhow::ensure!(
+            !redis.is_cluster().await?,
+            "stream ownership mode does not run on a Redis Cluster yet: use one Redis server"
+        );
+        // Two processes with one worker id would both pass every fence.
+        let name = NameLease::acquire(&redis, &s.stream, &s.group, &worker, &stop).await?;
+        let mut conn = redis.connect(s.block).await?;
+        conn.expect_stream_or_none(&s.stream, "assignment").await?;
+        conn.expect_stream_or_none(&s.dead_letter, "dead-letter").await?;
+        conn.ensure_group(&s.stream, &s.group, "0").await?;
+        let events = self.subscribe(&mut conn, &stop).await;
+        self.conn = Some(conn);
+        let waiting = stop.child_token();
+        tokio::spawn(self.shared.waiter.clone().run(redis.clone(), waiting.clone()));
+        tracing::info!(assignments = %s.stream, service = %s.group, %worker, max_owned = self.own.max_owned,
+            lease_ttl_ms = self.own.lease_ttl.as_millis() as u64, heartbeat_ms = self.own.heartbeat.as_millis() as u64,
+            "owning streams");
+        let result = self.serve(events, &stop).await;
+        waiting.cancel();
+        while let Some(joined) = self.tasks.join_next().await {
+            self.ended(joined);
+        }
+        self.publish();
+        name.release().await;
+        result.map(|()| self.stats)
+    }
+
+    /// Turns expired-key events on (or says why not) and subscribes to them.
+    async fn subscribe(&self, conn: &mut Connection, stop: &CancellationToken) -> Option<mpsc::Receiver<String>> {
+        let scan = self.own.heartbeat.as_millis();
+        match conn.enable_expiry_events().await {
+            Ok(true) => {}
+            Ok(false) => tracing::info!("turned on keyspace notifications of expired keys (notify-keyspace-events Ex)"),
+            Err(error) => tracing::warn!(
+                "keyspace notifications are off and cannot be turned on ({error:#}): a dead worker's streams are \
+                 found by the scan every {scan} ms instead. Set notify-keyspace-events Ex in redis.conf for faster failover"
+            ),
+        }
+        match self.shared.redis.expired_keys(stop.clone()).await {
+            Ok(events) => Some(events),
+            Err(error) => {
+                tracing::warn!("cannot subscribe to expired-key events ({error:#}): failover relies on the scan");
+                None
+            }
+        }
+    }
+
+    async fn serve(&mut self, mut events: Option<mpsc::Receiver<String>>, stop: &CancellationToken) -> Result<()> {
+        let s = self.shared.settings.clone();
+        let block = s.block.min(self.own.heartbeat / 2).max(Duration::from_millis(10));
+        let mut next_beat = Instant::now();
+        let mut scan_now = true;
+        loop {
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+            while let Some(joined) = self.tasks.try_join_next() {
+                self.ended(joined);
+            }
+            if !self.failed.is_empty()
+                && let Err(error) = self.drop_failed().await
+            {
+                tracing::warn!("recording assignments of streams that cannot be consumed failed: {error:#}");
+                self.conn = None;
+            }
+            if let Some(receiver) = &mut events {
+                loop {
+                    match receiver.try_recv() {
+                        Ok(key) => {
+                            if key.ends_with(":owner") {
+                                crate::metrics::global().lease_expired(&s.stream, &s.group);
+                                scan_now = true;
+                            }
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            tracing::warn!("expired-key events stopped: resubscribing");
+                            events = self.shared.redis.expired_keys(stop.clone()).await.ok();
+                            break;
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= next_beat {
+                next_beat = Instant::now() + self.own.heartbeat;
+                self.renew().await;
+                scan_now = true;
+            }
+            if scan_now {
+                scan_now = false;
+                if let Err(error) = self.scan().await {
+                    tracing::warn!("scanning for streams to take over failed: {error:#}");
+                    self.conn = None;
+                }
+            }
+            self.publish();
+            let pause = next_beat.saturating_duration_since(Instant::now()).min(block);
+            if self.owned.len() < self.own.max_owned {
+                match self.read_assignments(pause).await {
+                    Ok(()) => continue,
+                    Err(error) => {
+                        tracing::warn!(assignments = %s.stream, "reading assignments failed (retrying): {error:#}");
+                        self.conn = None;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(pause) => {}
+                Some(joined) = self.tasks.join_next() => self.ended(joined),
+            }
+        }
+    }
+
+    async fn connection(&mut self) -> Result<Connection> {
+        if let Some(conn) = &self.conn {
+            return Ok(conn.clone());
+        }
+        let conn = self.shared.redis.connect(self.shared.settings.block).await?;
+        Ok(self.conn.insert(conn).clone())
+    }
+
+    /// Reads new assignments (up to the cap), waiting up to `block`.
+    async fn read_assignments(&mut self, block: Duration) -> Result<()> {
+        let s = self.shared.settings.clone();
+        let room = self.own.max_owned - self.owned.len();
+        let mut conn = self.connection().await?;
+        let batch = conn.read_assignments(&s.stream, &s.group, &self.shared.worker, room, block).await?;
+        for entry in batch.entries {
+            match assignment::parse(&entry) {
+                Ok(assignment) => self.take(&mut conn, assignment, false).await?,
+                Err(problem) => self.reject(&mut conn, &entry, &problem).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a malformed assignment message in the dead-letter stream (and acks it).
+    async fn reject(&mut self, conn: &mut Connection, entry: &Entry, problem: &str) -> Result<()> {
+        let (s, w) = (&self.shared.settings, &self.shared.worker);
+        if !conn.claim_assignment(&s.stream, &s.group, w, &entry.id).await? {
+            return Ok(()); // Acked meanwhile.
+        }
+        let tag = self.shared.pool.current().tag().clone();
+        let origin = Origin { stream: &s.stream, group: &s.group, consumer: w, plugin: &tag.name, version: &tag.version };
+        let record = dead_letter::record(&origin, &entry.id, &entry.fields, 1, Reason::Rejected, problem);
+        let mode = DeadLetterMode::Settle;
+        conn.dead_letter(&s.stream, &s.group, w, &entry.id, &s.dead_letter, mode, &record, None).await?;
+        tracing::warn!(assignments = %s.stream, entry = %entry.id, dead_letter = %s.dead_letter,
+            "not an assignment, dead-lettered: {problem}");
+        Ok(())
+    }
+
+    /// Takes the lease of `assignment`'s stream and starts owning it; a
+    /// stream leased by another worker is left (its assignment stays
+    /// pending: the scan takes it once that lease is gone). `claim`: the
+    /// assignment is pending for another worker; claimed once the lease is ours.
+    async fn take(&mut self, conn: &mut Connection, assignment: Assignment, claim: bool) -> Result<()> {
+        let (s, w) = (self.shared.settings.clone(), self.shared.worker.clone());
+        if self.owned.contains_key(&assignment.stream) {
+            return Ok(());
+        }
+        let lease = lease_key(&assignment.stream);
+        let holder = conn.take_lease(&lease, &w, self.own.lease_ttl).await?;
+        if holder != w {
+            tracing::info!(stream = %assignment.stream, holder, "stream owned by another worker: assignment left for later");
+            return Ok(());
+        }
+        if claim {
+            if !conn.claim_assignment(&s.stream, &s.group, &w, &assignment.id).await? {
+                conn.release_lease(&lease, &w).await?;
+                return Ok(());
+            }
+            crate::metrics::global().ownership_claim(&s.stream, &s.group);
+            tracing::info!(stream = %assignment.stream, assignment = %assignment.id, "took over the stream");
+        } else {
+            tracing::info!(stream = %assignment.stream, assignment = %assignment.id, "owning the stream");
+        }
+        let disowned = CancellationToken::new();
+        let held = Held { assignment_id: assignment.id.clone(), lease: lease.clone(), disowned: disowned.clone() };
+        self.owned.insert(assignment.stream.clone(), held);
+        let task = OwnedStream::new(self.shared.clone(), assignment, lease);
+        self.tasks.spawn(task.run(self.stop.clone(), disowned));
+        Ok(())
+    }
+
+    /// Renews every owned lease (one script call); a stream whose lease is
+    /// gone is disowned: its task stops at once.
+    async fn renew(&mut self) {
+        if self.owned.is_empty() {
+            return;
+        }
+        let s = self.shared.settings.clone();
+        let (streams, keys): (Vec<String>, Vec<String>) =
+            self.owned.iter().map(|(stream, held)| (stream.clone(), held.lease.clone())).unzip();
+        let started = Instant::now();
+        let renewed = match self.connection().await {
+            Ok(mut conn) => conn.renew_leases(&keys, &self.shared.worker, self.own.lease_ttl).await,
+            Err(error) => Err(error),
+        };
+        crate::metrics::global().lease_renewal(&s.stream, &s.group, started.elapsed());
+        let renewed = match renewed {
+            Ok(renewed) => renewed,
+            Err(error) => {
+                tracing::warn!("renewing {} leases failed (retrying at the next heartbeat): {error:#}", keys.len());
+                self.conn = None;
+                return;
+            }
+        };
+        for (stream, held) in streams.iter().zip(renewed) {
+            if !held && let Some(owned) = self.owned.get(stream) {
+                if !owned.disowned.is_cancelled() {
+                    crate::metrics::global().disowned(&s.stream, &s.group);
+                    tracing::warn!(%stream, worker = %self.shared.worker,
+                        "disowned: the lease is gone (it expired, or another worker holds it): stopping the stream");
+                }
+                owned.disowned.cancel();
+            }
+        }
+    }
+
+    /// Looks at the assignments pending in the group for a stream whose
+    /// lease is free (its worker died, stalled, or stopped) and takes them,
+    /// up to the cap.
+    async fn scan(&mut self) -> Result<()> {
+        let s = self.shared.settings.clone();
+        let mut conn = self.connection().await?;
+        let mut start = "-".to_string();
+        // Not the ones just read: their reader is taking their leases now.
+        let idle = self.own.heartbeat.min(Duration::from_secs(1));
+        loop {
+            let rows = conn.pending_after(&s.stream, &s.group, idle, &start, SCAN_PAGE).await?;
+            let Some(last) = rows.last() else { return Ok(()) };
+            start = last.id.clone();
+            let full = rows.len() == SCAN_PAGE;
+            let running: std::collections::HashSet<&str> =
+                self.owned.values().map(|held| held.assignment_id.as_str()).collect();
+            let candidates: Vec<_> = rows.into_iter().filter(|row| !running.contains(row.id.as_str())).collect();
+            let mut found = Vec::new();
+            for row in &candidates {
+                match conn.range(&s.stream, &row.id, &row.id, Some(1)).await?.pop() {
+                    Some(entry) => match assignment::parse(&entry) {
+                        Ok(a) => found.push((a, row.consumer.clone())),
+                        Err(problem) => self.reject(&mut conn, &entry, &problem).await?,
+                    },
+                    None => {
+                        tracing::warn!(assignments = %s.stream, id = %row.id, "assignment trimmed away: acked");
+                        conn.ack(&s.stream, &s.group, std::slice::from_ref(&row.id)).await?;
+                    }
+                }
+            }
+            let keys: Vec<String> = found.iter().map(|(a, _)| lease_key(&a.stream)).collect();
+            let holders = conn.lease_holders(&keys).await?;
+            for ((assignment, consumer), (holder, _)) in found.into_iter().zip(holders) {
+                if holder.is_some() || self.owned.contains_key(&assignment.stream) {
+                    continue;
+                }
+                if self.owned.len() >= self.own.max_owned {
+                    if !std::mem::replace(&mut self.at_cap, true) {
+                        tracing::warn!(max_owned = self.own.max_owned,
+                            "owning as many streams as allowed: leaving unowned streams to other workers");
+                    }
+                    return Ok(());
+                }
+                let claim = consumer != self.shared.worker;
+                self.take(&mut conn, assignment, claim).await?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A stream task ended: forget the stream and count what it did.
+    fn ended(&mut self, joined: Result<(Assignment, Outcome, ConsumerStats), tokio::task::JoinError>) {
+        let (assignment, outcome, stats) = match joined {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::error!("an owned stream's task panicked: {error}");
+                return;
+            }
+        };
+        self.stats += stats;
+        self.owned.remove(&assignment.stream);
+        if self.owned.len() < self.own.max_owned {
+            self.at_cap = false;
+        }
+        let (s, stream) = (&self.shared.settings, &assignment.stream);
+        match outcome {
+            Outcome::Finished(reason) => {
+                crate::metrics::global().stream_finished(&s.stream, &s.group, reason);
+                tracing::info!(%stream, assignment = %assignment.id, reason, "stream finished: assignment acked, lease released");
+            }
+            Outcome::Disowned(why) => {
+                tracing::warn!(%stream, worker = %self.shared.worker, "disowned ({why}): stopped the stream; its new owner goes on");
+            }
+            Outcome::Stopped => {}
+            Outcome::Failed(problem) => {
+                tracing::error!(%stream, assignment = %assignment.id, "cannot consume the stream: {problem}");
+                self.failed.push((assignment, problem));
+            }
+        }
+    }
+
+    /// Dead-letters the assignments of streams that cannot be consumed and
+    /// releases their leases (else a peer would take them over, forever).
+    async fn drop_failed(&mut self) -> Result<()> {
+        let mut conn = self.connection().await?;
+        let s = self.shared.settings.clone();
+        while let Some((assignment, problem)) = self.failed.pop() {
+            let Some(entry) = conn.range(&s.stream, &assignment.id, &assignment.id, Some(1)).await?.pop() else {
+                continue;
+            };
+            let problem = format!("cannot consume data stream {:?}: {problem}", assignment.stream);
+            if let Err(error) = self.reject(&mut conn, &entry, &problem).await {
+                self.failed.push((assignment, problem));
+                return Err(error);
+            }
+            conn.release_lease(&lease_key(&assignment.stream), &self.shared.worker).await?;
+        }
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let s = &self.shared.settings;
+        crate::metrics::global().owned_streams(&s.stream, &s.group, self.owned.len());
+    }
+}

@@ -1,0 +1,481 @@
+//! Stream ownership mode's commands: leases on data streams, and every
+//! command on an owned data stream's group as one Lua script guarded by the
+//! lease ([`super::scripts::FENCE`]): adopting the stream, reading it,
+//! acking, finishing its assignment. A worker whose lease is gone gets a
+//! `DISOWNED` error from Redis ([`is_disowned`]) and nothing is done, so a
+//! stalled worker that wakes up cannot act on a stream it no longer owns.
+//! (Dead letters and effect commits take the same guard: `scripts.rs`,
+//! `commit.rs`.) Reads are fenced too: a read moves entries into the
+//! reader's pending list, which would hide them from the new owner.
+
+use super::Connection;
+use super::reply::{self, Batch};
+use super::scripts::FENCE;
+use anyhow::{Context, Result, bail};
+use redis::{Script, Value};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// Takes lease KEYS[1] for ARGV[1] (TTL ARGV[2] ms) unless another holds
+/// it; renews it when ARGV[1] holds it. Returns the holder after the call.
+static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return holder
+end
+if holder then return holder end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"#,
+    )
+});
+
+/// Renews every lease in KEYS that ARGV[1] holds (TTL ARGV[2] ms); returns
+/// per key 1 renewed, 0 lost (gone or another's).
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"#,
+    )
+});
+
+/// Deletes lease KEYS[1] if ARGV[1] holds it; returns 1 if it did.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#,
+    )
+});
+
+/// Finishes an assignment: KEYS = lease, assignment stream, and the data
+/// stream when one of its entries is acked too; ARGV = worker, service
+/// group, assignment id, that entry's id. Fenced; XACKs the entry and the
+/// assignment, then deletes the lease — in one step: never a released lease
+/// with its assignment still pending (a peer would take the stream over and
+/// go on past the end), nor an end marker acked with the assignment pending.
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{FENCE}{}",
+        r#"
+local bad = fence(KEYS[1], ARGV[1])
+if bad then return bad end
+if KEYS[3] then redis.call('XACK', KEYS[3], ARGV[2], ARGV[4]) end
+redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+redis.call('DEL', KEYS[1])
+return 1
+"#
+    ))
+});
+
+/// Adopts a data stream: KEYS = lease, stream; ARGV = worker, group.
+/// Fenced. Returns 'gone' when the stream does not exist (or is not a
+/// stream: then the type), else creates the group at 0 if missing, moves
+/// every entry pending in it to the worker without counting a delivery
+/// (`XAUTOCLAIM … JUSTID`: the previous owner's entries in hand), forgets
+/// the consumers left with nothing pending, and returns 'ok'.
+static ADOPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{FENCE}{}",
+        r#"
+local bad = fence(KEYS[1], ARGV[1])
+if bad then return bad end
+local t = redis.call('TYPE', KEYS[2])['ok']
+if t == 'none' then return 'gone' end
+if t ~= 'stream' then return t end
+redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[2], '0')
+local cursor = '0-0'
+repeat
+  cursor = redis.call('XAUTOCLAIM', KEYS[2], ARGV[2], ARGV[1], 0, cursor, 'COUNT', 1000, 'JUSTID')[1]
+until cursor == '0-0'
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[2], ARGV[2])) do
+  local name, pending
+  for i = 1, #c, 2 do
+    if c[i] == 'name' then name = c[i + 1] elseif c[i] == 'pending' then pending = c[i + 1] end
+  end
+  if name ~= ARGV[1] and pending == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[2], name) end
+end
+return 'ok'
+"#
+    ))
+});
+
+/// Reads an owned stream: KEYS = lease, stream; ARGV = worker, group,
+/// count, from (`0`: the worker's pending entries again, each delivery
+/// counted; `>`: new ones). Fenced. Returns 'gone' (no stream), 'nogroup'
+/// (the stream was deleted and made again), or `{reply, counts}`: the
+/// XREADGROUP reply and, for a read of pending entries, each one's id and
+/// delivery count (a new entry's is 1); `{false, {}, newest}` when there is
+/// nothing new, with the newest entry's id (`0-0`: none).
+static READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{FENCE}{}",
+        r#"
+local bad = fence(KEYS[1], ARGV[1])
+if bad then return bad end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 'gone' end
+local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', ARGV[2], ARGV[1], 'COUNT', ARGV[3], 'STREAMS', KEYS[2], ARGV[4])
+if not ok then
+  if string.find(tostring(reply.err or reply), 'NOGROUP', 1, true) then return 'nogroup' end
+  return redis.error_reply(tostring(reply.err or reply))
+end
+if not reply then
+  local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  return {false, {}, newest[1] and newest[1][1] or '0-0'}
+end
+local entries = reply[1][2]
+local counts = {}
+if ARGV[4] ~= '>' and #entries > 0 then
+  local rows = redis.call('XPENDING', KEYS[2], ARGV[2], entries[1][1], entries[#entries][1], #entries, ARGV[1])
+  for _, row in ipairs(rows) do
+    counts[#counts + 1] = row[1]
+    counts[#counts + 1] = row[4]
+  end
+end
+return {reply, counts}
+"#
+    ))
+});
+
+/// Redelivers the head entry held back for a retry: KEYS = lease, stream;
+/// ARGV = worker, group, id. Fenced. `XCLAIM … 0 id` (a delivery counted);
+/// returns `{reply, count}`, the reply empty when the entry is no longer
+/// pending (its payload trimmed: Redis dropped it).
+static REDELIVER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{FENCE}{}",
+        r#"
+local bad = fence(KEYS[1], ARGV[1])
+if bad then return bad end
+local claimed = redis.call('XCLAIM', KEYS[2], ARGV[2], ARGV[1], 0, ARGV[3])
+local count = 0
+if #claimed > 0 then
+  local row = redis.call('XPENDING', KEYS[2], ARGV[2], ARGV[3], ARGV[3], 1)
+  if #row == 1 then count = row[1][4] end
+end
+return {claimed, count}
+"#
+    ))
+});
+
+/// Acks entries of an owned stream: KEYS = lease, stream; ARGV = worker,
+/// group, ids. Fenced. Returns how many were acked.
+static ACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{FENCE}{}",
+        r#"
+local bad = fence(KEYS[1], ARGV[1])
+if bad then return bad end
+return redis.call('XACK', KEYS[2], ARGV[2], unpack(ARGV, 3))
+"#
+    ))
+});
+
+/// Ids acked per script call: well under Lua's `unpack` limit.
+const ACK_CHUNK: usize = 1000;
+
+/// Whether `error` is a fenced write refused because the lease is gone.
+pub fn is_disowned(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.downcast_ref::<redis::RedisError>().and_then(|e| e.code()) == Some("DISOWNED"))
+}
+
+/// What adopting or reading an owned stream found.
+#[derive(Debug)]
+pub enum Owned {
+    /// Entries, with their delivery counts (and trimmed ids, history only).
+    Read(Batch),
+    /// The stream does not exist (never made, or deleted): it is finished.
+    Gone,
+    /// The stream exists but its group does not: it was deleted and made again.
+    NoGroup,
+    /// Nothing new; the id of the newest entry (`0-0`: none), to wait after.
+    Dry(String),
+}
+
+impl Connection {
+    /// Takes (or renews) lease `key` for `worker`; returns its holder after:
+    /// `worker` when taken.
+    pub async fn take_lease(&mut self, key: &str, worker: &str, ttl: Duration) -> Result<String> {
+        TAKE.key(key)
+            .arg(worker)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut self.conn)
+            .await
+            .with_context(|| format!("taking lease {key:?} failed"))
+    }
+
+    /// Renews the leases `keys` that `worker` holds; per key whether it does.
+    pub async fn renew_leases(&mut self, keys: &[String], worker: &str, ttl: Duration) -> Result<Vec<bool>> {
+        let mut held = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(ACK_CHUNK) {
+            let mut invocation = RENEW.prepare_invoke();
+            for key in chunk {
+                invocation.key(key);
+            }
+            invocation.arg(worker).arg(ttl.as_millis() as u64);
+            let renewed: Vec<u8> = invocation
+                .invoke_async(&mut self.conn)
+                .await
+                .with_context(|| format!("renewing {} leases failed", chunk.len()))?;
+            held.extend(renewed.into_iter().map(|r| r == 1));
+        }
+        Ok(held)
+    }
+
+    /// Deletes lease `key` if `worker` holds it; whether it did.
+    pub async fn release_lease(&mut self, key: &str, worker: &str) -> Result<bool> {
+        let deleted: u8 = RELEASE
+            .key(key)
+            .arg(worker)
+            .invoke_async(&mut self.conn)
+            .await
+            .with_context(|| format!("releasing lease {key:?} failed"))?;
+        Ok(deleted == 1)
+    }
+
+    /// Acks assignment `id` (and `data`'s entry: stream, id) and deletes
+    /// lease `lease`, while `worker` holds it ([`FINISH`]).
+    pub async fn finish_assignment(
+        &mut self,
+        lease: &str,
+        assignments: &str,
+        group: &str,
+        id: &str,
+        worker: &str,
+        data: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let mut invocation = FINISH.prepare_invoke();
+        invocation.key(lease).key(assignments).arg(worker).arg(group).arg(id);
+        if let Some((stream, entry)) = data {
+            invocation.key(stream).arg(entry);
+        }
+        let _: u8 = invocation
+            .invoke_async(&mut self.conn)
+            .await
+            .with_context(|| format!("finishing assignment {id} of {assignments:?} failed"))?;
+        Ok(())
+    }
+
+    /// Adopts owned stream `stream` ([`ADOPT`]): `Read` (empty) when ready.
+    pub async fn adopt(&mut self, lease: &str, stream: &str, group: &str, worker: &str) -> Result<Owned> {
+        let reply: String = ADOPT
+            .key(lease)
+            .key(stream)
+            .arg(worker)
+            .arg(group)
+            .invoke_async(&mut self.conn)
+            .await
+            .with_context(|| format!("adopting stream {stream:?} failed"))?;
+        match reply.as_str() {
+            "ok" => Ok(Owned::Read(Batch::default())),
+            "gone" => Ok(Owned::Gone),
+            other => bail!("the data stream key {stream:?} holds a {other}, not a stream"),
+        }
+    }
+
+    /// Reads up to `count` entries of owned stream `stream` ([`READ`]):
+    /// `from` `0` for the worker's pending entries, `>` for new ones.
+    pub async fn read_owned(
+        &mut self,
+        lease: &str,
+        stream: &str,
+        group: &str,
+        worker: &str,
+        count: usize,
+        from: &str,
+    ) -> Result<Owned> {
+        let mut invocation = READ.prepare_invoke();
+        invocation.key(lease).key(stream).arg(worker).arg(group).arg(count).arg(from);
+        let reply: Value = invocation
+            .invoke_async(&mut self.conn)
+            .await
+            .with_context(|| format!("reading owned stream {stream:?} failed"))?;
+        let (reply, counts) = match reply {
+            Value::BulkString(s) if s == b"gone" => return Ok(Owned::Gone),
+            Value::BulkString(s) if s == b"nogroup" => return Ok(Owned::NoGroup),
+            Value::Array(mut parts) if parts.len() == 3 => {
+                return Ok(Owned::Dry(reply::string(parts.pop().expect("three parts"))?));
+            }
+            Value::Array(mut parts) if parts.len() == 2 => {
+                let counts = parts.pop().expect("two parts");
+                (parts.pop().expect("two parts"), counts)
+            }
+            other => bail!("unexpected owned read reply on {stream:?}: {other:?}"),
+        };
+        let mut batch = reply::read_reply(reply, 1).with_context(|| format!("unexpected read reply on {stream:?}"))?;
+        let counts: Vec<(String, u64)> = redis::from_redis_value(counts).context("unexpected delivery counts")?;
+        if !counts.is_empty() {
+            let counts: std::collections::HashMap<String, u64> = counts.into_iter().collect();
+            for entry in &mut batch.entries {
+                let count = counts.get(&entry.id).copied().unwrap_or(1);
+                entry.delivery_count = count.clamp(1, u64::from(u32::MAX)) as u32;
+            }
+        }
+        Ok(Owned::Read(batch))
+    }
+
+    /// Redelivers held-back entry `id` of owned stream `stream`
+    /// ([`REDELIVER`]): the entry with its new delivery count, or `None`
+    /// when it is pending no more (trimmed).
+    pub async fn redeliver_owned(
+        &mut self,
+        lease: &str,
+        stream: &str,
+        group: &str,
+        worker: &str,
+        id: &str,
+    ) -> Result<Option<crate::entry::Entry>> {
+        let (claimed, count): (Value, u64) = REDELIVER
+            .key(lease)
+            .key(stream)
+            .arg(worker)
+            .arg(group)
+            .arg(id)
+            .invoke_async(&mut self.conn)
+            .await
+            .with_context(|| format!("redelivering entry {id} of {stream:?} failed"))?;
+        let mut entries = reply::range_reply(claimed)?;
+        Ok(entries.pop().map(|mut entry| {
+            entry.delivery_count = count.clamp(1, u64::from(u32::MAX)) as u32;
+            entry
+        }))
+    }
+
+    /// `XREAD BLOCK block STREAMS s… after…`: which of `streams` (each with
+    /// the id to wait after) have entries past it, waiting up to `block`.
+    /// Reads no group: nothing is delivered to anyone.
+    pub async fn wait_for_entries(&mut self, streams: &[(String, String)], block: Duration) -> Result<Vec<String>> {
+        if streams.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(1).arg("BLOCK").arg(block.as_millis().max(1) as u64).arg("STREAMS");
+        for (stream, _) in streams {
+            cmd.arg(stream);
+        }
+        for (_, after) in streams {
+            cmd.arg(after);
+        }
+        let reply = self.entries_reply(&cmd).await.context("waiting for entries on owned streams failed")?;
+        Ok(match reply {
+            Value::Array(rows) => rows
+                .into_iter()
+                .filter_map(|row| match row {
+                    Value::Array(mut pair) if pair.len() == 2 => reply::string(pair.swap_remove(0)).ok(),
+                    _ => None,
+                })
+                .collect(),
+            Value::Map(rows) => rows.into_iter().filter_map(|(k, _)| reply::string(k).ok()).collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// `XREADGROUP GROUP g c COUNT n BLOCK b STREAMS s >`: new assignments.
+    pub async fn read_assignments(
+        &mut self,
+        stream: &str,
+        group: &str,
+        worker: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Batch> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(group).arg(worker).arg("COUNT").arg(count);
+        cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64).arg("STREAMS").arg(stream).arg(">");
+        let reply = self.entries_reply(&cmd).await.with_context(|| format!("reading assignments of {stream:?} failed"))?;
+        reply::read_reply(reply, 1).with_context(|| format!("unexpected XREADGROUP reply on {stream:?}"))
+    }
+
+    /// `XCLAIM s g worker 0 id JUSTID`: whether assignment `id` is now the
+    /// worker's (false: it was acked meanwhile).
+    pub async fn claim_assignment(&mut self, stream: &str, group: &str, worker: &str, id: &str) -> Result<bool> {
+        let claimed: Vec<String> = redis::cmd("XCLAIM")
+            .arg(stream)
+            .arg(group)
+            .arg(worker)
+            .arg(0)
+            .arg(id)
+            .arg("JUSTID")
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("claiming assignment {id} of {stream:?} failed"))?;
+        Ok(!claimed.is_empty())
+    }
+
+    /// Extended `XPENDING stream group IDLE ms (after + count`: pending
+    /// entries idle at least `idle`, with ids above `after` (`-`: all), oldest first.
+    pub async fn pending_after(
+        &mut self,
+        stream: &str,
+        group: &str,
+        idle: Duration,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<super::PendingEntry>> {
+        let start = if after == "-" { after.to_string() } else { format!("({after}") };
+        let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(group)
+            .arg("IDLE")
+            .arg(idle.as_millis() as u64)
+            .arg(start)
+            .arg("+")
+            .arg(count)
+            .query_async(&mut self.conn)
+            .await
+            .with_context(|| format!("XPENDING on {stream:?} group {group:?} failed"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, consumer, idle_ms, deliveries)| super::PendingEntry { id, consumer, idle_ms, deliveries })
+            .collect())
+    }
+
+    /// The holder of each lease in `keys` (`None`: free) and its time left.
+    pub async fn lease_holders(&mut self, keys: &[String]) -> Result<Vec<(Option<String>, Option<Duration>)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        }
+        let replies: Vec<Value> = pipe.query_async(&mut self.conn).await.context("reading leases failed")?;
+        let mut out = Vec::with_capacity(keys.len());
+        let mut replies = replies.into_iter();
+        while let (Some(holder), Some(ttl)) = (replies.next(), replies.next()) {
+            let holder: Option<String> = redis::from_redis_value(holder).context("unexpected lease value")?;
+            let ttl: i64 = redis::from_redis_value(ttl).context("unexpected PTTL reply")?;
+            out.push((holder, u64::try_from(ttl).ok().map(Duration::from_millis)));
+        }
+        Ok(out)
+    }
+
+    /// Acks `ids` of owned stream `stream` while `worker` holds `lease`.
+    pub async fn ack_owned(&mut self, lease: &str, stream: &str, group: &str, worker: &str, ids: &[String]) -> Result<u64> {
+        let mut acked = 0;
+        for chunk in ids.chunks(ACK_CHUNK) {
+            let mut invocation = ACK.prepare_invoke();
+            invocation.key(lease).key(stream).arg(worker).arg(group).arg(chunk);
+            let n: u64 = invocation
+                .invoke_async(&mut self.conn)
+                .await
+                .with_context(|| format!("acking {} entries of owned stream {stream:?} failed", chunk.len()))?;
+            acked += n;
+        }
+        Ok(acked)
+    }
+}
