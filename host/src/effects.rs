@@ -123,6 +123,11 @@ impl Effects {
         if self.by_entry.is_empty() { None } else { self.by_entry.remove(id) }
     }
 
+    /// Whether no entry has effects.
+    pub fn is_empty(&self) -> bool {
+        self.by_entry.is_empty()
+    }
+
     /// Moves all of `other` in.
     pub fn append(&mut self, other: Effects) {
         for (id, effects) in other.by_entry {

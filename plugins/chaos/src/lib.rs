@@ -35,6 +35,9 @@
 //! | `spin_first=N`   | endless loop on deliveries before the Nth            |
 //! | `get=KEY`        | reject with what `state.get(KEY)` gave               |
 //! | `seen=KEY`       | reject with what `state.seen(KEY, 60000)` gave       |
+//! | `seq=N`          | reject unless N follows `<stream>:seq` (state), else set it to N with the ack |
+//! | `finish`         | say the stream is done (`assignment.finish`), then Ok |
+//! | `log_info`       | log `info of <stream>: <assignment info>`            |
 //! | `burst=URL`      | start 20 GETs to URL without waiting, then wait for all; reject with how many got an answer and how many the host refused |
 //! | anything else    | Ok                                                   |
 //!
@@ -146,12 +149,36 @@ impl Guest for Chaos {
                     println!("stdout: {value}");
                     eprintln!("stderr: {value}");
                 }
+                "seq" => sequence(&entry, number(&value))?,
+                "finish" => redis_streams::plugin::assignment::finish(),
+                "log_info" => {
+                    let info = redis_streams::plugin::assignment::info().unwrap_or_else(|| "none".into());
+                    log(Level::Info, &format!("info of {}: {info}", entry.stream));
+                }
                 _ => {}
             }
         }
         log(Level::Info, &format!("handled {} by {}", entry.id, entry.consumer));
         Ok(())
     }
+}
+
+/// Checks that `n` follows the last sequence number handled Ok on this
+/// stream (kept in `<stream>:seq`, written with the ack), then records it:
+/// a gap or a step back is rejected, so it shows as a dead letter. A
+/// redelivery of an entry whose ack never landed sees the number before it.
+fn sequence(entry: &Entry, n: u64) -> Result<(), Error> {
+    let key = format!("{}:seq", entry.stream);
+    let last = redis_streams::plugin::state::get(&key)
+        .map_err(|e| Error::Retry(Retry { reason: format!("chaos: cannot read {key}: {e}"), delay_ms: None }))?
+        .and_then(|v| String::from_utf8_lossy(&v).parse::<u64>().ok())
+        .unwrap_or(0);
+    if n != last + 1 {
+        let what = if n <= last { "step back" } else { "gap" };
+        return Err(Error::Reject(format!("chaos: {what}: seq {n} after {last} on {}", entry.stream)));
+    }
+    log(Level::Info, &format!("seq {} {n} delivery {}", entry.stream, entry.delivery_count));
+    effect(set(&entry.id, &key, None, n.to_string().as_bytes(), None))
 }
 
 /// An effect the host refused (not granted, bad entry id): reject, with the

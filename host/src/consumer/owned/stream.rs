@@ -291,6 +291,7 @@ impl<S: HandlerSource> OwnedStream<S> {
                 Err(error) => return (lent, held, Err(error), Effects::default()),
             };
             handler.assign(&stream, &info);
+            let mut effects = Effects::default();
             while let Some(mut entry) = held.pop_front() {
                 if halt.is_cancelled() || halted.is_cancelled() {
                     held.push_front(entry);
@@ -303,12 +304,16 @@ impl<S: HandlerSource> OwnedStream<S> {
                 let verdict = handler.handle(&mut entry);
                 let finished = handler.take_finished().is_some();
                 let held_back = matches!(decide(verdict.clone(), entry.delivery_count, max), Action::Leave { .. });
+                // Effects are committed before the next entry is handled, so
+                // it reads (through `state`) what the one before it wrote.
+                let recorded = handler.take_effects();
+                let wrote = !recorded.is_empty();
+                effects.append(recorded);
                 outcomes.push((entry, Handled::Verdict(verdict, finished)));
-                if finished || held_back {
+                if finished || held_back || wrote {
                     break;
                 }
             }
-            let effects = handler.take_effects();
             (lent, held, Ok(outcomes), effects)
         })
         .await;
