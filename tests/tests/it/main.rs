@@ -16,6 +16,7 @@ mod inspection;
 mod metrics;
 mod outages;
 mod outbound;
+mod ownership;
 mod recovery;
 mod reload;
 mod scaffold;

@@ -43,7 +43,8 @@ pub fn data_stream(test: &str, i: usize) -> String {
 }
 
 /// Appends `n` entries `seq=1..n` to `stream`, each with `extra` fields;
-/// the last one gets `last` fields too (an end marker, `finish`).
+/// the last one gets `last` fields too (e.g. `finish`), but an end marker
+/// (`lbs-end`) in `last` is an entry of its own after it.
 pub async fn fill(
     conn: &mut redis::aio::MultiplexedConnection,
     stream: &str,
@@ -58,11 +59,14 @@ pub async fn fill(
             cmd.arg(*k).arg(*v);
         }
         if i == n {
-            for (k, v) in last {
+            for (k, v) in last.iter().filter(|(k, _)| *k != "lbs-end") {
                 cmd.arg(*k).arg(*v);
             }
         }
         cmd.ignore();
+    }
+    if last.iter().any(|(k, _)| *k == "lbs-end") {
+        pipe.cmd("XADD").arg(stream).arg("*").arg("lbs-end").arg("1").ignore();
     }
     let () = pipe.query_async(conn).await.unwrap();
 }
@@ -109,7 +113,7 @@ pub async fn last_seq(conn: &mut redis::aio::MultiplexedConnection, streams: &[S
 
 /// The dead letters of the service (order breaks land here).
 pub async fn service_dead_letters(conn: &mut redis::aio::MultiplexedConnection) -> Vec<host::DeadLetter> {
-    dead_letters(conn, &format!("{ASSIGNMENTS}:dlq")).await
+    dead_letters(conn, ASSIGNMENTS).await
 }
 
 /// The streams a worker's log says it started owning (`owning` or `took over`), in order.

@@ -1,0 +1,102 @@
+//! How single streams end and what the tools show: a deleted data stream
+//! finishes its assignment; a malformed assignment is dead-lettered; a
+//! plugin cannot forge a lease through its effects; the cap leaves
+//! assignments to other workers; the worker id comes from `POD_NAME`;
+//! `host owners` lists owner, lease and progress.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_stream_finishes_and_a_bad_assignment_is_dead_lettered() {
+    let redis = PrivateRedis::start();
+    let mut conn = redis.connect().await;
+    let stream = data_stream("deleted", 0);
+    fill(&mut conn, &stream, 3, &[], &[]).await;
+    let mut w = worker(&redis.url, "w1", &[]);
+    assign_raw(&mut conn, &stream, r#"{"user":"ann"}"#).await;
+    let _: String = redis::cmd("XADD").arg(ASSIGNMENTS).arg("*").arg("lbs-input").arg("{not json")
+        .query_async(&mut conn).await.unwrap();
+    w.wait_log(Duration::from_secs(20), "3 entries handled", |log| seq_lines(log).len() == 3);
+    // The stream is idle, owned; `host owners` shows it.
+    let out = Host::new(["owners", "--assignments", ASSIGNMENTS, "--redis", &redis.url]).output();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("1 assignments in progress") && text.contains(&stream) && text.contains("w1"), "{text}");
+    let out = Host::new(["owners", "--assignments", ASSIGNMENTS, "--redis", &redis.url, "--json"]).output();
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON row");
+    assert_eq!((row["owner"].as_str(), row["pending"].as_u64(), row["lag"].as_u64()), (Some("w1"), Some(0), Some(0)));
+    assert!(row["lease_ms_left"].as_u64().is_some_and(|ms| ms <= LEASE_TTL_MS), "{row}");
+    let () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await.unwrap();
+    wait_assignments_done(&mut conn, 2, Duration::from_secs(20)).await;
+    w.wait_log(Duration::from_secs(5), "finished as deleted", |log| {
+        log.iter().any(|l| l.contains("stream finished") && l.contains("deleted"))
+    });
+    assert!(leases_left(&mut conn).await.is_empty());
+    let dead = service_dead_letters(&mut conn).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].meta("dlq:error").unwrap_or_default().contains("not JSON"), "{:?}", dead[0].meta);
+    w.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_cannot_write_its_streams_lease_through_effects() {
+    let redis = PrivateRedis::start();
+    let mut conn = redis.connect().await;
+    let stream = data_stream("forge", 0);
+    let lease = format!("{{{stream}}}:owner");
+    let _: String = redis::cmd("XADD").arg(&stream).arg("*").arg("set").arg(&lease).query_async(&mut conn).await.unwrap();
+    fill(&mut conn, &stream, 1, &[], &[("lbs-end", "1")]).await;
+    // Granted every key: the fence itself must refuse.
+    let mut w = worker(&redis.url, "w1", &["--grant-key", "*", "--max-deliveries", "2"]);
+    assign_raw(&mut conn, &stream, "{}").await;
+    wait_assignments_done(&mut conn, 1, Duration::from_secs(20)).await;
+    let dead = service_dead_letters(&mut conn).await;
+    assert_eq!(dead.len(), 1, "the forging entry is dead-lettered: {dead:?}");
+    assert!(dead[0].meta("dlq:error").unwrap_or_default().contains("may not write the lease"), "{:?}", dead[0].meta);
+    assert_eq!(last_seq(&mut conn, std::slice::from_ref(&stream)).await, [Some(1)], "the entry after it went on");
+    assert!(leases_left(&mut conn).await.is_empty());
+    w.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_leaves_streams_to_others_and_pod_name_names_the_worker() {
+    let redis = PrivateRedis::start();
+    let mut conn = redis.connect().await;
+    let streams = 8;
+    let names: Vec<String> = (0..streams).map(|i| data_stream("cap", i)).collect();
+    for stream in &names {
+        fill(&mut conn, stream, 10, &[("wasi_sleep_ms", "50")], &[("lbs-end", "1")]).await;
+    }
+    let chaos = plugin("chaos");
+    let mut capped = Host::new(["run", "--assignments", ASSIGNMENTS, "--plugin", chaos.to_str().unwrap()])
+        .args(["--redis", &redis.url, "--max-owned", "2", "--heartbeat-ms", "300", "--lease-ttl-ms", "1000"])
+        .args(["--grant-key", "*:seq"])
+        .logging()
+        .env("POD_NAME", "pod-7")
+        .start();
+    capped.wait_log(Duration::from_secs(20), "pod-7 up", |log| log.iter().any(|l| l.contains("worker=pod-7")));
+    for stream in &names {
+        assign_raw(&mut conn, stream, "{}").await;
+    }
+    let mut other = worker(&redis.url, "w2", &[]);
+    let mut most = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let out = Host::new(["owners", "--assignments", ASSIGNMENTS, "--redis", &redis.url, "--json"]).output();
+        let rows: Vec<serde_json::Value> =
+            String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        most = most.max(rows.iter().filter(|r| r["owner"] == "pod-7").count());
+        if rows.is_empty() && xlen(&mut conn, ASSIGNMENTS).await == streams as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_assignments_done(&mut conn, streams as u64, Duration::from_secs(10)).await;
+    assert!((1..=2).contains(&most), "pod-7 owned {most} streams at once, its cap is 2");
+    other.collect();
+    assert!(!owned_in(&other.log).is_empty(), "the other worker took what the capped one left");
+    let seqs = last_seq(&mut conn, &names).await;
+    assert!(seqs.iter().all(|s| *s == Some(10)), "{seqs:?}");
+    capped.terminate();
+    other.terminate();
+}
