@@ -237,12 +237,13 @@ impl<S: HandlerSource> Worker<S> {
         Ok(self.conn.insert(conn).clone())
     }
 
-    /// Reads new assignments (up to the cap), waiting up to `block`.
+    /// Reads a new assignment, waiting up to `block`. One per read, so the
+    /// workers waiting on the group share a burst of assignments between
+    /// them rather than the first one taking them all.
     async fn read_assignments(&mut self, block: Duration) -> Result<()> {
         let s = self.shared.settings.clone();
-        let room = self.own.max_owned - self.owned.len();
         let mut conn = self.connection().await?;
-        let batch = conn.read_assignments(&s.stream, &s.group, &self.shared.worker, room, block).await?;
+        let batch = conn.read_assignments(&s.stream, &s.group, &self.shared.worker, 1, block).await?;
         for entry in batch.entries {
             match assignment::parse(&entry) {
                 Ok(assignment) => self.take(&mut conn, assignment, false).await?,

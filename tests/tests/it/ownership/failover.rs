@@ -31,10 +31,10 @@ async fn kill_one_mid_run(redis: &PrivateRedis, test: &str, streams: usize) -> V
     for stream in &names {
         assign_raw(&mut conn, stream, "{}").await;
     }
-    // Let the victim get going on its streams.
-    workers[0].wait_log(Duration::from_secs(30), "w1 handling", |log| {
-        log.iter().filter(|l| l.contains("seq ")).count() >= 40
-    });
+    // Let every worker get going on its streams.
+    for w in &mut workers {
+        w.wait_log(Duration::from_secs(30), "a worker handling", |log| seq_lines(log).len() >= 20);
+    }
     // SAFETY: killing the worker this test started.
     unsafe { libc::kill(workers[0].child.id() as i32, libc::SIGKILL) };
     let killed = Instant::now();
