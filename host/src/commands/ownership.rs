@@ -79,12 +79,20 @@ pub async fn owners(config: &OwnershipConfig) -> Result<String> {
     }
     let mut out = String::new();
     let owned = owners.iter().filter(|o| o.owner.is_some()).count();
-    writeln!(out, "{} assignments in progress on {key} (service {service}): {owned} owned, {} waiting for a worker",
-        owners.len(), owners.len() - owned)?;
+    writeln!(
+        out,
+        "{} assignments in progress on {key} (service {service}): {owned} owned, {} waiting for a worker",
+        owners.len(),
+        owners.len() - owned
+    )?;
     if owners.is_empty() {
         return Ok(out);
     }
-    writeln!(out, "{:<32} {:<24} {:>9} {:>8} {:>6}  {:<20} ASSIGNMENT", "STREAM", "OWNER", "LEASE-MS", "PENDING", "LAG", "LAST-DELIVERED")?;
+    writeln!(
+        out,
+        "{:<32} {:<24} {:>9} {:>8} {:>6}  {:<20} ASSIGNMENT",
+        "STREAM", "OWNER", "LEASE-MS", "PENDING", "LAG", "LAST-DELIVERED"
+    )?;
     let shown = |v: &Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
     for o in &owners {
         writeln!(

@@ -226,7 +226,9 @@ impl<S: HandlerSource> Consumer<S> {
         };
         let record = dead_letter::record(&origin, id, fields, deliveries, reason, error);
         let result = match self.connection().await {
-            Ok(mut conn) => conn.dead_letter(&s.stream, &s.group, &self.name, id, &s.dead_letter, mode, &record, None).await,
+            Ok(mut conn) => {
+                conn.dead_letter(&s.stream, &s.group, &self.name, id, &s.dead_letter, mode, &record, None).await
+            }
             Err(error) => Err(error),
         };
         match result {

@@ -14,8 +14,8 @@ mod partitions;
 
 pub use crate::origin::Origin;
 pub use invalid::Invalid;
-pub use ownership::{Ownership, service_of, worker_id};
 use invalid::{range, within, within_ms};
+pub use ownership::{Ownership, service_of, worker_id};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -101,7 +101,10 @@ mod tests {
     use super::*;
 
     fn owned() -> GroupSettings {
-        GroupSettings { ownership: Some(Ownership::default()), ..GroupSettings::new("svc-input", "svc", vec!["w".into()]) }
+        GroupSettings {
+            ownership: Some(Ownership::default()),
+            ..GroupSettings::new("svc-input", "svc", vec!["w".into()])
+        }
     }
 
     #[test]

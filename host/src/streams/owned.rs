@@ -396,7 +396,8 @@ impl Connection {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP").arg(group).arg(worker).arg("COUNT").arg(count);
         cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64).arg("STREAMS").arg(stream).arg(">");
-        let reply = self.entries_reply(&cmd).await.with_context(|| format!("reading assignments of {stream:?} failed"))?;
+        let reply =
+            self.entries_reply(&cmd).await.with_context(|| format!("reading assignments of {stream:?} failed"))?;
         reply::read_reply(reply, 1).with_context(|| format!("unexpected XREADGROUP reply on {stream:?}"))
     }
 
@@ -465,7 +466,14 @@ impl Connection {
     }
 
     /// Acks `ids` of owned stream `stream` while `worker` holds `lease`.
-    pub async fn ack_owned(&mut self, lease: &str, stream: &str, group: &str, worker: &str, ids: &[String]) -> Result<u64> {
+    pub async fn ack_owned(
+        &mut self,
+        lease: &str,
+        stream: &str,
+        group: &str,
+        worker: &str,
+        ids: &[String],
+    ) -> Result<u64> {
         let mut acked = 0;
         for chunk in ids.chunks(ACK_CHUNK) {
             let mut invocation = ACK.prepare_invoke();

@@ -7,6 +7,7 @@
 //! May use the consumer, Wasm and Redis layers and the shared types; nothing
 //! of `commands`.
 
+mod ceiling;
 pub mod deployment;
 pub mod folder;
 pub mod layout;

@@ -7,7 +7,8 @@
 //! plugin any directory or environment variable the host can reach. A
 //! `[grant_ceiling]` in `host.toml` bounds that: sidecars may only narrow it.
 
-use crate::settings::{Grants, GroupSettings, Origin, mib, numbered};
+pub use super::ceiling::GrantCeiling;
+use crate::settings::{Grants, GroupSettings, Ownership, mib, numbered, service_of, worker_id};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -46,62 +47,6 @@ impl HostFile {
     }
 }
 
-/// `host.toml`'s `[grant_ceiling]`: what a plugin's grants may name at most.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GrantCeiling {
-    /// Directories that granted directories must be, or lie inside.
-    #[serde(default)]
-    pub dirs: Vec<PathBuf>,
-    /// Environment variables that may be passed through.
-    #[serde(default)]
-    pub env: Vec<String>,
-    /// Key patterns that granted keys must fall within (`*` matches anything).
-    #[serde(default)]
-    pub keys: Vec<String>,
-    /// Stream patterns that granted streams must fall within.
-    #[serde(default)]
-    pub streams: Vec<String>,
-    /// Origins that granted HTTP origins must be among.
-    #[serde(default)]
-    pub http: Vec<String>,
-}
-
-impl GrantCeiling {
-    /// What in `grants` goes beyond this ceiling, if anything. Directories
-    /// are compared as real paths, so a symbolic link does not lead out.
-    pub fn exceeded_by(&self, grants: &Grants) -> Option<String> {
-        let allowed: Vec<PathBuf> = self.dirs.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect();
-        for dir in &grants.dirs {
-            let inside = std::fs::canonicalize(dir).is_ok_and(|real| allowed.iter().any(|a| real.starts_with(a)));
-            if !inside {
-                return Some(format!("directory {} (the ceiling allows {})", dir.display(), list(&self.dirs)));
-            }
-        }
-        if let Some((name, _)) = grants.env.iter().find(|(name, _)| !self.env.contains(name)) {
-            return Some(format!("environment variable {name} (the ceiling allows {})", list(&self.env)));
-        }
-        // A granted pattern, read as plain text, must match a ceiling pattern:
-        // then every name it matches does too (its `*`s fall inside the ceiling's).
-        let within = |ceiling: &[String], granted: &String| ceiling.iter().any(|c| crate::effects::glob(c, granted));
-        if let Some(key) = grants.keys.iter().find(|k| !within(&self.keys, k)) {
-            return Some(format!("key {key:?} (the ceiling allows {})", list(&self.keys)));
-        }
-        if let Some(s) = grants.streams.iter().find(|s| !within(&self.streams, s)) {
-            return Some(format!("stream {s:?} (the ceiling allows {})", list(&self.streams)));
-        }
-        // Origins compare parsed: `https://x` and `https://x:443` are one.
-        let origin = |text: &String| Origin::parse(text).ok();
-        let allowed: Vec<Origin> = self.http.iter().filter_map(origin).collect();
-        let beyond = grants.http.iter().find(|granted| origin(granted).is_none_or(|o| !allowed.contains(&o)));
-        beyond.map(|o| format!("HTTP origin {o:?} (the ceiling allows {})", list(&self.http)))
-    }
-}
-
-fn list<T: std::fmt::Debug>(items: &[T]) -> String {
-    if items.is_empty() { "none".into() } else { items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ") }
-}
-
 /// Makes relative `dirs` relative to the folder of `file`, the file that
 /// names them, instead of the host's working directory.
 fn resolve(dirs: &mut [PathBuf], file: &Path) {
@@ -132,10 +77,22 @@ pub enum Consumers {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSettings {
-    /// Stream key to consume.
-    pub stream: String,
+    /// Stream key to consume (with `group`; or `assignments`).
+    pub stream: Option<String>,
     /// Consumer group.
-    pub group: String,
+    pub group: Option<String>,
+    /// Stream ownership mode: the assignment stream (`<service>-input`).
+    pub assignments: Option<String>,
+    /// Its service (default: `assignments` without `-input`).
+    pub service: Option<String>,
+    /// A data stream's lease without renewal, ms.
+    pub lease_ttl_ms: Option<u64>,
+    /// How often leases are renewed, ms.
+    pub heartbeat_ms: Option<u64>,
+    /// Data streams owned at once, at most.
+    pub max_owned: Option<usize>,
+    /// Plugin calls at once over all owned streams.
+    pub parallel: Option<usize>,
     /// Consumer count or names (default 1).
     pub consumers: Option<Consumers>,
     /// Entries per read.
@@ -216,12 +173,32 @@ impl PluginSettings {
     /// `host_name`-`name`-1..N.
     pub fn to_settings(&self, name: &str, host_name: &str, place: &str) -> Result<GroupSettings> {
         let consumers = match &self.consumers {
+            None if self.assignments.is_some() => vec![worker_id()],
             None => numbered(&format!("{host_name}-{name}"), 1),
             Some(Consumers::Count(n)) => numbered(&format!("{host_name}-{name}"), *n),
             Some(Consumers::Names(names)) => names.clone(),
         };
-        let mut settings = GroupSettings::new(&self.stream, &self.group, consumers);
         let ms = Duration::from_millis;
+        let mut settings = match (&self.assignments, &self.stream, &self.group) {
+            (Some(key), None, None) => {
+                let service = self.service.clone().or_else(|| service_of(key).map(str::to_string));
+                let service = service.ok_or_else(|| {
+                    anyhow!("invalid service in {place}: assignments {key:?} does not end in -input: set service")
+                })?;
+                let mut settings = GroupSettings::new(key, &service, consumers);
+                let mut own = Ownership::default();
+                own.lease_ttl = self.lease_ttl_ms.map_or(own.lease_ttl, ms);
+                own.heartbeat = self.heartbeat_ms.map_or(own.heartbeat, ms);
+                own.max_owned = self.max_owned.unwrap_or(own.max_owned);
+                own.parallel = self.parallel.unwrap_or(own.parallel);
+                settings.ownership = Some(own);
+                settings
+            }
+            (None, Some(stream), Some(group)) => GroupSettings::new(stream, group, consumers),
+            _ => bail!(
+                "invalid {place}: set stream and group (a consumer group), or assignments (stream ownership mode),                  not both"
+            ),
+        };
         if let Some(n) = self.count {
             settings.count = n;
         }
@@ -369,43 +346,20 @@ mod tests {
     }
 
     #[test]
-    fn grants_may_only_narrow_the_ceiling() {
-        let dir = std::env::temp_dir().join(format!("host-ceiling-unit-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("allowed/sub")).unwrap();
-        std::os::unix::fs::symlink("/etc", dir.join("allowed/escape")).unwrap();
-        let ceiling = GrantCeiling {
-            dirs: vec![dir.join("allowed")],
-            env: vec!["TZ".into()],
-            keys: vec!["orders:*".into()],
-            streams: vec!["orders:paid".into()],
-            http: vec!["https://hooks.example.com".into()],
-        };
-        let grants = |dirs: &[&str], env: &[&str]| Grants {
-            dirs: dirs.iter().map(|d| dir.join(d)).collect(),
-            env: env.iter().map(|n| (n.to_string(), String::new())).collect(),
-            ..Default::default()
-        };
-        assert_eq!(ceiling.exceeded_by(&grants(&["allowed", "allowed/sub"], &["TZ"])), None);
-        assert!(ceiling.exceeded_by(&grants(&["."], &[])).unwrap().starts_with("directory"));
-        assert!(ceiling.exceeded_by(&grants(&["allowed/escape"], &[])).is_some(), "a link leads out");
-        assert!(ceiling.exceeded_by(&grants(&[], &["HOME"])).unwrap().contains("HOME"));
-        let keys = |keys: &[&str], streams: &[&str]| Grants {
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-            streams: streams.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        assert_eq!(ceiling.exceeded_by(&keys(&["orders:totals", "orders:x*"], &["orders:paid"])), None);
-        assert!(ceiling.exceeded_by(&keys(&["ord*"], &[])).unwrap().starts_with("key \"ord*\""));
-        assert!(ceiling.exceeded_by(&keys(&["*"], &[])).is_some());
-        assert!(ceiling.exceeded_by(&keys(&[], &["orders:*"])).unwrap().starts_with("stream"));
-        let http =
-            |origins: &[&str]| Grants { http: origins.iter().map(|o| o.to_string()).collect(), ..Default::default() };
-        assert_eq!(ceiling.exceeded_by(&http(&["https://HOOKS.example.com:443/"])), None, "origins compare parsed");
-        for beyond in ["http://hooks.example.com", "https://hooks.example.com:8443", "https://evil.example.com"] {
-            let error = ceiling.exceeded_by(&http(&[beyond])).unwrap();
-            assert!(error.starts_with("HTTP origin") && error.contains("the ceiling allows"), "{error}");
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn an_assignments_sidecar_runs_in_stream_ownership_mode() {
+        let s: PluginSettings =
+            toml::from_str("assignments = \"sessions-input\"\nlease_ttl_ms = 900\nheartbeat_ms = 300\n").unwrap();
+        let settings = s.to_settings("p", "h", "p.toml").unwrap();
+        assert_eq!((settings.stream.as_str(), settings.group.as_str()), ("sessions-input", "sessions"));
+        let own = settings.ownership.expect("ownership mode");
+        assert_eq!((own.lease_ttl.as_millis(), own.heartbeat.as_millis()), (900, 300));
+        let both: PluginSettings =
+            toml::from_str("assignments = \"a-input\"\nstream = \"s\"\ngroup = \"g\"\n").unwrap();
+        assert!(both.to_settings("p", "h", "p.toml").unwrap_err().to_string().contains("not both"));
+        let short: PluginSettings =
+            toml::from_str("assignments = \"a-input\"\nlease_ttl_ms = 500\nheartbeat_ms = 300\n").unwrap();
+        let error = short.to_settings("p", "h", "p.toml").unwrap_err().to_string();
+        assert!(error.starts_with("invalid lease_ttl_ms in p.toml"), "{error}");
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub fn message(stream: &str, info: &serde_json::Value) -> String {
 /// Reads assignment message `entry`, or says what is wrong with it.
 pub fn parse(entry: &Entry) -> Result<Assignment, String> {
     let Some((_, value)) = entry.fields.iter().find(|(name, _)| name == FIELD.as_bytes()) else {
-        return Err(format!("no field {FIELD:?}: an assignment is {FIELD} = {{\"DataStreamName\": …, \"Info\": {{…}}}}"));
+        return Err(format!(
+            "no field {FIELD:?}: an assignment is {FIELD} = {{\"DataStreamName\": …, \"Info\": {{…}}}}"
+        ));
     };
     let json: serde_json::Value =
         serde_json::from_slice(value).map_err(|e| format!("field {FIELD:?} is not JSON: {e}"))?;

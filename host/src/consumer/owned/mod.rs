@@ -35,7 +35,7 @@ use pool::Pool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stream::{OwnedStream, Outcome};
+use stream::{Outcome, OwnedStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -260,7 +260,8 @@ impl<S: HandlerSource> Worker<S> {
             return Ok(()); // Acked meanwhile.
         }
         let tag = self.shared.pool.current().tag().clone();
-        let origin = Origin { stream: &s.stream, group: &s.group, consumer: w, plugin: &tag.name, version: &tag.version };
+        let origin =
+            Origin { stream: &s.stream, group: &s.group, consumer: w, plugin: &tag.name, version: &tag.version };
         let record = dead_letter::record(&origin, &entry.id, &entry.fields, 1, Reason::Rejected, problem);
         let mode = DeadLetterMode::Settle;
         conn.dead_letter(&s.stream, &s.group, w, &entry.id, &s.dead_letter, mode, &record, None).await?;
@@ -375,8 +376,10 @@ impl<S: HandlerSource> Worker<S> {
                 }
                 if self.owned.len() >= self.own.max_owned {
                     if !std::mem::replace(&mut self.at_cap, true) {
-                        tracing::warn!(max_owned = self.own.max_owned,
-                            "owning as many streams as allowed: leaving unowned streams to other workers");
+                        tracing::warn!(
+                            max_owned = self.own.max_owned,
+                            "owning as many streams as allowed: leaving unowned streams to other workers"
+                        );
                     }
                     return Ok(());
                 }

@@ -191,7 +191,9 @@ impl<S: HandlerSource> OwnedStream<S> {
                 self.history = true;
                 Ok(())
             }
-            Err(error) if error.to_string().contains("holds a") => Err(Halt::Done(Outcome::Failed(format!("{error:#}")))),
+            Err(error) if error.to_string().contains("holds a") => {
+                Err(Halt::Done(Outcome::Failed(format!("{error:#}"))))
+            }
             Err(error) => Err(self.failed("adopting the stream", error)),
         }
     }
@@ -281,7 +283,8 @@ impl<S: HandlerSource> OwnedStream<S> {
             _ = disowned.cancelled() => return Ok(()),
         };
         let mut held = std::mem::take(&mut self.held);
-        let (shared, stream, info) = (self.shared.clone(), self.assignment.stream.clone(), self.assignment.info.clone());
+        let (shared, stream, info) =
+            (self.shared.clone(), self.assignment.stream.clone(), self.assignment.info.clone());
         let max = shared.settings.max_deliveries;
         let (halt, halted) = (stop.clone(), disowned.clone());
         let joined = tokio::task::spawn_blocking(move || {
@@ -498,8 +501,7 @@ impl<S: HandlerSource> OwnedStream<S> {
         let (s, w) = (self.shared.settings.clone(), self.shared.worker.clone());
         let tag = self.shared.pool.current().tag().clone();
         let stream = &self.assignment.stream;
-        let origin =
-            Origin { stream, group: &s.group, consumer: &w, plugin: &tag.name, version: &tag.version };
+        let origin = Origin { stream, group: &s.group, consumer: &w, plugin: &tag.name, version: &tag.version };
         let record = dead_letter::record(&origin, &entry.id, &entry.fields, entry.delivery_count, reason, error);
         let lease = Some(self.lease.as_str());
         match conn.dead_letter(stream, &s.group, &w, &entry.id, &s.dead_letter, mode, &record, lease).await {

@@ -42,8 +42,13 @@ impl Waiter {
     pub(super) async fn run(self: Arc<Self>, redis: Redis, stop: CancellationToken) {
         let mut conn = None;
         while !stop.is_cancelled() {
-            let streams: Vec<(String, String)> =
-                self.dry.lock().expect("waiter lock").iter().map(|(s, (after, _))| (s.clone(), after.clone())).collect();
+            let streams: Vec<(String, String)> = self
+                .dry
+                .lock()
+                .expect("waiter lock")
+                .iter()
+                .map(|(s, (after, _))| (s.clone(), after.clone()))
+                .collect();
             if streams.is_empty() {
                 tokio::select! {
                     _ = stop.cancelled() => return,

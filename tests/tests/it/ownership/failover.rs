@@ -40,9 +40,16 @@ async fn kill_one_mid_run(redis: &PrivateRedis, test: &str, streams: usize) -> V
     let killed = Instant::now();
     let _ = workers[0].child.wait();
     // Its streams: the assignments still pending for it.
-    let rows: Vec<(String, String, u64, u64)> =
-        redis::cmd("XPENDING").arg(ASSIGNMENTS).arg(SERVICE).arg("-").arg("+").arg(1000).arg("w1")
-            .query_async(&mut conn).await.unwrap();
+    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(ASSIGNMENTS)
+        .arg(SERVICE)
+        .arg("-")
+        .arg("+")
+        .arg(1000)
+        .arg("w1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let mut orphans = BTreeSet::new();
     for (id, ..) in rows {
         let entries: Vec<(String, Vec<(String, String)>)> =

@@ -34,7 +34,9 @@ async fn a_stalled_worker_is_disowned_and_redis_refuses_its_late_writes() {
     stalled.collect();
     let before_stop = seq_lines(&stalled.log);
     taker.wait_log(Duration::from_secs(20), "w2 taking every stream over", |log| {
-        names.iter().all(|s| log.iter().any(|l| l.contains("took over the stream") && field(l, "stream").as_deref() == Some(s)))
+        names
+            .iter()
+            .all(|s| log.iter().any(|l| l.contains("took over the stream") && field(l, "stream").as_deref() == Some(s)))
     });
     let takeover = stopped.elapsed();
     // Let the new owner get ahead before the stalled one wakes up.

@@ -17,12 +17,21 @@ async fn three_workers_handle_200_streams_in_order_and_leave_no_lease() {
         let last: &[(&str, &str)] = if i % 2 == 0 { &[] } else { &[("finish", "1")] };
         fill(&mut conn, stream, per_stream, extra, last).await;
         if i % 10 == 0 {
-            let () = redis::cmd("XADD").arg(stream).arg("*").arg("seq").arg(per_stream + 1).arg("fail_first").arg(2)
-                .query_async(&mut conn).await.unwrap();
+            let () = redis::cmd("XADD")
+                .arg(stream)
+                .arg("*")
+                .arg("seq")
+                .arg(per_stream + 1)
+                .arg("fail_first")
+                .arg(2)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
             fill_after(&mut conn, stream, per_stream + 2, per_stream + 5).await;
         }
         if i % 2 == 0 {
-            let _: String = redis::cmd("XADD").arg(stream).arg("*").arg("lbs-end").arg("1").query_async(&mut conn).await.unwrap();
+            let _: String =
+                redis::cmd("XADD").arg(stream).arg("*").arg("lbs-end").arg("1").query_async(&mut conn).await.unwrap();
         }
     }
     let mut workers: Vec<HostProcess> = (1..=3).map(|w| worker(&redis.url, &format!("w{w}"), &[])).collect();
@@ -61,7 +70,8 @@ async fn three_workers_handle_200_streams_in_order_and_leave_no_lease() {
     assert!(owned.values().all(|n| *n == 1), "no stream changed hands without a failure: {owned:?}");
     let per_worker: Vec<usize> = workers.iter().map(|w| owned_in(&w.log).len()).collect();
     assert!(per_worker.iter().all(|n| *n > 0), "every worker took streams: {per_worker:?}");
-    let retried: usize = workers.iter().map(|w| w.log.iter().filter(|l| l.contains("held back for a retry")).count()).sum();
+    let retried: usize =
+        workers.iter().map(|w| w.log.iter().filter(|l| l.contains("held back for a retry")).count()).sum();
     assert_eq!(retried, streams / 10, "one retry held back per 10th stream");
     // The assignment's Info reaches the plugin with each entry.
     let info = format!(r#"info of {}: {{"tenant":"t1"}}"#, names[0]);

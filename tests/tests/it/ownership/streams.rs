@@ -14,8 +14,14 @@ async fn a_deleted_stream_finishes_and_a_bad_assignment_is_dead_lettered() {
     fill(&mut conn, &stream, 3, &[], &[]).await;
     let mut w = worker(&redis.url, "w1", &[]);
     assign_raw(&mut conn, &stream, r#"{"user":"ann"}"#).await;
-    let _: String = redis::cmd("XADD").arg(ASSIGNMENTS).arg("*").arg("lbs-input").arg("{not json")
-        .query_async(&mut conn).await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(ASSIGNMENTS)
+        .arg("*")
+        .arg("lbs-input")
+        .arg("{not json")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     w.wait_log(Duration::from_secs(20), "3 entries handled", |log| seq_lines(log).len() == 3);
     // The stream is idle, owned; `host owners` shows it.
     let out = Host::new(["owners", "--assignments", ASSIGNMENTS, "--redis", &redis.url]).output();
@@ -44,7 +50,8 @@ async fn a_plugin_cannot_write_its_streams_lease_through_effects() {
     let mut conn = redis.connect().await;
     let stream = data_stream("forge", 0);
     let lease = format!("{{{stream}}}:owner");
-    let _: String = redis::cmd("XADD").arg(&stream).arg("*").arg("set").arg(&lease).query_async(&mut conn).await.unwrap();
+    let _: String =
+        redis::cmd("XADD").arg(&stream).arg("*").arg("set").arg(&lease).query_async(&mut conn).await.unwrap();
     fill(&mut conn, &stream, 1, &[], &[("lbs-end", "1")]).await;
     // Granted every key: the fence itself must refuse.
     let mut w = worker(&redis.url, "w1", &["--grant-key", "*", "--max-deliveries", "2"]);
