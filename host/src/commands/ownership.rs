@@ -8,7 +8,7 @@
 use crate::config::OwnershipConfig;
 use crate::consumer::owned::assignment::{self, FIELD};
 use crate::consumer::owned::lease_key;
-use crate::streams::Redis;
+use crate::streams::{Connection, Redis};
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -17,16 +17,22 @@ use std::time::Duration;
 const MAX_LISTED: usize = 10_000;
 
 /// One assignment in progress.
-#[derive(Debug, serde::Serialize)]
-struct Owner {
-    stream: String,
-    assignment: String,
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Owner {
+    /// The data stream.
+    pub stream: String,
+    /// Its assignment's id.
+    pub assignment: String,
     /// The lease holder; none while no worker holds it (waiting for one).
-    owner: Option<String>,
-    lease_ms_left: Option<u64>,
-    pending: Option<u64>,
-    lag: Option<u64>,
-    last_delivered_id: Option<String>,
+    pub owner: Option<String>,
+    /// The lease's time left.
+    pub lease_ms_left: Option<u64>,
+    /// Entries of the service's group delivered and not acked.
+    pub pending: Option<u64>,
+    /// Entries not yet delivered to the group.
+    pub lag: Option<u64>,
+    /// The last entry delivered to the group.
+    pub last_delivered_id: Option<String>,
 }
 
 /// Appends the assignment; returns its id.
@@ -39,10 +45,10 @@ pub async fn assign(config: &OwnershipConfig) -> Result<String> {
     Ok(format!("{id}\n"))
 }
 
-/// Lists the assignments in progress.
-pub async fn owners(config: &OwnershipConfig) -> Result<String> {
-    let (key, service) = (&config.assignments, &config.service);
-    let mut conn = Redis::open(&config.redis_url)?.connect(Duration::ZERO).await?;
+/// The assignments of `service` in progress on `key` (pending in its
+/// group): stream, lease holder and time left, progress. Also the demo's
+/// sessions panel.
+pub async fn owners_of(conn: &mut Connection, key: &str, service: &str) -> Result<Vec<Owner>> {
     let rows = match conn.pending(key, service, None, MAX_LISTED).await {
         Ok(rows) => rows,
         Err(error) if crate::streams::is_missing_group(&error) => {
@@ -69,11 +75,19 @@ pub async fn owners(config: &OwnershipConfig) -> Result<String> {
         o.owner = holder;
         o.lease_ms_left = left.map(|d| d.as_millis() as u64);
         if let Ok(groups) = conn.groups(&o.stream).await
-            && let Some(g) = groups.into_iter().find(|g| &g.name == service)
+            && let Some(g) = groups.into_iter().find(|g| g.name == service)
         {
             (o.pending, o.lag, o.last_delivered_id) = (Some(g.pending), g.lag, Some(g.last_delivered_id));
         }
     }
+    Ok(owners)
+}
+
+/// Lists the assignments in progress.
+pub async fn owners(config: &OwnershipConfig) -> Result<String> {
+    let (key, service) = (&config.assignments, &config.service);
+    let mut conn = Redis::open(&config.redis_url)?.connect(Duration::ZERO).await?;
+    let owners = owners_of(&mut conn, key, service).await?;
     if config.json {
         return Ok(owners.iter().map(|o| serde_json::to_string(o).expect("plain data") + "\n").collect());
     }

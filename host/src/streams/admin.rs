@@ -225,6 +225,31 @@ impl Connection {
         Ok(())
     }
 
+    /// Deletes every key matching `pattern` (`SCAN … MATCH`, then `DEL`);
+    /// returns how many. For the demo's reset, on one server.
+    pub async fn delete_matching(&mut self, pattern: &str) -> Result<u64> {
+        let (mut cursor, mut deleted) = (0u64, 0u64);
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut self.conn)
+                .await
+                .with_context(|| format!("SCAN MATCH {pattern:?} failed"))?;
+            if !keys.is_empty() {
+                let n: u64 = redis::cmd("DEL").arg(&keys).query_async(&mut self.conn).await.context("DEL failed")?;
+                deleted += n;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     /// `XADD stream [MAXLEN ~ n] * field value…`; returns the new entry id.
     pub async fn add(&mut self, stream: &str, maxlen: Option<u64>, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<String> {
         let mut cmd = redis::cmd("XADD");

@@ -23,6 +23,9 @@
 //! | `POST /api/sink` | the webhook the notifier posts to (with the sink's own token, not the dashboard's) |
 //! | `GET /api/sink` | notifications panel |
 //! | `POST /api/sink/switches` `{down, slow}` | sink down (503) / slow sink (3 s) |
+//! | `POST /api/sessions` `{count}` | start sessions (stream ownership panel) |
+//! | `POST /api/sessions/workers/{w}/kill` | drop a sessions worker at once (its leases expire) |
+//! | `POST /api/sessions/workers/{w}/restart` | start it again |
 
 use crate::commands::demo::Demo;
 use crate::commands::demo::actions::{ActionError, trim_of};
@@ -62,6 +65,9 @@ pub fn router(demo: Arc<Demo>, token: &Token) -> Router {
         .route("/api/dead-letters/requeue", post(requeue))
         .route(crate::commands::demo::sink::PATH, post(sink).get(notifications))
         .route("/api/sink/switches", post(switch_sink))
+        .route("/api/sessions", post(start_sessions))
+        .route("/api/sessions/workers/{id}/kill", post(kill_worker))
+        .route("/api/sessions/workers/{id}/restart", post(restart_worker))
         .with_state(demo);
     api.merge(crate::web::metrics_route())
 }
@@ -222,4 +228,27 @@ async fn switch_sink(State(demo): Shared, Json(body): Json<SwitchBody>) -> Reply
     demo.sink.switch(body.down, body.slow);
     tracing::info!(down = ?body.down, slow = ?body.slow, "webhook sink switched from the dashboard");
     Ok(Json(demo.sink.view()))
+}
+
+/// The sessions panel, or a 404 where it does not run (a cluster).
+fn sessions(demo: &Demo) -> Result<&crate::commands::demo::sessions::Sessions, ActionError> {
+    demo.sessions()
+        .ok_or_else(|| ActionError::NotFound("no sessions panel in this demo (it needs one Redis server)".into()))
+}
+
+#[derive(Deserialize)]
+struct SessionsBody {
+    count: usize,
+}
+
+async fn start_sessions(State(demo): Shared, Json(body): Json<SessionsBody>) -> Reply {
+    sessions(&demo)?.start_sessions(body.count).await.map(Json)
+}
+
+async fn kill_worker(State(demo): Shared, Path(id): Path<String>) -> Reply {
+    sessions(&demo)?.kill(&id).map(Json)
+}
+
+async fn restart_worker(State(demo): Shared, Path(id): Path<String>) -> Reply {
+    sessions(&demo)?.restart(&id).await.map(Json)
 }

@@ -6,14 +6,16 @@
 //! dashboard offers, [`orders`] the sample orders, [`plugins`] where its
 //! plugins come from, [`view`] what the dashboard shows ([`totals`]: the
 //! analytics panel, the plugin's totals checked; [`sink`]: the webhook the
-//! notifier posts to, and its panel), and [`dashboard`] only maps HTTP onto
-//! these methods.
+//! notifier posts to, and its panel), [`sessions`] the sessions panel
+//! (stream ownership mode), and [`dashboard`] only maps HTTP onto these
+//! methods.
 
 pub mod actions;
 pub mod dashboard;
 pub mod orders;
 mod partitions;
 pub mod plugins;
+pub mod sessions;
 pub mod sink;
 pub mod totals;
 pub mod view;
@@ -118,6 +120,8 @@ pub struct Demo {
     next_order: AtomicU64,
     /// The webhook the notifier posts to.
     sink: sink::Sink,
+    /// The sessions panel (stream ownership mode); none on a cluster.
+    sessions: Option<sessions::Sessions>,
 }
 
 /// Runs the demo until `shutdown`: Redis (a child when needed), reset, the
@@ -216,6 +220,11 @@ impl Demo {
                 // The notifier's counts of every partition (one server only).
                 admin.recreate(&notifier_stats_key(&config.stream), &[], &[]).await?;
             }
+            if !cluster {
+                let pattern = sessions::keys_pattern(&config.stream);
+                let gone = admin.delete_matching(&pattern).await?;
+                tracing::info!("reset: deleted the sessions panel's {gone} keys ({pattern})");
+            }
         }
         let mut supervisor = Supervisor::new(Engine::new()?, redis.clone(), shutdown, Removed::KeepServing);
         let mut groups = Vec::new();
@@ -267,12 +276,23 @@ impl Demo {
                 status.lock().expect("plugin status lock").record(outcome);
             }
         });
-        let demo = Demo { config, redis, admin, groups, next_order: AtomicU64::new(1), sink: sink::Sink::default() };
+        let sessions = match groups.iter().find(|g| g.config().settings.group == TOTALS_GROUP) {
+            Some(analytics) if !cluster => match analytics.plugin.current() {
+                Some(plugin) => Some(sessions::Sessions::start(url, &config.stream, plugin, shutdown).await?),
+                None => None,
+            },
+            _ => None,
+        };
+        let demo =
+            Demo { config, redis, admin, groups, next_order: AtomicU64::new(1), sink: sink::Sink::default(), sessions };
         Ok((demo, supervisor))
     }
 
     /// Stops every consumer and waits for them.
     async fn stop(&self, supervisor: &mut Supervisor) {
+        if let Some(sessions) = &self.sessions {
+            sessions.stop().await;
+        }
         for group in &self.groups {
             if let Some(Err(error)) = supervisor.stop(group.plugin.name()).await {
                 tracing::error!(group = %group.config().settings.group, "a consumer ended with an error: {error:#}");
@@ -283,6 +303,11 @@ impl Demo {
     /// The consumers of `group` running in this process.
     fn locals(&self, group: &Group) -> Vec<Member> {
         group.plugin.with(|deployment| deployment.members().to_vec()).unwrap_or_default()
+    }
+
+    /// The sessions panel, where it runs.
+    pub fn sessions(&self) -> Option<&sessions::Sessions> {
+        self.sessions.as_ref()
     }
 
     fn admin(&self) -> Connection {

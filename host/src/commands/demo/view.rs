@@ -124,6 +124,10 @@ impl Demo {
             "dead_letters": self.dead_letters(20).await?,
             "analytics": self.analytics().await.unwrap_or_else(|e| json!({"error": e.to_string()})),
             "notifications": self.notifications().await,
+            "sessions": match &self.sessions {
+                Some(sessions) => sessions.state().await.unwrap_or_else(|e| json!({"error": e.to_string()})),
+                None => Value::Null,
+            },
         }))
     }
 

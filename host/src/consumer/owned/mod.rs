@@ -112,7 +112,6 @@ impl<S: HandlerSource> Worker<S> {
     /// Runs until `stop`: then stops every owned stream (each finishes the
     /// entry in hand) and releases their leases for peers to take over.
     pub async fn run(mut self, stop: CancellationToken) -> Result<ConsumerStats> {
-        self.stop = stop.clone();
         let s = self.shared.settings.clone();
         let (redis, worker) = (self.shared.redis.clone(), self.shared.worker.clone());
         anyhow::ensure!(
@@ -125,14 +124,19 @@ impl<S: HandlerSource> Worker<S> {
         conn.expect_stream_or_none(&s.stream, "assignment").await?;
         conn.expect_stream_or_none(&s.dead_letter, "dead-letter").await?;
         conn.ensure_group(&s.stream, &s.group, "0").await?;
-        let events = self.subscribe(&mut conn, &stop).await;
+        // The helper tasks stop with the worker, even when it is dropped
+        // mid-run (aborted: the demo's kill).
+        let helpers = stop.child_token();
+        let _helpers = helpers.clone().drop_guard();
+        self.stop = helpers.clone();
+        let events = self.subscribe(&mut conn, &helpers).await;
         self.conn = Some(conn);
-        let waiting = stop.child_token();
+        let waiting = helpers.clone();
         tokio::spawn(self.shared.waiter.clone().run(redis.clone(), waiting.clone()));
         tracing::info!(assignments = %s.stream, service = %s.group, %worker, max_owned = self.own.max_owned,
             lease_ttl_ms = self.own.lease_ttl.as_millis() as u64, heartbeat_ms = self.own.heartbeat.as_millis() as u64,
             "owning streams");
-        let result = self.serve(events, &stop).await;
+        let result = self.serve(events, &helpers).await;
         waiting.cancel();
         while let Some(joined) = self.tasks.join_next().await {
             self.ended(joined);

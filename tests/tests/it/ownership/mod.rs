@@ -9,6 +9,7 @@
 //! Every test runs on a private redis-server: they change its
 //! `notify-keyspace-events` and stop workers abruptly.
 
+mod demo;
 mod failover;
 mod fencing;
 mod scale;
