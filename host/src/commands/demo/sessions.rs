@@ -203,13 +203,12 @@ impl Sessions {
         let (last, moves) = &mut *seen;
         let mut sessions = Vec::new();
         for (o, length) in owners.iter().zip(lengths) {
-            if let Some(owner) = &o.owner {
-                if let Some(before) = last.insert(o.stream.clone(), owner.clone())
-                    && &before != owner
-                {
-                    moves.push_front(json!({"stream": o.stream, "from": before, "to": owner, "at_ms": now_ms()}));
-                    moves.truncate(MOVES_KEPT);
-                }
+            if let Some(owner) = &o.owner
+                && let Some(before) = last.insert(o.stream.clone(), owner.clone())
+                && &before != owner
+            {
+                moves.push_front(json!({"stream": o.stream, "from": before, "to": owner, "at_ms": now_ms()}));
+                moves.truncate(MOVES_KEPT);
             }
             let handled = length.saturating_sub(o.lag.unwrap_or(0) + o.pending.unwrap_or(0));
             sessions.push(json!({
