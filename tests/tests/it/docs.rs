@@ -65,10 +65,11 @@ fn collapse(s: &str) -> String {
 const RUN_ELSEWHERE: [(&str, &str); 1] = [("make test", ".ci/run runs it: it is the test suite itself")];
 
 /// The scripts that run the documented commands, and what runs each script.
-const SCRIPTS: [(&str, &str); 4] = [
+const SCRIPTS: [(&str, &str); 5] = [
     ("tour.sh", "the_readme_tour_works"),
     ("cli-tour.sh", "the_cli_tour_works"),
     ("cluster-tour.sh", "the_cluster_tour_works"),
+    ("ownership-tour.sh", "the_ownership_tour_works"),
     ("install.sh", "make test (after the tests)"),
 ];
 
@@ -215,4 +216,10 @@ fn the_cluster_tour_works() {
     plugin("notifier");
     plugin("python-analytics");
     run_example("cluster-tour.sh", &[("DEMO_SECONDS", Path::new("15"))]);
+}
+
+#[test]
+fn the_ownership_tour_works() {
+    plugin("chaos");
+    run_example("ownership-tour.sh", &[]);
 }

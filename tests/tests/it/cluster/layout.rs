@@ -30,6 +30,13 @@ fn a_dead_letter_stream_in_another_slot_is_refused_at_start() {
     let tagged_base = run(&["--stream", "{orders}", "--partitions", "4"]);
     let err = String::from_utf8_lossy(&tagged_base.stderr);
     assert!(!tagged_base.status.success() && err.contains("invalid --partitions"), "{err}");
+    // Stream ownership mode needs one server: refused, saying so.
+    let owned = Host::new(["run", "--plugin", chaos.to_str().unwrap(), "--assignments", "sessions-input"])
+        .args(["--redis", &url])
+        .logging()
+        .output();
+    let err = String::from_utf8_lossy(&owned.stderr);
+    assert!(!owned.status.success() && err.contains("does not run on a Redis Cluster"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
