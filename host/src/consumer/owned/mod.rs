@@ -171,6 +171,7 @@ impl<S: HandlerSource> Worker<S> {
         let block = s.block.min(self.own.heartbeat / 2).max(Duration::from_millis(10));
         let mut next_beat = Instant::now();
         let mut scan_now = true;
+        let mut took = false;
         loop {
             if stop.is_cancelled() {
                 return Ok(());
@@ -217,11 +218,22 @@ impl<S: HandlerSource> Worker<S> {
             self.publish();
             let pause = next_beat.saturating_duration_since(Instant::now()).min(block);
             if self.owned.len() < self.own.max_owned {
+                if took {
+                    // A backlog of assignments: let the workers owning fewer
+                    // streams take the next ones first (a burst is shared,
+                    // not taken by whoever started first).
+                    let owned = self.owned.len().min(50) as u32;
+                    tokio::time::sleep(Duration::from_millis(2) * owned).await;
+                }
                 match self.read_assignments(pause).await {
-                    Ok(()) => continue,
+                    Ok(read) => {
+                        took = read;
+                        continue;
+                    }
                     Err(error) => {
                         tracing::warn!(assignments = %s.stream, "reading assignments failed (retrying): {error:#}");
                         self.conn = None;
+                        took = false;
                     }
                 }
             }
@@ -244,17 +256,19 @@ impl<S: HandlerSource> Worker<S> {
     /// Reads a new assignment, waiting up to `block`. One per read, so the
     /// workers waiting on the group share a burst of assignments between
     /// them rather than the first one taking them all.
-    async fn read_assignments(&mut self, block: Duration) -> Result<()> {
+    /// Returns whether one was read.
+    async fn read_assignments(&mut self, block: Duration) -> Result<bool> {
         let s = self.shared.settings.clone();
         let mut conn = self.connection().await?;
         let batch = conn.read_assignments(&s.stream, &s.group, &self.shared.worker, 1, block).await?;
+        let read = !batch.entries.is_empty();
         for entry in batch.entries {
             match assignment::parse(&entry) {
                 Ok(assignment) => self.take(&mut conn, assignment, false).await?,
                 Err(problem) => self.reject(&mut conn, &entry, &problem).await?,
             }
         }
-        Ok(())
+        Ok(read)
     }
 
     /// Records a malformed assignment message in the dead-letter stream (and acks it).
