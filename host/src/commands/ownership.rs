@@ -7,7 +7,7 @@
 
 use crate::config::OwnershipConfig;
 use crate::consumer::owned::assignment::{self, FIELD};
-use crate::consumer::owned::lease_key;
+use crate::consumer::owned::{lease_key, worker_of};
 use crate::streams::{Connection, Redis};
 use anyhow::Result;
 use std::fmt::Write as _;
@@ -72,7 +72,7 @@ pub async fn owners_of(conn: &mut Connection, key: &str, service: &str) -> Resul
     }
     let keys: Vec<String> = owners.iter().map(|o| lease_key(&o.stream)).collect();
     for (o, (holder, left)) in owners.iter_mut().zip(conn.lease_holders(&keys).await?) {
-        o.owner = holder;
+        o.owner = holder.as_deref().map(|h| worker_of(h).to_string());
         o.lease_ms_left = left.map(|d| d.as_millis() as u64);
         if let Ok(groups) = conn.groups(&o.stream).await
             && let Some(g) = groups.into_iter().find(|g| g.name == service)

@@ -92,6 +92,15 @@ impl GroupSettings {
         if self.partitions.is_some() {
             return Err(Invalid::new("partitions", "stream ownership mode takes no partitions"));
         }
+        if self.handover {
+            return Err(Invalid::new(
+                "handover",
+                "stream ownership mode hands streams over by releasing their leases at shutdown: drop handover",
+            ));
+        }
+        if self.start_id != super::DEFAULT_START_ID {
+            return Err(Invalid::new("start_id", "stream ownership mode reads every data stream from its start (0)"));
+        }
         Ok(())
     }
 }
@@ -121,6 +130,12 @@ mod tests {
         let mut s = owned();
         s.consumers.push("x".into());
         assert_eq!(s.validate().unwrap_err().key, "consumers");
+        let mut s = owned();
+        s.handover = true;
+        assert_eq!(s.validate().unwrap_err().key, "handover");
+        let mut s = owned();
+        s.start_id = "$".into();
+        assert_eq!(s.validate().unwrap_err().key, "start_id");
     }
 
     #[test]

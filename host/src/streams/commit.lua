@@ -1,13 +1,13 @@
 -- The effects commit: see the doc comment of COMMIT in commit.rs.
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local n = tonumber(ARGV[3])
--- An owned stream's commit (ARGV[6] = '1'): nothing at all unless its lease
--- (KEYS[2]) still holds this consumer's name.
+-- An owned stream's commit (ARGV[6]: the lease holder): nothing at all
+-- unless its lease (KEYS[2]) still holds it.
 if ARGV[6] ~= '' then
   local holder = redis.call('GET', KEYS[2])
-  if holder ~= consumer then
+  if holder ~= ARGV[6] then
     local now = holder and ('held by ' .. holder) or 'gone'
-    return redis.error_reply('DISOWNED the lease ' .. KEYS[2] .. ' is ' .. now .. ', not ' .. consumer .. "'s")
+    return redis.error_reply('DISOWNED the lease ' .. KEYS[2] .. ' is ' .. now .. ', not ' .. ARGV[6])
   end
 end
 -- The plan: what the entries accepted so far (and the one being checked)
@@ -158,8 +158,8 @@ for e = 1, n do
     if op ~= 'x' and key == stream and not err then
       err = 'ERR effects may only emit to the consumed stream ' .. key .. ', not ' .. op .. ' it'
     end
-    if ARGV[6] ~= '' and key == KEYS[2] and not err then
-      err = 'ERR effects may not write the lease ' .. key .. ' of the owned stream'
+    if ARGV[6] ~= '' and not err and (key == KEYS[2] or string.sub(key, -6) == ':owner') then
+      err = 'ERR effects may not write ' .. key .. ': a lease key (…:owner) of stream ownership mode'
     end
     if op == 'x' then
       local max_len = ARGV[pos + 2]

@@ -19,8 +19,8 @@ const CHUNK_BYTES: usize = 4 << 20;
 
 /// KEYS = the stream, for an owned stream its lease key, then every key
 /// the effects write; ARGV = group, consumer, entry count, the lowest and
-/// highest entry id (or two empty strings), `1` when fenced by the lease
-/// (nothing written unless it holds the consumer's name) or empty, then per entry: id, effect count, and per effect
+/// highest entry id (or two empty strings), for an owned stream the lease
+/// holder (nothing written unless the lease holds it) or empty, then per entry: id, effect count, and per effect
 /// an op and the KEYS index of its key, then its arguments:
 /// `x` emit: max-len (or ''), pair count, pairs; `i` INCRBY by; `h` HINCRBY
 /// field by; `s` SET value ttl (or ''); `f` HSET field value ttl (or '');
@@ -64,15 +64,15 @@ impl Connection {
         self.commit_fenced(stream, group, consumer, entries, None).await
     }
 
-    /// [`Self::commit`] for an owned stream: each chunk only while lease key
-    /// `fence` holds `consumer` (else a `DISOWNED` error, nothing written).
+    /// [`Self::commit`] for an owned stream: each chunk only while `fence`
+    /// (lease key, holder) holds (else a `DISOWNED` error, nothing written).
     pub async fn commit_fenced(
         &mut self,
         stream: &str,
         group: &str,
         consumer: &str,
         entries: &[(&str, &[Effect])],
-        fence: Option<&str>,
+        fence: Option<(&str, &str)>,
     ) -> Result<Vec<Committed>> {
         let first_key = if fence.is_some() { 3 } else { 2 };
         let mut results = Vec::with_capacity(entries.len());
@@ -92,7 +92,7 @@ impl Connection {
                 None => invocation.arg("").arg(""),
             };
             match fence {
-                Some(lease) => invocation.key(lease).arg("1"),
+                Some((lease, holder)) => invocation.key(lease).arg(holder),
                 None => invocation.arg(""),
             };
             for (id, effects) in chunk {

@@ -82,12 +82,14 @@ return 1
     ))
 });
 
-/// Adopts a data stream: KEYS = lease, stream; ARGV = worker, group.
-/// Fenced. Returns 'gone' when the stream does not exist (or is not a
-/// stream: then the type), else creates the group at 0 if missing, moves
-/// every entry pending in it to the worker without counting a delivery
-/// (`XAUTOCLAIM … JUSTID`: the previous owner's entries in hand), forgets
-/// the consumers left with nothing pending, and returns 'ok'.
+/// Adopts a data stream: KEYS = lease, stream; ARGV = lease holder, group,
+/// consumer, `1` to create a missing stream (a new assignment may come
+/// before its first entry) or empty (a takeover: a missing stream was
+/// deleted). Fenced. Returns 'gone' when the stream does not exist (or is
+/// not a stream: then the type), else creates the group at 0 if missing,
+/// moves every entry pending in it to the consumer without counting a
+/// delivery (`XAUTOCLAIM … JUSTID`: the previous owner's entries in hand),
+/// forgets the consumers left with nothing pending, and returns 'ok'.
 static ADOPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{FENCE}{}",
@@ -95,28 +97,28 @@ static ADOPT: LazyLock<Script> = LazyLock::new(|| {
 local bad = fence(KEYS[1], ARGV[1])
 if bad then return bad end
 local t = redis.call('TYPE', KEYS[2])['ok']
-if t == 'none' then return 'gone' end
-if t ~= 'stream' then return t end
-redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[2], '0')
+if t == 'none' and ARGV[4] ~= '1' then return 'gone' end
+if t ~= 'stream' and t ~= 'none' then return t end
+redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[2], '0', 'MKSTREAM')
 local cursor = '0-0'
 repeat
-  cursor = redis.call('XAUTOCLAIM', KEYS[2], ARGV[2], ARGV[1], 0, cursor, 'COUNT', 1000, 'JUSTID')[1]
+  cursor = redis.call('XAUTOCLAIM', KEYS[2], ARGV[2], ARGV[3], 0, cursor, 'COUNT', 1000, 'JUSTID')[1]
 until cursor == '0-0'
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[2], ARGV[2])) do
   local name, pending
   for i = 1, #c, 2 do
     if c[i] == 'name' then name = c[i + 1] elseif c[i] == 'pending' then pending = c[i + 1] end
   end
-  if name ~= ARGV[1] and pending == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[2], name) end
+  if name ~= ARGV[3] and pending == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[2], name) end
 end
 return 'ok'
 "#
     ))
 });
 
-/// Reads an owned stream: KEYS = lease, stream; ARGV = worker, group,
-/// count, from (`0`: the worker's pending entries again, each delivery
-/// counted; `>`: new ones). Fenced. Returns 'gone' (no stream), 'nogroup'
+/// Reads an owned stream: KEYS = lease, stream; ARGV = lease holder,
+/// group, count, from (`0`: the consumer's pending entries again, each
+/// delivery counted; `>`: new ones), consumer. Fenced. Returns 'gone' (no stream), 'nogroup'
 /// (the stream was deleted and made again), or `{reply, counts}`: the
 /// XREADGROUP reply and, for a read of pending entries, each one's id and
 /// delivery count (a new entry's is 1); `{false, {}, newest}` when there is
@@ -128,7 +130,7 @@ static READ: LazyLock<Script> = LazyLock::new(|| {
 local bad = fence(KEYS[1], ARGV[1])
 if bad then return bad end
 if redis.call('EXISTS', KEYS[2]) == 0 then return 'gone' end
-local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', ARGV[2], ARGV[1], 'COUNT', ARGV[3], 'STREAMS', KEYS[2], ARGV[4])
+local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', ARGV[2], ARGV[5], 'COUNT', ARGV[3], 'STREAMS', KEYS[2], ARGV[4])
 if not ok then
   if string.find(tostring(reply.err or reply), 'NOGROUP', 1, true) then return 'nogroup' end
   return redis.error_reply(tostring(reply.err or reply))
@@ -140,7 +142,7 @@ end
 local entries = reply[1][2]
 local counts = {}
 if ARGV[4] ~= '>' and #entries > 0 then
-  local rows = redis.call('XPENDING', KEYS[2], ARGV[2], entries[1][1], entries[#entries][1], #entries, ARGV[1])
+  local rows = redis.call('XPENDING', KEYS[2], ARGV[2], entries[1][1], entries[#entries][1], #entries, ARGV[5])
   for _, row in ipairs(rows) do
     counts[#counts + 1] = row[1]
     counts[#counts + 1] = row[4]
@@ -152,7 +154,7 @@ return {reply, counts}
 });
 
 /// Redelivers the head entry held back for a retry: KEYS = lease, stream;
-/// ARGV = worker, group, id. Fenced. `XCLAIM … 0 id` (a delivery counted);
+/// ARGV = lease holder, group, id, consumer. Fenced. `XCLAIM … 0 id` (a delivery counted);
 /// returns `{reply, count}`, the reply empty when the entry is no longer
 /// pending (its payload trimmed: Redis dropped it).
 static REDELIVER: LazyLock<Script> = LazyLock::new(|| {
@@ -161,7 +163,7 @@ static REDELIVER: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local bad = fence(KEYS[1], ARGV[1])
 if bad then return bad end
-local claimed = redis.call('XCLAIM', KEYS[2], ARGV[2], ARGV[1], 0, ARGV[3])
+local claimed = redis.call('XCLAIM', KEYS[2], ARGV[2], ARGV[4], 0, ARGV[3])
 local count = 0
 if #claimed > 0 then
   local row = redis.call('XPENDING', KEYS[2], ARGV[2], ARGV[3], ARGV[3], 1)
@@ -172,8 +174,8 @@ return {claimed, count}
     ))
 });
 
-/// Acks entries of an owned stream: KEYS = lease, stream; ARGV = worker,
-/// group, ids. Fenced. Returns how many were acked.
+/// Acks entries of an owned stream: KEYS = lease, stream; ARGV = lease
+/// holder, group, ids. Fenced. Returns how many were acked.
 static ACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{FENCE}{}",
@@ -183,6 +185,28 @@ if bad then return bad end
 return redis.call('XACK', KEYS[2], ARGV[2], unpack(ARGV, 3))
 "#
     ))
+});
+
+/// Per key of KEYS: its value (false when absent, `?TYPE` when not a
+/// string) and its PTTL.
+static HOLDERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+for i, key in ipairs(KEYS) do
+  local t = redis.call('TYPE', key)['ok']
+  if t == 'string' then
+    out[2 * i - 1] = redis.call('GET', key)
+  elseif t == 'none' then
+    out[2 * i - 1] = false
+  else
+    out[2 * i - 1] = '?' .. t
+  end
+  out[2 * i] = redis.call('PTTL', key)
+end
+return out
+"#,
+    )
 });
 
 /// Ids acked per script call: well under Lua's `unpack` limit.
@@ -270,13 +294,24 @@ impl Connection {
         Ok(())
     }
 
-    /// Adopts owned stream `stream` ([`ADOPT`]): `Read` (empty) when ready.
-    pub async fn adopt(&mut self, lease: &str, stream: &str, group: &str, worker: &str) -> Result<Owned> {
+    /// Adopts owned stream `stream` for `consumer` while `fence` (lease
+    /// key, holder) holds ([`ADOPT`]); `create`: a missing stream is made
+    /// (a new assignment), else it is gone. `Read` (empty) when ready.
+    pub async fn adopt(
+        &mut self,
+        (lease, holder): (&str, &str),
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        create: bool,
+    ) -> Result<Owned> {
         let reply: String = ADOPT
             .key(lease)
             .key(stream)
-            .arg(worker)
+            .arg(holder)
             .arg(group)
+            .arg(consumer)
+            .arg(if create { "1" } else { "" })
             .invoke_async(&mut self.conn)
             .await
             .with_context(|| format!("adopting stream {stream:?} failed"))?;
@@ -287,19 +322,20 @@ impl Connection {
         }
     }
 
-    /// Reads up to `count` entries of owned stream `stream` ([`READ`]):
-    /// `from` `0` for the worker's pending entries, `>` for new ones.
+    /// Reads up to `count` entries of owned stream `stream` for `consumer`
+    /// while `fence` holds ([`READ`]): `from` `0` for its pending entries,
+    /// `>` for new ones.
     pub async fn read_owned(
         &mut self,
-        lease: &str,
+        (lease, holder): (&str, &str),
         stream: &str,
         group: &str,
-        worker: &str,
+        consumer: &str,
         count: usize,
         from: &str,
     ) -> Result<Owned> {
         let mut invocation = READ.prepare_invoke();
-        invocation.key(lease).key(stream).arg(worker).arg(group).arg(count).arg(from);
+        invocation.key(lease).key(stream).arg(holder).arg(group).arg(count).arg(from).arg(consumer);
         let reply: Value = invocation
             .invoke_async(&mut self.conn)
             .await
@@ -328,23 +364,24 @@ impl Connection {
         Ok(Owned::Read(batch))
     }
 
-    /// Redelivers held-back entry `id` of owned stream `stream`
-    /// ([`REDELIVER`]): the entry with its new delivery count, or `None`
-    /// when it is pending no more (trimmed).
+    /// Redelivers held-back entry `id` of owned stream `stream` to
+    /// `consumer` while `fence` holds ([`REDELIVER`]): the entry with its
+    /// new delivery count, or `None` when it is pending no more (trimmed).
     pub async fn redeliver_owned(
         &mut self,
-        lease: &str,
+        (lease, holder): (&str, &str),
         stream: &str,
         group: &str,
-        worker: &str,
+        consumer: &str,
         id: &str,
     ) -> Result<Option<crate::entry::Entry>> {
         let (claimed, count): (Value, u64) = REDELIVER
             .key(lease)
             .key(stream)
-            .arg(worker)
+            .arg(holder)
             .arg(group)
             .arg(id)
+            .arg(consumer)
             .invoke_async(&mut self.conn)
             .await
             .with_context(|| format!("redelivering entry {id} of {stream:?} failed"))?;
@@ -445,39 +482,38 @@ impl Connection {
             .collect())
     }
 
-    /// The holder of each lease in `keys` (`None`: free) and its time left.
+    /// The holder of each lease in `keys` (`None`: free; a key of another
+    /// type shows as `?TYPE`, held: nobody takes it) and its time left.
     pub async fn lease_holders(&mut self, keys: &[String]) -> Result<Vec<(Option<String>, Option<Duration>)>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
-        }
-        let replies: Vec<Value> = pipe.query_async(&mut self.conn).await.context("reading leases failed")?;
         let mut out = Vec::with_capacity(keys.len());
-        let mut replies = replies.into_iter();
-        while let (Some(holder), Some(ttl)) = (replies.next(), replies.next()) {
-            let holder: Option<String> = redis::from_redis_value(holder).context("unexpected lease value")?;
-            let ttl: i64 = redis::from_redis_value(ttl).context("unexpected PTTL reply")?;
-            out.push((holder, u64::try_from(ttl).ok().map(Duration::from_millis)));
+        for chunk in keys.chunks(ACK_CHUNK) {
+            let mut invocation = HOLDERS.prepare_invoke();
+            for key in chunk {
+                invocation.key(key);
+            }
+            let replies: Vec<Value> = invocation.invoke_async(&mut self.conn).await.context("reading leases failed")?;
+            let mut replies = replies.into_iter();
+            while let (Some(holder), Some(ttl)) = (replies.next(), replies.next()) {
+                let holder: Option<String> = redis::from_redis_value(holder).context("unexpected lease value")?;
+                let ttl: i64 = redis::from_redis_value(ttl).context("unexpected PTTL reply")?;
+                out.push((holder, u64::try_from(ttl).ok().map(Duration::from_millis)));
+            }
         }
         Ok(out)
     }
 
-    /// Acks `ids` of owned stream `stream` while `worker` holds `lease`.
+    /// Acks `ids` of owned stream `stream` while `fence` (lease key, holder) holds.
     pub async fn ack_owned(
         &mut self,
-        lease: &str,
+        (lease, holder): (&str, &str),
         stream: &str,
         group: &str,
-        worker: &str,
         ids: &[String],
     ) -> Result<u64> {
         let mut acked = 0;
         for chunk in ids.chunks(ACK_CHUNK) {
             let mut invocation = ACK.prepare_invoke();
-            invocation.key(lease).key(stream).arg(worker).arg(group).arg(chunk);
+            invocation.key(lease).key(stream).arg(holder).arg(group).arg(chunk);
             let n: u64 = invocation
                 .invoke_async(&mut self.conn)
                 .await

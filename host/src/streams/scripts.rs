@@ -51,9 +51,9 @@ end
 "#;
 
 /// Dead-letters one entry: KEYS = stream, dead-letter stream, and for an
-/// owned stream its lease key (then nothing is written unless the lease
-/// holds the consumer's name: [`FENCE`]); ARGV = group, consumer, id, mode,
-/// then the record's field/value pairs.
+/// owned stream its lease key; ARGV = group, consumer, id, mode, for an
+/// owned stream the lease holder it must hold (else nothing is written:
+/// [`FENCE`]), then the record's field/value pairs.
 ///
 /// Mode `settle`: only if `consumer` still owns the entry (a peer that
 /// reclaimed it meanwhile decides its fate), XADD the record, then XACK —
@@ -70,9 +70,11 @@ static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local bad = check_stream(KEYS[2], 'dead-letter')
 if bad then return bad end
+local first = 5
 if #KEYS > 2 then
-  bad = fence(KEYS[3], ARGV[2])
+  bad = fence(KEYS[3], ARGV[5])
   if bad then return bad end
+  first = 6
 end
 local group, consumer, id, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local owner = ''
@@ -84,7 +86,7 @@ if owner ~= consumer and mode ~= 'audit' then
   local gone = owner == '' and #redis.call('XRANGE', KEYS[1], id, id) == 0
   if not gone then return {0, owner} end
 end
-local dead = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
+local dead = redis.call('XADD', KEYS[2], '*', unpack(ARGV, first))
 if owner == consumer then redis.call('XACK', KEYS[1], group, id) end
 return {1, dead}
 "#
@@ -352,17 +354,20 @@ impl Connection {
         dlq: &str,
         mode: DeadLetterMode,
         record: &Fields,
-        fence: Option<&str>,
+        fence: Option<(&str, &str)>,
     ) -> Result<DeadLettered> {
         let mut invocation = DEAD_LETTER.prepare_invoke();
         invocation.key(stream).key(dlq);
-        if let Some(lease) = fence {
+        if let Some((lease, _)) = fence {
             invocation.key(lease);
         }
         invocation.arg(group).arg(consumer).arg(id).arg(match mode {
             DeadLetterMode::Settle => "settle",
             DeadLetterMode::Audit => "audit",
         });
+        if let Some((_, holder)) = fence {
+            invocation.arg(holder);
+        }
         for (name, value) in record {
             invocation.arg(name).arg(value);
         }

@@ -196,7 +196,7 @@ impl PluginSettings {
             }
             (None, Some(stream), Some(group)) => GroupSettings::new(stream, group, consumers),
             _ => bail!(
-                "invalid {place}: set stream and group (a consumer group), or assignments (stream ownership mode),                  not both"
+                "invalid {place}: set stream and group (a consumer group), or assignments (stream ownership mode), not both"
             ),
         };
         if let Some(n) = self.count {

@@ -14,11 +14,16 @@
 //! renewal finds its lease gone is disowned and stops that stream at once.
 //!
 //! Where things happen: the worker loop here; `stream.rs` (one owned
-//! stream), `pool.rs` (plugin instances shared by the streams),
-//! `waiter.rs` (waking dry streams), `assignment.rs` (the message format).
+//! stream) and `handle.rs` (its entries through the plugin, verdicts
+//! settled), `renew.rs` (lease renewals), `scan.rs` (takeovers), `pool.rs`
+//! (plugin instances shared by the streams), `waiter.rs` (waking dry
+//! streams), `assignment.rs` (the message format).
 
 pub mod assignment;
+mod handle;
 mod pool;
+mod renew;
+mod scan;
 mod stream;
 mod waiter;
 
@@ -32,8 +37,8 @@ use crate::streams::{Connection, DeadLetterMode, Redis};
 use anyhow::Result;
 use assignment::Assignment;
 use pool::Pool;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stream::{Outcome, OwnedStream};
 use tokio::sync::{mpsc, watch};
@@ -41,12 +46,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use waiter::Waiter;
 
-/// Pending assignments looked at per scan page.
-const SCAN_PAGE: usize = 1000;
-
 /// The lease key of data stream `stream`.
 pub fn lease_key(stream: &str) -> String {
     crate::keys::companion(stream, "owner")
+}
+
+/// The worker id in a lease's value (`WORKER@RUN`, see [`Shared::holder`]).
+pub fn worker_of(holder: &str) -> &str {
+    holder.rsplit_once('@').map_or(holder, |(worker, _)| worker)
 }
 
 /// What the worker and its stream tasks share.
@@ -54,9 +61,33 @@ struct Shared<S: HandlerSource> {
     redis: Redis,
     /// `stream`: the assignment stream; `group`: the service; per data stream: the rest.
     settings: Arc<GroupSettings>,
+    /// The worker id: the consumer name in every group.
     worker: String,
+    /// What this run's leases hold, `WORKER@RUN` (RUN drawn at start): a
+    /// process started again under the same worker id (a pod replaced
+    /// while the old one was cut off) holds other leases, so the old one's
+    /// commands are refused too.
+    holder: String,
     pool: Pool<S>,
     waiter: Arc<Waiter>,
+    /// One multiplexed connection for every stream task (none blocks on it).
+    conn: Mutex<Option<Connection>>,
+}
+
+impl<S: HandlerSource> Shared<S> {
+    async fn connection(&self) -> Result<Connection> {
+        if let Some(conn) = self.conn.lock().expect("connection lock").as_ref() {
+            return Ok(conn.clone());
+        }
+        let conn = self.redis.connect(Duration::ZERO).await?;
+        *self.conn.lock().expect("connection lock") = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Forgets the shared connection after a failure: the next call opens another.
+    fn drop_connection(&self) {
+        *self.conn.lock().expect("connection lock") = None;
+    }
 }
 
 /// A stream this worker owns.
@@ -66,12 +97,17 @@ struct Held {
     disowned: CancellationToken,
 }
 
+/// The streams owned, shared with the renewing task.
+type Owned = Arc<Mutex<HashMap<String, Held>>>;
+
 /// The worker of one service.
 pub struct Worker<S: HandlerSource> {
     shared: Arc<Shared<S>>,
     own: Ownership,
-    owned: HashMap<String, Held>,
+    owned: Owned,
     tasks: JoinSet<(Assignment, Outcome, ConsumerStats)>,
+    /// The stream of each task (a task that panics is known by its id only).
+    task_streams: HashMap<tokio::task::Id, String>,
     stats: ConsumerStats,
     conn: Option<Connection>,
     /// Warned that the cap is reached (until below it again).
@@ -80,6 +116,7 @@ pub struct Worker<S: HandlerSource> {
     stop: CancellationToken,
     /// Streams that cannot be consumed, whose assignments are still to be dead-lettered.
     failed: Vec<(Assignment, String)>,
+    scan: scan::Scan,
 }
 
 impl<S: HandlerSource> Worker<S> {
@@ -95,17 +132,21 @@ impl<S: HandlerSource> Worker<S> {
             consumer: worker.clone(),
         };
         let pool = Pool::new(plugin, delivery, settings.clone(), own.parallel);
-        let shared = Arc::new(Shared { redis, settings, worker, pool, waiter: Arc::default() });
+        let holder = format!("{worker}@{:016x}", fastrand::u64(..));
+        let waiter = Arc::default();
+        let shared = Arc::new(Shared { redis, settings, worker, holder, pool, waiter, conn: Mutex::default() });
         Worker {
             shared,
             own,
-            owned: HashMap::new(),
+            owned: Owned::default(),
             tasks: JoinSet::new(),
+            task_streams: HashMap::new(),
             stats: ConsumerStats::default(),
             conn: None,
             at_cap: false,
             stop: CancellationToken::new(),
             failed: Vec::new(),
+            scan: scan::Scan::default(),
         }
     }
 
@@ -118,7 +159,7 @@ impl<S: HandlerSource> Worker<S> {
             !redis.is_cluster().await?,
             "stream ownership mode does not run on a Redis Cluster yet: use one Redis server"
         );
-        // Two processes with one worker id would both pass every fence.
+        // A second live process with this worker id is refused here.
         let name = NameLease::acquire(&redis, &s.stream, &s.group, &worker, &stop).await?;
         let mut conn = redis.connect(s.block).await?;
         conn.expect_stream_or_none(&s.stream, "assignment").await?;
@@ -131,14 +172,16 @@ impl<S: HandlerSource> Worker<S> {
         self.stop = helpers.clone();
         let events = self.subscribe(&mut conn, &helpers).await;
         self.conn = Some(conn);
-        let waiting = helpers.clone();
-        tokio::spawn(self.shared.waiter.clone().run(redis.clone(), waiting.clone()));
+        tokio::spawn(self.shared.waiter.clone().run(redis.clone(), helpers.clone()));
+        let timing = (self.shared.holder.clone(), self.own.heartbeat, self.own.lease_ttl);
+        let labels = (s.stream.clone(), s.group.clone());
+        tokio::spawn(renew::renew_leases(redis.clone(), self.owned.clone(), timing, labels, helpers.clone()));
         tracing::info!(assignments = %s.stream, service = %s.group, %worker, max_owned = self.own.max_owned,
             lease_ttl_ms = self.own.lease_ttl.as_millis() as u64, heartbeat_ms = self.own.heartbeat.as_millis() as u64,
             "owning streams");
-        let result = self.serve(events, &helpers).await;
-        waiting.cancel();
-        while let Some(joined) = self.tasks.join_next().await {
+        let result = self.serve(events, &helpers, &name).await;
+        helpers.cancel();
+        while let Some(joined) = self.tasks.join_next_with_id().await {
             self.ended(joined);
         }
         self.publish();
@@ -166,17 +209,25 @@ impl<S: HandlerSource> Worker<S> {
         }
     }
 
-    async fn serve(&mut self, mut events: Option<mpsc::Receiver<String>>, stop: &CancellationToken) -> Result<()> {
+    async fn serve(
+        &mut self,
+        mut events: Option<mpsc::Receiver<String>>,
+        stop: &CancellationToken,
+        name: &NameLease,
+    ) -> Result<()> {
         let s = self.shared.settings.clone();
         let block = s.block.min(self.own.heartbeat / 2).max(Duration::from_millis(10));
-        let mut next_beat = Instant::now();
+        let mut next_scan = Instant::now();
         let mut scan_now = true;
         let mut took = false;
         loop {
             if stop.is_cancelled() {
                 return Ok(());
             }
-            while let Some(joined) = self.tasks.try_join_next() {
+            if let Some(holder) = name.lost_to() {
+                anyhow::bail!("worker id {:?} was taken over by {holder}: stopping", self.shared.worker);
+            }
+            while let Some(joined) = self.tasks.try_join_next_with_id() {
                 self.ended(joined);
             }
             if !self.failed.is_empty()
@@ -188,12 +239,11 @@ impl<S: HandlerSource> Worker<S> {
             if let Some(receiver) = &mut events {
                 loop {
                     match receiver.try_recv() {
-                        Ok(key) => {
-                            if key.ends_with(":owner") {
-                                crate::metrics::global().lease_expired(&s.stream, &s.group);
-                                scan_now = true;
-                            }
+                        Ok(key) if key.ends_with(":owner") => {
+                            crate::metrics::global().lease_expired(&s.stream, &s.group);
+                            scan_now = true;
                         }
+                        Ok(_) => {}
                         Err(mpsc::error::TryRecvError::Empty) => break,
                         Err(mpsc::error::TryRecvError::Disconnected) => {
                             tracing::warn!("expired-key events stopped: resubscribing");
@@ -203,12 +253,8 @@ impl<S: HandlerSource> Worker<S> {
                     }
                 }
             }
-            if Instant::now() >= next_beat {
-                next_beat = Instant::now() + self.own.heartbeat;
-                self.renew().await;
-                scan_now = true;
-            }
-            if scan_now {
+            if scan_now || Instant::now() >= next_scan {
+                next_scan = Instant::now() + self.own.heartbeat;
                 scan_now = false;
                 if let Err(error) = self.scan().await {
                     tracing::warn!("scanning for streams to take over failed: {error:#}");
@@ -216,13 +262,13 @@ impl<S: HandlerSource> Worker<S> {
                 }
             }
             self.publish();
-            let pause = next_beat.saturating_duration_since(Instant::now()).min(block);
-            if self.owned.len() < self.own.max_owned {
+            let pause = next_scan.saturating_duration_since(Instant::now()).min(block);
+            if !self.full() {
                 if took {
                     // A backlog of assignments: let the workers owning fewer
                     // streams take the next ones first (a burst is shared,
                     // not taken by whoever started first).
-                    let owned = self.owned.len().min(50) as u32;
+                    let owned = self.owned_count().min(50) as u32;
                     tokio::time::sleep(Duration::from_millis(2) * owned).await;
                 }
                 match self.read_assignments(pause).await {
@@ -240,7 +286,7 @@ impl<S: HandlerSource> Worker<S> {
             tokio::select! {
                 _ = stop.cancelled() => {}
                 _ = tokio::time::sleep(pause) => {}
-                Some(joined) = self.tasks.join_next() => self.ended(joined),
+                Some(joined) = self.tasks.join_next_with_id() => self.ended(joined),
             }
         }
     }
@@ -253,10 +299,37 @@ impl<S: HandlerSource> Worker<S> {
         Ok(self.conn.insert(conn).clone())
     }
 
+    fn owned_count(&self) -> usize {
+        self.owned.lock().expect("owned lock").len()
+    }
+
+    fn is_owned(&self, stream: &str) -> bool {
+        self.owned.lock().expect("owned lock").contains_key(stream)
+    }
+
+    fn running_assignments(&self) -> HashSet<String> {
+        self.owned.lock().expect("owned lock").values().map(|held| held.assignment_id.clone()).collect()
+    }
+
+    /// Whether the cap is reached (said once, until below it again).
+    fn full(&mut self) -> bool {
+        let full = self.owned_count() >= self.own.max_owned;
+        if full && !std::mem::replace(&mut self.at_cap, true) {
+            tracing::warn!(
+                max_owned = self.own.max_owned,
+                "owning as many streams as allowed: leaving the other assignments to other workers"
+            );
+        }
+        if !full {
+            self.at_cap = false;
+        }
+        full
+    }
+
     /// Reads a new assignment, waiting up to `block`. One per read, so the
     /// workers waiting on the group share a burst of assignments between
-    /// them rather than the first one taking them all.
-    /// Returns whether one was read.
+    /// them rather than the first one taking them all. Returns whether one
+    /// was read.
     async fn read_assignments(&mut self, block: Duration) -> Result<bool> {
         let s = self.shared.settings.clone();
         let mut conn = self.connection().await?;
@@ -288,24 +361,47 @@ impl<S: HandlerSource> Worker<S> {
         Ok(())
     }
 
+    /// What is wrong with assigning `stream`, a key the host itself uses.
+    fn forbidden(&self, stream: &str) -> Option<String> {
+        let s = &self.shared.settings;
+        let what = if stream == s.stream {
+            "the assignment stream itself"
+        } else if stream == s.dead_letter {
+            "the dead-letter stream"
+        } else if stream.ends_with(":owner") {
+            "a lease key (…:owner)"
+        } else {
+            return None;
+        };
+        Some(format!("DataStreamName {stream:?} names {what}, not a data stream"))
+    }
+
     /// Takes the lease of `assignment`'s stream and starts owning it; a
     /// stream leased by another worker is left (its assignment stays
-    /// pending: the scan takes it once that lease is gone). `claim`: the
-    /// assignment is pending for another worker; claimed once the lease is ours.
+    /// pending: the scan takes it once that lease is gone). `claim`: found
+    /// by the scan (pending for another worker, or left earlier); claimed
+    /// once the lease is ours, and given up if it was acked meanwhile.
     async fn take(&mut self, conn: &mut Connection, assignment: Assignment, claim: bool) -> Result<()> {
         let (s, w) = (self.shared.settings.clone(), self.shared.worker.clone());
-        if self.owned.contains_key(&assignment.stream) {
+        if self.is_owned(&assignment.stream) {
+            return Ok(());
+        }
+        if let Some(problem) = self.forbidden(&assignment.stream) {
+            if let Some(entry) = conn.range(&s.stream, &assignment.id, &assignment.id, Some(1)).await?.pop() {
+                self.reject(conn, &entry, &problem).await?;
+            }
             return Ok(());
         }
         let lease = lease_key(&assignment.stream);
-        let holder = conn.take_lease(&lease, &w, self.own.lease_ttl).await?;
-        if holder != w {
-            tracing::info!(stream = %assignment.stream, holder, "stream owned by another worker: assignment left for later");
+        let holder = conn.take_lease(&lease, &self.shared.holder, self.own.lease_ttl).await?;
+        if holder != self.shared.holder {
+            tracing::info!(stream = %assignment.stream, holder = %worker_of(&holder),
+                "stream owned by another worker: assignment left for later");
             return Ok(());
         }
         if claim {
             if !conn.claim_assignment(&s.stream, &s.group, &w, &assignment.id).await? {
-                conn.release_lease(&lease, &w).await?;
+                conn.release_lease(&lease, &self.shared.holder).await?;
                 return Ok(());
             }
             crate::metrics::global().ownership_claim(&s.stream, &s.group);
@@ -315,115 +411,34 @@ impl<S: HandlerSource> Worker<S> {
         }
         let disowned = CancellationToken::new();
         let held = Held { assignment_id: assignment.id.clone(), lease: lease.clone(), disowned: disowned.clone() };
-        self.owned.insert(assignment.stream.clone(), held);
-        let task = OwnedStream::new(self.shared.clone(), assignment, lease);
-        self.tasks.spawn(task.run(self.stop.clone(), disowned));
+        self.owned.lock().expect("owned lock").insert(assignment.stream.clone(), held);
+        let stream = assignment.stream.clone();
+        let task = OwnedStream::new(self.shared.clone(), assignment, lease, !claim, (self.stop.clone(), disowned));
+        let handle = self.tasks.spawn(task.run());
+        self.task_streams.insert(handle.id(), stream);
         Ok(())
     }
 
-    /// Renews every owned lease (one script call); a stream whose lease is
-    /// gone is disowned: its task stops at once.
-    async fn renew(&mut self) {
-        if self.owned.is_empty() {
-            return;
-        }
-        let s = self.shared.settings.clone();
-        let (streams, keys): (Vec<String>, Vec<String>) =
-            self.owned.iter().map(|(stream, held)| (stream.clone(), held.lease.clone())).unzip();
-        let started = Instant::now();
-        let renewed = match self.connection().await {
-            Ok(mut conn) => conn.renew_leases(&keys, &self.shared.worker, self.own.lease_ttl).await,
-            Err(error) => Err(error),
-        };
-        crate::metrics::global().lease_renewal(&s.stream, &s.group, started.elapsed());
-        let renewed = match renewed {
-            Ok(renewed) => renewed,
-            Err(error) => {
-                tracing::warn!("renewing {} leases failed (retrying at the next heartbeat): {error:#}", keys.len());
-                self.conn = None;
-                return;
-            }
-        };
-        for (stream, held) in streams.iter().zip(renewed) {
-            if !held && let Some(owned) = self.owned.get(stream) {
-                if !owned.disowned.is_cancelled() {
-                    crate::metrics::global().disowned(&s.stream, &s.group);
-                    tracing::warn!(%stream, worker = %self.shared.worker,
-                        "disowned: the lease is gone (it expired, or another worker holds it): stopping the stream");
-                }
-                owned.disowned.cancel();
-            }
-        }
-    }
-
-    /// Looks at the assignments pending in the group for a stream whose
-    /// lease is free (its worker died, stalled, or stopped) and takes them,
-    /// up to the cap.
-    async fn scan(&mut self) -> Result<()> {
-        let s = self.shared.settings.clone();
-        let mut conn = self.connection().await?;
-        let mut start = "-".to_string();
-        // Not the ones just read: their reader is taking their leases now.
-        let idle = self.own.heartbeat.min(Duration::from_secs(1));
-        loop {
-            let rows = conn.pending_after(&s.stream, &s.group, idle, &start, SCAN_PAGE).await?;
-            let Some(last) = rows.last() else { return Ok(()) };
-            start = last.id.clone();
-            let full = rows.len() == SCAN_PAGE;
-            let running: std::collections::HashSet<&str> =
-                self.owned.values().map(|held| held.assignment_id.as_str()).collect();
-            let candidates: Vec<_> = rows.into_iter().filter(|row| !running.contains(row.id.as_str())).collect();
-            let mut found = Vec::new();
-            for row in &candidates {
-                match conn.range(&s.stream, &row.id, &row.id, Some(1)).await?.pop() {
-                    Some(entry) => match assignment::parse(&entry) {
-                        Ok(a) => found.push((a, row.consumer.clone())),
-                        Err(problem) => self.reject(&mut conn, &entry, &problem).await?,
-                    },
-                    None => {
-                        tracing::warn!(assignments = %s.stream, id = %row.id, "assignment trimmed away: acked");
-                        conn.ack(&s.stream, &s.group, std::slice::from_ref(&row.id)).await?;
-                    }
-                }
-            }
-            let keys: Vec<String> = found.iter().map(|(a, _)| lease_key(&a.stream)).collect();
-            let holders = conn.lease_holders(&keys).await?;
-            for ((assignment, consumer), (holder, _)) in found.into_iter().zip(holders) {
-                if holder.is_some() || self.owned.contains_key(&assignment.stream) {
-                    continue;
-                }
-                if self.owned.len() >= self.own.max_owned {
-                    if !std::mem::replace(&mut self.at_cap, true) {
-                        tracing::warn!(
-                            max_owned = self.own.max_owned,
-                            "owning as many streams as allowed: leaving unowned streams to other workers"
-                        );
-                    }
-                    return Ok(());
-                }
-                let claim = consumer != self.shared.worker;
-                self.take(&mut conn, assignment, claim).await?;
-            }
-            if !full {
-                return Ok(());
-            }
-        }
-    }
-
     /// A stream task ended: forget the stream and count what it did.
-    fn ended(&mut self, joined: Result<(Assignment, Outcome, ConsumerStats), tokio::task::JoinError>) {
-        let (assignment, outcome, stats) = match joined {
+    fn ended(
+        &mut self,
+        joined: Result<(tokio::task::Id, (Assignment, Outcome, ConsumerStats)), tokio::task::JoinError>,
+    ) {
+        let (id, (assignment, outcome, stats)) = match joined {
             Ok(done) => done,
             Err(error) => {
-                tracing::error!("an owned stream's task panicked: {error}");
+                // A host bug: forget the stream; its lease, no longer renewed,
+                // expires and a worker takes it over.
+                if let Some(stream) = self.task_streams.remove(&error.id()) {
+                    self.owned.lock().expect("owned lock").remove(&stream);
+                    tracing::error!(%stream, "an owned stream's task panicked: {error}");
+                }
                 return;
             }
         };
+        self.task_streams.remove(&id);
         self.stats += stats;
-        self.owned.remove(&assignment.stream);
-        if self.owned.len() < self.own.max_owned {
-            self.at_cap = false;
-        }
+        self.owned.lock().expect("owned lock").remove(&assignment.stream);
         let (s, stream) = (&self.shared.settings, &assignment.stream);
         match outcome {
             Outcome::Finished(reason) => {
@@ -431,6 +446,7 @@ impl<S: HandlerSource> Worker<S> {
                 tracing::info!(%stream, assignment = %assignment.id, reason, "stream finished: assignment acked, lease released");
             }
             Outcome::Disowned(why) => {
+                crate::metrics::global().disowned(&s.stream, &s.group);
                 tracing::warn!(%stream, worker = %self.shared.worker, "disowned ({why}): stopped the stream; its new owner goes on");
             }
             Outcome::Stopped => {}
@@ -455,13 +471,13 @@ impl<S: HandlerSource> Worker<S> {
                 self.failed.push((assignment, problem));
                 return Err(error);
             }
-            conn.release_lease(&lease_key(&assignment.stream), &self.shared.worker).await?;
+            conn.release_lease(&lease_key(&assignment.stream), &self.shared.holder).await?;
         }
         Ok(())
     }
 
     fn publish(&self) {
         let s = &self.shared.settings;
-        crate::metrics::global().owned_streams(&s.stream, &s.group, self.owned.len());
+        crate::metrics::global().owned_streams(&s.stream, &s.group, self.owned_count());
     }
 }

@@ -49,17 +49,23 @@ async fn a_plugin_cannot_write_its_streams_lease_through_effects() {
     let redis = PrivateRedis::start();
     let mut conn = redis.connect().await;
     let stream = data_stream("forge", 0);
-    let lease = format!("{{{stream}}}:owner");
-    let _: String =
-        redis::cmd("XADD").arg(&stream).arg("*").arg("set").arg(&lease).query_async(&mut conn).await.unwrap();
+    // Its own lease, and another stream's.
+    for lease in [format!("{{{stream}}}:owner"), "{another:session}:owner".to_string()] {
+        let _: String =
+            redis::cmd("XADD").arg(&stream).arg("*").arg("set").arg(&lease).query_async(&mut conn).await.unwrap();
+    }
     fill(&mut conn, &stream, 1, &[], &[("lbs-end", "1")]).await;
     // Granted every key: the fence itself must refuse.
     let mut w = worker(&redis.url, "w1", &["--grant-key", "*", "--max-deliveries", "2"]);
     assign_raw(&mut conn, &stream, "{}").await;
     wait_assignments_done(&mut conn, 1, Duration::from_secs(20)).await;
     let dead = service_dead_letters(&mut conn).await;
-    assert_eq!(dead.len(), 1, "the forging entry is dead-lettered: {dead:?}");
-    assert!(dead[0].meta("dlq:error").unwrap_or_default().contains("may not write the lease"), "{:?}", dead[0].meta);
+    assert_eq!(dead.len(), 2, "the forging entries are dead-lettered: {dead:?}");
+    for d in &dead {
+        assert!(d.meta("dlq:error").unwrap_or_default().contains("a lease key (…:owner)"), "{:?}", d.meta);
+    }
+    let forged: Option<String> = redis::cmd("GET").arg("{another:session}:owner").query_async(&mut conn).await.unwrap();
+    assert_eq!(forged, None, "no lease forged");
     assert_eq!(last_seq(&mut conn, std::slice::from_ref(&stream)).await, [Some(1)], "the entry after it went on");
     assert!(leases_left(&mut conn).await.is_empty());
     w.terminate();
@@ -106,4 +112,88 @@ async fn the_cap_leaves_streams_to_others_and_pod_name_names_the_worker() {
     assert!(seqs.iter().all(|s| *s == Some(10)), "{seqs:?}");
     capped.terminate();
     other.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edges_an_old_lease_early_assignments_host_keys_and_worn_out_entries() {
+    let redis = PrivateRedis::start();
+    let mut conn = redis.connect().await;
+    // An entry delivered more often than allowed already (its handler kept
+    // crashing its workers): dead-lettered without calling the plugin, which
+    // would trap.
+    let worn = data_stream("edges", 1);
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&worn)
+        .arg(SERVICE)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let id: String = redis::cmd("XADD").arg(&worn).arg("*").arg("trap").arg("1").query_async(&mut conn).await.unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(SERVICE)
+        .arg("gone")
+        .arg("STREAMS")
+        .arg(&worn)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(&worn)
+            .arg(SERVICE)
+            .arg("gone")
+            .arg(0)
+            .arg(&id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    fill(&mut conn, &worn, 2, &[], &[("lbs-end", "1")]).await;
+    let mut w = worker(&redis.url, "w1", &["--max-deliveries", "3"]);
+    w.wait_log(Duration::from_secs(30), "w1 up", |log| log.iter().any(|l| l.contains("owning streams")));
+    // A lease left by an earlier run of this very worker id: not this run's,
+    // so it waits for it to expire and then takes the stream over.
+    let old = data_stream("edges", 0);
+    let () = redis::cmd("SET")
+        .arg(format!("{{{old}}}:owner"))
+        .arg("w1@0000000000000000")
+        .arg("PX")
+        .arg(1500)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    fill(&mut conn, &old, 3, &[], &[("lbs-end", "1")]).await;
+    assign_raw(&mut conn, &old, "{}").await;
+    assign_raw(&mut conn, &worn, "{}").await;
+    // Assigned before its first entry: waited for, not finished at once.
+    let early = data_stream("edges", 2);
+    assign_raw(&mut conn, &early, "{}").await;
+    // Naming the host's own keys: refused.
+    assign_raw(&mut conn, ASSIGNMENTS, "{}").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fill(&mut conn, &early, 4, &[], &[("lbs-end", "1")]).await;
+    wait_assignments_done(&mut conn, 4, Duration::from_secs(20)).await;
+    w.collect();
+    let line = |what: &str| w.log.iter().any(|l| l.contains(what) && l.contains(old.as_str()));
+    assert!(line("stream owned by another worker") && line("took over the stream"), "{:#?}", w.log);
+    assert_eq!(last_seq(&mut conn, &[old.clone(), worn.clone(), early.clone()]).await, [Some(3), Some(2), Some(4)]);
+    let dead = service_dead_letters(&mut conn).await;
+    let reasons: Vec<(&str, &str)> = dead
+        .iter()
+        .map(|d| (d.meta("dlq:reason").unwrap_or_default(), d.meta("dlq:error").unwrap_or_default()))
+        .collect();
+    assert_eq!(dead.len(), 2, "{reasons:?}");
+    assert!(
+        reasons.iter().any(|(r, e)| *r == "max deliveries exceeded" && e.contains("last error unknown")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|(_, e)| e.contains("names the assignment stream itself")), "{reasons:?}");
+    assert!(!w.log.iter().any(|l| l.contains("trap")), "the worn-out entry reached the plugin");
+    assert!(leases_left(&mut conn).await.is_empty());
+    w.terminate();
 }
