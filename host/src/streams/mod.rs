@@ -8,8 +8,9 @@
 //! - `scripts.rs`: the multi-key writes as Lua scripts (leases, handover,
 //!   dead letters, requeue); `commit.rs`: plugin effects committed with
 //!   their acks (fenced, checked before written);
-//! - `owned.rs`: stream ownership mode's leases, and its commands on an
-//!   owned stream, each fenced by the lease; `expiry.rs`: expired-key events;
+//! - `owned.rs`: stream ownership mode's commands on an owned stream, each
+//!   fenced by its lease; `leases.rs`: the leases and the assignment
+//!   stream's commands; `expiry.rs`: expired-key events;
 //! - `state.rs`: the plugins' immediate reads (`state` import), blocking;
 //! - `admin.rs`: inspection and repair (info, listings, ranges, trim, reset,
 //!   appends), what `commands/` (inspect, demo, bench, produce) use;
@@ -26,6 +27,7 @@ mod cluster;
 mod commit;
 mod expiry;
 mod group;
+mod leases;
 pub mod local;
 pub mod masked;
 mod owned;

@@ -15,7 +15,8 @@
 //!
 //! Where things happen: the worker loop here; `stream.rs` (one owned
 //! stream) and `handle.rs` (its entries through the plugin, verdicts
-//! settled), `renew.rs` (lease renewals), `scan.rs` (takeovers), `pool.rs`
+//! settled), `take.rs` (taking assignments), `renew.rs` (lease renewals),
+//! `scan.rs` (takeovers), `pool.rs`
 //! (plugin instances shared by the streams), `waiter.rs` (waking dry
 //! streams), `assignment.rs` (the message format).
 
@@ -25,22 +26,21 @@ mod pool;
 mod renew;
 mod scan;
 mod stream;
+mod take;
 mod waiter;
 
 use crate::consumer::ConsumerStats;
 use crate::consumer::name_lease::NameLease;
-use crate::dead_letter::{self, Origin, Reason};
-use crate::entry::Entry;
 use crate::handler::{Delivery, HandlerSource};
 use crate::settings::{GroupSettings, Ownership};
-use crate::streams::{Connection, DeadLetterMode, Redis};
+use crate::streams::{Connection, Redis};
 use anyhow::Result;
 use assignment::Assignment;
 use pool::Pool;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stream::{Outcome, OwnedStream};
+use stream::Outcome;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -326,99 +326,6 @@ impl<S: HandlerSource> Worker<S> {
         full
     }
 
-    /// Reads a new assignment, waiting up to `block`. One per read, so the
-    /// workers waiting on the group share a burst of assignments between
-    /// them rather than the first one taking them all. Returns whether one
-    /// was read.
-    async fn read_assignments(&mut self, block: Duration) -> Result<bool> {
-        let s = self.shared.settings.clone();
-        let mut conn = self.connection().await?;
-        let batch = conn.read_assignments(&s.stream, &s.group, &self.shared.worker, 1, block).await?;
-        let read = !batch.entries.is_empty();
-        for entry in batch.entries {
-            match assignment::parse(&entry) {
-                Ok(assignment) => self.take(&mut conn, assignment, false).await?,
-                Err(problem) => self.reject(&mut conn, &entry, &problem).await?,
-            }
-        }
-        Ok(read)
-    }
-
-    /// Records a malformed assignment message in the dead-letter stream (and acks it).
-    async fn reject(&mut self, conn: &mut Connection, entry: &Entry, problem: &str) -> Result<()> {
-        let (s, w) = (&self.shared.settings, &self.shared.worker);
-        if !conn.claim_assignment(&s.stream, &s.group, w, &entry.id).await? {
-            return Ok(()); // Acked meanwhile.
-        }
-        let tag = self.shared.pool.current().tag().clone();
-        let origin =
-            Origin { stream: &s.stream, group: &s.group, consumer: w, plugin: &tag.name, version: &tag.version };
-        let record = dead_letter::record(&origin, &entry.id, &entry.fields, 1, Reason::Rejected, problem);
-        let mode = DeadLetterMode::Settle;
-        conn.dead_letter(&s.stream, &s.group, w, &entry.id, &s.dead_letter, mode, &record, None).await?;
-        tracing::warn!(assignments = %s.stream, entry = %entry.id, dead_letter = %s.dead_letter,
-            "not an assignment, dead-lettered: {problem}");
-        Ok(())
-    }
-
-    /// What is wrong with assigning `stream`, a key the host itself uses.
-    fn forbidden(&self, stream: &str) -> Option<String> {
-        let s = &self.shared.settings;
-        let what = if stream == s.stream {
-            "the assignment stream itself"
-        } else if stream == s.dead_letter {
-            "the dead-letter stream"
-        } else if stream.ends_with(":owner") {
-            "a lease key (…:owner)"
-        } else {
-            return None;
-        };
-        Some(format!("DataStreamName {stream:?} names {what}, not a data stream"))
-    }
-
-    /// Takes the lease of `assignment`'s stream and starts owning it; a
-    /// stream leased by another worker is left (its assignment stays
-    /// pending: the scan takes it once that lease is gone). `claim`: found
-    /// by the scan (pending for another worker, or left earlier); claimed
-    /// once the lease is ours, and given up if it was acked meanwhile.
-    async fn take(&mut self, conn: &mut Connection, assignment: Assignment, claim: bool) -> Result<()> {
-        let (s, w) = (self.shared.settings.clone(), self.shared.worker.clone());
-        if self.is_owned(&assignment.stream) {
-            return Ok(());
-        }
-        if let Some(problem) = self.forbidden(&assignment.stream) {
-            if let Some(entry) = conn.range(&s.stream, &assignment.id, &assignment.id, Some(1)).await?.pop() {
-                self.reject(conn, &entry, &problem).await?;
-            }
-            return Ok(());
-        }
-        let lease = lease_key(&assignment.stream);
-        let holder = conn.take_lease(&lease, &self.shared.holder, self.own.lease_ttl).await?;
-        if holder != self.shared.holder {
-            tracing::info!(stream = %assignment.stream, holder = %worker_of(&holder),
-                "stream owned by another worker: assignment left for later");
-            return Ok(());
-        }
-        if claim {
-            if !conn.claim_assignment(&s.stream, &s.group, &w, &assignment.id).await? {
-                conn.release_lease(&lease, &self.shared.holder).await?;
-                return Ok(());
-            }
-            crate::metrics::global().ownership_claim(&s.stream, &s.group);
-            tracing::info!(stream = %assignment.stream, assignment = %assignment.id, "took over the stream");
-        } else {
-            tracing::info!(stream = %assignment.stream, assignment = %assignment.id, "owning the stream");
-        }
-        let disowned = CancellationToken::new();
-        let held = Held { assignment_id: assignment.id.clone(), lease: lease.clone(), disowned: disowned.clone() };
-        self.owned.lock().expect("owned lock").insert(assignment.stream.clone(), held);
-        let stream = assignment.stream.clone();
-        let task = OwnedStream::new(self.shared.clone(), assignment, lease, !claim, (self.stop.clone(), disowned));
-        let handle = self.tasks.spawn(task.run());
-        self.task_streams.insert(handle.id(), stream);
-        Ok(())
-    }
-
     /// A stream task ended: forget the stream and count what it did.
     fn ended(
         &mut self,
@@ -455,25 +362,6 @@ impl<S: HandlerSource> Worker<S> {
                 self.failed.push((assignment, problem));
             }
         }
-    }
-
-    /// Dead-letters the assignments of streams that cannot be consumed and
-    /// releases their leases (else a peer would take them over, forever).
-    async fn drop_failed(&mut self) -> Result<()> {
-        let mut conn = self.connection().await?;
-        let s = self.shared.settings.clone();
-        while let Some((assignment, problem)) = self.failed.pop() {
-            let Some(entry) = conn.range(&s.stream, &assignment.id, &assignment.id, Some(1)).await?.pop() else {
-                continue;
-            };
-            let problem = format!("cannot consume data stream {:?}: {problem}", assignment.stream);
-            if let Err(error) = self.reject(&mut conn, &entry, &problem).await {
-                self.failed.push((assignment, problem));
-                return Err(error);
-            }
-            conn.release_lease(&lease_key(&assignment.stream), &self.shared.holder).await?;
-        }
-        Ok(())
     }
 
     fn publish(&self) {

@@ -42,7 +42,7 @@ fn killing_a_sessions_worker_moves_its_sessions_to_the_others() {
     // Its sessions move (or finish) within the lease TTL (3 s) and a heartbeat.
     poll(Duration::from_secs(8), "the victim's sessions moved", || {
         let now = owners(&sessions(&demo));
-        !now.iter().any(|(_, o)| o.as_deref() == Some(&victim))
+        now.iter().filter(|(s, _)| before.contains(s)).all(|(_, o)| o.as_ref().is_some_and(|o| o != &victim))
     });
     let x = sessions(&demo);
     let moved: Vec<&serde_json::Value> =
