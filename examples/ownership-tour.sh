@@ -44,11 +44,12 @@ for s in 40 41 43 44 45; do
   redis-cli -u "$REDIS_URL" xadd sessions-input '*' lbs-input "{\"DataStreamName\":\"session:$s\",\"Info\":{}}" >/dev/null
 done
 
-for w in 1 2; do
-  host run --plugin plugins/dist/chaos.wasm --assignments sessions-input --consumer worker-$w --grant-key '*:seq' \
-    --lease-ttl-ms 2000 --heartbeat-ms 500 --parallel 3 > "$dir/worker-$w.log" 2>&1 &
-  pids+=($!)
-done
+host run --plugin plugins/dist/chaos.wasm --assignments sessions-input --consumer worker-1 --grant-key '*:seq' \
+  --lease-ttl-ms 2000 --heartbeat-ms 500 --parallel 3 > "$dir/worker-1.log" 2>&1 &
+pids+=($!)
+host run --plugin plugins/dist/chaos.wasm --assignments sessions-input --consumer worker-2 --grant-key '*:seq' \
+  --lease-ttl-ms 2000 --heartbeat-ms 500 --parallel 3 > "$dir/worker-2.log" 2>&1 &
+pids+=($!)
 sleep 1.5
 host owners --assignments sessions-input
 
