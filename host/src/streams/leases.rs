@@ -6,11 +6,24 @@
 
 use super::Connection;
 use super::reply::{self, Batch};
-use super::scripts::FENCE;
 use anyhow::{Context, Result};
 use redis::{Script, Value};
 use std::sync::LazyLock;
 use std::time::Duration;
+
+/// Fails with a `DISOWNED` error unless lease key `key` holds `worker`:
+/// the guard of every write for an owned stream (stream ownership mode), so
+/// a worker whose lease lapsed cannot write, whatever it believes.
+pub(super) const FENCE: &str = r#"
+local function fence(key, worker)
+  local holder = redis.call('GET', key)
+  if holder ~= worker then
+    local now = holder and ('held by ' .. holder) or 'gone'
+    return redis.error_reply('DISOWNED the lease ' .. key .. ' is ' .. now .. ', not ' .. worker .. "'s")
+  end
+  return nil
+end
+"#;
 
 /// Leases per script call: well under Lua's `unpack` limit.
 const CHUNK: usize = 1000;
@@ -60,21 +73,26 @@ return 0
     )
 });
 
-/// Finishes an assignment: KEYS = lease, assignment stream, and the data
-/// stream when one of its entries is acked too; ARGV = worker, service
-/// group, assignment id, that entry's id. Fenced; XACKs the entry and the
-/// assignment, then deletes the lease — in one step: never a released lease
-/// with its assignment still pending (a peer would take the stream over and
-/// go on past the end), nor an end marker acked with the assignment pending.
+/// Finishes an assignment: KEYS = lease, assignment stream, the data
+/// stream's adoption marker, and the data stream when one of its entries
+/// is acked too; ARGV = lease holder, service group, assignment id, that
+/// entry's id. Fenced; XACKs the entry and the assignment, then deletes the
+/// lease and the marker — in one step: never a released lease with its
+/// assignment still pending (a peer would take the stream over and go on
+/// past the end), nor an end marker acked with the assignment pending. A
+/// repeat after a lost reply finds the assignment no longer pending: done.
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{FENCE}{}",
         r#"
-local bad = fence(KEYS[1], ARGV[1])
-if bad then return bad end
-if KEYS[3] then redis.call('XACK', KEYS[3], ARGV[2], ARGV[4]) end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  -- Finished already (a try whose reply was lost) when no longer pending.
+  if #redis.call('XPENDING', KEYS[2], ARGV[2], ARGV[3], ARGV[3], 1) == 0 then return 1 end
+  return fence(KEYS[1], ARGV[1])
+end
+if KEYS[4] then redis.call('XACK', KEYS[4], ARGV[2], ARGV[4]) end
 redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
 return 1
 "#
     ))
@@ -152,10 +170,11 @@ impl Connection {
         group: &str,
         id: &str,
         worker: &str,
-        data: Option<(&str, &str)>,
+        (marker, data): (&str, Option<(&str, &str)>),
     ) -> Result<()> {
         let mut invocation = FINISH.prepare_invoke();
         invocation.key(lease).key(assignments).arg(worker).arg(group).arg(id);
+        invocation.key(marker);
         if let Some((stream, entry)) = data {
             invocation.key(stream).arg(entry);
         }

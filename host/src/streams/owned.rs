@@ -1,5 +1,5 @@
 //! Stream ownership mode's commands on an owned data stream's group, each
-//! one Lua script guarded by the stream's lease ([`super::scripts::FENCE`]):
+//! one Lua script guarded by the stream's lease ([`super::leases::FENCE`]):
 //! adopting the stream, reading it, redelivering a held-back entry, acking
 //! (finishing the assignment, and the leases themselves: `leases.rs`). A worker whose lease is gone gets a
 //! `DISOWNED` error from Redis ([`is_disowned`]) and nothing is done, so a
@@ -9,21 +9,26 @@
 //! reader's pending list, which would hide them from the new owner.
 
 use super::Connection;
+use super::leases::FENCE;
 use super::reply::{self, Batch};
-use super::scripts::FENCE;
 use anyhow::{Context, Result, bail};
 use redis::{Script, Value};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-/// Adopts a data stream: KEYS = lease, stream; ARGV = lease holder, group,
-/// consumer, `1` to create a missing stream (a new assignment may come
-/// before its first entry) or empty (a takeover: a missing stream was
-/// deleted). Fenced. Returns 'gone' when the stream does not exist (or is
-/// not a stream: then the type), else creates the group at 0 if missing,
-/// moves every entry pending in it to the consumer without counting a
-/// delivery (`XAUTOCLAIM … JUSTID`: the previous owner's entries in hand),
-/// forgets the consumers left with nothing pending, and returns 'ok'.
+/// Adopts a data stream: KEYS = lease, stream, its adoption marker; ARGV
+/// = lease holder, group, consumer. Fenced. A missing stream was deleted
+/// if it was adopted before (the marker, deleted when its assignment is
+/// finished): then 'gone'; else it is yet to come (an assignment may come
+/// before the stream's first entry): it is made, empty. A key of another
+/// type is a `WRONGTYPE` error. Then: marks the stream adopted, creates
+/// the group at 0 if missing, moves every entry pending in it to the
+/// consumer without counting a delivery (`XAUTOCLAIM … JUSTID`: the
+/// previous owner's entries in hand), forgets the consumers left with
+/// nothing pending, and returns `{'ok', trimmed}` (the pending ids Redis
+/// dropped, their payload trimmed), or `{'ended', trimmed}` when the
+/// stream ended already (its newest entry an end marker, delivered and
+/// acked: a second assignment of a finished stream).
 static ADOPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{FENCE}{}",
@@ -31,12 +36,18 @@ static ADOPT: LazyLock<Script> = LazyLock::new(|| {
 local bad = fence(KEYS[1], ARGV[1])
 if bad then return bad end
 local t = redis.call('TYPE', KEYS[2])['ok']
-if t == 'none' and ARGV[4] ~= '1' then return 'gone' end
-if t ~= 'stream' and t ~= 'none' then return t end
+if t == 'none' then
+  if redis.call('EXISTS', KEYS[3]) == 1 then return 'gone' end
+elseif t ~= 'stream' then
+  return redis.error_reply('WRONGTYPE the data stream key ' .. KEYS[2] .. ' holds a ' .. t .. ', not a stream')
+end
+redis.call('SET', KEYS[3], '1')
 redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[2], '0', 'MKSTREAM')
-local cursor = '0-0'
+local trimmed, cursor = {}, '0-0'
 repeat
-  cursor = redis.call('XAUTOCLAIM', KEYS[2], ARGV[2], ARGV[3], 0, cursor, 'COUNT', 1000, 'JUSTID')[1]
+  local r = redis.call('XAUTOCLAIM', KEYS[2], ARGV[2], ARGV[3], 0, cursor, 'COUNT', 1000, 'JUSTID')
+  cursor = r[1]
+  for _, id in ipairs(r[3] or {}) do trimmed[#trimmed + 1] = id end
 until cursor == '0-0'
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[2], ARGV[2])) do
   local name, pending
@@ -45,7 +56,23 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[2], ARGV[2])) do
   end
   if name ~= ARGV[3] and pending == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[2], name) end
 end
-return 'ok'
+local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+if newest and redis.call('XPENDING', KEYS[2], ARGV[2])[1] == 0 then
+  local ended = false
+  for i = 1, #newest[2], 2 do
+    if newest[2][i] == 'lbs-end' then ended = true end
+  end
+  if ended then
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[2])) do
+      local name, last
+      for i = 1, #g, 2 do
+        if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then last = g[i + 1] end
+      end
+      if name == ARGV[2] and last == newest[1] then return {'ended', trimmed} end
+    end
+  end
+end
+return {'ok', trimmed}
 "#
     ))
 });
@@ -138,36 +165,41 @@ pub enum Owned {
     Gone,
     /// The stream exists but its group does not: it was deleted and made again.
     NoGroup,
+    /// The stream ended already (adopting it: a second assignment of it).
+    Ended(Vec<String>),
     /// Nothing new; the id of the newest entry (`0-0`: none), to wait after.
     Dry(String),
 }
 
 impl Connection {
     /// Adopts owned stream `stream` for `consumer` while `fence` (lease
-    /// key, holder) holds ([`ADOPT`]); `create`: a missing stream is made
-    /// (a new assignment), else it is gone. `Read` (empty) when ready.
+    /// key, holder) holds ([`ADOPT`]): `Read` with only the trimmed ids
+    /// when ready, `Gone` (deleted) or `Ended`.
     pub async fn adopt(
         &mut self,
         (lease, holder): (&str, &str),
         stream: &str,
         group: &str,
         consumer: &str,
-        create: bool,
     ) -> Result<Owned> {
-        let reply: String = ADOPT
+        let reply: Value = ADOPT
             .key(lease)
             .key(stream)
+            .key(crate::keys::companion(stream, "adopted"))
             .arg(holder)
             .arg(group)
             .arg(consumer)
-            .arg(if create { "1" } else { "" })
             .invoke_async(&mut self.conn)
             .await
             .with_context(|| format!("adopting stream {stream:?} failed"))?;
-        match reply.as_str() {
-            "ok" => Ok(Owned::Read(Batch::default())),
-            "gone" => Ok(Owned::Gone),
-            other => bail!("the data stream key {stream:?} holds a {other}, not a stream"),
+        let (status, trimmed): (String, Vec<String>) = match reply {
+            Value::BulkString(s) if s == b"gone" => return Ok(Owned::Gone),
+            other => redis::from_redis_value(other).context("unexpected adopt reply")?,
+        };
+        match status.as_str() {
+            "ended" => Ok(Owned::Ended(trimmed)),
+            "ok" => Ok(Owned::Read(Batch { entries: Vec::new(), trimmed })),
+            other => bail!("unexpected adopt reply {other:?}"),
         }
     }
 

@@ -10,6 +10,7 @@
 //! must be declared); argument lists are sent in chunks well under Lua's
 //! stack limit (~8000 values per `unpack`).
 
+use super::leases::FENCE;
 use super::{Connection, Fields};
 use anyhow::{Context, Result};
 use redis::{Script, Value};
@@ -31,20 +32,6 @@ local function check_stream(key, role)
   local t = redis.call('TYPE', key)['ok']
   if t ~= 'stream' and t ~= 'none' then
     return redis.error_reply('WRONGTYPE the ' .. role .. ' key ' .. key .. ' holds a ' .. t .. ', not a stream')
-  end
-  return nil
-end
-"#;
-
-/// Fails with a `DISOWNED` error unless lease key `key` holds `worker`:
-/// the guard of every write for an owned stream (stream ownership mode), so
-/// a worker whose lease lapsed cannot write, whatever it believes.
-pub(super) const FENCE: &str = r#"
-local function fence(key, worker)
-  local holder = redis.call('GET', key)
-  if holder ~= worker then
-    local now = holder and ('held by ' .. holder) or 'gone'
-    return redis.error_reply('DISOWNED the lease ' .. key .. ' is ' .. now .. ', not ' .. worker .. "'s")
   end
   return nil
 end

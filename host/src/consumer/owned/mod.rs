@@ -173,9 +173,13 @@ impl<S: HandlerSource> Worker<S> {
         let events = self.subscribe(&mut conn, &helpers).await;
         self.conn = Some(conn);
         tokio::spawn(self.shared.waiter.clone().run(redis.clone(), helpers.clone()));
+        // Renewals go on until every stream task has ended (each finishes the
+        // entry in hand and acks it under its lease), or the worker is dropped.
+        let renewing = CancellationToken::new();
+        let _renewing = renewing.clone().drop_guard();
         let timing = (self.shared.holder.clone(), self.own.heartbeat, self.own.lease_ttl);
         let labels = (s.stream.clone(), s.group.clone());
-        tokio::spawn(renew::renew_leases(redis.clone(), self.owned.clone(), timing, labels, helpers.clone()));
+        tokio::spawn(renew::renew_leases(redis.clone(), self.owned.clone(), timing, labels, renewing.clone()));
         tracing::info!(assignments = %s.stream, service = %s.group, %worker, max_owned = self.own.max_owned,
             lease_ttl_ms = self.own.lease_ttl.as_millis() as u64, heartbeat_ms = self.own.heartbeat.as_millis() as u64,
             "owning streams");
@@ -184,6 +188,7 @@ impl<S: HandlerSource> Worker<S> {
         while let Some(joined) = self.tasks.join_next_with_id().await {
             self.ended(joined);
         }
+        renewing.cancel();
         self.publish();
         name.release().await;
         result.map(|()| self.stats)

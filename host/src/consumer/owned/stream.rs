@@ -84,8 +84,7 @@ pub(super) struct OwnedStream<S: HandlerSource> {
     pub(super) shared: Arc<Shared<S>>,
     pub(super) assignment: Assignment,
     pub(super) lease: String,
-    /// A new assignment (its stream may not exist yet) rather than a takeover.
-    fresh: bool,
+
     /// Entries read and not yet handled, in order (the head may be held back).
     pub(super) held: VecDeque<Entry>,
     /// Read the worker's own pending entries next (after adopting).
@@ -101,19 +100,16 @@ pub(super) struct OwnedStream<S: HandlerSource> {
 }
 
 impl<S: HandlerSource> OwnedStream<S> {
-    /// `fresh`: a newly read assignment (its data stream may come later).
     pub(super) fn new(
         shared: Arc<Shared<S>>,
         assignment: Assignment,
         lease: String,
-        fresh: bool,
         (stop, disowned): (CancellationToken, CancellationToken),
     ) -> Self {
         OwnedStream {
             shared,
             assignment,
             lease,
-            fresh,
             held: VecDeque::new(),
             history: true,
             retry_at: None,
@@ -229,18 +225,35 @@ impl<S: HandlerSource> OwnedStream<S> {
 
     async fn adopt(&mut self) -> Step {
         let ((lease, holder), stream) = (self.fence(), self.assignment.stream.clone());
-        let (group, worker, fresh) = (self.shared.settings.group.clone(), self.shared.worker.clone(), self.fresh);
-        let adopted =
-            retrying!(self, "adopting the stream", |c| c.adopt((&lease, &holder), &stream, &group, &worker, fresh));
+        let (group, worker) = (self.shared.settings.group.clone(), self.shared.worker.clone());
+        let adopted = retrying!(self, "adopting the stream", |c| c.adopt((&lease, &holder), &stream, &group, &worker))?;
+        let trimmed = match &adopted {
+            Owned::Read(batch) => batch.trimmed.clone(),
+            Owned::Ended(trimmed) => trimmed.clone(),
+            _ => Vec::new(),
+        };
+        self.audit_trimmed(&trimmed).await?;
         match adopted {
-            Ok(Owned::Gone) => Err(Halt::Done(self.finish("deleted", None).await)),
-            Ok(_) => {
+            Owned::Gone => Err(Halt::Done(self.finish("deleted", None).await)),
+            Owned::Ended(_) => Err(Halt::Done(self.finish("end_marker", None).await)),
+            _ => {
                 self.history = true;
                 Ok(())
             }
-            Err(Halt::Retry) => Err(Halt::Retry),
-            Err(halt) => Err(halt),
         }
+    }
+
+    /// Records pending entries whose payload was trimmed before they were
+    /// handled (Redis dropped them from the pending list): the record is
+    /// all that is left of them.
+    async fn audit_trimmed(&mut self, ids: &[String]) -> Step {
+        for id in ids {
+            let gone = Entry { id: id.clone(), fields: Vec::new(), delivery_count: 0 };
+            self.stats.trimmed += 1;
+            let why = "payload trimmed from the stream before it was handled";
+            self.dead_letter(&gone, crate::dead_letter::Reason::Trimmed, why, true).await?;
+        }
+        Ok(())
     }
 
     /// Reads the next entries: the worker's pending ones first, then new
@@ -249,20 +262,25 @@ impl<S: HandlerSource> OwnedStream<S> {
         let ((lease, holder), stream) = (self.fence(), self.assignment.stream.clone());
         let (s, worker) = (self.shared.settings.clone(), self.shared.worker.clone());
         let from = if self.history { "0" } else { ">" };
-        let read =
-            retrying!(self, "a read", |c| c.read_owned((&lease, &holder), &stream, &s.group, &worker, s.count, from))?;
+        let read = match self.shared.connection().await {
+            Ok(mut c) => c.read_owned((&lease, &holder), &stream, &s.group, &worker, s.count, from).await,
+            Err(error) => Err(error),
+        };
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                // A `>` read whose reply was lost may have delivered entries
+                // all the same: read the pending ones first.
+                self.history = true;
+                return Err(self.failed("a read", error));
+            }
+        };
         match read {
-            Owned::Gone => Err(Halt::Done(self.finish("deleted", None).await)),
+            Owned::Gone | Owned::Ended(_) => Err(Halt::Done(self.finish("deleted", None).await)),
             Owned::NoGroup => {
                 tracing::warn!(%stream, "the stream's group is gone (the stream was deleted and made again): adopting it again");
-                retrying!(self, "adopting the stream", |c| c.adopt(
-                    (&lease, &holder),
-                    &stream,
-                    &s.group,
-                    &worker,
-                    false
-                ))
-                .map(|_| ())
+                retrying!(self, "adopting the stream", |c| c.adopt((&lease, &holder), &stream, &s.group, &worker))
+                    .map(|_| ())
             }
             Owned::Dry(newest) => {
                 let woken = self.shared.waiter.wait(&stream, &newest);
@@ -276,14 +294,7 @@ impl<S: HandlerSource> OwnedStream<S> {
                 Ok(())
             }
             Owned::Read(batch) => {
-                for id in &batch.trimmed {
-                    // Pending, its payload trimmed before it was handled: the
-                    // record is all that is left of it.
-                    let gone = Entry { id: id.clone(), fields: Vec::new(), delivery_count: 0 };
-                    self.stats.trimmed += 1;
-                    let why = "payload trimmed from the stream before it was handled";
-                    self.dead_letter(&gone, crate::dead_letter::Reason::Trimmed, why, true).await?;
-                }
+                self.audit_trimmed(&batch.trimmed).await?;
                 if self.history && batch.entries.is_empty() && batch.trimmed.is_empty() {
                     self.history = false;
                 }
@@ -328,9 +339,15 @@ impl<S: HandlerSource> OwnedStream<S> {
         let ((lease, holder), s) = (self.fence(), self.shared.settings.clone());
         let (id, stream) = (self.assignment.id.clone(), self.assignment.stream.clone());
         let data = last.map(|id| (stream.as_str(), id));
-        match retrying!(self, "finishing the assignment", |c| c
-            .finish_assignment(&lease, &s.stream, &s.group, &id, &holder, data))
-        {
+        let marker = crate::keys::companion(&stream, "adopted");
+        match retrying!(self, "finishing the assignment", |c| c.finish_assignment(
+            &lease,
+            &s.stream,
+            &s.group,
+            &id,
+            &holder,
+            (&marker, data)
+        )) {
             Ok(()) => {
                 if last.is_some() && reason == "plugin" {
                     self.count_acked(1);

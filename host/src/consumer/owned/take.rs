@@ -82,6 +82,13 @@ impl<S: HandlerSource> Worker<S> {
             return Ok(());
         }
         let lease = lease_key(&assignment.stream);
+        let sharing =
+            self.owned.lock().expect("owned lock").iter().find(|(_, h)| h.lease == lease).map(|(s, _)| s.clone());
+        if let Some(other) = sharing {
+            // `S` and `{S}` share one lease key: one at a time.
+            tracing::warn!(stream = %assignment.stream, %other, "its lease key is another owned stream's: left for later");
+            return Ok(());
+        }
         let holder = conn.take_lease(&lease, &self.shared.holder, self.own.lease_ttl).await?;
         if holder != self.shared.holder {
             tracing::info!(stream = %assignment.stream, holder = %worker_of(&holder),
@@ -102,7 +109,7 @@ impl<S: HandlerSource> Worker<S> {
         let held = Held { assignment_id: assignment.id.clone(), lease: lease.clone(), disowned: disowned.clone() };
         self.owned.lock().expect("owned lock").insert(assignment.stream.clone(), held);
         let stream = assignment.stream.clone();
-        let task = OwnedStream::new(self.shared.clone(), assignment, lease, !claim, (self.stop.clone(), disowned));
+        let task = OwnedStream::new(self.shared.clone(), assignment, lease, (self.stop.clone(), disowned));
         let handle = self.tasks.spawn(task.run());
         self.task_streams.insert(handle.id(), stream);
         Ok(())
@@ -114,6 +121,11 @@ impl<S: HandlerSource> Worker<S> {
         let mut conn = self.connection().await?;
         let s = self.shared.settings.clone();
         while let Some((assignment, problem)) = self.failed.pop() {
+            let lease = lease_key(&assignment.stream);
+            let held = conn.lease_holders(std::slice::from_ref(&lease)).await?.pop().and_then(|(h, _)| h);
+            if held.as_deref() != Some(self.shared.holder.as_str()) {
+                continue; // No longer ours: its new owner decides.
+            }
             let Some(entry) = conn.range(&s.stream, &assignment.id, &assignment.id, Some(1)).await?.pop() else {
                 continue;
             };
@@ -122,7 +134,7 @@ impl<S: HandlerSource> Worker<S> {
                 self.failed.push((assignment, problem));
                 return Err(error);
             }
-            conn.release_lease(&lease_key(&assignment.stream), &self.shared.holder).await?;
+            conn.release_lease(&lease, &self.shared.holder).await?;
         }
         Ok(())
     }

@@ -154,6 +154,30 @@ async fn edges_an_old_lease_early_assignments_host_keys_and_worn_out_entries() {
             .unwrap();
     }
     fill(&mut conn, &worn, 2, &[], &[("lbs-end", "1")]).await;
+    // An assignment read by a worker that died before it even adopted the
+    // stream, which does not exist yet: taken over, made and waited on (not
+    // taken for a deleted stream).
+    let ghost = data_stream("edges", 3);
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(ASSIGNMENTS)
+        .arg(SERVICE)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assign_raw(&mut conn, &ghost, "{}").await;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(SERVICE)
+        .arg("ghost")
+        .arg("STREAMS")
+        .arg(ASSIGNMENTS)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let mut w = worker(&redis.url, "w1", &["--max-deliveries", "3"]);
     w.wait_log(Duration::from_secs(30), "w1 up", |log| log.iter().any(|l| l.contains("owning streams")));
     // A lease left by an earlier run of this very worker id: not this run's,
@@ -173,21 +197,29 @@ async fn edges_an_old_lease_early_assignments_host_keys_and_worn_out_entries() {
     // Assigned before its first entry: waited for, not finished at once.
     let early = data_stream("edges", 2);
     assign_raw(&mut conn, &early, "{}").await;
-    // Naming the host's own keys: refused.
+    // Naming the host's own keys, or a key that is not a stream: refused.
     assign_raw(&mut conn, ASSIGNMENTS, "{}").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let () = redis::cmd("SET").arg("edges:string").arg("x").query_async(&mut conn).await.unwrap();
+    assign_raw(&mut conn, "edges:string", "{}").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     fill(&mut conn, &early, 4, &[], &[("lbs-end", "1")]).await;
-    wait_assignments_done(&mut conn, 4, Duration::from_secs(20)).await;
+    fill(&mut conn, &ghost, 5, &[], &[("lbs-end", "1")]).await;
+    wait_assignments_done(&mut conn, 6, Duration::from_secs(20)).await;
+    // A second assignment of a stream that ended: finished at once.
+    assign_raw(&mut conn, &old, "{}").await;
+    wait_assignments_done(&mut conn, 7, Duration::from_secs(20)).await;
     w.collect();
     let line = |what: &str| w.log.iter().any(|l| l.contains(what) && l.contains(old.as_str()));
     assert!(line("stream owned by another worker") && line("took over the stream"), "{:#?}", w.log);
-    assert_eq!(last_seq(&mut conn, &[old.clone(), worn.clone(), early.clone()]).await, [Some(3), Some(2), Some(4)]);
+    let seqs = last_seq(&mut conn, &[old.clone(), worn.clone(), early.clone(), ghost.clone()]).await;
+    assert_eq!(seqs, [Some(3), Some(2), Some(4), Some(5)]);
     let dead = service_dead_letters(&mut conn).await;
     let reasons: Vec<(&str, &str)> = dead
         .iter()
         .map(|d| (d.meta("dlq:reason").unwrap_or_default(), d.meta("dlq:error").unwrap_or_default()))
         .collect();
-    assert_eq!(dead.len(), 2, "{reasons:?}");
+    assert_eq!(dead.len(), 3, "{reasons:?}");
+    assert!(reasons.iter().any(|(_, e)| e.contains("holds a string, not a stream")), "{reasons:?}");
     assert!(
         reasons.iter().any(|(r, e)| *r == "max deliveries exceeded" && e.contains("last error unknown")),
         "{reasons:?}"
