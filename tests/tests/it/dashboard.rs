@@ -446,6 +446,20 @@ fn browser_shows_partitions() {
     assert!(stdout.contains("both groups drained every partition and the analytics totals match"), "{stdout}");
 }
 
+/// The sessions panel in a real browser: sessions started from the page,
+/// a worker killed from it, its sessions seen moving, all finished.
+#[test]
+fn browser_sessions_move() {
+    let demo = Demo::start("dash-sessions", &[]);
+    let screenshot = artifacts_dir().join("sessions.png");
+    let base = format!("{}/", demo.base);
+    let stdout = browser("sessions.cjs", &[base.as_ref(), screenshot.as_ref()]);
+    assert!(
+        stdout.contains("sessions moved to the other workers") && stdout.contains("every session finished"),
+        "{stdout}"
+    );
+}
+
 /// Where tests leave artifacts: `$CARGO_TARGET_DIR/test-artifacts` (or target/).
 fn artifacts_dir() -> std::path::PathBuf {
     let target =
