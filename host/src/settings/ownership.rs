@@ -87,7 +87,7 @@ impl GroupSettings {
         within("max_owned", o.max_owned as u64, MAX_OWNED, "streams owned at once")?;
         within("parallel", o.parallel as u64, PARALLEL, "plugin calls at once")?;
         if self.consumers.len() != 1 {
-            return Err(Invalid::new("consumers", "stream ownership mode runs one worker per process (--consumer)"));
+            return Err(Invalid::new("consumers", "stream ownership mode runs one worker, named by one consumer"));
         }
         if self.partitions.is_some() {
             return Err(Invalid::new("partitions", "stream ownership mode takes no partitions"));

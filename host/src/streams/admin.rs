@@ -225,6 +225,11 @@ impl Connection {
         Ok(())
     }
 
+    /// `INCR key`: the new value.
+    pub async fn increment(&mut self, key: &str) -> Result<u64> {
+        redis::cmd("INCR").arg(key).query_async(&mut self.conn).await.with_context(|| format!("INCR {key:?} failed"))
+    }
+
     /// Deletes every key matching `pattern` (`SCAN … MATCH`, then `DEL`);
     /// returns how many. For the demo's reset, on one server.
     pub async fn delete_matching(&mut self, pattern: &str) -> Result<u64> {

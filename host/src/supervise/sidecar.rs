@@ -173,7 +173,8 @@ impl PluginSettings {
     /// `host_name`-`name`-1..N.
     pub fn to_settings(&self, name: &str, host_name: &str, place: &str) -> Result<GroupSettings> {
         let consumers = match &self.consumers {
-            None if self.assignments.is_some() => vec![worker_id()],
+            // One id per plugin: two ownership plugins of a folder never share one.
+            None if self.assignments.is_some() => vec![format!("{}-{name}", worker_id())],
             None => numbered(&format!("{host_name}-{name}"), 1),
             Some(Consumers::Count(n)) => numbered(&format!("{host_name}-{name}"), *n),
             Some(Consumers::Names(names)) => names.clone(),
@@ -194,10 +195,26 @@ impl PluginSettings {
                 settings.ownership = Some(own);
                 settings
             }
-            (None, Some(stream), Some(group)) => GroupSettings::new(stream, group, consumers),
-            _ => bail!(
-                "invalid {place}: set stream and group (a consumer group), or assignments (stream ownership mode), not both"
-            ),
+            (None, Some(stream), Some(group)) => {
+                let own = [
+                    ("service", self.service.is_some()),
+                    ("lease_ttl_ms", self.lease_ttl_ms.is_some()),
+                    ("heartbeat_ms", self.heartbeat_ms.is_some()),
+                    ("max_owned", self.max_owned.is_some()),
+                    ("parallel", self.parallel.is_some()),
+                ];
+                if let Some((key, _)) = own.iter().find(|(_, set)| *set) {
+                    bail!("invalid {key} in {place}: it belongs to stream ownership mode; set assignments, not stream")
+                }
+                GroupSettings::new(stream, group, consumers)
+            }
+            (Some(_), _, _) => {
+                bail!(
+                    "invalid {place}: set stream and group (a consumer group) or assignments (stream ownership mode), not both"
+                )
+            }
+            (None, None, _) => bail!("invalid {place}: missing stream (or assignments, for stream ownership mode)"),
+            (None, Some(_), None) => bail!("invalid {place}: missing group"),
         };
         if let Some(n) = self.count {
             settings.count = n;
@@ -356,6 +373,11 @@ mod tests {
         let both: PluginSettings =
             toml::from_str("assignments = \"a-input\"\nstream = \"s\"\ngroup = \"g\"\n").unwrap();
         assert!(both.to_settings("p", "h", "p.toml").unwrap_err().to_string().contains("not both"));
+        let stray: PluginSettings = toml::from_str("stream = \"s\"\ngroup = \"g\"\nmax_owned = 3\n").unwrap();
+        let error = stray.to_settings("p", "h", "p.toml").unwrap_err().to_string();
+        assert!(error.starts_with("invalid max_owned in p.toml: it belongs to stream ownership mode"), "{error}");
+        let named = s.to_settings("orders", "h", "p.toml").unwrap();
+        assert!(named.consumers[0].ends_with("-orders"), "one worker id per plugin: {:?}", named.consumers);
         let short: PluginSettings =
             toml::from_str("assignments = \"a-input\"\nlease_ttl_ms = 500\nheartbeat_ms = 300\n").unwrap();
         let error = short.to_settings("p", "h", "p.toml").unwrap_err().to_string();

@@ -221,9 +221,11 @@ impl Demo {
                 admin.recreate(&notifier_stats_key(&config.stream), &[], &[]).await?;
             }
             if !cluster {
-                let pattern = sessions::keys_pattern(&config.stream);
-                let gone = admin.delete_matching(&pattern).await?;
-                tracing::info!("reset: deleted the sessions panel's {gone} keys ({pattern})");
+                let mut gone = 0;
+                for pattern in sessions::keys_patterns(&config.stream) {
+                    gone += admin.delete_matching(&pattern).await?;
+                }
+                tracing::info!("reset: deleted the sessions panel's {gone} keys");
             }
         }
         let mut supervisor = Supervisor::new(Engine::new()?, redis.clone(), shutdown, Removed::KeepServing);

@@ -18,7 +18,7 @@ use crate::supervise::deployment::Deployment;
 use crate::wasm::plugin::Plugin;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
@@ -36,12 +36,13 @@ const MAX_START: usize = 20;
 /// Moves remembered for the panel.
 const MOVES_KEPT: usize = 30;
 
-/// The keys of the panel of the demo on `stream`: they all start with
-/// `STREAM:session` (what a reset deletes).
-pub fn keys_pattern(stream: &str) -> String {
+/// The key patterns of the panel of the demo on `stream` (what a reset
+/// deletes): `STREAM:session*`, and the sessions' leases and adoption
+/// markers, `{STREAM:session:N}:…`.
+pub fn keys_patterns(stream: &str) -> [String; 2] {
     let escaped: String =
-        stream.chars().flat_map(|c| if "*?[]\\".contains(c) { vec!['\\', c] } else { vec![c] }).collect();
-    format!("{escaped}:session*")
+        stream.chars().flat_map(|c| if "*?[]\\{}".contains(c) { vec!['\\', c] } else { vec![c] }).collect();
+    [format!("{escaped}:session*"), format!("\\{{{escaped}:session:*")]
 }
 
 fn now_ms() -> u64 {
@@ -54,10 +55,12 @@ pub struct Sessions {
     prefix: String,
     redis: Redis,
     plugin: Arc<Plugin>,
+    /// The panel's connection (opened on first use).
+    conn: tokio::sync::Mutex<Option<crate::streams::Connection>>,
     /// Each worker's deployment; `None` while killed.
     workers: Mutex<BTreeMap<String, Option<Deployment>>>,
     shutdown: CancellationToken,
-    next: AtomicU64,
+
     /// Owner last seen per session, and the moves seen.
     seen: Mutex<(HashMap<String, String>, VecDeque<Value>)>,
 }
@@ -77,8 +80,9 @@ impl Sessions {
             redis,
             plugin,
             workers: Mutex::default(),
+            conn: tokio::sync::Mutex::default(),
             shutdown: shutdown.child_token(),
-            next: AtomicU64::new(1),
+
             seen: Mutex::default(),
         };
         for id in WORKERS {
@@ -129,10 +133,11 @@ impl Sessions {
         if count == 0 || count > MAX_START {
             return invalid(format!("count must be 1..={MAX_START}, got {count}"));
         }
-        let mut conn = self.redis.connect(Duration::ZERO).await?;
+        let mut conn = self.connection().await?;
         let mut started = Vec::new();
         for _ in 0..count {
-            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            // Numbered in Redis: a demo started again (`--no-reset`) makes new sessions.
+            let n = conn.increment(&format!("{}:sessions:next", self.prefix)).await?;
             let stream = self.session_stream(n);
             conn.add(&stream, None, &event(n, 0)).await?;
             let info = json!({"user": format!("user-{n}"), "started_ms": now_ms()});
@@ -190,9 +195,11 @@ impl Sessions {
     /// What the panel shows: workers, sessions in progress with owner,
     /// lease and progress, and the moves seen.
     pub async fn state(&self) -> Action<Value> {
-        let mut conn = self.redis.connect(Duration::ZERO).await?;
+        let mut conn = self.connection().await?;
         let owners = owners_of(&mut conn, &self.assignments(), &self.service()).await.unwrap_or_default();
-        let done = conn.length(&self.assignments()).await.unwrap_or(0).saturating_sub(owners.len() as u64);
+        // Ended: read by a worker and no longer pending (finished, or dead-lettered).
+        let (length, lag) = (conn.length(&self.assignments()).await.unwrap_or(0), self.lag(&mut conn).await);
+        let done = length.saturating_sub(lag + owners.len() as u64);
         let alive: Vec<(String, bool)> =
             self.workers.lock().expect("sessions lock").iter().map(|(id, d)| (id.clone(), d.is_some())).collect();
         let mut lengths = Vec::with_capacity(owners.len());
@@ -228,6 +235,22 @@ impl Sessions {
             "heartbeat_ms": HEARTBEAT.as_millis() as u64, "workers": workers, "sessions": sessions,
             "finished": done, "moves": moves.iter().cloned().collect::<Vec<_>>(),
         }))
+    }
+
+    /// The panel's connection, opened on first use (and again after a failure).
+    async fn connection(&self) -> anyhow::Result<crate::streams::Connection> {
+        let mut conn = self.conn.lock().await;
+        if let Some(conn) = conn.as_ref() {
+            return Ok(conn.clone());
+        }
+        let fresh = self.redis.connect(Duration::ZERO).await?;
+        Ok(conn.insert(fresh).clone())
+    }
+
+    /// Assignments no worker has read yet.
+    async fn lag(&self, conn: &mut crate::streams::Connection) -> u64 {
+        let groups = conn.groups(&self.assignments()).await.unwrap_or_default();
+        groups.iter().find(|g| g.name == self.service()).and_then(|g| g.lag).unwrap_or(0)
     }
 
     /// Stops the running workers (releasing their leases) and the feeds.

@@ -136,8 +136,14 @@ impl<S: HandlerSource> OwnedStream<S> {
                     if last.is_none() {
                         oks.push((entry, fx));
                     }
+                    let dead_before = self.stats.dead_lettered;
                     if self.flushed(&mut oks, None, &mut rest).await? {
                         return Ok(());
+                    }
+                    if self.stats.dead_lettered > dead_before {
+                        // Its effects refused at its last delivery: dead-lettered,
+                        // not ok, so `finish` has no effect and the stream goes on.
+                        continue;
                     }
                     return Err(Halt::Done(self.finish("plugin", last.as_deref()).await));
                 }
