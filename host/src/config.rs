@@ -42,6 +42,8 @@ pub enum Command {
     Assign(OwnershipConfig),
     /// `host owners`: who owns which data stream.
     Owners(OwnershipConfig),
+    /// `host test`: a plugin's fixture cases, offline.
+    Test(TestConfig),
 }
 
 /// Settings of `host bench`.
@@ -132,6 +134,8 @@ pub struct InspectConfig {
     pub count: usize,
     /// `Some(n)`: `stream` and `dead_letter` are base names of n partitions.
     pub partitions: Option<u32>,
+    /// `dlq list`: one JSON object per dead letter instead of text.
+    pub json: bool,
 }
 
 /// Settings of `host info` and `host tail`.
@@ -298,4 +302,18 @@ pub struct OwnershipConfig {
     pub assign: Option<(String, String)>,
     /// `owners`: one JSON object per line instead of a table.
     pub json: bool,
+}
+
+/// Settings of `host test`.
+#[derive(Debug, Clone)]
+pub struct TestConfig {
+    /// The plugin to test.
+    pub plugin: PathBuf,
+    /// Fixture files.
+    pub fixtures: Vec<PathBuf>,
+    /// One JSON object per case, then a summary object.
+    pub json: bool,
+    /// `Some((out, from))`: write fixture file `out` made from JSON lines read
+    /// from `from` (stdin when none) instead of testing.
+    pub record: Option<(PathBuf, Option<PathBuf>)>,
 }

@@ -106,8 +106,24 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
         Command::DlqRequeue(config) => commands::partitioned::dlq_requeue(&config).await?,
         Command::Assign(config) => commands::ownership::assign(&config).await?,
         Command::Owners(config) => commands::ownership::owners(&config).await?,
+        Command::Test(config) => match &config.record {
+            Some((out, from)) => commands::test::record::write(out, from.as_deref())?,
+            None => {
+                // Plugin calls block (WASI waits): on a blocking thread, as consumers make them.
+                let tested = tokio::task::spawn_blocking(move || commands::test::test(&config)).await;
+                let (report, passed) = tested.map_err(|e| anyhow::anyhow!("host test failed: {e}"))??;
+                print_out(&report)?;
+                anyhow::ensure!(passed, "some cases failed (above)");
+                return Ok(());
+            }
+        },
     };
-    // Not print!: that panics when the reader went away (`host … | head`).
+    print_out(&output)
+}
+
+/// Writes a command's output. Not print!: that panics when the reader went
+/// away (`host … | head`).
+fn print_out(output: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(output.as_bytes()).and_then(|()| stdout.flush()) {

@@ -43,6 +43,7 @@ impl PendingArgs {
             group: self.group,
             count: self.count,
             partitions: self.partitions,
+            json: false,
         }
     }
 }
@@ -136,6 +137,9 @@ pub(super) struct DlqListArgs {
     /// Origin stream key.
     #[arg(long, value_name = "KEY")]
     stream: String,
+    /// One JSON object per dead letter (`host test --record` makes fixtures of them).
+    #[arg(long)]
+    json: bool,
     /// Dead-letter stream [default: STREAM:dlq].
     #[arg(long, value_name = "KEY")]
     dead_letter: Option<String>,
@@ -159,6 +163,7 @@ impl DlqListArgs {
             group: String::new(),
             count: self.count,
             partitions: self.partitions,
+            json: self.json,
         }
     }
 }

@@ -12,6 +12,7 @@ mod demo_bench;
 mod inspect;
 mod ownership;
 mod run;
+mod test;
 
 use crate::config::{self, Command, Lang, NewConfig};
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -20,6 +21,7 @@ use inspect::{DlqSub, InfoArgs, PendingArgs, ProduceArgs, ReplayArgs, StreamArgs
 use ownership::{AssignArgs, OwnersArgs};
 use run::RunArgs;
 use std::path::PathBuf;
+use test::TestArgs;
 
 /// What `host --version` prints after the name: this build's version and the
 /// plugin contract it serves (a plugin built against another package version
@@ -88,6 +90,8 @@ enum Sub {
     Assign(AssignArgs),
     /// Show which worker owns each assigned data stream, its lease and progress.
     Owners(OwnersArgs),
+    /// Run a plugin on fixture cases offline (no Redis): verdicts, what follows them, effects.
+    Test(TestArgs),
 }
 
 /// Values of `--log-format`.
@@ -167,6 +171,7 @@ fn from_cli(cli: Cli) -> Result<Command, clap::Error> {
         Sub::Dlq(DlqSub::Requeue(a)) => Command::DlqRequeue(a.config()),
         Sub::Assign(a) => Command::Assign(a.config().map_err(|message| invalid_value("assign", message))?),
         Sub::Owners(a) => Command::Owners(a.config().map_err(|message| invalid_value("owners", message))?),
+        Sub::Test(a) => Command::Test(a.config()),
     })
 }
 

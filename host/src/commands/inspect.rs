@@ -184,6 +184,18 @@ pub async fn pending(config: &InspectConfig) -> Result<String> {
 pub async fn dlq_list(config: &InspectConfig) -> Result<String> {
     let mut conn = connect(&config.redis_url).await?;
     let entries = conn.range(&config.dead_letter, "-", "+", Some(config.count)).await?;
+    if config.json {
+        let mut out = String::new();
+        for entry in entries {
+            let dead = DeadLetter::parse(entry)?;
+            let meta: serde_json::Map<String, serde_json::Value> =
+                dead.meta.iter().map(|(k, v)| (k.trim_start_matches("dlq:").to_string(), v.as_str().into())).collect();
+            let fields: Vec<_> =
+                dead.fields.iter().map(|(n, v)| serde_json::json!([text_json(n), text_json(v)])).collect();
+            writeln!(out, "{}", serde_json::json!({"dead_id": dead.dead_id, "meta": meta, "fields": fields}))?;
+        }
+        return Ok(out);
+    }
     let mut out = format!("dead-letter stream {}: {} shown\n", config.dead_letter, entries.len());
     for entry in entries {
         let dead = DeadLetter::parse(entry)?;

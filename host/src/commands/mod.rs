@@ -13,3 +13,4 @@ pub mod produce;
 pub mod progress;
 pub mod run;
 pub mod scaffold;
+pub mod test;

@@ -100,6 +100,9 @@ pub async fn dlq_list(config: &InspectConfig) -> Result<String> {
         total += conn.length(&part.dead_letter).await?;
         each.push(inspect::dlq_list(&part).await?);
     }
+    if config.json {
+        return Ok(each.concat());
+    }
     let mut out =
         format!("dead letters of {} ({n} partitions, {}:{{p}}): {total} in all\n", config.stream, config.dead_letter);
     for text in each {

@@ -17,6 +17,7 @@ mod metrics;
 mod outages;
 mod outbound;
 mod ownership;
+mod plugin_tests;
 mod recovery;
 mod reload;
 mod scaffold;

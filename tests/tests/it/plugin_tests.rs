@@ -1,0 +1,125 @@
+//! `host test`: plugins' unit tests offline. The five example orders
+//! plugins pass their shared fixture file; a fixture whose expectations are
+//! wrong fails with what differs (exit 1, text and `--json`); production
+//! dead letters and replayed entries become fixture cases with `--record`.
+
+use crate::support::*;
+use std::time::Duration;
+
+const FIXTURE: &str = "plugins/fixtures/orders.toml";
+
+fn host_test(args: &[&str]) -> std::process::Output {
+    Host::new(["test"]).args(args).dir(&root()).env("RUST_LOG", "warn").output()
+}
+
+#[test]
+fn the_five_example_plugins_pass_their_fixtures() {
+    for name in ["orders", "python-orders", "js-orders", "c-orders", "zig-orders"] {
+        let wasm = plugin(name);
+        let out = host_test(&[wasm.to_str().unwrap(), FIXTURE]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.ends_with("9 passed, 0 failed\n"), "{name}: {stdout}");
+        assert!(
+            stdout.contains("  ok    a payment pending on every delivery is dead-lettered at the fifth"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_expectation_fails_and_shows_what_differs() {
+    let wasm = plugin("orders");
+    let out = host_test(&[wasm.to_str().unwrap(), "tests/fixtures/orders-wrong.toml"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("error: some cases failed"), "{stderr}");
+    for line in [
+        "  ok    a paid order is acked",
+        "  FAIL  a malformed amount is acked (wrong: it is rejected)",
+        "delivery 1 verdict: - expected ok",
+        "+ got      reject: malformed amount \"12.3.4\"",
+        "delivery 1 then: - expected ack",
+        "+ got      dead-letter (rejected)",
+        "delivery 1 delay: - expected 5000 ms",
+        "+ got      retry after 1000 ms: payment of o-3 still pending",
+        "1 passed, 2 failed",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
+    }
+    let out = host_test(&["--json", wasm.to_str().unwrap(), "tests/fixtures/orders-wrong.toml"]);
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3], serde_json::json!({"passed": 1, "failed": 2}));
+    assert_eq!(lines[1]["problems"][0]["expected"], "ok");
+    assert_eq!(lines[1]["deliveries"][0]["verdict"], "reject");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn fixtures_give_state_and_config_and_compare_effects() {
+    let out = host_test(&[plugin("chaos").to_str().unwrap(), "tests/fixtures/chaos.toml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.ends_with("6 passed, 0 failed\n"), "{stdout}");
+}
+
+#[test]
+fn a_bad_fixture_is_a_clear_error() {
+    let dir = plugin_dir("bad-fixture");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[case]]\nname = \"x\"\nfields = [[\"a\", \"b\"]]\nexpect = \"fine\"\n").unwrap();
+    let out = host_test(&[plugin("orders").to_str().unwrap(), bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("case 1: \"x\": expect \"fine\" is not one of [\"ok\", \"retry\", \"reject\", \"fault\"]"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_and_replayed_entries_become_fixture_cases() {
+    let mut conn = redis().await;
+    let stream = unique_stream("record");
+    let mut bad = order(1);
+    bad[3].1 = b"12.3.4".to_vec();
+    produce(&mut conn, &stream, &[order(0), bad]).await;
+    let mut host = Host::run(&stream, "orders", &[]).start();
+    poll(Duration::from_secs(30), "the malformed order dead-lettered", || dead_letters_blocking(&stream) == 1);
+    host.terminate();
+    let dir = plugin_dir("record");
+    std::fs::create_dir_all(&dir).unwrap();
+    let wasm = plugin("orders");
+    for (what, args) in [
+        ("dlq", vec!["dlq", "list", "--stream", &stream, "--json", "--redis", redis_url()]),
+        ("replay", vec!["replay", "--stream", &stream, "--json", "--redis", redis_url()]),
+    ] {
+        let listed = Host::new(&args).output();
+        assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+        let (lines, fixture) = (dir.join(format!("{what}.jsonl")), dir.join(format!("{what}.toml")));
+        std::fs::write(&lines, &listed.stdout).unwrap();
+        let recorded = host_test(&["--record", fixture.to_str().unwrap(), "--from", lines.to_str().unwrap()]);
+        let said = String::from_utf8_lossy(&recorded.stdout);
+        assert!(recorded.status.success(), "{said}\n{}", String::from_utf8_lossy(&recorded.stderr));
+        let cases = if what == "dlq" { 1 } else { 2 };
+        assert!(said.contains(&format!("recorded {cases} cases")), "{said}");
+        // Each case expects ok: the dead letter's fails until the plugin is fixed.
+        let out = host_test(&[wasm.to_str().unwrap(), fixture.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary = if what == "dlq" { "0 passed, 1 failed" } else { "1 passed, 1 failed" };
+        assert!(stdout.contains(summary) && stdout.contains("malformed amount \"12.3.4\""), "{what}: {stdout}");
+        if what == "dlq" {
+            let text = std::fs::read_to_string(&fixture).unwrap();
+            assert!(text.contains("# was: rejected, delivered 1 times: malformed amount"), "{text}");
+            assert!(stdout.contains("  FAIL  dead letter "), "{stdout}");
+        }
+    }
+}
+
+/// The length of `stream`'s dead-letter stream.
+fn dead_letters_blocking(stream: &str) -> u64 {
+    let mut conn = redis::Client::open(redis_url()).unwrap().get_connection().unwrap();
+    redis::cmd("XLEN").arg(format!("{stream}:dlq")).query(&mut conn).unwrap()
+}
