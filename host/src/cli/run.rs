@@ -20,7 +20,7 @@ pub(super) struct RunArgs {
     /// Per-plugin settings come from those files, so their flags conflict with it.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "stream", "group", "consumer", "consumers", "count", "block_ms", "start_id", "call_deadline_ms",
-        "min_idle_ms", "reap_interval_ms", "max_deliveries", "max_retry_delay_ms", "dead_letter", "handover",
+                "min_idle_ms", "reap_interval_ms", "max_deliveries", "max_retry_delay_ms", "backoff", "dead_letter", "handover",
         "max_memory_mb",
         "max_return_bytes", "max_fuel", "grant_key", "grant_stream", "grant_http",
         "http_timeout_ms", "http_max_response_bytes", "partitions", "assignments", "service", "lease_ttl_ms",
@@ -89,6 +89,10 @@ pub(super) struct RunArgs {
     /// Longest retry delay a plugin may ask for (ms); longer ones are cut to it.
     #[arg(long, value_name = "MS", default_value_t = settings::DEFAULT_MAX_RETRY_DELAY_MS)]
     max_retry_delay_ms: u64,
+    /// Retry delays by delivery count when the plugin's retry gives none, e.g.
+    /// 1s,5s,30s,2m (the last repeats) [default: none, back after --min-idle-ms].
+    #[arg(long, value_name = "LIST")]
+    backoff: Option<String>,
     /// Consume STREAM as N partitions, STREAM:{0} .. STREAM:{N-1} (each read by one
     /// consumer of this process; dead letters in DEAD_LETTER:{p}).
     #[arg(long, value_name = "N")]
@@ -181,6 +185,12 @@ impl RunArgs {
             reap_interval: ms(self.reap_interval_ms),
             max_deliveries: self.max_deliveries,
             max_retry_delay: ms(self.max_retry_delay_ms),
+            backoff: match &self.backoff {
+                Some(list) => {
+                    settings::backoff::parse_list(list).map_err(|problem| format!("invalid --backoff: {problem}"))?
+                }
+                None => Vec::new(),
+            },
             dead_letter: self.dead_letter.unwrap_or_else(|| settings::dead_letter_key(&stream)),
             handover: self.handover,
             partitions: self.partitions,

@@ -141,6 +141,7 @@ impl<S: HandlerSource> Consumer<S> {
                     self.dead_letter(&entry.id, fields, count, reason, &error, DeadLetterMode::Settle).await;
                 }
                 Action::Leave { error, hold } => {
+                    let hold = self.settings.retry_delay(entry.delivery_count, hold);
                     self.control.set_last_error(&entry.id, &verdict_text);
                     tracing::warn!(%stream, %group, consumer = %self.name, entry = %entry.id,
                         deliveries = entry.delivery_count, "left pending: {}", one_line(&verdict_text));

@@ -8,6 +8,7 @@
 //! A shared type: it uses nothing of the host but plain data, and the
 //! consumer, the Wasm layer and the commands all read it.
 
+pub mod backoff;
 mod invalid;
 pub mod ownership;
 mod partitions;
@@ -66,7 +67,7 @@ const MIN_IDLE_MS: RangeInclusive<u64> = 10..=86_400_000;
 const REAP_INTERVAL_MS: RangeInclusive<u64> = 10..=86_400_000;
 const MAX_DELIVERIES: RangeInclusive<u64> = 1..=1_000_000;
 /// A day: the longest a plugin may ask an entry to wait.
-const MAX_RETRY_DELAY_MS: RangeInclusive<u64> = 1..=86_400_000;
+pub(crate) const MAX_RETRY_DELAY_MS: RangeInclusive<u64> = 1..=86_400_000;
 const MAX_MEMORY_MB: RangeInclusive<u64> = 1..=65_536;
 const HTTP_TIMEOUT_MS: RangeInclusive<u64> = 1..=3_600_000;
 const HTTP_MAX_RESPONSE_BYTES: RangeInclusive<u64> = 0..=(1 << 30);
@@ -204,6 +205,9 @@ pub struct GroupSettings {
     pub max_deliveries: u32,
     /// The longest retry delay a plugin may ask for; longer ones are cut to it.
     pub max_retry_delay: Duration,
+    /// The retry delay by delivery count when the plugin gives none
+    /// (`settings/backoff.rs`); empty: none (the entry comes back after `min_idle`).
+    pub backoff: Vec<Duration>,
     /// Dead-letter stream key.
     pub dead_letter: String,
     /// On shutdown, hand pending entries to a live peer and delete the consumers.
@@ -237,6 +241,7 @@ impl GroupSettings {
             reap_interval: Duration::from_millis(DEFAULT_REAP_INTERVAL_MS),
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             max_retry_delay: Duration::from_millis(DEFAULT_MAX_RETRY_DELAY_MS),
+            backoff: Vec::new(),
             dead_letter: dead_letter_key(stream),
             handover: false,
             limits: Limits::default(),
@@ -267,6 +272,7 @@ impl GroupSettings {
         self.check_memory()?;
         self.check_partitions()?;
         self.check_ownership()?;
+        self.check_backoff()?;
         if self.limits.max_fuel == Some(0) {
             return Err(Invalid::new("max_fuel", "0 is outside 1.. (fuel units per call)"));
         }

@@ -111,6 +111,8 @@ pub struct PluginSettings {
     pub max_deliveries: Option<u32>,
     /// Longest retry delay a plugin may ask for, ms.
     pub max_retry_delay_ms: Option<u64>,
+    /// Retry delays by delivery count when the plugin gives none (`["1s", "5s"]`).
+    pub backoff: Option<Vec<String>>,
     /// Dead-letter stream (default STREAM:dlq).
     pub dead_letter: Option<String>,
     /// Hand pending entries over when the plugin is stopped.
@@ -239,6 +241,11 @@ impl PluginSettings {
         }
         if let Some(v) = self.max_retry_delay_ms {
             settings.max_retry_delay = ms(v);
+        }
+        if let Some(list) = &self.backoff {
+            let parsed: Result<Vec<_>, String> =
+                list.iter().map(|d| crate::settings::backoff::parse_duration(d)).collect();
+            settings.backoff = parsed.map_err(|problem| anyhow!("invalid backoff in {place}: {problem}"))?;
         }
         if let Some(v) = &self.dead_letter {
             settings.dead_letter = v.clone();

@@ -20,6 +20,7 @@ mod ownership;
 mod plugin_tests;
 mod recovery;
 mod reload;
+mod retry_policy;
 mod scaffold;
 mod shutdown;
 mod support;

@@ -173,7 +173,7 @@ impl<S: HandlerSource> OwnedStream<S> {
     /// Holds `entry` (and so the ones after it) back for a retry.
     fn hold_back(&mut self, entry: Entry, hold: Option<Duration>, error: String) {
         let s = &self.shared.settings;
-        let delay = hold.unwrap_or(s.min_idle).min(s.max_retry_delay);
+        let delay = s.retry_delay(entry.delivery_count, hold).unwrap_or(s.min_idle).min(s.max_retry_delay);
         self.retry_at = Some(Instant::now() + delay);
         self.last_error = Some(error);
         self.held.push_front(entry);
