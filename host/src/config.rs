@@ -162,6 +162,12 @@ pub struct ReplayConfig {
     pub to: String,
     /// At most this many entries.
     pub count: Option<usize>,
+    /// Run the entries through this plugin (nothing written to Redis).
+    pub through: Option<PathBuf>,
+    /// …and through this one too, reporting where the two disagree.
+    pub against: Option<PathBuf>,
+    /// The stream's dead letters (`STREAM:dlq`) instead of its entries.
+    pub dlq: bool,
 }
 
 pub use crate::streams::Trim;

@@ -97,6 +97,7 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
         Command::Pending(config) => commands::partitioned::pending(&config).await?,
         Command::DlqList(config) => commands::partitioned::dlq_list(&config).await?,
         Command::Info(config) => commands::partitioned::info(&config).await?,
+        Command::Replay(config) if config.through.is_some() => commands::compare::replay_through(&config).await?,
         Command::Replay(config) => commands::inspect::replay(&config).await?,
         Command::Trim(config) => commands::inspect::trim(&config).await?,
         Command::Tail(config) => {

@@ -95,11 +95,29 @@ pub(super) struct ReplayArgs {
     /// At most N entries.
     #[arg(long, value_name = "N")]
     count: Option<usize>,
+    /// Run the entries through this plugin version in the sandbox, touching
+    /// nothing in Redis (effects captured, not applied); report its verdicts.
+    #[arg(long, value_name = "PLUGIN.wasm")]
+    through: Option<std::path::PathBuf>,
+    /// With --through: also through this version, and list the entries the two handle differently.
+    #[arg(long, value_name = "OTHER.wasm", requires = "through")]
+    against: Option<std::path::PathBuf>,
+    /// With --through: the stream's dead letters (STREAM:dlq) instead of its entries.
+    #[arg(long, requires = "through")]
+    dlq: bool,
 }
 
 impl ReplayArgs {
     pub(super) fn config(self) -> ReplayConfig {
-        ReplayConfig { target: self.target.config(), from: self.from, to: self.to, count: self.count }
+        ReplayConfig {
+            target: self.target.config(),
+            from: self.from,
+            to: self.to,
+            count: self.count,
+            through: self.through,
+            against: self.against,
+            dlq: self.dlq,
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod compare;
 pub mod demo;
 pub mod inspect;
 pub mod ownership;

@@ -111,11 +111,50 @@ async fn dead_letters_and_replayed_entries_become_fixture_cases() {
         let summary = if what == "dlq" { "0 passed, 1 failed" } else { "1 passed, 1 failed" };
         assert!(stdout.contains(summary) && stdout.contains("malformed amount \"12.3.4\""), "{what}: {stdout}");
         if what == "dlq" {
+            // A fixed plugin (here: one that acks anything) tried on the dead letters first.
+            let tried = Host::new(["replay", "--stream", &stream, "--dlq", "--redis", redis_url()])
+                .args(["--through", wasm.to_str().unwrap(), "--against", plugin("noop").to_str().unwrap()])
+                .env("RUST_LOG", "warn")
+                .output();
+            let said = String::from_utf8_lossy(&tried.stdout);
+            assert!(said.contains("1 of 1 entries handled differently"), "{said}");
+            assert_eq!(dead_letters_blocking(&stream), 1, "the dead letter is still there");
             let text = std::fs::read_to_string(&fixture).unwrap();
             assert!(text.contains("# was: rejected, delivered 1 times: malformed amount"), "{text}");
             assert!(stdout.contains("  FAIL  dead letter "), "{stdout}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_through_two_versions_reports_where_they_disagree_and_writes_nothing() {
+    let mut conn = redis().await;
+    let stream = unique_stream("through");
+    let mut bad = order(1);
+    bad[3].1 = b"12.3.4".to_vec();
+    let mut pending = order(2);
+    pending.push(("payment", b"pending".to_vec()));
+    produce(&mut conn, &stream, &[order(0), bad, pending, order(3)]).await;
+    let (orders, noop) = (plugin("orders"), plugin("noop"));
+    let replay = |extra: &[&str]| {
+        Host::new(["replay", "--stream", &stream, "--redis", redis_url(), "--through", orders.to_str().unwrap()])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .output()
+    };
+    let out = replay(&["--against", noop.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("on 4 entries of") && stdout.contains(": 2 ok, 1 retry, 1 reject, 0 fault"), "{stdout}");
+    assert!(stdout.contains(": 4 ok, 0 retry, 0 reject, 0 fault"), "{stdout}");
+    assert!(stdout.contains("reject: malformed amount \"12.3.4\" | noop@"), "{stdout}");
+    assert!(stdout.contains("2 of 4 entries handled differently"), "{stdout}");
+    let out = replay(&["--json", "--against", orders.to_str().unwrap()]);
+    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().to_string();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&last).unwrap(), serde_json::json!({"disagree": 0, "of": 4}));
+    // Nothing written: no group, no dead letters, no effects.
+    assert!(groups(&mut conn, &stream).await.is_empty());
+    assert_eq!(xlen(&mut conn, &format!("{stream}:dlq")).await, 0);
 }
 
 /// The length of `stream`'s dead-letter stream.

@@ -93,6 +93,17 @@ pub fn test(config: &TestConfig) -> Result<(String, bool)> {
     Ok((out, failed == 0))
 }
 
+/// A verdict's kind (`ok`, `retry`, `reject`, `fault`), its text and its
+/// retry delay (ms).
+pub fn verdict_parts(verdict: &Verdict) -> (&'static str, Option<String>, Option<u64>) {
+    match verdict {
+        Verdict::Ack => ("ok", None, None),
+        Verdict::Retry { reason, delay } => ("retry", Some(reason.clone()), delay.map(|d| d.as_millis() as u64)),
+        Verdict::Reject { reason } => ("reject", Some(reason.clone()), None),
+        Verdict::Fault { reason } => ("fault", Some(reason.clone()), None),
+    }
+}
+
 /// A verdict as the report shows it: `retry after 1000 ms: why`.
 fn said(o: &Outcome) -> String {
     let mut text = o.verdict.to_string();
@@ -133,12 +144,7 @@ fn run_case(plugin: &Plugin, fixture: &Fixture, case: &Case) -> Result<Vec<Outco
         let mut entry = Entry { id: format!("{}-0", i + 1), fields: case.fields.clone(), delivery_count: *count };
         let verdict = instance.handle(&mut entry);
         let effects = Handler::take_effects(&mut instance).take(&entry.id).unwrap_or_default();
-        let (kind, reason, delay_ms) = match &verdict {
-            Verdict::Ack => ("ok", None, None),
-            Verdict::Retry { reason, delay } => ("retry", Some(reason.clone()), delay.map(|d| d.as_millis() as u64)),
-            Verdict::Reject { reason } => ("reject", Some(reason.clone()), None),
-            Verdict::Fault { reason } => ("fault", Some(reason.clone()), None),
-        };
+        let (kind, reason, delay_ms) = verdict_parts(&verdict);
         let then = match decide(verdict, *count, fixture.max_deliveries) {
             Action::Ack => "ack".to_string(),
             Action::Leave { .. } => "pending".to_string(),
