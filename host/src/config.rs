@@ -196,6 +196,10 @@ pub struct RequeueConfig {
     pub ids: Vec<String>,
     /// `Some(n)`: `dead_letter` is the base name of n partitions' dead letters.
     pub partitions: Option<u32>,
+    /// At most this many requeues a second.
+    pub rate: Option<f64>,
+    /// Requeue only what this plugin version now accepts.
+    pub through: Option<PathBuf>,
 }
 
 /// Settings of `host run`: where to connect, which plugin, and the settings

@@ -201,6 +201,13 @@ pub(super) struct DlqRequeueArgs {
     /// Requeue every dead letter.
     #[arg(long)]
     all: bool,
+    /// At most N requeues a second (`50/s` or `50`).
+    #[arg(long, value_name = "N/s", value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Requeue only the dead letters this plugin version now accepts (run in the
+    /// sandbox first); the others stay, their dlq:error saying why now.
+    #[arg(long, value_name = "PLUGIN.wasm")]
+    through: Option<std::path::PathBuf>,
     /// STREAM is the base name of N partitions, STREAM:{0} .. STREAM:{N-1}:
     /// shown summed and per partition.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::keys::MAX_PARTITIONS as i64))]
@@ -217,6 +224,8 @@ impl DlqRequeueArgs {
             stream: self.stream,
             ids: if self.all { Vec::new() } else { self.id },
             partitions: self.partitions,
+            rate: self.rate,
+            through: self.through,
         }
     }
 }
@@ -261,6 +270,15 @@ fn parse_field(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((field, value)) if !field.is_empty() => Ok((field.to_string(), value.to_string())),
         _ => Err(format!("expected FIELD=VALUE, got {s:?}")),
+    }
+}
+
+/// `N/s` or `N`: a positive number of requeues a second.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let n = text.strip_suffix("/s").unwrap_or(text);
+    match n.trim().parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        _ => Err(format!("{text:?} is not a rate: use N/s with N > 0, e.g. 50/s")),
     }
 }
 

@@ -32,7 +32,7 @@ type Made = (&'static str, Option<String>, Vec<String>);
 /// `state` for a replay: reads go to Redis; `seen` looks the key up and
 /// records nothing (a replay must leave Redis as it found it).
 #[derive(Debug)]
-struct ReadOnly(Arc<dyn StateStore>);
+pub(crate) struct ReadOnly(pub(crate) Arc<dyn StateStore>);
 
 impl StateStore for ReadOnly {
     fn get(&self, key: &str, until: Instant) -> Result<Option<Vec<u8>>, String> {

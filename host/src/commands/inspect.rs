@@ -3,11 +3,11 @@
 //! returns the text to print (`tail` prints as entries arrive); `--json`
 //! gives one JSON object per line instead.
 
-use crate::config::{InspectConfig, ReplayConfig, RequeueConfig, StreamConfig, TrimConfig};
+use crate::config::{InspectConfig, ReplayConfig, StreamConfig, TrimConfig};
 use crate::dead_letter::DeadLetter;
 use crate::entry::Entry;
 use crate::streams::{Connection, Redis};
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -220,79 +220,6 @@ pub async fn dlq_list(config: &InspectConfig) -> Result<String> {
         }
     }
     Ok(out)
-}
-
-/// `host dlq requeue`: each chosen dead letter goes back onto its origin
-/// stream as a new entry and off the dead-letter stream, atomically.
-pub async fn dlq_requeue(config: &RequeueConfig) -> Result<String> {
-    let mut conn = connect(&config.redis_url).await?;
-    let dlq = &config.dead_letter;
-    let mut out = String::new();
-    let mut requeued = 0;
-    conn.expect_stream_or_none(dlq, "dead-letter").await?;
-    if config.ids.is_empty() {
-        // All: page from the start up to the newest record as of now (a live
-        // consumer rejecting what is requeued must not keep this going),
-        // skipping audit records (no payload); a refused requeue (an origin
-        // key of another type) ends the command with what was done so far.
-        let Some(end) = conn.latest(dlq, 1).await?.pop().map(|e| e.id) else {
-            writeln!(out, "requeued 0 entries from {dlq} (it is empty)")?;
-            return Ok(out);
-        };
-        let mut start = "-".to_string();
-        let total = conn.length(dlq).await?;
-        let mut progress = crate::commands::progress::Progress::new("dlq requeue --all", Some(total));
-        let mut seen = 0;
-        loop {
-            let page = conn.range(dlq, &start, &end, Some(100)).await?;
-            let Some(last) = page.last() else { break };
-            start = format!("({}", last.id);
-            for entry in page {
-                requeued += requeue_one(&mut conn, dlq, entry, &mut out).await?;
-                seen += 1;
-                progress.update(seen);
-            }
-        }
-    } else {
-        for id in &config.ids {
-            let Some(entry) = conn.range(dlq, id, id, Some(1)).await?.pop() else {
-                bail!("no entry {id} in dead-letter stream {dlq:?}");
-            };
-            requeued += requeue_one(&mut conn, dlq, entry, &mut out).await?;
-        }
-    }
-    writeln!(out, "requeued {requeued} entries from {dlq}")?;
-    Ok(out)
-}
-
-async fn requeue_one(conn: &mut Connection, dlq: &str, entry: crate::entry::Entry, out: &mut String) -> Result<u32> {
-    let dead = DeadLetter::parse(entry)?;
-    let Some(origin) = dead.meta("dlq:stream") else {
-        bail!("dead letter {} has no dlq:stream", dead.dead_id);
-    };
-    if dead.fields.is_empty() {
-        writeln!(
-            out,
-            "skipped {}: an audit record ({}) has no payload to requeue",
-            dead.dead_id,
-            dead.meta("dlq:reason").unwrap_or("?")
-        )?;
-        return Ok(0);
-    }
-    let Some(new_id) = conn.requeue(dlq, &dead.dead_id, origin, &dead.fields).await? else {
-        writeln!(out, "skipped {}: no longer in {dlq} (requeued by someone else meanwhile)", dead.dead_id)?;
-        return Ok(0);
-    };
-    writeln!(
-        out,
-        "requeued {} (was {} {}) as {} {}",
-        dead.dead_id,
-        origin,
-        dead.meta("dlq:id").unwrap_or("?"),
-        origin,
-        new_id
-    )?;
-    Ok(1)
 }
 
 /// UTF-8 text as is (quoted), anything else as hex.

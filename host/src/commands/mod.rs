@@ -12,6 +12,7 @@ pub mod ownership;
 pub mod partitioned;
 pub mod produce;
 pub mod progress;
+pub mod redrive;
 pub mod run;
 pub mod scaffold;
 pub mod test;

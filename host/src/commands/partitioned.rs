@@ -116,7 +116,7 @@ pub async fn dlq_list(config: &InspectConfig) -> Result<String> {
 pub async fn dlq_requeue(config: &RequeueConfig) -> Result<String> {
     let Some(n) = config.partitions else {
         let dead_letter = dead_letter_on(&config.redis_url, &config.stream, &config.dead_letter).await?;
-        return inspect::dlq_requeue(&RequeueConfig { dead_letter, ..config.clone() }).await;
+        return crate::commands::redrive::dlq_requeue(&RequeueConfig { dead_letter, ..config.clone() }).await;
     };
     let mut conn = Redis::open(&config.redis_url)?.connect(Duration::ZERO).await?;
     let (mut out, mut missing) = (String::new(), config.ids.clone());
@@ -140,7 +140,7 @@ pub async fn dlq_requeue(config: &RequeueConfig) -> Result<String> {
             partitions: None,
             ..config.clone()
         };
-        out.push_str(&inspect::dlq_requeue(&part).await?);
+        out.push_str(&crate::commands::redrive::dlq_requeue(&part).await?);
     }
     if let Some(id) = missing.first() {
         anyhow::bail!("no entry {id} in the dead letters of any of the {n} partitions ({}:{{p}})", config.dead_letter);

@@ -225,6 +225,20 @@ impl Connection {
         Ok(())
     }
 
+    /// Replaces entry `id` of `stream` by a new one with `fields` (`XADD`
+    /// then `XDEL`, in one `MULTI`); returns the new id.
+    pub async fn replace_entry(&mut self, stream: &str, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<String> {
+        let mut pipe = redis::pipe();
+        let add = pipe.atomic().cmd("XADD").arg(stream).arg("*");
+        for (name, value) in fields {
+            add.arg(name).arg(value);
+        }
+        pipe.cmd("XDEL").arg(stream).arg(id).ignore();
+        let (new_id,): (String,) =
+            pipe.query_async(&mut self.conn).await.with_context(|| format!("replacing {id} in {stream:?} failed"))?;
+        Ok(new_id)
+    }
+
     /// `INCR key`: the new value.
     pub async fn increment(&mut self, key: &str) -> Result<u64> {
         redis::cmd("INCR").arg(key).query_async(&mut self.conn).await.with_context(|| format!("INCR {key:?} failed"))

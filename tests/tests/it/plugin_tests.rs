@@ -80,7 +80,7 @@ fn a_bad_fixture_is_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_and_replayed_entries_become_fixture_cases() {
+async fn dead_letters_become_fixture_cases_and_are_redriven_through_a_version() {
     let mut conn = redis().await;
     let stream = unique_stream("record");
     let mut bad = order(1);
@@ -124,6 +124,26 @@ async fn dead_letters_and_replayed_entries_become_fixture_cases() {
             assert!(stdout.contains("  FAIL  dead letter "), "{stdout}");
         }
     }
+    // Redrive through the plugin: it still rejects it, so it stays,
+    // its error saying so now; through one that accepts it, it goes.
+    let requeue = |through: &std::path::Path| {
+        Host::new(["dlq", "requeue", "--stream", &stream, "--all", "--redis", redis_url()])
+            .args(["--rate", "20/s", "--through", through.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .output()
+    };
+    let out = requeue(&wasm);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("requeued 0 entries") && said.contains("kept 1 the plugin still does not accept"), "{said}");
+    let listed = Host::new(["dlq", "list", "--stream", &stream, "--json", "--redis", redis_url()]).output();
+    let record: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let error = record["meta"]["error"].as_str().unwrap();
+    assert!(error.starts_with("orders@") && error.contains("reject: malformed amount"), "{record}");
+    let out = requeue(&plugin("noop"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("requeued 1 entries") && said.contains("kept 0"), "{said}");
+    assert_eq!(dead_letters_blocking(&stream), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,6 +175,13 @@ async fn replay_through_two_versions_reports_where_they_disagree_and_writes_noth
     // Nothing written: no group, no dead letters, no effects.
     assert!(groups(&mut conn, &stream).await.is_empty());
     assert_eq!(xlen(&mut conn, &format!("{stream}:dlq")).await, 0);
+}
+
+#[test]
+fn a_bad_rate_is_refused() {
+    let out = Host::new(["dlq", "requeue", "--stream", "s", "--all", "--rate", "fast"]).output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("is not a rate: use N/s"), "{stderr}");
 }
 
 /// The length of `stream`'s dead-letter stream.

@@ -217,8 +217,10 @@ impl Demo {
                 stream,
                 ids: here,
                 partitions: None,
+                rate: None,
+                through: None,
             };
-            report.push_str(&crate::commands::inspect::dlq_requeue(&config).await?);
+            report.push_str(&crate::commands::redrive::dlq_requeue(&config).await?);
         }
         if let Some(id) = missing.first() {
             return Err(ActionError::NotFound(format!("no entry {id} in the dead-letter stream")));
