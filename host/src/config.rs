@@ -44,6 +44,8 @@ pub enum Command {
     Owners(OwnershipConfig),
     /// `host test`: a plugin's fixture cases, offline.
     Test(TestConfig),
+    /// `host events`: the failure events stream.
+    Events(EventsConfig),
 }
 
 /// Settings of `host bench`.
@@ -326,4 +328,15 @@ pub struct TestConfig {
     /// `Some((out, from))`: write fixture file `out` made from JSON lines read
     /// from `from` (stdin when none) instead of testing.
     pub record: Option<(PathBuf, Option<PathBuf>)>,
+}
+
+/// Settings of `host events`.
+#[derive(Debug, Clone)]
+pub struct EventsConfig {
+    /// Redis URL, the events stream, output format.
+    pub target: StreamConfig,
+    /// The newest this many events first.
+    pub count: usize,
+    /// Then print events as they come, until Ctrl-C.
+    pub follow: bool,
 }

@@ -112,6 +112,9 @@ fn crc16(bytes: &[u8]) -> u16 {
     crc
 }
 
+/// The stream failure events are appended to (`streams/events.rs`).
+pub const EVENTS: &str = "host:events";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,6 +100,10 @@ pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::R
         Command::Replay(config) if config.through.is_some() => commands::compare::replay_through(&config).await?,
         Command::Replay(config) => commands::inspect::replay(&config).await?,
         Command::Trim(config) => commands::inspect::trim(&config).await?,
+        Command::Events(config) => {
+            commands::inspect::events(&config, shutdown).await?;
+            return Ok(());
+        }
         Command::Tail(config) => {
             commands::inspect::tail(&config, shutdown).await?;
             return Ok(());

@@ -3,7 +3,9 @@
 //! `dlq requeue`.
 
 use super::RedisArgs;
-use crate::config::{InspectConfig, ProduceConfig, ReplayConfig, RequeueConfig, StreamConfig, Trim, TrimConfig};
+use crate::config::{
+    EventsConfig, InspectConfig, ProduceConfig, ReplayConfig, RequeueConfig, StreamConfig, Trim, TrimConfig,
+};
 use crate::settings::dead_letter_key;
 use clap::{Args, Subcommand};
 
@@ -270,6 +272,33 @@ fn parse_field(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((field, value)) if !field.is_empty() => Ok((field.to_string(), value.to_string())),
         _ => Err(format!("expected FIELD=VALUE, got {s:?}")),
+    }
+}
+
+#[derive(Args, Debug)]
+pub(super) struct EventsArgs {
+    /// Show the newest N events first.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    count: usize,
+    /// Then print each new event as it comes, until Ctrl-C.
+    #[arg(long)]
+    follow: bool,
+    /// One JSON object per event instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
+impl EventsArgs {
+    pub(super) fn config(self) -> EventsConfig {
+        let target = StreamConfig {
+            redis_url: self.redis.url(),
+            stream: crate::keys::EVENTS.to_string(),
+            json: self.json,
+            partitions: None,
+        };
+        EventsConfig { target, count: self.count, follow: self.follow }
     }
 }
 

@@ -17,7 +17,7 @@ mod test;
 use crate::config::{self, Command, Lang, NewConfig};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use demo_bench::{BenchArgs, DemoArgs};
-use inspect::{DlqSub, InfoArgs, PendingArgs, ProduceArgs, ReplayArgs, StreamArgs, TrimArgs};
+use inspect::{DlqSub, EventsArgs, InfoArgs, PendingArgs, ProduceArgs, ReplayArgs, StreamArgs, TrimArgs};
 use ownership::{AssignArgs, OwnersArgs};
 use run::RunArgs;
 use std::path::PathBuf;
@@ -92,6 +92,8 @@ enum Sub {
     Owners(OwnersArgs),
     /// Run a plugin on fixture cases offline (no Redis): verdicts, what follows them, effects.
     Test(TestArgs),
+    /// Print the failure events (dead letters, faults, disownings, failed reloads) of host:events.
+    Events(EventsArgs),
 }
 
 /// Values of `--log-format`.
@@ -172,6 +174,7 @@ fn from_cli(cli: Cli) -> Result<Command, clap::Error> {
         Sub::Assign(a) => Command::Assign(a.config().map_err(|message| invalid_value("assign", message))?),
         Sub::Owners(a) => Command::Owners(a.config().map_err(|message| invalid_value("owners", message))?),
         Sub::Test(a) => Command::Test(a.config()),
+        Sub::Events(a) => Command::Events(a.config()),
     })
 }
 

@@ -3,7 +3,7 @@
 //! returns the text to print (`tail` prints as entries arrive); `--json`
 //! gives one JSON object per line instead.
 
-use crate::config::{InspectConfig, ReplayConfig, StreamConfig, TrimConfig};
+use crate::config::{EventsConfig, InspectConfig, ReplayConfig, StreamConfig, TrimConfig};
 use crate::dead_letter::DeadLetter;
 use crate::entry::Entry;
 use crate::streams::{Connection, Redis};
@@ -119,6 +119,24 @@ pub async fn tail(config: &StreamConfig, shutdown: tokio_util::sync::Cancellatio
         if let Some(last) = entries.last() {
             after = last.id.clone();
         }
+    }
+    Ok(())
+}
+
+/// `host events`: the newest failure events (oldest first), then with
+/// `follow` each new one as it comes, until `shutdown`.
+pub async fn events(config: &EventsConfig, shutdown: tokio_util::sync::CancellationToken) -> Result<()> {
+    use std::io::Write as _;
+    let mut conn = connect(&config.target.redis_url).await?;
+    let mut newest = conn.latest(&config.target.stream, config.count).await?;
+    newest.reverse();
+    let mut out = String::new();
+    for entry in &newest {
+        out.push_str(&entry_line(entry, config.target.json));
+    }
+    std::io::stdout().write_all(out.as_bytes())?;
+    if config.follow {
+        tail(&config.target, shutdown).await?;
     }
     Ok(())
 }

@@ -106,7 +106,21 @@ impl<S: HandlerSource> Consumer<S> {
             self.stats.handled += 1;
             match &verdict {
                 Verdict::Retry { .. } => self.stats.retried += 1,
-                Verdict::Fault { .. } => self.stats.faulted += 1,
+                Verdict::Fault { reason } => {
+                    self.stats.faulted += 1;
+                    let (s, deliveries) = (&self.settings, entry.delivery_count.to_string());
+                    crate::streams::events::record(
+                        "fault",
+                        &[
+                            ("stream", &s.stream),
+                            ("group", &s.group),
+                            ("consumer", &self.name),
+                            ("entry", &entry.id),
+                            ("deliveries", &deliveries),
+                            ("error", reason),
+                        ],
+                    );
+                }
                 Verdict::Reject { .. } => self.stats.rejected += 1,
                 Verdict::Ack => {}
             }
@@ -234,6 +248,23 @@ impl<S: HandlerSource> Consumer<S> {
         };
         match result {
             Ok(DeadLettered::Written(dead_id)) => {
+                let deliveries_text = deliveries.to_string();
+                crate::streams::events::record(
+                    "dead-letter",
+                    &[
+                        ("stream", &s.stream),
+                        ("group", &s.group),
+                        ("consumer", &self.name),
+                        ("entry", id),
+                        ("deliveries", &deliveries_text),
+                        ("reason", reason.as_str()),
+                        ("error", error),
+                        ("plugin", &tag.name),
+                        ("version", &tag.version),
+                        ("dead-letter", &s.dead_letter),
+                        ("dead-id", &dead_id),
+                    ],
+                );
                 self.stats.dead_lettered += 1;
                 crate::metrics::global().dead_lettered(&s.stream, &s.group, &tag, reason.as_str());
                 self.forget(id);

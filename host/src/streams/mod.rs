@@ -8,6 +8,7 @@
 //! - `scripts.rs`: the multi-key writes as Lua scripts (leases, handover,
 //!   dead letters, requeue); `commit.rs`: plugin effects committed with
 //!   their acks (fenced, checked before written);
+//! - `events.rs`: failure events appended to `host:events` (best effort);
 //! - `owned.rs`: stream ownership mode's commands on an owned stream, each
 //!   fenced by its lease; `leases.rs`: the leases and the assignment
 //!   stream's commands; `expiry.rs`: expired-key events;
@@ -25,6 +26,7 @@
 mod admin;
 mod cluster;
 mod commit;
+pub mod events;
 mod expiry;
 mod group;
 mod leases;

@@ -58,7 +58,13 @@ pub fn install(config: &RunConfig, deployment: &Deployment, loaded: Result<Plugi
         Err(error) => {
             tracing::error!(plugin = %old.name, version = %old.version,
                 "reload of {} failed, version {} keeps serving: {error:#}", path.display(), old.version);
-            Reload::Failed(format!("{error:#}"))
+            let error = format!("{error:#}");
+            let (file, version) = (path.display().to_string(), old.version.clone());
+            crate::streams::events::record(
+                "reload-failed",
+                &[("plugin", &old.name), ("version", &version), ("file", &file), ("error", &error)],
+            );
+            Reload::Failed(error)
         }
     }
 }

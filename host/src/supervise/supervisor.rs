@@ -99,6 +99,7 @@ pub struct Supervisor {
 impl Supervisor {
     /// A supervisor with no plugins yet; its deployments stop at `shutdown`.
     pub fn new(engine: Engine, redis: Redis, shutdown: &CancellationToken, removed: Removed) -> Self {
+        crate::streams::events::start(&redis);
         Supervisor { engine, redis, shutdown: shutdown.clone(), removed, plugins: Vec::new(), on_reload: None }
     }
 

@@ -11,6 +11,7 @@ mod consume;
 mod dashboard;
 mod docs;
 mod effects;
+mod events;
 mod faults;
 mod inspection;
 mod metrics;

@@ -123,7 +123,21 @@ impl<S: HandlerSource> OwnedStream<S> {
             self.stats.handled += 1;
             match &verdict {
                 Verdict::Retry { .. } => self.stats.retried += 1,
-                Verdict::Fault { .. } => self.stats.faulted += 1,
+                Verdict::Fault { reason } => {
+                    self.stats.faulted += 1;
+                    let deliveries = entry.delivery_count.to_string();
+                    crate::streams::events::record(
+                        "fault",
+                        &[
+                            ("stream", &self.assignment.stream),
+                            ("group", &s.group),
+                            ("consumer", &self.shared.worker),
+                            ("entry", &entry.id),
+                            ("deliveries", &deliveries),
+                            ("error", reason),
+                        ],
+                    );
+                }
                 Verdict::Reject { .. } => self.stats.rejected += 1,
                 Verdict::Ack => {}
             }
@@ -295,6 +309,23 @@ impl<S: HandlerSource> OwnedStream<S> {
         ))?;
         match written {
             DeadLettered::Written(dead_id) => {
+                let deliveries = entry.delivery_count.to_string();
+                crate::streams::events::record(
+                    "dead-letter",
+                    &[
+                        ("stream", &stream),
+                        ("group", &s.group),
+                        ("consumer", &worker),
+                        ("entry", &entry.id),
+                        ("deliveries", &deliveries),
+                        ("reason", reason.as_str()),
+                        ("error", error),
+                        ("plugin", &tag.name),
+                        ("version", &tag.version),
+                        ("dead-letter", &s.dead_letter),
+                        ("dead-id", &dead_id),
+                    ],
+                );
                 self.stats.dead_lettered += 1;
                 self.last_error = None;
                 crate::metrics::global().dead_lettered(&s.stream, &s.group, &tag, reason.as_str());

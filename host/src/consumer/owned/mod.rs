@@ -359,6 +359,17 @@ impl<S: HandlerSource> Worker<S> {
             }
             Outcome::Disowned(why) => {
                 crate::metrics::global().disowned(&s.stream, &s.group);
+                crate::streams::events::record(
+                    "disowned",
+                    &[
+                        ("stream", stream),
+                        ("group", &s.group),
+                        ("consumer", &self.shared.worker),
+                        ("assignments", &s.stream),
+                        ("assignment", &assignment.id),
+                        ("error", &why),
+                    ],
+                );
                 tracing::warn!(%stream, worker = %self.shared.worker, "disowned ({why}): stopped the stream; its new owner goes on");
             }
             Outcome::Stopped => {}

@@ -82,6 +82,11 @@ async fn a_stalled_worker_is_disowned_and_redis_refuses_its_late_writes() {
         in_hand.len()
     );
     assert!(redelivered >= 1, "no in-hand entry was redelivered to the new owner");
+    // Each disowning is a failure event too.
+    let rows: Vec<(String, Vec<(String, String)>)> =
+        redis::cmd("XRANGE").arg("host:events").arg("-").arg("+").query_async(&mut conn).await.unwrap();
+    let disowned = rows.iter().filter(|(_, f)| f.iter().any(|(k, v)| k == "kind" && v == "disowned")).count();
+    assert!(disowned >= streams, "{disowned} disowned events for {streams} streams");
     stalled.terminate();
     taker.terminate();
 }
