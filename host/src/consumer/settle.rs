@@ -227,18 +227,13 @@ impl<S: HandlerSource> Consumer<S> {
         error: &str,
         mode: DeadLetterMode,
     ) {
-        let s = self.settings.clone();
+        let (s, name) = (self.settings.clone(), self.name.clone());
         let tag = match &self.instance {
             Some(instance) => instance.tag().clone(),
             None => self.plugin.borrow().tag().clone(),
         };
-        let origin = Origin {
-            stream: &s.stream,
-            group: &s.group,
-            consumer: &self.name,
-            plugin: &tag.name,
-            version: &tag.version,
-        };
+        let origin =
+            Origin { stream: &s.stream, group: &s.group, consumer: &name, plugin: &tag.name, version: &tag.version };
         let record = dead_letter::record(&origin, id, fields, deliveries, reason, error);
         let result = match self.connection().await {
             Ok(mut conn) => {
@@ -248,23 +243,7 @@ impl<S: HandlerSource> Consumer<S> {
         };
         match result {
             Ok(DeadLettered::Written(dead_id)) => {
-                let deliveries_text = deliveries.to_string();
-                crate::streams::events::record(
-                    "dead-letter",
-                    &[
-                        ("stream", &s.stream),
-                        ("group", &s.group),
-                        ("consumer", &self.name),
-                        ("entry", id),
-                        ("deliveries", &deliveries_text),
-                        ("reason", reason.as_str()),
-                        ("error", error),
-                        ("plugin", &tag.name),
-                        ("version", &tag.version),
-                        ("dead-letter", &s.dead_letter),
-                        ("dead-id", &dead_id),
-                    ],
-                );
+                dead_letter_event(&origin, id, deliveries, reason, error, &s.dead_letter, &dead_id);
                 self.stats.dead_lettered += 1;
                 crate::metrics::global().dead_lettered(&s.stream, &s.group, &tag, reason.as_str());
                 self.forget(id);
@@ -306,6 +285,36 @@ impl<S: HandlerSource> Consumer<S> {
             self.holds.release(id);
         }
     }
+}
+
+/// A dead letter written: its failure event (`host:events`), with the
+/// metadata of the log line.
+pub(crate) fn dead_letter_event(
+    origin: &Origin<'_>,
+    id: &str,
+    deliveries: u32,
+    reason: Reason,
+    error: &str,
+    dead_letter: &str,
+    dead_id: &str,
+) {
+    let deliveries = deliveries.to_string();
+    crate::streams::events::record(
+        "dead-letter",
+        &[
+            ("stream", origin.stream),
+            ("group", origin.group),
+            ("consumer", origin.consumer),
+            ("entry", id),
+            ("deliveries", &deliveries),
+            ("reason", reason.as_str()),
+            ("error", error),
+            ("plugin", origin.plugin),
+            ("version", origin.version),
+            ("dead-letter", dead_letter),
+            ("dead-id", dead_id),
+        ],
+    );
 }
 
 #[cfg(test)]

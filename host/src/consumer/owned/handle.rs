@@ -8,7 +8,7 @@
 
 use super::assignment::is_end;
 use super::stream::{Halt, OwnedStream, Step, retrying};
-use crate::consumer::settle::{Action, decide, over_limit_error};
+use crate::consumer::settle::{Action, dead_letter_event, decide, over_limit_error};
 use crate::dead_letter::{self, Origin, Reason};
 use crate::effects::{Effect, Effects};
 use crate::entry::Entry;
@@ -309,23 +309,7 @@ impl<S: HandlerSource> OwnedStream<S> {
         ))?;
         match written {
             DeadLettered::Written(dead_id) => {
-                let deliveries = entry.delivery_count.to_string();
-                crate::streams::events::record(
-                    "dead-letter",
-                    &[
-                        ("stream", &stream),
-                        ("group", &s.group),
-                        ("consumer", &worker),
-                        ("entry", &entry.id),
-                        ("deliveries", &deliveries),
-                        ("reason", reason.as_str()),
-                        ("error", error),
-                        ("plugin", &tag.name),
-                        ("version", &tag.version),
-                        ("dead-letter", &s.dead_letter),
-                        ("dead-id", &dead_id),
-                    ],
-                );
+                dead_letter_event(&origin, &entry.id, entry.delivery_count, reason, error, &s.dead_letter, &dead_id);
                 self.stats.dead_lettered += 1;
                 self.last_error = None;
                 crate::metrics::global().dead_lettered(&s.stream, &s.group, &tag, reason.as_str());
