@@ -306,8 +306,8 @@ impl EventsArgs {
 fn parse_rate(text: &str) -> Result<f64, String> {
     let n = text.strip_suffix("/s").unwrap_or(text);
     match n.trim().parse::<f64>() {
-        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
-        _ => Err(format!("{text:?} is not a rate: use N/s with N > 0, e.g. 50/s")),
+        Ok(rate) if (0.001..=1_000_000.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("{text:?} is not a rate: use N/s with N from 0.001 to 1000000, e.g. 50/s")),
     }
 }
 

@@ -2,8 +2,9 @@
 //! stream as a new entry and off the dead-letter stream, atomically — at
 //! most `--rate N/s`, and with `--through PLUGIN.wasm` only those the given
 //! version now accepts (run in the sandbox first, nothing written); the
-//! others stay, their record's `dlq:error` replaced by what that version
-//! says now. Progress on the terminal every 2 s.
+//! others stay, their record given a `dlq:rejudged` field saying what that
+//! version says now (the original error kept). Audit records (no payload)
+//! are skipped. Progress on the terminal every 2 s.
 
 use crate::commands::compare::ReadOnly;
 use crate::commands::test::verdict_parts;
@@ -58,20 +59,18 @@ impl Judge {
     }
 }
 
-/// Spaces requeues at `rate` a second.
+/// Spaces requeues at `rate` a second (never in a burst after a pause).
 struct Pace {
-    start: Instant,
+    next: Instant,
     rate: Option<f64>,
-    done: u32,
 }
 
 impl Pace {
     async fn next(&mut self) {
-        if let Some(rate) = self.rate {
-            let due = self.start + Duration::from_secs_f64(f64::from(self.done) / rate);
-            tokio::time::sleep_until(due.into()).await;
-        }
-        self.done += 1;
+        let Some(rate) = self.rate else { return };
+        self.next = self.next.max(Instant::now());
+        tokio::time::sleep_until(self.next.into()).await;
+        self.next += Duration::from_secs_f64(1.0 / rate);
     }
 }
 
@@ -84,7 +83,7 @@ pub async fn dlq_requeue(config: &RequeueConfig) -> Result<String> {
         Some(path) => Some(Judge::load(path, &redis, &config.stream).await?),
         None => None,
     };
-    let mut pace = Pace { start: Instant::now(), rate: config.rate, done: 0 };
+    let mut pace = Pace { next: Instant::now(), rate: config.rate };
     let (mut out, mut requeued, mut kept) = (String::new(), 0, 0);
     conn.expect_stream_or_none(dlq, "dead-letter").await?;
     let mut chosen: Vec<String> = Vec::new();
@@ -119,15 +118,17 @@ pub async fn dlq_requeue(config: &RequeueConfig) -> Result<String> {
         };
         let raw = record.fields.clone();
         let dead = DeadLetter::parse(record)?;
-        if let Some(j) = judge.take() {
+        if let Some(j) = judge.take().filter(|_| !dead.fields.is_empty()) {
             let (j, verdict) = j.judge(&dead).await?;
             let name = j.name.clone();
             judge = Some(j);
             if !verdict.is_ack() {
                 let (kind, reason, _) = verdict_parts(&verdict);
-                let error = format!("{name}: {kind}: {}", reason.unwrap_or_default());
-                let new_id = replace_error(&mut conn, dlq, &dead.dead_id, &raw, &error).await?;
-                writeln!(out, "kept {} as {new_id}: {error}", dead.dead_id)?;
+                let now = format!("{name}: {kind}: {}", reason.unwrap_or_default());
+                match record_rejudged(&mut conn, dlq, &dead.dead_id, &raw, &now).await? {
+                    Some(new_id) => writeln!(out, "kept {} as {new_id}: {now}", dead.dead_id)?,
+                    None => writeln!(out, "skipped {}: no longer in {dlq} (requeued meanwhile)", dead.dead_id)?,
+                }
                 kept += 1;
                 progress.update(seen as u64 + 1);
                 continue;
@@ -144,25 +145,28 @@ pub async fn dlq_requeue(config: &RequeueConfig) -> Result<String> {
     Ok(out)
 }
 
-/// The dead letter again with `dlq:error` = `error` (and `dlq:retried-ms`),
-/// in place of the old one: one atomic step.
-async fn replace_error(
+/// The dead letter again with its verdict now in `dlq:rejudged` (a
+/// metadata field added, or replaced), in place of the old one: one atomic
+/// step, only while the old one is still there. Its original `dlq:error`,
+/// time and payload are kept as they were.
+async fn record_rejudged(
     conn: &mut Connection,
     dlq: &str,
     id: &str,
     raw: &[(Vec<u8>, Vec<u8>)],
-    error: &str,
-) -> Result<String> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let fields: Vec<(Vec<u8>, Vec<u8>)> = raw
-        .iter()
-        .map(|(name, value)| match name.as_slice() {
-            b"dlq:error" => (name.clone(), error.as_bytes().to_vec()),
-            b"dlq:time-ms" => (name.clone(), now.to_string().into_bytes()),
-            _ => (name.clone(), value.clone()),
-        })
-        .collect();
-    conn.replace_entry(dlq, id, &fields).await
+    verdict: &str,
+) -> Result<Option<String>> {
+    let count: usize = raw
+        .first()
+        .filter(|(k, _)| k == b"dlq:meta-fields")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+        .with_context(|| format!("{id} is not a dead-letter record"))?;
+    let (meta, payload) = raw.split_at(count.min(raw.len()));
+    let mut meta: Vec<(Vec<u8>, Vec<u8>)> = meta.iter().filter(|(k, _)| k != b"dlq:rejudged").cloned().collect();
+    meta.push((b"dlq:rejudged".to_vec(), verdict.as_bytes().to_vec()));
+    meta[0].1 = meta.len().to_string().into_bytes();
+    meta.extend(payload.iter().cloned());
+    conn.replace_entry(dlq, id, &meta).await
 }
 
 async fn requeue_one(conn: &mut Connection, dlq: &str, dead: DeadLetter, out: &mut String) -> Result<u32> {

@@ -225,18 +225,27 @@ impl Connection {
         Ok(())
     }
 
-    /// Replaces entry `id` of `stream` by a new one with `fields` (`XADD`
-    /// then `XDEL`, in one `MULTI`); returns the new id.
-    pub async fn replace_entry(&mut self, stream: &str, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<String> {
-        let mut pipe = redis::pipe();
-        let add = pipe.atomic().cmd("XADD").arg(stream).arg("*");
+    /// Replaces entry `id` of `stream` by a new one with `fields`, in one
+    /// script: `XDEL` first, and `XADD` only if it deleted the old one
+    /// (someone may have requeued it meanwhile). The new id, or none.
+    pub async fn replace_entry(
+        &mut self,
+        stream: &str,
+        id: &str,
+        fields: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Option<String>> {
+        static REPLACE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(
+                "if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return false end \
+                 return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))",
+            )
+        });
+        let mut invocation = REPLACE.prepare_invoke();
+        invocation.key(stream).arg(id);
         for (name, value) in fields {
-            add.arg(name).arg(value);
+            invocation.arg(name).arg(value);
         }
-        pipe.cmd("XDEL").arg(stream).arg(id).ignore();
-        let (new_id,): (String,) =
-            pipe.query_async(&mut self.conn).await.with_context(|| format!("replacing {id} in {stream:?} failed"))?;
-        Ok(new_id)
+        invocation.invoke_async(&mut self.conn).await.with_context(|| format!("replacing {id} in {stream:?} failed"))
     }
 
     /// `INCR key`: the new value.

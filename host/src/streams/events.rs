@@ -52,12 +52,27 @@ pub fn start(redis: &Redis) {
     });
 }
 
+/// Values longer than this are cut (an error text may be 64 KiB).
+const MAX_VALUE: usize = 4096;
+
+/// `text`, cut to [`MAX_VALUE`] bytes at a character boundary (`…` added).
+fn capped(text: &str) -> String {
+    if text.len() <= MAX_VALUE {
+        return text.to_string();
+    }
+    let mut end = MAX_VALUE;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// Queues event `kind` with `fields` (name, value), and the time.
 pub fn record(kind: &str, fields: &[(&str, &str)]) {
     let Some(sink) = SINK.get() else { return };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let mut event = vec![("kind".to_string(), kind.to_string()), ("time-ms".to_string(), now.to_string())];
-    event.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    event.extend(fields.iter().map(|(k, v)| (k.to_string(), capped(v))));
     if sink.try_send(event).is_err() && DROPPED.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
         tracing::warn!("failure events queue full: events dropped (Redis slow or away)");
     }

@@ -123,7 +123,7 @@ fn case(value: &toml::Value) -> Result<Case, String> {
     let fields = fields(t.get("fields")).map_err(|e| format!("{name:?}: {e}"))?;
     let deliveries = match t.get("deliveries") {
         None => vec![1],
-        Some(toml::Value::Integer(n)) if *n >= 1 => vec![*n as u32],
+        Some(toml::Value::Integer(n)) if (1..=1_000).contains(n) => vec![*n as u32],
         Some(toml::Value::Array(r)) if r.len() == 2 => {
             let n = |v: &toml::Value| v.as_integer().filter(|n| *n >= 1 && *n <= 1_000).map(|n| n as u32);
             match (n(&r[0]), n(&r[1])) {
@@ -131,7 +131,9 @@ fn case(value: &toml::Value) -> Result<Case, String> {
                 _ => return Err(format!("{name:?}: deliveries [FROM, TO] needs 1 <= FROM <= TO <= 1000")),
             }
         }
-        Some(other) => return Err(format!("{name:?}: deliveries must be N or [FROM, TO], not {other}")),
+        Some(other) => {
+            return Err(format!("{name:?}: deliveries must be N or [FROM, TO] within 1..=1000, not {other}"));
+        }
     };
     let text = |key: &str| -> Result<Option<String>, String> {
         match t.get(key) {
@@ -213,7 +215,10 @@ fn bytes(value: &toml::Value) -> Result<Vec<u8>, String> {
             }
             (0..hex.len())
                 .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| format!("hex {hex:?} is not hexadecimal")))
+                .map(|i| {
+                    let pair = hex.get(i..i + 2).ok_or_else(|| format!("hex {hex:?} is not hexadecimal"))?;
+                    u8::from_str_radix(pair, 16).map_err(|_| format!("hex {hex:?} is not hexadecimal"))
+                })
                 .collect()
         }
         other => Err(format!("a value is a string or {{ hex = \"…\" }}, not {other}")),

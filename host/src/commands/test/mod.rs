@@ -123,7 +123,9 @@ fn run_case(plugin: &Plugin, fixture: &Fixture, case: &Case) -> Result<Vec<Outco
     config.extend(case.config.clone());
     let mut state = fixture.state.clone();
     state.strings.extend(case.state.strings.clone());
-    state.hashes.extend(case.state.hashes.clone());
+    for (key, fields) in &case.state.hashes {
+        state.hashes.entry(key.clone()).or_default().extend(fields.clone());
+    }
     let delivery = Delivery {
         state: Some(Arc::new(store::FixtureState::new(state))),
         stream: fixture.stream.clone(),

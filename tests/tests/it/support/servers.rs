@@ -86,7 +86,7 @@ impl PrivateRedis {
     }
 
     pub async fn connect(&self) -> MultiplexedConnection {
-        redis::Client::open(self.url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap()
+        connect_patient(&self.url).await
     }
 }
 
@@ -99,7 +99,16 @@ impl Drop for PrivateRedis {
 
 /// A connection to the test Redis.
 pub async fn redis() -> MultiplexedConnection {
-    redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.expect("connect to test redis")
+    connect_patient(redis_url()).await
+}
+
+/// A connection whose replies may take 30 s: redis-rs gives up after
+/// 500 ms by default, which a large read (10,000 entries) can need on a
+/// machine busy with the rest of the suite.
+async fn connect_patient(url: &str) -> MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+    let client = redis::Client::open(url).unwrap();
+    client.get_multiplexed_async_connection_with_config(&config).await.expect("connect to the test redis")
 }
 
 /// A stream key no other test uses.
