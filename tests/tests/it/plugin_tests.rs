@@ -138,7 +138,7 @@ async fn dead_letters_become_fixture_cases_and_are_redriven_through_a_version() 
     assert!(said.contains("requeued 0 entries") && said.contains("kept 1 the plugin still does not accept"), "{said}");
     let listed = Host::new(["dlq", "list", "--stream", &stream, "--json", "--redis", redis_url()]).output();
     let record: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-        let now = record["meta"]["rejudged"].as_str().unwrap();
+    let now = record["meta"]["rejudged"].as_str().unwrap();
     assert!(now.starts_with("orders@") && now.contains("reject: malformed amount"), "{record}");
     assert_eq!(record["meta"]["error"], "malformed amount \"12.3.4\"", "the original error is kept: {record}");
     assert_eq!(record["fields"].as_array().unwrap().len(), 4, "the payload is kept: {record}");
