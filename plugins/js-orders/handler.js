@@ -6,7 +6,7 @@
 // Same behaviour, verdicts and log lines as the Rust `orders` plugin. Built by
 // `make plugins` with componentize-js.
 
-import { log } from "redis-streams:plugin/log@0.1.2";
+import { log } from "redis-streams:plugin/log@0.1.3";
 
 // The order event types the redis.io guide produces.
 const ORDER_TYPES = ["order.placed", "order.paid", "order.shipped", "order.cancelled"];

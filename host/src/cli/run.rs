@@ -19,7 +19,7 @@ pub(super) struct RunArgs {
     /// [plugins.NAME] in host.toml); files are watched and hot-reloaded.
     /// Per-plugin settings come from those files, so their flags conflict with it.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
-        "stream", "group", "consumer", "consumers", "count", "block_ms", "start_id", "call_deadline_ms",
+        "stream", "group", "consumer", "consumers", "count", "block_ms", "start_id", "call_deadline_ms", "max_call_ms",
                 "min_idle_ms", "reap_interval_ms", "max_deliveries", "max_retry_delay_ms", "backoff", "dead_letter", "handover",
         "max_memory_mb",
         "max_return_bytes", "max_fuel", "grant_key", "grant_stream", "grant_http",
@@ -77,6 +77,11 @@ pub(super) struct RunArgs {
     /// Wall-clock limit of one `handle` call, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = settings::DEFAULT_CALL_DEADLINE_MS)]
     call_deadline_ms: u64,
+    /// Longest one call may run when the plugin keeps calling `progress.extend`
+    /// (each call gives it --call-deadline-ms more) [default: 600000, or
+    /// --call-deadline-ms when longer].
+    #[arg(long, value_name = "MS")]
+    max_call_ms: Option<u64>,
     /// Pending entries idle this long (ms) are reclaimed by the group's reapers.
     #[arg(long, value_name = "MS", default_value_t = settings::DEFAULT_MIN_IDLE_MS)]
     min_idle_ms: u64,
@@ -201,6 +206,7 @@ impl RunArgs {
                 http_timeout: ms(self.http_timeout_ms),
                 http_max_response_bytes: self.http_max_response_bytes,
                 effects_slot: None,
+                max_call: self.max_call_ms.map(ms),
                 grants: std::sync::Arc::new(settings::Grants {
                     keys: self.grant_key,
                     streams: self.grant_stream,

@@ -12,14 +12,14 @@ pub mod backoff;
 mod invalid;
 pub mod ownership;
 mod partitions;
+mod sandbox;
 
 pub use crate::origin::Origin;
 pub use invalid::Invalid;
-use invalid::{range, within, within_ms};
+use invalid::{within, within_ms};
 pub use ownership::{Ownership, service_of, worker_id};
+pub use sandbox::*;
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Entries per read: large enough to amortise the round trip and the
@@ -45,18 +45,6 @@ pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 /// would otherwise park its entry for ever (never redelivered, never
 /// dead-lettered). An hour covers back-off on any outage worth waiting out.
 pub const DEFAULT_MAX_RETRY_DELAY_MS: u64 = 3_600_000;
-/// 256 MiB: ample for handlers (a 15 MB Python runtime included), small
-/// enough that a runaway plugin cannot take the machine down.
-pub const DEFAULT_MAX_MEMORY_MB: usize = 256;
-/// 64 KiB of error text is plenty for a log line and a dead-letter record.
-pub const DEFAULT_MAX_RETURN_BYTES: usize = 64 * 1024;
-/// One outbound HTTP request, connect to last byte: a webhook that has not
-/// answered in 10 s is down for practical purposes. The call's deadline cuts
-/// it shorter when less is left of the call.
-pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 10_000;
-/// Largest HTTP response body a plugin may receive: 1 MiB is far more than a
-/// webhook's answer, small enough that a hostile endpoint cannot fill memory.
-pub const DEFAULT_HTTP_MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// Consumers of one group in one process, at most.
 pub const MAX_CONSUMERS: usize = 1024;
@@ -68,9 +56,6 @@ const REAP_INTERVAL_MS: RangeInclusive<u64> = 10..=86_400_000;
 const MAX_DELIVERIES: RangeInclusive<u64> = 1..=1_000_000;
 /// A day: the longest a plugin may ask an entry to wait.
 pub(crate) const MAX_RETRY_DELAY_MS: RangeInclusive<u64> = 1..=86_400_000;
-const MAX_MEMORY_MB: RangeInclusive<u64> = 1..=65_536;
-const HTTP_TIMEOUT_MS: RangeInclusive<u64> = 1..=3_600_000;
-const HTTP_MAX_RESPONSE_BYTES: RangeInclusive<u64> = 0..=(1 << 30);
 
 /// The default dead-letter stream of `stream`.
 pub fn dead_letter_key(stream: &str) -> String {
@@ -109,62 +94,6 @@ pub fn numbered(prefix: &str, n: u32) -> Vec<String> {
 /// [`GroupSettings::validate`] refuses).
 pub fn mib(mb: u64) -> usize {
     usize::try_from(mb).ok().and_then(|mb| mb.checked_mul(1 << 20)).unwrap_or(usize::MAX)
-}
-
-/// What a plugin may reach beyond its entries. Nothing by default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants {
-    /// Host directories preopened read-only, at the same path in the guest.
-    pub dirs: Vec<PathBuf>,
-    /// Environment variables (name, value) the plugin sees.
-    pub env: Vec<(String, String)>,
-    /// Values the plugin reads through the `config` import.
-    pub config: std::collections::BTreeMap<String, String>,
-    /// Keys the `effects` and `state` imports may touch: patterns where `*`
-    /// matches any run of characters.
-    pub keys: Vec<String>,
-    /// Streams `effects.emit` may append to (patterns, as `keys`).
-    pub streams: Vec<String>,
-    /// Origins (`scheme://host[:port]`) outbound HTTP may reach: scheme,
-    /// host and port must all match (see [`Origin`]).
-    pub http: Vec<String>,
-}
-
-/// Limits and grants applied to every instance of a plugin (enforced by
-/// `wasm::limits`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// What the plugin may reach beyond its entries (nothing by default).
-    pub grants: Arc<Grants>,
-    /// All linear memories and tables of an instance together, bytes.
-    pub max_memory_bytes: usize,
-    /// Longest error text a plugin may return, bytes.
-    pub max_return_bytes: usize,
-    /// Fuel per `handle` call (about one unit per Wasm instruction); `None`:
-    /// not metered, the wall-clock deadline alone bounds a call.
-    pub max_fuel: Option<u64>,
-    /// Longest one outbound HTTP request may take (and never past the call's deadline).
-    pub http_timeout: Duration,
-    /// Largest outbound HTTP response body, bytes.
-    pub http_max_response_bytes: usize,
-    /// On a Redis Cluster, the slot of the stream read: every key and stream
-    /// an effect writes must be in it (written with the stream's ack in one
-    /// script). Set by the deployment, never by a user.
-    pub effects_slot: Option<u16>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            grants: Default::default(),
-            max_memory_bytes: DEFAULT_MAX_MEMORY_MB << 20,
-            max_return_bytes: DEFAULT_MAX_RETURN_BYTES,
-            max_fuel: None,
-            http_timeout: Duration::from_millis(DEFAULT_HTTP_TIMEOUT_MS),
-            http_max_response_bytes: DEFAULT_HTTP_MAX_RESPONSE_BYTES,
-            effects_slot: None,
-        }
-    }
 }
 
 /// How a consumer acks the entries its plugin handled Ok.
@@ -269,25 +198,10 @@ impl GroupSettings {
             MAX_RETRY_DELAY_MS,
             "longest retry delay, at most a day",
         )?;
-        self.check_memory()?;
         self.check_partitions()?;
         self.check_ownership()?;
         self.check_backoff()?;
-        if self.limits.max_fuel == Some(0) {
-            return Err(Invalid::new("max_fuel", "0 is outside 1.. (fuel units per call)"));
-        }
-        self.check_http()
-    }
-
-    fn check_http(&self) -> Result<(), Invalid> {
-        let limits = &self.limits;
-        within_ms("http_timeout_ms", limits.http_timeout, HTTP_TIMEOUT_MS, "longest outbound HTTP request")?;
-        let bytes = u64::try_from(limits.http_max_response_bytes).unwrap_or(u64::MAX);
-        within("http_max_response_bytes", bytes, HTTP_MAX_RESPONSE_BYTES, "largest HTTP response body")?;
-        for origin in &limits.grants.http {
-            Origin::parse(origin).map_err(|problem| Invalid::new("grant_http", problem))?;
-        }
-        Ok(())
+        self.limits.check(self.call_deadline)
     }
 
     fn check_consumers(&self) -> Result<(), Invalid> {
@@ -307,16 +221,6 @@ impl GroupSettings {
             None => Ok(()),
         }
     }
-
-    fn check_memory(&self) -> Result<(), Invalid> {
-        let bytes = self.limits.max_memory_bytes;
-        let mb = (bytes >> 20) as u64;
-        if MAX_MEMORY_MB.contains(&mb) && bytes >= 1 << 20 {
-            return Ok(());
-        }
-        let shown = if bytes == usize::MAX { format!("more than {mb}") } else { mb.to_string() };
-        Err(Invalid::new("max_memory_mb", format!("{shown} is outside {} (MiB per instance)", range(&MAX_MEMORY_MB))))
-    }
 }
 
 fn check_start_id(id: &str) -> Result<(), Invalid> {
@@ -333,6 +237,7 @@ fn check_start_id(id: &str) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn settings() -> GroupSettings {
         GroupSettings::new("s", "g", vec!["c".into()])
@@ -358,6 +263,8 @@ mod tests {
         assert_eq!(bad(|s| s.block = Duration::ZERO), "block_ms");
         assert_eq!(bad(|s| s.start_id = "abc".into()), "start_id");
         assert_eq!(bad(|s| s.call_deadline = Duration::from_secs(3601)), "call_deadline_ms");
+        assert_eq!(bad(|s| s.limits.max_call = Some(Duration::from_secs(86_401))), "max_call_ms");
+        assert_eq!(bad(|s| s.limits.max_call = Some(Duration::from_secs(4))), "max_call_ms");
         assert_eq!(bad(|s| s.min_idle = Duration::from_millis(9)), "min_idle_ms");
         assert_eq!(bad(|s| s.reap_interval = Duration::from_millis(9)), "reap_interval_ms");
         assert_eq!(bad(|s| s.max_deliveries = 0), "max_deliveries");

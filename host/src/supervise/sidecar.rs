@@ -103,6 +103,8 @@ pub struct PluginSettings {
     pub start_id: Option<String>,
     /// Per-call deadline, ms.
     pub call_deadline_ms: Option<u64>,
+    /// Longest a call may run with `progress.extend`, ms.
+    pub max_call_ms: Option<u64>,
     /// Idle time before reclaim, ms.
     pub min_idle_ms: Option<u64>,
     /// Reaper period, ms.
@@ -259,6 +261,7 @@ impl PluginSettings {
             settings.limits.max_return_bytes = bytes;
         }
         settings.limits.max_fuel = self.max_fuel;
+        settings.limits.max_call = self.max_call_ms.map(ms);
         if let Some(v) = self.http_timeout_ms {
             settings.limits.http_timeout = ms(v);
         }

@@ -31,12 +31,12 @@ pub use redis_streams::plugin::types::Retry;
 pub use redis_streams::plugin::types::{Batch, BatchEntry, Entry as WitEntry, Error as WitError, Field};
 
 /// The WIT package this host serves (`wit/plugin.wit`), as `host --version` names it.
-pub const WIT_PACKAGE: &str = "redis-streams:plugin@0.1.2";
+pub const WIT_PACKAGE: &str = "redis-streams:plugin@0.1.3";
 /// The fully qualified name of the world a plugin targets (one call per entry)…
-pub const WORLD: &str = "redis-streams:plugin/consumer@0.1.2";
+pub const WORLD: &str = "redis-streams:plugin/consumer@0.1.3";
 /// …or of the world with one call per batch, for a component that exports
 /// [`HANDLE_BATCH`].
-pub const BATCH_WORLD: &str = "redis-streams:plugin/batch-consumer@0.1.2";
+pub const BATCH_WORLD: &str = "redis-streams:plugin/batch-consumer@0.1.3";
 /// The export that makes a component a plugin of [`BATCH_WORLD`].
 pub const HANDLE_BATCH: &str = "handle-batch";
 

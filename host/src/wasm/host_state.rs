@@ -10,6 +10,7 @@ use crate::wasm::bindings::{Level, redis_streams};
 pub use crate::wasm::limits::{Grants, Limits};
 use crate::wasm::log_budget::{LogBudget, MAX_LOG_BYTES_PER_ENTRY, MAX_LOG_RECORDS_PER_ENTRY, one_line};
 use crate::wasm::outbound::OutboundHttp;
+use crate::wasm::progress::CallClock;
 use crate::wasm::recorder::Recorder;
 use bytes::Bytes;
 use std::pin::Pin;
@@ -38,9 +39,10 @@ pub struct HostState {
     pub(crate) grants: Arc<Grants>,
     /// On a cluster, the slot effects must write in (see `Limits::effects_slot`).
     pub(crate) effects_slot: Option<u16>,
-    /// When the call in progress must be over: host calls that wait give up
+    /// When the call in progress must be over, and how far `progress` may
+    /// move that ([`crate::wasm::progress`]): host calls that wait give up
     /// then ([`crate::wasm::blocking_calls`]).
-    pub(crate) call_deadline: Instant,
+    pub(crate) clock: CallClock,
     /// What the plugin may still log in this call (shared with its stdout/stderr).
     pub(crate) log: Arc<LogBudget>,
     /// Effects recorded in the call in progress (`effects` import).
@@ -48,7 +50,7 @@ pub struct HostState {
     /// Where `state` calls read (none where there is no Redis, e.g. `host check`).
     pub(crate) state: Option<Arc<dyn StateStore>>,
     /// Outbound HTTP: the granted origins and the request limits.
-    http: OutboundHttp,
+    pub(crate) http: OutboundHttp,
     /// wasmtime-wasi-http's own context.
     http_ctx: WasiHttpCtx,
     /// Stream ownership mode: the info of the assignment being handled
@@ -61,12 +63,12 @@ pub struct HostState {
 impl HostState {
     /// A sandboxed state: stdout/stderr go to the host log; no network;
     /// files and environment only as `grants` says; host calls that wait
-    /// give up at `call_deadline` (until [`HostState::begin_call`] moves it).
+    /// give up at `clock`'s deadline (until [`HostState::begin_call`] starts another).
     pub fn new(
         tag: Arc<PluginTag>,
         limits: &Limits,
         state: Option<Arc<dyn StateStore>>,
-        call_deadline: Instant,
+        clock: CallClock,
     ) -> anyhow::Result<Self> {
         let grants = limits.grants.clone();
         let log = Arc::new(LogBudget::default());
@@ -89,13 +91,13 @@ impl HostState {
         Ok(HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            http: OutboundHttp::new(tag.clone(), limits, log.clone(), call_deadline),
+            http: OutboundHttp::new(tag.clone(), limits, log.clone(), clock.deadline),
             http_ctx: WasiHttpCtx::new(),
             tag,
             limits: limits.limiter(),
             grants,
             effects_slot: limits.effects_slot,
-            call_deadline,
+            clock,
             log,
             recorder: Recorder::default(),
             state,
@@ -104,11 +106,11 @@ impl HostState {
         })
     }
 
-    /// Starts a call for the entries `ids` that must be over by `deadline`.
+    /// Starts a call for the entries `ids`, timed by `clock`.
     #[inline]
-    pub(crate) fn begin_call<'a>(&mut self, deadline: Instant, ids: impl ExactSizeIterator<Item = &'a str>) {
-        self.call_deadline = deadline;
-        self.http.call_deadline = deadline;
+    pub(crate) fn begin_call<'a>(&mut self, clock: CallClock, ids: impl ExactSizeIterator<Item = &'a str>) {
+        self.clock = clock;
+        self.http.call_deadline = clock.deadline;
         self.log.refill(ids.len());
         self.recorder.begin(ids);
         self.finish_asked = false;
@@ -127,7 +129,7 @@ impl HostState {
 
     /// The WASI resources and the instant a waiting host call must give up.
     pub(crate) fn blocking(&mut self) -> (&mut ResourceTable, Instant) {
-        (&mut self.table, self.call_deadline)
+        (&mut self.table, self.clock.deadline)
     }
 }
 

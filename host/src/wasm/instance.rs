@@ -11,6 +11,7 @@ use crate::wasm::host_state::{HostState, PluginTag};
 use crate::wasm::limits::Limits;
 use crate::wasm::log_budget::one_line;
 use crate::wasm::plugin::{Plugin, Pre};
+use crate::wasm::progress::{CallClock, follow_the_clock};
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +23,9 @@ pub use crate::handler::Delivery;
 /// A plugin instance owned by one consumer and reused for every entry.
 pub struct Instance {
     plugin: Plugin,
+    /// What each call gets, and what it gets at most with progress calls.
     deadline: Duration,
+    longest: Duration,
     limits: Limits,
     /// The Wasm instance and its entry point.
     store: Store<HostState>,
@@ -71,6 +74,7 @@ impl Instance {
         Ok(Instance {
             plugin: plugin.clone(),
             deadline,
+            longest: limits.longest_call(deadline),
             limits,
             store,
             export,
@@ -139,7 +143,8 @@ impl Instance {
         let result = match &self.export {
             Export::Entry(bindings) => {
                 store.set_epoch_deadline(Engine::ticks(self.deadline));
-                store.data_mut().begin_call(started + self.deadline, std::iter::once(self.template.id.as_str()));
+                let clock = CallClock::at(started, self.deadline, self.longest);
+                store.data_mut().begin_call(clock, std::iter::once(self.template.id.as_str()));
                 if let Some(fuel) = self.limits.max_fuel {
                     store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
                 }
@@ -151,8 +156,8 @@ impl Instance {
             Export::Batch(_) => Err(wasmtime::Error::msg("a batch plugin was called per entry")),
         };
         self.take_back(entry);
-        let verdict =
-            Verdict::from_call(result, self.deadline, self.limits.max_fuel).capped(self.limits.max_return_bytes);
+        let clock = self.store.data().clock;
+        let verdict = Verdict::from_call(result, &clock, self.limits.max_fuel).capped(self.limits.max_return_bytes);
         self.poisoned = verdict.poisons_instance();
         let recorder = &mut self.store.data_mut().recorder;
         if recorder.used() {
@@ -229,12 +234,13 @@ impl Instance {
         // entries one per call, each with the whole deadline); fuel is a
         // per-entry budget, so a batch gets it once per entry.
         let (deadline, fuel) = (self.deadline, self.limits.max_fuel.map(|f| f.saturating_mul(n as u64)));
+        let clock = CallClock::start(deadline, self.longest);
         let store = &mut self.store;
         let result = match &self.export {
             Export::Batch(bindings) if n > 0 => {
                 store.set_epoch_deadline(Engine::ticks(deadline));
                 let ids = self.batch.entries.iter().map(|e| e.id.as_str());
-                store.data_mut().begin_call(Instant::now() + deadline, ids);
+                store.data_mut().begin_call(clock, ids);
                 if let Some(fuel) = fuel {
                     store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
                 }
@@ -255,6 +261,7 @@ impl Instance {
             }
         }
         drop(lent);
+        let clock = self.store.data().clock;
         let mut results = match result {
             Ok(results) if results.len() == n => results.into_iter().map(Ok),
             Ok(results) => {
@@ -264,7 +271,7 @@ impl Instance {
                 return fill(verdicts, || Verdict::Fault { reason: reason.clone() });
             }
             Err(error) => {
-                let fault = Verdict::from_call(Err(error), deadline, fuel);
+                let fault = Verdict::from_call(Err(error), &clock, fuel);
                 self.poisoned = true;
                 self.store.data_mut().recorder.discard();
                 return fill(verdicts, || fault.clone());
@@ -275,7 +282,7 @@ impl Instance {
         let max_bytes = self.limits.max_return_bytes;
         let verdicts = fill(verdicts, || {
             let result = results.next().expect("one result per entry called");
-            Verdict::from_call(result, deadline, fuel).capped(max_bytes)
+            Verdict::from_call(result, &clock, fuel).capped(max_bytes)
         });
         self.poisoned = verdicts.iter().any(Verdict::poisons_instance);
         if !called.is_empty() {
@@ -361,10 +368,11 @@ fn instantiate(
     // Instantiation runs guest start-up code: give it a deadline too (and,
     // when metered, all the fuel it wants: the deadline bounds it).
     let start_up = Duration::from_secs(30);
-    let state = HostState::new(plugin.tag.clone(), limits, state.clone(), Instant::now() + start_up)?;
+    let state = HostState::new(plugin.tag.clone(), limits, state.clone(), CallClock::start(start_up, start_up))?;
     let mut store = Store::new(&plugin.engine.engine, state);
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(Engine::ticks(start_up));
+    follow_the_clock(&mut store);
     if plugin.engine.metered {
         store.set_fuel(u64::MAX).context("cannot give the metered instance fuel")?;
     }

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod log_budget;
 pub mod outbound;
 pub mod plugin;
+pub mod progress;
 pub mod recorder;
 pub mod redis_imports;
 pub mod verdicts;

@@ -124,14 +124,14 @@ impl redis_streams::plugin::state::Host for HostState {
         if let Err(denied) = self.granted("get", &key, false) {
             return Ok(Err(denied));
         }
-        Ok(self.store().and_then(|store| store.get(&key, self.call_deadline)))
+        Ok(self.store().and_then(|store| store.get(&key, self.clock.deadline)))
     }
 
     fn hget(&mut self, key: String, field: String) -> Answer<Option<Vec<u8>>> {
         if let Err(denied) = self.granted("hget", &key, false) {
             return Ok(Err(denied));
         }
-        Ok(self.store().and_then(|store| store.hget(&key, &field, self.call_deadline)))
+        Ok(self.store().and_then(|store| store.hget(&key, &field, self.clock.deadline)))
     }
 
     fn seen(&mut self, key: String, ttl_ms: u64) -> Answer<bool> {
@@ -141,6 +141,6 @@ impl redis_streams::plugin::state::Host for HostState {
         if ttl_ms == 0 || ttl_ms > MAX_TTL_MS {
             return Ok(Err(format!("ttl-ms must be 1..={MAX_TTL_MS}")));
         }
-        Ok(self.store().and_then(|store| store.seen(&key, Duration::from_millis(ttl_ms), self.call_deadline)))
+        Ok(self.store().and_then(|store| store.seen(&key, Duration::from_millis(ttl_ms), self.clock.deadline)))
     }
 }

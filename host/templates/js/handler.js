@@ -2,7 +2,7 @@
 // stream entry: returning acks it; throwing { tag: "retry", val: { reason,
 // delayMs } } leaves it pending, { tag: "reject", val: reason } dead-letters it.
 
-import { log } from "redis-streams:plugin/log@0.1.2";
+import { log } from "redis-streams:plugin/log@0.1.3";
 
 export function handle(entry) {
   if (entry.fields.every((f) => f.value.length === 0)) {

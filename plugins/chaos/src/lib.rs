@@ -38,6 +38,8 @@
 //! | `seq=N`          | reject unless N follows `<stream>:seq` (state), else set it to N with the ack |
 //! | `finish`         | say the stream is done (`assignment.finish`), then Ok |
 //! | `log_info`       | log `info of <stream>: <assignment info>`            |
+//! | `work_ms=N`      | work N ms (busy and sleeping in turn), calling `progress.extend` every 100 ms, then Ok |
+//! | `progress_forever` | work and call `progress.extend` for ever (the host's longest call time must cut it) |
 //! | `burst=URL`      | start 20 GETs to URL without waiting, then wait for all; reject with how many got an answer and how many the host refused |
 //! | anything else    | Ok                                                   |
 //!
@@ -81,6 +83,8 @@ impl Guest for Chaos {
                 }
                 "trap" => panic!("chaos: trap requested for {}", entry.id),
                 "spin" => spin(),
+                "work_ms" => work(Some(Duration::from_millis(number(&value)))),
+                "progress_forever" => work(None),
                 "sleep_ms" => busy_wait(Duration::from_millis(number(&value))),
                 // wasi:clocks subscribe-duration, then a wait on the pollable.
                 "wasi_sleep_ms" => {
@@ -255,6 +259,24 @@ fn spin() -> ! {
     let mut n: u64 = 0;
     loop {
         n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+/// Works for `how_long` (for ever when none) in steps of 100 ms, half
+/// computing (the host's epoch deadline applies) and half sleeping in WASI (a
+/// blocking host call, bounded by the same deadline), saying after each step
+/// that it is still working. Logs what the first extension left.
+fn work(how_long: Option<Duration>) {
+    let start = Instant::now();
+    let mut first = true;
+    while how_long.is_none_or(|d| start.elapsed() < d) {
+        busy_wait(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
+        let left = redis_streams::plugin::progress::extend();
+        if first {
+            log(Level::Info, &format!("progress: {left} ms left"));
+            first = false;
+        }
     }
 }
 

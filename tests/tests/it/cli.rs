@@ -53,7 +53,7 @@ fn file_that_is_not_a_component() {
 fn component_of_another_world() {
     let empty = fixture("empty.wasm", wasm::EMPTY_COMPONENT);
     let (code, err) = run_host(&empty, redis_url(), &[]);
-    assert_error(code, &err, "does not implement world redis-streams:plugin/consumer@0.1.2");
+    assert_error(code, &err, "does not implement world redis-streams:plugin/consumer@0.1.3");
     assert!(err.contains("handle"), "should say `handle` is missing: {err}");
 
     let foreign = fixture("foreign.wasm", wasm::FOREIGN_IMPORT);
@@ -116,16 +116,16 @@ fn check_describes_plugins_and_refuses_others() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{name}: {stdout} {}", String::from_utf8_lossy(&out.stderr));
         let version = host::plugin_version(&std::fs::read(&wasm).unwrap());
-        assert!(stdout.contains("ok, a component of world redis-streams:plugin/consumer@0.1.2"), "{stdout}");
+        assert!(stdout.contains("ok, a component of world redis-streams:plugin/consumer@0.1.3"), "{stdout}");
         assert!(stdout.contains(&format!("  name     {name}\n")), "{stdout}");
         assert!(stdout.contains(&format!("  version  {version}\n")), "{stdout}");
         assert!(stdout.contains("handle"), "{stdout}");
-        assert!(stdout.contains("redis-streams:plugin/log@0.1.2"), "{stdout}");
+        assert!(stdout.contains("redis-streams:plugin/log@0.1.3"), "{stdout}");
     }
     let out = Host::new(["check"]).arg(plugin("noop-batch")).output();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("ok, a component of world redis-streams:plugin/batch-consumer@0.1.2"), "{stdout}");
+    assert!(stdout.contains("ok, a component of world redis-streams:plugin/batch-consumer@0.1.3"), "{stdout}");
     assert!(stdout.contains("  exports  handle-batch\n"), "{stdout}");
     for (file, expected) in [
         (fixture("check-text.wasm", b"this is not wasm"), "is not a WebAssembly file"),

@@ -14,6 +14,7 @@ mod effects;
 mod events;
 mod faults;
 mod inspection;
+mod long_handlers;
 mod metrics;
 mod outages;
 mod outbound;
