@@ -26,12 +26,40 @@ pub struct PluginTag {
 pub struct Delivery {
     /// Where the plugin's `state` calls go (none: no Redis, e.g. `host check`).
     pub state: Option<Arc<dyn StateStore>>,
+    /// Stand-in answers to the plugin's outbound HTTP (`host test`); none:
+    /// requests go to the network, to the granted origins only.
+    pub http: Option<Arc<dyn HttpAnswers>>,
     /// Stream key.
     pub stream: String,
     /// Consumer group.
     pub group: String,
     /// Consumer name.
     pub consumer: String,
+}
+
+/// Answers a plugin's outbound HTTP requests in place of the network (`host
+/// test`'s fixtures): with these, no request leaves the process.
+pub trait HttpAnswers: Send + Sync + std::fmt::Debug {
+    /// The answer to `request`; none: the request fails as refused.
+    fn answer(&self, request: &HttpRequest) -> Option<HttpAnswer>;
+}
+
+/// An outbound request as the plugin made it.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: String,
+    /// `scheme://authority/path?query`.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A stand-in response.
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 /// Handles the entries of one consumer: a plugin instance, or `host

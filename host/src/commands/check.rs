@@ -17,7 +17,8 @@ pub fn check(path: &Path) -> Result<String> {
     let engine = Engine::new()?;
     let plugin = Plugin::load(&engine, path)?;
     // One instance, as each consumer makes: runs the guest's start-up code.
-    let delivery = Delivery { stream: "check".into(), group: "check".into(), consumer: "check".into(), state: None };
+    let delivery =
+        Delivery { stream: "check".into(), group: "check".into(), consumer: "check".into(), state: None, http: None };
     Instance::new(&plugin, delivery, Duration::from_secs(30), Limits::default())?;
     let (imports, exports) = plugin.interface();
     let (wasi, contract): (Vec<_>, Vec<_>) = imports.into_iter().partition(|name| name.starts_with("wasi:"));

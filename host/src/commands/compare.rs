@@ -95,6 +95,7 @@ fn report(
         let plugin = Plugin::load(&engine, path)?;
         let delivery = Delivery {
             state: Some(state.clone()),
+            http: None,
             stream: stream.into(),
             group: "replay".into(),
             consumer: "replay".into(),

@@ -34,7 +34,13 @@ impl Judge {
         tokio::task::spawn_blocking(move || {
             let plugin = Plugin::load(&Engine::new()?, &path)?;
             let state: Arc<dyn crate::effects::StateStore> = Arc::new(ReadOnly(state));
-            let delivery = Delivery { state: Some(state), stream, group: "requeue".into(), consumer: "requeue".into() };
+            let delivery = Delivery {
+                state: Some(state),
+                http: None,
+                stream,
+                group: "requeue".into(),
+                consumer: "requeue".into(),
+            };
             let grants = Grants { keys: vec!["*".into()], streams: vec!["*".into()], ..Default::default() };
             let limits = Limits { grants: Arc::new(grants), ..Limits::default() };
             let deadline = Duration::from_millis(crate::settings::DEFAULT_CALL_DEADLINE_MS);

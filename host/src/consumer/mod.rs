@@ -169,6 +169,7 @@ impl<S: HandlerSource> Consumer<S> {
             group: settings.group.clone(),
             consumer: name.clone(),
             state: Some(redis.state()),
+            http: None,
         };
         let current = plugin.borrow_and_update().clone();
         let instance = current.instantiate(&delivery, settings.call_deadline, &settings.limits)?;

@@ -23,6 +23,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::handler::Delivery;
 pub use crate::handler::PluginTag;
 
 /// The data of one plugin instance's `Store`.
@@ -64,12 +65,7 @@ impl HostState {
     /// A sandboxed state: stdout/stderr go to the host log; no network;
     /// files and environment only as `grants` says; host calls that wait
     /// give up at `clock`'s deadline (until [`HostState::begin_call`] starts another).
-    pub fn new(
-        tag: Arc<PluginTag>,
-        limits: &Limits,
-        state: Option<Arc<dyn StateStore>>,
-        clock: CallClock,
-    ) -> anyhow::Result<Self> {
+    pub fn new(tag: Arc<PluginTag>, limits: &Limits, delivery: &Delivery, clock: CallClock) -> anyhow::Result<Self> {
         let grants = limits.grants.clone();
         let log = Arc::new(LogBudget::default());
         log.refill(1);
@@ -91,7 +87,7 @@ impl HostState {
         Ok(HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            http: OutboundHttp::new(tag.clone(), limits, log.clone(), clock.deadline),
+            http: OutboundHttp::new(tag.clone(), limits, log.clone(), clock.deadline, delivery.http.clone()),
             http_ctx: WasiHttpCtx::new(),
             tag,
             limits: limits.limiter(),
@@ -100,7 +96,7 @@ impl HostState {
             clock,
             log,
             recorder: Recorder::default(),
-            state,
+            state: delivery.state.clone(),
             assignment: None,
             finish_asked: false,
         })

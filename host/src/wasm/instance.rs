@@ -1,7 +1,7 @@
 //! One live plugin instance: calls `handle` for an entry (or `handle-batch`
 //! for a batch) under a deadline and re-instantiates itself after a trap.
 
-use crate::effects::{Effects, StateStore};
+use crate::effects::Effects;
 use crate::entry::Entry;
 use crate::metrics::CallMetrics;
 use crate::verdict::Verdict;
@@ -42,8 +42,8 @@ pub struct Instance {
     poisoned: bool,
     /// Verdict counters and call latency of this plugin version on this group.
     calls: CallMetrics,
-    /// Where `state` calls go (kept for re-instantiation).
-    state: Option<Arc<dyn StateStore>>,
+    /// Where `state` calls and outbound HTTP go (kept for re-instantiation).
+    delivery: Delivery,
     /// Effects of entries handled ok, until the consumer takes them.
     pub(crate) kept: Effects,
     /// Stream ownership mode: the assignment's info and, once the plugin
@@ -55,7 +55,7 @@ pub struct Instance {
 impl Instance {
     /// Instantiates `plugin` for one consumer; `deadline` bounds each call.
     pub fn new(plugin: &Plugin, delivery: Delivery, deadline: Duration, limits: Limits) -> Result<Self> {
-        let (store, export) = instantiate(plugin, &limits, &delivery.state)?;
+        let (store, export) = instantiate(plugin, &limits, &delivery)?;
         let batch = Batch {
             stream: delivery.stream.clone(),
             group: delivery.group.clone(),
@@ -83,7 +83,7 @@ impl Instance {
             spare_fields: Vec::new(),
             poisoned: false,
             calls,
-            state: delivery.state,
+            delivery,
             kept: Effects::default(),
             assignment: None,
             finished: None,
@@ -319,7 +319,7 @@ impl Instance {
 
     /// Drops the trapped instance and starts a fresh one from the pre-instance.
     fn recycle(&mut self) -> Result<()> {
-        (self.store, self.export) = instantiate(&self.plugin, &self.limits, &self.state)?;
+        (self.store, self.export) = instantiate(&self.plugin, &self.limits, &self.delivery)?;
         self.store.data_mut().assignment = self.assignment.clone();
         self.poisoned = false;
         tracing::debug!(plugin = %self.plugin.tag.name, version = %self.plugin.tag.version, "plugin instance recycled after a fault");
@@ -352,11 +352,7 @@ enum Export {
 }
 
 /// A fresh instance of `plugin`.
-fn instantiate(
-    plugin: &Plugin,
-    limits: &Limits,
-    state: &Option<Arc<dyn StateStore>>,
-) -> Result<(Store<HostState>, Export)> {
+fn instantiate(plugin: &Plugin, limits: &Limits, delivery: &Delivery) -> Result<(Store<HostState>, Export)> {
     let code = &plugin.code;
     anyhow::ensure!(
         limits.max_fuel.is_none() || plugin.engine.metered,
@@ -368,7 +364,7 @@ fn instantiate(
     // Instantiation runs guest start-up code: give it a deadline too (and,
     // when metered, all the fuel it wants: the deadline bounds it).
     let start_up = Duration::from_secs(30);
-    let state = HostState::new(plugin.tag.clone(), limits, state.clone(), CallClock::start(start_up, start_up))?;
+    let state = HostState::new(plugin.tag.clone(), limits, delivery, CallClock::start(start_up, start_up))?;
     let mut store = Store::new(&plugin.engine.engine, state);
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(Engine::ticks(start_up));

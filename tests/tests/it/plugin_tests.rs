@@ -27,6 +27,56 @@ fn the_five_example_plugins_pass_their_fixtures() {
     }
 }
 
+/// The two notifiers (Rust and Python) pass their fixture, whose webhook
+/// answers (2xx, 5xx, 404, none) come from the fixture.
+#[test]
+fn the_notifiers_pass_their_fixture_with_answered_http() {
+    for name in ["notifier", "python-notifier"] {
+        let wasm = plugin(name);
+        let out = host_test(&[wasm.to_str().unwrap(), "plugins/fixtures/notifier.toml"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.ends_with("7 passed, 0 failed\n"), "{name}: {stdout}");
+    }
+}
+
+/// `host test` never reaches the network, even for an origin that is up:
+/// a listener on loopback is named by the fixture's answer and by a case
+/// that has none; both cases pass from the fixture, and the listener sees
+/// no connection.
+#[test]
+fn fixture_http_never_reaches_the_network() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("host-test-http-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = dir.join("offline.toml");
+    let order = r#"[["type", "order.paid"], ["order_id", "o-1"], ["customer", "a"], ["amount", "1"]]"#;
+    std::fs::write(
+        &fixture,
+        format!(
+            "stream = \"orders\"\n[config]\nwebhook = \"http://127.0.0.1:{port}/hook\"\n\
+             [[case]]\nname = \"answered by the fixture\"\nfields = {order}\nexpect = \"ok\"\n\
+             requests = [\"POST http://127.0.0.1:{port}/hook *\"]\n\
+             [[case.http]]\nurl = \"http://127.0.0.1:{port}/*\"\nstatus = 200\n\
+             [[case]]\nname = \"no answer: refused, not sent\"\nfields = {order}\nexpect = \"retry\"\n\
+             requests = [\"POST http://127.0.0.1:{port}/hook * (no answer in the fixture: refused)\"]\n"
+        ),
+    )
+    .unwrap();
+    let wasm = plugin("notifier");
+    let out = host_test(&[wasm.to_str().unwrap(), fixture.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.ends_with("2 passed, 0 failed\n"), "{stdout}");
+    let accepted = listener.accept();
+    assert!(
+        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the listener was reached: {accepted:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_wrong_expectation_fails_and_shows_what_differs() {
     let wasm = plugin("orders");

@@ -8,6 +8,10 @@
 //! webhook = "http://example.test"
 //! [state]                            # what `state` reads: a string, or a table (a hash)
 //! "seen:o-1" = "1"
+//! [[http]]                           # answers to outbound requests (every case; [[case.http]] for one, tried first)
+//! method = "POST"                    # any method when left out
+//! url = "http://example.test/*"      # `*` matches any run of characters
+//! status = 200                       # (default 200), body = "…", headers = { name = "value" }
 //!
 //! [[case]]
 //! name = "a paid order is acked"
@@ -19,6 +23,7 @@
 //! delay_ms = 1000                    # of the retry
 //! then = "ack"                       # ack | pending | dead-letter: at the last delivery
 //! effects = ["hincr totals order.paid 1"]   # exactly these, in order
+//! requests = ["POST http://example.test/hook *"]  # the HTTP requests made, in order (patterns)
 //! ```
 
 use anyhow::{Context, Result, anyhow};
@@ -31,7 +36,20 @@ pub struct Fixture {
     pub stream: String,
     pub config: BTreeMap<String, String>,
     pub state: State,
+    pub http: Vec<Answer>,
     pub cases: Vec<Case>,
+}
+
+/// A stand-in answer to the plugin's outbound requests that match it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// None: any method.
+    pub method: Option<String>,
+    /// A pattern of the request's URL (`*` matches any run of characters).
+    pub url: String,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 /// What `state` calls read: string keys and hashes.
@@ -56,6 +74,8 @@ pub struct Case {
     pub delay_ms: Option<u64>,
     pub then: Option<String>,
     pub effects: Option<Vec<String>>,
+    pub http: Vec<Answer>,
+    pub requests: Option<Vec<String>>,
 }
 
 /// Field/value pairs, in order.
@@ -69,8 +89,10 @@ pub fn parse(text: &str, place: &str) -> Result<Fixture> {
     let root: toml::Table = toml::from_str(text).with_context(|| format!("invalid fixture file {place}"))?;
     let bad = |what: String| anyhow!("invalid fixture file {place}: {what}");
     for key in root.keys() {
-        if !["max_deliveries", "stream", "config", "state", "case"].contains(&key.as_str()) {
-            return Err(bad(format!("unknown key {key:?} (expected max_deliveries, stream, config, state, case)")));
+        if !["max_deliveries", "stream", "config", "state", "http", "case"].contains(&key.as_str()) {
+            return Err(bad(format!(
+                "unknown key {key:?} (expected max_deliveries, stream, config, state, http, case)"
+            )));
         }
     }
     let max_deliveries = match root.get("max_deliveries") {
@@ -87,6 +109,7 @@ pub fn parse(text: &str, place: &str) -> Result<Fixture> {
     };
     let config = strings(root.get("config"), "config").map_err(bad)?;
     let state = state(root.get("state")).map_err(bad)?;
+    let http = answers(root.get("http")).map_err(bad)?;
     let cases = match root.get("case") {
         Some(toml::Value::Array(cases)) => cases,
         _ => return Err(bad("no [[case]]: a fixture file has one or more cases".into())),
@@ -96,7 +119,7 @@ pub fn parse(text: &str, place: &str) -> Result<Fixture> {
         .enumerate()
         .map(|(i, c)| case(c).map_err(|what| bad(format!("case {}: {what}", i + 1))))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Fixture { max_deliveries, stream, config, state, cases })
+    Ok(Fixture { max_deliveries, stream, config, state, http, cases })
 }
 
 fn case(value: &toml::Value) -> Result<Case, String> {
@@ -114,6 +137,8 @@ fn case(value: &toml::Value) -> Result<Case, String> {
             "delay_ms",
             "then",
             "effects",
+            "http",
+            "requests",
         ];
         if !known.contains(&key.as_str()) {
             return Err(format!("unknown key {key:?} (expected one of {known:?})"));
@@ -164,19 +189,24 @@ fn case(value: &toml::Value) -> Result<Case, String> {
         None => None,
         Some(v) => Some(v.as_integer().and_then(|n| u64::try_from(n).ok()).ok_or(format!("{name:?}: bad delay_ms"))?),
     };
-    let effects = match t.get("effects") {
-        None => None,
-        Some(toml::Value::Array(list)) => Some(
-            list.iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or(format!("{name:?}: effects are strings")))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        Some(_) => return Err(format!("{name:?}: effects must be a list of strings")),
+    let list = |key: &str| -> Result<Option<Vec<String>>, String> {
+        match t.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Array(list)) => list
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or(format!("{name:?}: {key} are strings")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(format!("{name:?}: {key} must be a list of strings")),
+        }
     };
-    if expect.is_none() && then.is_none() && effects.is_none() {
-        return Err(format!("{name:?}: expects nothing (set expect, then or effects)"));
+    let effects = list("effects")?;
+    let requests = list("requests")?;
+    if expect.is_none() && then.is_none() && effects.is_none() && requests.is_none() {
+        return Err(format!("{name:?}: expects nothing (set expect, then, effects or requests)"));
     }
     let reason = text("reason")?;
+    let http = answers(t.get("http")).map_err(|e| format!("{name:?}: {e}"))?;
     Ok(Case {
         config: strings(t.get("config"), "config").map_err(|e| format!("{name:?}: {e}"))?,
         state: state(t.get("state")).map_err(|e| format!("{name:?}: {e}"))?,
@@ -189,7 +219,45 @@ fn case(value: &toml::Value) -> Result<Case, String> {
         delay_ms,
         then,
         effects,
+        http,
+        requests,
     })
+}
+
+/// `[[http]]` answers: `url` (a pattern), and optionally `method`,
+/// `status` (default 200), `headers`, `body`.
+fn answers(value: Option<&toml::Value>) -> Result<Vec<Answer>, String> {
+    let Some(value) = value else { return Ok(Vec::new()) };
+    let list = value.as_array().ok_or("http must be a list of answers ([[http]])")?;
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let at = format!("http answer {}", i + 1);
+            let t = v.as_table().ok_or(format!("{at} is not a table"))?;
+            for key in t.keys() {
+                if !["method", "url", "status", "headers", "body"].contains(&key.as_str()) {
+                    return Err(format!("{at}: unknown key {key:?} (expected method, url, status, headers, body)"));
+                }
+            }
+            let url = t.get("url").and_then(|v| v.as_str()).ok_or(format!("{at}: no url (a string)"))?.to_string();
+            let method = match t.get("method") {
+                None => None,
+                Some(v) => Some(v.as_str().ok_or(format!("{at}: method must be a string"))?.to_string()),
+            };
+            let status = match t.get("status") {
+                None => 200,
+                Some(v) => v
+                    .as_integer()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|n| (100..=999).contains(n))
+                    .ok_or(format!("{at}: status must be an HTTP status (100..=999), not {v}"))?,
+            };
+            let headers = strings(t.get("headers"), "headers").map_err(|e| format!("{at}: {e}"))?.into_iter().collect();
+            let body =
+                t.get("body").map(bytes).transpose().map_err(|e| format!("{at}: body: {e}"))?.unwrap_or_default();
+            Ok(Answer { method, url, status, headers, body })
+        })
+        .collect()
 }
 
 /// `[[name, value], …]`, a value a string or `{ hex = "…" }`.

@@ -10,6 +10,7 @@
 //! output into a fixture file (`record.rs`).
 
 pub mod fixture;
+mod http;
 pub mod record;
 mod store;
 
@@ -42,6 +43,7 @@ struct Outcome {
     delay_ms: Option<u64>,
     then: String,
     effects: Vec<String>,
+    requests: Vec<String>,
 }
 
 /// Runs every case of every fixture; the report, and whether all passed.
@@ -80,6 +82,9 @@ pub fn test(config: &TestConfig) -> Result<(String, bool)> {
                     writeln!(out, "        delivery {}: {} → {}", o.delivery, said(o), o.then)?;
                     for effect in &o.effects {
                         writeln!(out, "          effect {effect}")?;
+                    }
+                    for request in &o.requests {
+                        writeln!(out, "          request {request}")?;
                     }
                 }
             }
@@ -126,14 +131,17 @@ fn run_case(plugin: &Plugin, fixture: &Fixture, case: &Case) -> Result<Vec<Outco
     for (key, fields) in &case.state.hashes {
         state.hashes.entry(key.clone()).or_default().extend(fields.clone());
     }
+    let answers = case.http.iter().chain(&fixture.http).cloned().collect();
+    let http = Arc::new(http::FixtureHttp::new(answers));
     let delivery = Delivery {
         state: Some(Arc::new(store::FixtureState::new(state))),
+        http: Some(http.clone()),
         stream: fixture.stream.clone(),
         group: "test".into(),
         consumer: "host-test".into(),
     };
     // Every key and stream granted: the cases test the plugin's logic (a
-    // grant refused is a deployment matter); no HTTP origin: no network.
+    // grant refused is a deployment matter); HTTP is answered by the fixture.
     let grants = Grants { config, keys: vec!["*".into()], streams: vec!["*".into()], ..Default::default() };
     let limits = Limits { grants: Arc::new(grants), ..Limits::default() };
     let mut instance = Instance::new(plugin, delivery, DEADLINE, limits)?;
@@ -159,6 +167,7 @@ fn run_case(plugin: &Plugin, fixture: &Fixture, case: &Case) -> Result<Vec<Outco
             delay_ms,
             then,
             effects: effects.iter().map(describe).collect(),
+            requests: http.take(),
         });
     }
     Ok(outcomes)
@@ -206,6 +215,12 @@ fn check(case: &Case, outcomes: &[Outcome]) -> Vec<Problem> {
         && effects != &last.effects
     {
         differ(&format!("delivery {} effects", last.delivery), format!("{effects:?}"), format!("{:?}", last.effects));
+    }
+    if let Some(requests) = &case.requests
+        && !http::matches(requests, &last.requests)
+    {
+        let what = format!("delivery {} requests", last.delivery);
+        differ(&what, format!("{requests:?}"), format!("{:?}", last.requests));
     }
     problems
 }

@@ -127,6 +127,7 @@ impl<S: HandlerSource> Worker<S> {
         let worker = settings.consumers[0].clone();
         let delivery = Delivery {
             state: Some(redis.state()),
+            http: None,
             stream: settings.stream.clone(),
             group: settings.group.clone(),
             consumer: worker.clone(),

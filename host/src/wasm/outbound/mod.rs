@@ -12,8 +12,9 @@
 //! `SSL_CERT_FILE` / `SSL_CERT_DIR` name).
 
 mod client;
+mod stand_in;
 
-use crate::handler::PluginTag;
+use crate::handler::{HttpAnswers, PluginTag};
 use crate::settings::{Limits, Origin};
 use crate::wasm::log_budget::{LogBudget, one_line};
 use std::sync::Arc;
@@ -50,11 +51,19 @@ pub(crate) struct OutboundHttp {
     in_flight: Arc<tokio::sync::Semaphore>,
     /// When the call in progress must be over (kept by [`crate::wasm::host_state::HostState`]).
     pub(crate) call_deadline: Instant,
+    /// `host test`: every request is answered by these, none sent.
+    answers: Option<Arc<dyn HttpAnswers>>,
 }
 
 impl OutboundHttp {
     /// The policy of `limits` for plugin `tag`, logging into `log`.
-    pub(crate) fn new(tag: Arc<PluginTag>, limits: &Limits, log: Arc<LogBudget>, call_deadline: Instant) -> Self {
+    pub(crate) fn new(
+        tag: Arc<PluginTag>,
+        limits: &Limits,
+        log: Arc<LogBudget>,
+        call_deadline: Instant,
+        answers: Option<Arc<dyn HttpAnswers>>,
+    ) -> Self {
         // Validated with the settings: an origin that does not parse is never granted.
         let allowed = limits.grants.http.iter().filter_map(|o| Origin::parse(o).ok()).collect();
         OutboundHttp {
@@ -65,6 +74,7 @@ impl OutboundHttp {
             log,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             call_deadline,
+            answers,
         }
     }
 
@@ -123,6 +133,9 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         _: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Sent {
+        if let Some(answers) = &self.answers {
+            return stand_in::answer(answers.clone(), request);
+        }
         let metrics = crate::metrics::global();
         let origin = match self.check(request.uri()) {
             Ok(origin) => origin,
@@ -207,7 +220,7 @@ mod tests {
         let limits =
             Limits { grants: Arc::new(crate::settings::Grants { http, ..Default::default() }), ..Default::default() };
         let tag = Arc::new(PluginTag { name: "p".into(), version: "v".into() });
-        OutboundHttp::new(tag, &limits, Arc::default(), Instant::now())
+        OutboundHttp::new(tag, &limits, Arc::default(), Instant::now(), None)
     }
 
     #[test]
