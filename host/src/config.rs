@@ -168,8 +168,9 @@ pub struct ReplayConfig {
     pub through: Option<PathBuf>,
     /// …and through this one too, reporting where the two disagree.
     pub against: Option<PathBuf>,
-    /// The stream's dead letters (`STREAM:dlq`) instead of its entries.
-    pub dlq: bool,
+    /// The stream's dead letters instead of its entries: the dead-letter
+    /// stream as configured (on a cluster, resolved as `host run` does).
+    pub dlq: Option<String>,
 }
 
 pub use crate::streams::Trim;

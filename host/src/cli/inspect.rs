@@ -104,13 +104,18 @@ pub(super) struct ReplayArgs {
     /// With --through: also through this version, and list the entries the two handle differently.
     #[arg(long, value_name = "OTHER.wasm", requires = "through")]
     against: Option<std::path::PathBuf>,
-    /// With --through: the stream's dead letters (STREAM:dlq) instead of its entries.
+    /// With --through: the stream's dead letters instead of its entries.
     #[arg(long, requires = "through")]
     dlq: bool,
+    /// With --dlq: the dead-letter stream [default: STREAM:dlq; on a cluster,
+    /// {STREAM}:dlq unless STREAM has a hash tag, as `host run`].
+    #[arg(long, value_name = "KEY", requires = "dlq")]
+    dead_letter: Option<String>,
 }
 
 impl ReplayArgs {
     pub(super) fn config(self) -> ReplayConfig {
+        let dlq = self.dlq.then(|| self.dead_letter.unwrap_or_else(|| dead_letter_key(&self.target.stream)));
         ReplayConfig {
             target: self.target.config(),
             from: self.from,
@@ -118,7 +123,7 @@ impl ReplayArgs {
             count: self.count,
             through: self.through,
             against: self.against,
-            dlq: self.dlq,
+            dlq,
         }
     }
 }

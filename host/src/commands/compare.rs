@@ -53,8 +53,8 @@ pub async fn replay_through(config: &ReplayConfig) -> Result<String> {
     let redis = Redis::open(&config.target.redis_url)?;
     let mut conn = redis.connect(Duration::ZERO).await?;
     let stream = &config.target.stream;
-    let entries: Vec<(String, Entry)> = if config.dlq {
-        let dlq = crate::settings::dead_letter_key(stream);
+    let entries: Vec<(String, Entry)> = if let Some(configured) = &config.dlq {
+        let dlq = crate::commands::partitioned::dead_letter_on(&config.target.redis_url, stream, configured).await?;
         let mut out = Vec::new();
         for record in conn.range(&dlq, &config.from, &config.to, config.count).await? {
             let dead = DeadLetter::parse(record)?;

@@ -159,7 +159,7 @@ fn part_of(config: &InspectConfig, p: u32) -> InspectConfig {
 
 /// The dead-letter key the consumers of `stream` use with `configured`: on a
 /// cluster, see [`cluster_dead_letter`].
-async fn dead_letter_on(url: &str, stream: &str, configured: &str) -> Result<String> {
+pub(crate) async fn dead_letter_on(url: &str, stream: &str, configured: &str) -> Result<String> {
     Ok(match Redis::open(url)?.is_cluster().await? {
         true => cluster_dead_letter(stream, configured),
         false => configured.to_string(),

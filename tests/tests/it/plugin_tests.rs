@@ -176,6 +176,23 @@ async fn dead_letters_become_fixture_cases_and_are_redriven_through_a_version() 
     }
     // Redrive through the plugin: it still rejects it, so it stays,
     // its error saying so now; through one that accepts it, it goes.
+    // Dead letters kept elsewhere (`host run --dead-letter KEY`) are replayed from there.
+    type Records = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
+    let records: Records =
+        redis::cmd("XRANGE").arg(format!("{stream}:dlq")).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+    let mut copy = redis::cmd("XADD");
+    copy.arg(format!("{stream}:bad")).arg("*");
+    for (name, value) in &records[0].1 {
+        copy.arg(name).arg(value);
+    }
+    let _: String = copy.query_async(&mut conn).await.unwrap();
+    let elsewhere = Host::new(["replay", "--stream", &stream, "--dlq", "--dead-letter", &format!("{stream}:bad")])
+        .args(["--redis", redis_url(), "--through", wasm.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .output();
+    let said = String::from_utf8_lossy(&elsewhere.stdout);
+    let why = String::from_utf8_lossy(&elsewhere.stderr);
+    assert!(said.contains(&format!("on 1 entries of {stream}: 0 ok, 0 retry, 1 reject")), "{said}\n{why}");
     let requeue = |through: &std::path::Path| {
         Host::new(["dlq", "requeue", "--stream", &stream, "--all", "--redis", redis_url()])
             .args(["--rate", "20/s", "--through", through.to_str().unwrap()])

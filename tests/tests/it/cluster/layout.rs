@@ -88,6 +88,14 @@ async fn the_default_dead_letter_stream_shares_the_slot_and_effects_outside_it_a
     assert!(records[0].1["dlq:error"].contains("on a Redis Cluster an effect must write in the slot"), "{records:?}");
     first.terminate();
     second.terminate();
+    // A version tried on the dead letters finds them where `host run` wrote them.
+    let tried = Host::new(["replay", "--stream", "orders", "--dlq", "--redis", &url])
+        .args(["--through", chaos.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .output();
+    let said = String::from_utf8_lossy(&tried.stdout);
+    assert!(tried.status.success(), "{said}\n{}", String::from_utf8_lossy(&tried.stderr));
+    assert!(said.contains("on 1 entries of orders: 0 ok, 0 retry, 1 reject, 0 fault"), "{said}");
 }
 
 /// A server that refuses `INFO` (an ACL without `@dangerous`) is taken for
