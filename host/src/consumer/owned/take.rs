@@ -6,10 +6,11 @@
 use super::assignment::{self, Assignment};
 use super::stream::OwnedStream;
 use super::{Held, Worker, lease_key, worker_of};
+use crate::consumer::settle::dead_letter_event;
 use crate::dead_letter::{self, Origin, Reason};
 use crate::entry::Entry;
 use crate::handler::HandlerSource;
-use crate::streams::{Connection, DeadLetterMode};
+use crate::streams::{Connection, DeadLetterMode, DeadLettered};
 use anyhow::Result;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -44,9 +45,12 @@ impl<S: HandlerSource> Worker<S> {
             Origin { stream: &s.stream, group: &s.group, consumer: w, plugin: &tag.name, version: &tag.version };
         let record = dead_letter::record(&origin, &entry.id, &entry.fields, 1, Reason::Rejected, problem);
         let mode = DeadLetterMode::Settle;
-        conn.dead_letter(&s.stream, &s.group, w, &entry.id, &s.dead_letter, mode, &record, None).await?;
-        tracing::warn!(assignments = %s.stream, entry = %entry.id, dead_letter = %s.dead_letter,
-            "not an assignment, dead-lettered: {problem}");
+        let written = conn.dead_letter(&s.stream, &s.group, w, &entry.id, &s.dead_letter, mode, &record, None).await?;
+        if let DeadLettered::Written(dead_id) = written {
+            dead_letter_event(&origin, &entry.id, 1, Reason::Rejected, problem, &s.dead_letter, &dead_id);
+            tracing::warn!(assignments = %s.stream, entry = %entry.id, dead_letter = %s.dead_letter,
+                "not an assignment, dead-lettered: {problem}");
+        }
         Ok(())
     }
 
