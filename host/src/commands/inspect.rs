@@ -100,11 +100,22 @@ pub async fn trim(config: &TrimConfig) -> Result<String> {
 /// `host tail`: prints entries added from now on, like `tail -f` (no group
 /// state is touched), until `shutdown`.
 pub async fn tail(config: &StreamConfig, shutdown: tokio_util::sync::CancellationToken) -> Result<()> {
+    let mut conn = connect(&config.redis_url).await?;
+    let after = last_id(&mut conn, &config.stream).await;
+    follow(config, after, shutdown).await
+}
+
+/// The id of the newest entry `stream` ever had (`0-0` when there is no stream).
+async fn last_id(conn: &mut crate::streams::Connection, stream: &str) -> String {
+    conn.stream_info(stream).await.map(|i| i.last_generated_id).unwrap_or_else(|_| "0-0".into())
+}
+
+/// Prints the entries of `config.stream` added after id `after`, as they
+/// come, until `shutdown`.
+async fn follow(config: &StreamConfig, mut after: String, shutdown: tokio_util::sync::CancellationToken) -> Result<()> {
     use std::io::Write as _;
     let block = Duration::from_millis(500);
     let mut conn = Redis::open(&config.redis_url)?.connect(block).await?;
-    let mut after =
-        conn.stream_info(&config.stream).await.map(|i| i.last_generated_id).unwrap_or_else(|_| "0-0".into());
     tracing::info!(stream = %config.stream, "following entries added after {after}");
     let mut stdout = std::io::stdout();
     while !shutdown.is_cancelled() {
@@ -128,6 +139,9 @@ pub async fn tail(config: &StreamConfig, shutdown: tokio_util::sync::Cancellatio
 pub async fn events(config: &EventsConfig, shutdown: tokio_util::sync::CancellationToken) -> Result<()> {
     use std::io::Write as _;
     let mut conn = connect(&config.target.redis_url).await?;
+    // Taken before the newest are read, so that following from it (or from
+    // the last one printed) misses nothing added meanwhile.
+    let before = last_id(&mut conn, &config.target.stream).await;
     let mut newest = conn.latest(&config.target.stream, config.count).await?;
     newest.reverse();
     let mut out = String::new();
@@ -136,7 +150,8 @@ pub async fn events(config: &EventsConfig, shutdown: tokio_util::sync::Cancellat
     }
     std::io::stdout().write_all(out.as_bytes())?;
     if config.follow {
-        tail(&config.target, shutdown).await?;
+        let after = newest.last().map_or(before, |e| e.id.clone());
+        follow(&config.target, after, shutdown).await?;
     }
     Ok(())
 }
