@@ -30,7 +30,8 @@ fn main() -> Result<()> {
             let limits = Limits { max_fuel: fuel, ..Limits::default() };
             let plugin = Plugin::load(&engine.flavour(fuel.is_some())?, path)
                 .with_context(|| format!("loading {} (run `make plugins` first)", path.display()))?;
-            let delivery = Delivery { stream: "bench".into(), group: "g".into(), consumer: "c".into(), state: None };
+            let delivery =
+                Delivery { stream: "bench".into(), group: "g".into(), consumer: "c".into(), state: None, http: None };
             let mut instance = Instance::new(&plugin, delivery, Duration::from_secs(5), limits)?;
             let (calls, took) = measure(&mut instance, true)?;
             println!(

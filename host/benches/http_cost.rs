@@ -33,7 +33,13 @@ fn main() -> Result<()> {
     let mut results = Vec::new();
     for (mode, notified) in [("plugin POST", false), ("plugin, nothing sent", true)] {
         let state = Arc::new(Notified(AtomicBool::new(notified)));
-        let delivery = Delivery { stream: "bench".into(), group: "g".into(), consumer: "c".into(), state: Some(state) };
+        let delivery = Delivery {
+            stream: "bench".into(),
+            group: "g".into(),
+            consumer: "c".into(),
+            state: Some(state),
+            http: None,
+        };
         let mut instance = Instance::new(&plugin, delivery, Duration::from_secs(5), limits.clone())?;
         let mut entry = order();
         let per = measure(|| {

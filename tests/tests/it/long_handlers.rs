@@ -5,7 +5,6 @@
 
 use crate::support::*;
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// Two processes of one group (each reaping the other's idle entries every
 /// 50 ms after 300 ms), call deadline 500 ms, at most 3 s per call, one
