@@ -13,7 +13,7 @@ use crate::dead_letter::DeadLetter;
 use crate::effects::StateStore;
 use crate::entry::Entry;
 use crate::handler::Handler;
-use crate::settings::{Grants, Limits};
+use crate::settings::Grants;
 use crate::streams::Redis;
 use crate::wasm::engine::Engine;
 use crate::wasm::instance::{Delivery, Instance};
@@ -101,7 +101,7 @@ fn report(
             consumer: "replay".into(),
         };
         let grants = Grants { keys: vec!["*".into()], streams: vec!["*".into()], ..Default::default() };
-        let limits = Limits { grants: Arc::new(grants), ..Limits::default() };
+        let limits = crate::commands::tool_limits(grants);
         let deadline = Duration::from_millis(crate::settings::DEFAULT_CALL_DEADLINE_MS);
         let mut instance = Instance::new(&plugin, delivery, deadline, limits)?;
         let mut verdicts = Vec::with_capacity(entries.len());

@@ -11,7 +11,7 @@ use crate::commands::test::verdict_parts;
 use crate::config::RequeueConfig;
 use crate::dead_letter::DeadLetter;
 use crate::entry::Entry;
-use crate::settings::{Grants, Limits};
+use crate::settings::Grants;
 use crate::streams::{Connection, Redis};
 use crate::verdict::Verdict;
 use crate::wasm::engine::Engine;
@@ -42,7 +42,7 @@ impl Judge {
                 consumer: "requeue".into(),
             };
             let grants = Grants { keys: vec!["*".into()], streams: vec!["*".into()], ..Default::default() };
-            let limits = Limits { grants: Arc::new(grants), ..Limits::default() };
+            let limits = crate::commands::tool_limits(grants);
             let deadline = Duration::from_millis(crate::settings::DEFAULT_CALL_DEADLINE_MS);
             let name = format!("{}@{}", plugin.tag.name, plugin.tag.version);
             Ok(Judge { instance: Instance::new(&plugin, delivery, deadline, limits)?, name })

@@ -111,7 +111,7 @@ impl Instance {
             return self.handle_batch(std::slice::from_mut(entry)).pop().expect("one verdict per entry");
         }
         let started = Instant::now();
-        let verdict = self.call(entry, started);
+        let verdict = self.call(entry);
         self.calls.record(&verdict, started.elapsed());
         if self.store.data().finish_asked && verdict.is_ack() {
             self.finished = Some(entry.id.clone());
@@ -130,7 +130,7 @@ impl Instance {
         self.store.data_mut().assignment = Some(info.clone());
     }
 
-    fn call(&mut self, entry: &mut Entry, started: Instant) -> Verdict {
+    fn call(&mut self, entry: &mut Entry) -> Verdict {
         if self.poisoned
             && let Err(error) = self.recycle()
         {
@@ -143,7 +143,8 @@ impl Instance {
         let result = match &self.export {
             Export::Entry(bindings) => {
                 store.set_epoch_deadline(Engine::ticks(self.deadline));
-                let clock = CallClock::at(started, self.deadline, self.longest);
+                // From now, not `started`: a re-instantiation above takes none of the call's time.
+                let clock = CallClock::start(self.deadline, self.longest);
                 store.data_mut().begin_call(clock, std::iter::once(self.template.id.as_str()));
                 if let Some(fuel) = self.limits.max_fuel {
                     store.set_fuel(fuel).expect("plugins with a fuel limit run on a metered engine");
@@ -174,12 +175,14 @@ impl Instance {
     /// with the call's duration shared out). The entries are lent and come
     /// back unchanged. When the call faults (trap, deadline, fuel, or a list
     /// of the wrong length), the entries run again one per call, so only an
-    /// entry that faults on its own is faulted.
+    /// entry that faults on its own is faulted. The re-runs share what is
+    /// left of the batch's longest time (`max_call_ms`, for `progress`
+    /// calls); each still gets its call deadline.
     pub fn handle_batch(&mut self, entries: &mut [Entry]) -> Vec<Verdict> {
         let started = Instant::now();
         // Effects kept before this batch: a fault below drops only the batch's own.
         let before = std::mem::take(&mut self.kept);
-        let mut verdicts = self.call_batch(entries);
+        let mut verdicts = self.call_batch(entries, self.longest);
         if entries.len() > 1 && verdicts.iter().any(Verdict::poisons_instance) {
             // The entries run again: what the faulted call kept (entries it
             // handled ok) would otherwise be committed twice.
@@ -187,7 +190,10 @@ impl Instance {
             let fault = verdicts.iter().find(|v| v.poisons_instance()).expect("checked").to_string();
             tracing::warn!(plugin = %self.plugin.tag.name, consumer = %self.batch.consumer,
                 "a batch of {} faulted ({}); running its entries one per call", entries.len(), one_line(&fault));
-            verdicts = entries.chunks_mut(1).flat_map(|one| self.call_batch(one)).collect();
+            verdicts = entries
+                .chunks_mut(1)
+                .flat_map(|one| self.call_batch(one, self.longest.saturating_sub(started.elapsed())))
+                .collect();
         }
         let each = started.elapsed() / entries.len().max(1) as u32;
         for verdict in &verdicts {
@@ -203,9 +209,10 @@ impl Instance {
         verdicts
     }
 
-    /// One `handle-batch` call for `entries`; entries whose field names are
-    /// not UTF-8 are rejected by the host and left out of the call.
-    fn call_batch(&mut self, entries: &mut [Entry]) -> Vec<Verdict> {
+    /// One `handle-batch` call for `entries`, which `progress` calls may
+    /// extend to `longest` (never below the call deadline); entries whose
+    /// field names are not UTF-8 are rejected by the host and left out of the call.
+    fn call_batch(&mut self, entries: &mut [Entry], longest: Duration) -> Vec<Verdict> {
         if self.poisoned
             && let Err(error) = self.recycle()
         {
@@ -234,7 +241,7 @@ impl Instance {
         // entries one per call, each with the whole deadline); fuel is a
         // per-entry budget, so a batch gets it once per entry.
         let (deadline, fuel) = (self.deadline, self.limits.max_fuel.map(|f| f.saturating_mul(n as u64)));
-        let clock = CallClock::start(deadline, self.longest);
+        let clock = CallClock::start(deadline, longest);
         let store = &mut self.store;
         let result = match &self.export {
             Export::Batch(bindings) if n > 0 => {

@@ -7,12 +7,12 @@ use crate::support::*;
 use std::collections::HashMap;
 
 /// Two processes of one group (each reaping the other's idle entries every
-/// 50 ms after 300 ms), call deadline 500 ms, at most 3 s per call, one
+/// 100 ms after 1 s), call deadline 500 ms, at most 5 s per call, one
 /// delivery allowed (a fault or a reclaim dead-letters at once):
-/// - two entries working 2 s (4× the deadline, 6× --min-idle-ms) while
+/// - two entries working 3 s (6× the deadline, 3× --min-idle-ms) while
 ///   calling `progress.extend` are handled once each, with no dead letter;
 /// - an entry sleeping 3 s without a word is stopped at 500 ms;
-/// - an entry calling `extend` for ever is stopped at 3 s.
+/// - an entry calling `extend` for ever is stopped at 5 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_keeps_a_long_call_alive_and_a_stuck_one_is_still_stopped() {
     let mut conn = redis().await;
@@ -21,27 +21,15 @@ async fn progress_keeps_a_long_call_alive_and_a_stuck_one_is_still_stopped() {
         &mut conn,
         &stream,
         &[
-            vec![("work_ms", b"2000".to_vec())],
+            vec![("work_ms", b"3000".to_vec())],
             vec![("wasi_sleep_ms", b"3000".to_vec())],
-            vec![("work_ms", b"2000".to_vec())],
+            vec![("work_ms", b"3000".to_vec())],
             vec![("progress_forever", b"".to_vec())],
         ],
     )
     .await;
-    let flags = [
-        "--count",
-        "1",
-        "--call-deadline-ms",
-        "500",
-        "--max-call-ms",
-        "3000",
-        "--min-idle-ms",
-        "300",
-        "--reap-interval-ms",
-        "50",
-        "--max-deliveries",
-        "1",
-    ];
+    let timing = ["--call-deadline-ms", "500", "--max-call-ms", "5000", "--min-idle-ms", "1000"];
+    let flags = [&timing[..], &["--reap-interval-ms", "100", "--count", "1", "--max-deliveries", "1"]].concat();
     let mut peers = [Host::run(&stream, "chaos", &flags).start(), Host::run(&stream, "chaos", &flags).start()];
     wait_drained(&mut conn, &stream, "g", 0).await;
     let mut log = Vec::new();
@@ -70,7 +58,7 @@ async fn progress_keeps_a_long_call_alive_and_a_stuck_one_is_still_stopped() {
     assert!(stuck.contains("exceeded its deadline of 500 ms in a blocking host call"), "{stuck}");
     assert!(!stuck.contains("progress"), "{stuck}");
     let endless = by_id[&ids[3]].meta("dlq:error").unwrap();
-    assert!(endless.contains("exceeded its longest allowed time of 3000 ms (max_call_ms)"), "{endless}");
+    assert!(endless.contains("exceeded its longest allowed time of 5000 ms (max_call_ms)"), "{endless}");
     assert!(pending(&mut conn, &stream, "g").await.is_empty());
 }
 

@@ -252,7 +252,16 @@ fn answers(value: Option<&toml::Value>) -> Result<Vec<Answer>, String> {
                     .filter(|n| (100..=999).contains(n))
                     .ok_or(format!("{at}: status must be an HTTP status (100..=999), not {v}"))?,
             };
-            let headers = strings(t.get("headers"), "headers").map_err(|e| format!("{at}: {e}"))?.into_iter().collect();
+            let headers: Vec<(String, String)> =
+                strings(t.get("headers"), "headers").map_err(|e| format!("{at}: {e}"))?.into_iter().collect();
+            for (name, value) in &headers {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(format!("{at}: {name:?} is not an HTTP header name"));
+                }
+                if http::HeaderValue::from_str(value).is_err() {
+                    return Err(format!("{at}: the value of header {name:?} is not a valid HTTP header value"));
+                }
+            }
             let body =
                 t.get("body").map(bytes).transpose().map_err(|e| format!("{at}: body: {e}"))?.unwrap_or_default();
             Ok(Answer { method, url, status, headers, body })
@@ -351,5 +360,14 @@ mod tests {
         assert!(err("cases = 1\n").contains("unknown key \"cases\""));
         assert!(err("x").contains("invalid fixture file f.toml"));
         assert!(err("[[case]]\nname = \"n\"\nfields = [[\"a\", { hex = \"0\" }]]\nexpect = \"ok\"\n").contains("odd"));
+        let answer = |extra: &str| {
+            err(&format!(
+                "[[http]]\nurl = \"http://x/*\"\n{extra}\n[[case]]\nname = \"n\"\nfields = []\nexpect = \"ok\"\n"
+            ))
+        };
+        assert!(answer("headers = { \"a b\" = \"1\" }").contains("http answer 1: \"a b\" is not an HTTP header name"));
+        assert!(answer("headers = { a = \"x\\ny\" }").contains("not a valid HTTP header value"));
+        assert!(answer("status = 42").contains("status must be an HTTP status"));
+        assert!(answer("verb = \"GET\"").contains("unknown key \"verb\""));
     }
 }

@@ -19,7 +19,7 @@ use crate::consumer::settle::{Action, decide};
 use crate::effects::Effect;
 use crate::entry::Entry;
 use crate::handler::Handler;
-use crate::settings::{Grants, Limits};
+use crate::settings::Grants;
 use crate::verdict::Verdict;
 use crate::wasm::engine::Engine;
 use crate::wasm::instance::{Delivery, Instance};
@@ -143,7 +143,7 @@ fn run_case(plugin: &Plugin, fixture: &Fixture, case: &Case) -> Result<Vec<Outco
     // Every key and stream granted: the cases test the plugin's logic (a
     // grant refused is a deployment matter); HTTP is answered by the fixture.
     let grants = Grants { config, keys: vec!["*".into()], streams: vec!["*".into()], ..Default::default() };
-    let limits = Limits { grants: Arc::new(grants), ..Limits::default() };
+    let limits = crate::commands::tool_limits(grants);
     let mut instance = Instance::new(plugin, delivery, DEADLINE, limits)?;
     if let Some(info) = &case.info {
         let info: serde_json::Value = serde_json::from_str(info)?;
