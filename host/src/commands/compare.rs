@@ -54,7 +54,7 @@ pub async fn replay_through(config: &ReplayConfig) -> Result<String> {
     let mut conn = redis.connect(Duration::ZERO).await?;
     let stream = &config.target.stream;
     let entries: Vec<(String, Entry)> = if let Some(configured) = &config.dlq {
-        let dlq = crate::commands::partitioned::dead_letter_on(&config.target.redis_url, stream, configured).await?;
+        let dlq = redis.dead_letter_of(stream, configured).await?;
         let mut out = Vec::new();
         for record in conn.range(&dlq, &config.from, &config.to, config.count).await? {
             let dead = DeadLetter::parse(record)?;

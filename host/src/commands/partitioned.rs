@@ -9,7 +9,7 @@
 
 use super::inspect;
 use crate::config::{InspectConfig, RequeueConfig, StreamConfig};
-use crate::keys::{cluster_dead_letter, partition_name};
+use crate::keys::partition_name;
 use crate::streams::Redis;
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -90,7 +90,7 @@ pub async fn pending(config: &InspectConfig) -> Result<String> {
 /// `host dlq list [--partitions N]`.
 pub async fn dlq_list(config: &InspectConfig) -> Result<String> {
     let Some(n) = config.partitions else {
-        let dead_letter = dead_letter_on(&config.redis_url, &config.stream, &config.dead_letter).await?;
+        let dead_letter = Redis::open(&config.redis_url)?.dead_letter_of(&config.stream, &config.dead_letter).await?;
         return inspect::dlq_list(&InspectConfig { dead_letter, ..config.clone() }).await;
     };
     let mut conn = Redis::open(&config.redis_url)?.connect(Duration::ZERO).await?;
@@ -115,7 +115,7 @@ pub async fn dlq_list(config: &InspectConfig) -> Result<String> {
 /// onto their own partition.
 pub async fn dlq_requeue(config: &RequeueConfig) -> Result<String> {
     let Some(n) = config.partitions else {
-        let dead_letter = dead_letter_on(&config.redis_url, &config.stream, &config.dead_letter).await?;
+        let dead_letter = Redis::open(&config.redis_url)?.dead_letter_of(&config.stream, &config.dead_letter).await?;
         return crate::commands::redrive::dlq_requeue(&RequeueConfig { dead_letter, ..config.clone() }).await;
     };
     let mut conn = Redis::open(&config.redis_url)?.connect(Duration::ZERO).await?;
@@ -155,13 +155,4 @@ fn part_of(config: &InspectConfig, p: u32) -> InspectConfig {
         partitions: None,
         ..config.clone()
     }
-}
-
-/// The dead-letter key the consumers of `stream` use with `configured`: on a
-/// cluster, see [`cluster_dead_letter`].
-pub(crate) async fn dead_letter_on(url: &str, stream: &str, configured: &str) -> Result<String> {
-    Ok(match Redis::open(url)?.is_cluster().await? {
-        true => cluster_dead_letter(stream, configured),
-        false => configured.to_string(),
-    })
 }

@@ -121,6 +121,15 @@ impl Redis {
         Ok(self.cluster().await?.is_some())
     }
 
+    /// The dead-letter key the consumers of `stream` use when `configured`
+    /// is set: on a cluster, see [`crate::keys::cluster_dead_letter`].
+    pub async fn dead_letter_of(&self, stream: &str, configured: &str) -> Result<String> {
+        Ok(match self.is_cluster().await? {
+            true => crate::keys::cluster_dead_letter(stream, configured),
+            false => configured.to_string(),
+        })
+    }
+
     /// Whether this is known to be a cluster: `None` before the first connection.
     pub fn known_cluster(&self) -> Option<bool> {
         self.cluster.get().map(Option::is_some)

@@ -7,10 +7,10 @@
 
 use crate::effects::StateStore;
 use crate::wasm::bindings::{Level, redis_streams};
+use crate::wasm::clock::CallClock;
 pub use crate::wasm::limits::{Grants, Limits};
 use crate::wasm::log_budget::{LogBudget, MAX_LOG_BYTES_PER_ENTRY, MAX_LOG_RECORDS_PER_ENTRY, one_line};
 use crate::wasm::outbound::OutboundHttp;
-use crate::wasm::progress::CallClock;
 use crate::wasm::recorder::Recorder;
 use bytes::Bytes;
 use std::pin::Pin;

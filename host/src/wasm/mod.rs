@@ -6,6 +6,7 @@
 pub mod bindings;
 pub mod blocking_calls;
 pub mod cache;
+pub mod clock;
 pub mod engine;
 pub mod handlers;
 pub mod host_state;

@@ -5,7 +5,7 @@
 use crate::verdict::Verdict;
 use crate::wasm::bindings::WitError;
 use crate::wasm::blocking_calls::BlockedPastDeadline;
-use crate::wasm::progress::CallClock;
+use crate::wasm::clock::CallClock;
 use std::time::Duration;
 use wasmtime::Trap;
 

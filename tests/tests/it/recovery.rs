@@ -179,7 +179,10 @@ async fn trimmed_pending_entries_become_audit_records() {
     for (record, id) in dead[3..].iter().zip(&more) {
         assert_eq!(record.meta("dlq:id"), Some(id.as_str()));
         assert_eq!(record.meta("dlq:reason"), Some("trimmed before processing"));
-        assert!(record.fields.is_empty());
+        // Empty when the reaper found it trimmed; with the payload when it
+        // was in hand (redelivered) as the trim came: both are complete.
+        let in_hand = vec![(b"fail".to_vec(), Vec::new())];
+        assert!(record.fields.is_empty() || record.fields == in_hand, "{record:?}");
     }
     assert_eq!(report.total().trimmed, 2);
 }
