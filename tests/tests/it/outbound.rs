@@ -241,6 +241,11 @@ async fn a_sink_down_for_two_seconds_loses_nothing() {
     install("python-notifier", &dir, "python-gone", &s_gone, &gone.url(), &[&gone.origin()], "max_deliveries = 5");
     orders(&mut conn, &s_gone, 3).await;
     let mut host = Host::new(["run", "--plugins", dir.to_str().unwrap(), "--redis", redis_url()]).logging().start();
+    // Compiling the two Python components may take a while on a loaded
+    // machine (a cold compile cache); it is not what this test measures.
+    host.wait_log(3 * MINUTE, "the three plugins consuming", |log| {
+        log.iter().filter(|l| l.contains("consuming")).count() >= 3
+    });
     // Each sink is down from its first request on, for 2 s.
     let start = Instant::now();
     while cases.iter().any(|(_, sink, ..)| sink.received().is_empty()) {
