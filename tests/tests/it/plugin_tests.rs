@@ -111,7 +111,7 @@ fn a_wrong_expectation_fails_and_shows_what_differs() {
 fn fixtures_give_state_and_config_and_compare_effects() {
     let out = host_test(&[plugin("chaos").to_str().unwrap(), "tests/fixtures/chaos.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.ends_with("6 passed, 0 failed\n"), "{stdout}");
+    assert!(out.status.success() && stdout.ends_with("8 passed, 0 failed\n"), "{stdout}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! max_deliveries = 5                 # as --max-deliveries (default 5)
+//! backoff = ["1s", "5s"]             # as --backoff (default none)
 //! stream = "orders"                  # the entries' stream (default "test")
 //! [config]                           # values of the `config` import, every case
 //! webhook = "http://example.test"
@@ -20,12 +21,14 @@
 //! info = '{"user": "ann"}'           # the assignment's Info (stream ownership mode)
 //! expect = "ok"                      # ok | retry | reject | fault
 //! reason = "substring"               # of the retry/reject/fault text
-//! delay_ms = 1000                    # of the retry
+//! delay_ms = 1000                    # of the retry (the plugin's own)
+//! retry_delay_ms = 5000              # the host's: the plugin's delay, else backoff's step (last delivery)
 //! then = "ack"                       # ack | pending | dead-letter: at the last delivery
 //! effects = ["hincr totals order.paid 1"]   # exactly these, in order
 //! requests = ["POST http://example.test/hook *"]  # the HTTP requests made, in order (patterns)
 //! ```
 
+use crate::settings::GroupSettings;
 use anyhow::{Context, Result, anyhow};
 use std::collections::BTreeMap;
 
@@ -33,6 +36,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone)]
 pub struct Fixture {
     pub max_deliveries: u32,
+    /// The retry delays by delivery count when the plugin gives none.
+    pub backoff: Vec<std::time::Duration>,
     pub stream: String,
     pub config: BTreeMap<String, String>,
     pub state: State,
@@ -72,6 +77,7 @@ pub struct Case {
     pub expect: Option<String>,
     pub reason: Option<String>,
     pub delay_ms: Option<u64>,
+    pub retry_delay_ms: Option<u64>,
     pub then: Option<String>,
     pub effects: Option<Vec<String>>,
     pub http: Vec<Answer>,
@@ -89,10 +95,9 @@ pub fn parse(text: &str, place: &str) -> Result<Fixture> {
     let root: toml::Table = toml::from_str(text).with_context(|| format!("invalid fixture file {place}"))?;
     let bad = |what: String| anyhow!("invalid fixture file {place}: {what}");
     for key in root.keys() {
-        if !["max_deliveries", "stream", "config", "state", "http", "case"].contains(&key.as_str()) {
-            return Err(bad(format!(
-                "unknown key {key:?} (expected max_deliveries, stream, config, state, http, case)"
-            )));
+        let known = ["max_deliveries", "backoff", "stream", "config", "state", "http", "case"];
+        if !known.contains(&key.as_str()) {
+            return Err(bad(format!("unknown key {key:?} (expected one of {known:?})")));
         }
     }
     let max_deliveries = match root.get("max_deliveries") {
@@ -103,6 +108,20 @@ pub fn parse(text: &str, place: &str) -> Result<Fixture> {
             .filter(|n| *n >= 1)
             .ok_or_else(|| bad(format!("max_deliveries must be a whole number from 1, not {v}")))?,
     };
+    let backoff = match root.get("backoff") {
+        None => Vec::new(),
+        Some(toml::Value::Array(list)) => list
+            .iter()
+            .map(|v| {
+                let text = v.as_str().ok_or_else(|| bad(format!("backoff delays are strings (\"5s\"), not {v}")))?;
+                crate::settings::backoff::parse_duration(text).map_err(|e| bad(format!("backoff: {e}")))
+            })
+            .collect::<Result<_>>()?,
+        Some(v) => return Err(bad(format!("backoff must be a list such as [\"1s\", \"5s\"], not {v}"))),
+    };
+    // The same limits as a sidecar's backoff.
+    let policy = GroupSettings { backoff: backoff.clone(), ..GroupSettings::new("t", "t", vec!["t".into()]) };
+    policy.validate().map_err(|invalid| bad(format!("{}: {}", invalid.key, invalid.problem)))?;
     let stream = match root.get("stream") {
         None => "test".to_string(),
         Some(v) => v.as_str().ok_or_else(|| bad("stream must be a string".into()))?.to_string(),
@@ -119,7 +138,7 @@ pub fn parse(text: &str, place: &str) -> Result<Fixture> {
         .enumerate()
         .map(|(i, c)| case(c).map_err(|what| bad(format!("case {}: {what}", i + 1))))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Fixture { max_deliveries, stream, config, state, http, cases })
+    Ok(Fixture { max_deliveries, backoff, stream, config, state, http, cases })
 }
 
 fn case(value: &toml::Value) -> Result<Case, String> {
@@ -135,6 +154,7 @@ fn case(value: &toml::Value) -> Result<Case, String> {
             "expect",
             "reason",
             "delay_ms",
+            "retry_delay_ms",
             "then",
             "effects",
             "http",
@@ -185,10 +205,15 @@ fn case(value: &toml::Value) -> Result<Case, String> {
     {
         return Err(format!("{name:?}: then {e:?} is not one of {ACTIONS:?}"));
     }
-    let delay_ms = match t.get("delay_ms") {
-        None => None,
-        Some(v) => Some(v.as_integer().and_then(|n| u64::try_from(n).ok()).ok_or(format!("{name:?}: bad delay_ms"))?),
+    let ms = |key: &str| -> Result<Option<u64>, String> {
+        match t.get(key) {
+            None => Ok(None),
+            Some(v) => {
+                Ok(Some(v.as_integer().and_then(|n| u64::try_from(n).ok()).ok_or(format!("{name:?}: bad {key}: {v}"))?))
+            }
+        }
     };
+    let (delay_ms, retry_delay_ms) = (ms("delay_ms")?, ms("retry_delay_ms")?);
     let list = |key: &str| -> Result<Option<Vec<String>>, String> {
         match t.get(key) {
             None => Ok(None),
@@ -217,6 +242,7 @@ fn case(value: &toml::Value) -> Result<Case, String> {
         expect,
         reason,
         delay_ms,
+        retry_delay_ms,
         then,
         effects,
         http,

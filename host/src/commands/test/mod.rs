@@ -19,7 +19,7 @@ use crate::consumer::settle::{Action, decide};
 use crate::effects::Effect;
 use crate::entry::Entry;
 use crate::handler::Handler;
-use crate::settings::Grants;
+use crate::settings::{Grants, GroupSettings};
 use crate::verdict::Verdict;
 use crate::wasm::engine::Engine;
 use crate::wasm::instance::{Delivery, Instance};
@@ -42,6 +42,10 @@ struct Outcome {
     reason: Option<String>,
     delay_ms: Option<u64>,
     then: String,
+    /// The retry delay the host applies to an entry left pending: the
+    /// plugin's delay, else the fixture's backoff step; none: it comes back
+    /// after `--min-idle-ms`.
+    retry_delay_ms: Option<u64>,
     effects: Vec<String>,
     requests: Vec<String>,
 }
@@ -149,15 +153,23 @@ fn run_case(plugin: &Plugin, fixture: &Fixture, case: &Case) -> Result<Vec<Outco
         let info: serde_json::Value = serde_json::from_str(info)?;
         instance.assign(&fixture.stream, &Arc::from(info.to_string()));
     }
+    let policy = GroupSettings { backoff: fixture.backoff.clone(), ..GroupSettings::new("t", "t", vec![]) };
     let mut outcomes = Vec::new();
     for (i, count) in case.deliveries.iter().enumerate() {
         let mut entry = Entry { id: format!("{}-0", i + 1), fields: case.fields.clone(), delivery_count: *count };
         let verdict = instance.handle(&mut entry);
         let effects = Handler::take_effects(&mut instance).take(&entry.id).unwrap_or_default();
         let (kind, reason, delay_ms) = verdict_parts(&verdict);
+        let mut retry_delay_ms = None;
         let then = match decide(verdict, *count, fixture.max_deliveries) {
             Action::Ack => "ack".to_string(),
-            Action::Leave { .. } => "pending".to_string(),
+            Action::Leave { hold, .. } => match policy.retry_delay(*count, hold) {
+                Some(delay) => {
+                    retry_delay_ms = Some(delay.as_millis() as u64);
+                    format!("pending (retry delay {} ms)", delay.as_millis())
+                }
+                None => "pending (no retry delay: back after --min-idle-ms)".to_string(),
+            },
             Action::DeadLetter { reason, .. } => format!("dead-letter ({})", reason.as_str()),
         };
         outcomes.push(Outcome {
@@ -166,6 +178,7 @@ fn run_case(plugin: &Plugin, fixture: &Fixture, case: &Case) -> Result<Vec<Outco
             reason,
             delay_ms,
             then,
+            retry_delay_ms,
             effects: effects.iter().map(describe).collect(),
             requests: http.take(),
         });
@@ -210,6 +223,11 @@ fn check(case: &Case, outcomes: &[Outcome]) -> Vec<Problem> {
         && !last.then.starts_with(then.as_str())
     {
         differ(&format!("delivery {} then", last.delivery), then.clone(), last.then.clone());
+    }
+    if let Some(ms) = case.retry_delay_ms
+        && last.retry_delay_ms != Some(ms)
+    {
+        differ(&format!("delivery {} retry delay", last.delivery), format!("{ms} ms"), last.then.clone());
     }
     if let Some(effects) = &case.effects
         && effects != &last.effects
