@@ -120,8 +120,7 @@ pub fn parse(text: &str, place: &str) -> Result<Fixture> {
         Some(v) => return Err(bad(format!("backoff must be a list such as [\"1s\", \"5s\"], not {v}"))),
     };
     // The same limits as a sidecar's backoff.
-    let policy = GroupSettings { backoff: backoff.clone(), ..GroupSettings::new("t", "t", vec!["t".into()]) };
-    policy.validate().map_err(|invalid| bad(format!("{}: {}", invalid.key, invalid.problem)))?;
+    retry_policy(&backoff).validate().map_err(|invalid| bad(format!("{}: {}", invalid.key, invalid.problem)))?;
     let stream = match root.get("stream") {
         None => "test".to_string(),
         Some(v) => v.as_str().ok_or_else(|| bad("stream must be a string".into()))?.to_string(),
@@ -250,6 +249,11 @@ fn case(value: &toml::Value) -> Result<Case, String> {
     })
 }
 
+/// `host run`'s settings with `backoff`: what decides a retry's delay.
+pub fn retry_policy(backoff: &[std::time::Duration]) -> GroupSettings {
+    GroupSettings { backoff: backoff.to_vec(), ..GroupSettings::new("test", "test", vec!["host-test".into()]) }
+}
+
 /// `[[http]]` answers: `url` (a pattern), and optionally `method`,
 /// `status` (default 200), `headers`, `body`.
 fn answers(value: Option<&toml::Value>) -> Result<Vec<Answer>, String> {
@@ -354,14 +358,6 @@ fn state(value: Option<&toml::Value>) -> Result<State, String> {
         }
     }
     Ok(state)
-}
-
-/// Bytes as a fixture value: a TOML string when UTF-8, else `{ hex = … }`.
-pub fn value_toml(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => toml::Value::String(s.to_string()).to_string(),
-        Err(_) => format!("{{ hex = \"{}\" }}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()),
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::consumer::settle::{Action, decide};
 use crate::effects::Effect;
 use crate::entry::Entry;
 use crate::handler::Handler;
-use crate::settings::{Grants, GroupSettings};
+use crate::settings::Grants;
 use crate::verdict::Verdict;
 use crate::wasm::engine::Engine;
 use crate::wasm::instance::{Delivery, Instance};
@@ -153,7 +153,7 @@ fn run_case(plugin: &Plugin, fixture: &Fixture, case: &Case) -> Result<Vec<Outco
         let info: serde_json::Value = serde_json::from_str(info)?;
         instance.assign(&fixture.stream, &Arc::from(info.to_string()));
     }
-    let policy = GroupSettings { backoff: fixture.backoff.clone(), ..GroupSettings::new("t", "t", vec![]) };
+    let policy = fixture::retry_policy(&fixture.backoff);
     let mut outcomes = Vec::new();
     for (i, count) in case.deliveries.iter().enumerate() {
         let mut entry = Entry { id: format!("{}-0", i + 1), fields: case.fields.clone(), delivery_count: *count };

@@ -5,7 +5,6 @@
 //! regression test. Each case expects `ok` (what a fixed plugin should do);
 //! the comment above it says where it came from.
 
-use super::fixture::value_toml;
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
 
@@ -83,6 +82,14 @@ fn bytes(value: &serde_json::Value) -> Result<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("x"), 16).context("bad hex"))
         .collect()
+}
+
+/// Bytes as a fixture value: a TOML string when UTF-8, else `{ hex = … }`.
+pub fn value_toml(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => toml::Value::String(s.to_string()).to_string(),
+        Err(_) => format!("{{ hex = \"{}\" }}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+    }
 }
 
 #[cfg(test)]

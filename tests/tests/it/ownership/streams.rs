@@ -5,6 +5,7 @@
 //! `host owners` lists owner, lease and progress.
 
 use super::*;
+use crate::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_stream_finishes_and_a_bad_assignment_is_dead_lettered() {
@@ -42,20 +43,20 @@ async fn a_deleted_stream_finishes_and_a_bad_assignment_is_dead_lettered() {
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert!(dead[0].meta("dlq:error").unwrap_or_default().contains("not JSON"), "{:?}", dead[0].meta);
     // It is a failure event too, like any dead letter.
-    type Events = Vec<(String, std::collections::HashMap<String, String>)>;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let event = loop {
-        let events: Events =
-            redis::cmd("XRANGE").arg("host:events").arg("-").arg("+").query_async(&mut conn).await.unwrap();
-        if let Some((_, e)) = events.into_iter().find(|(_, e)| e["kind"] == "dead-letter") {
-            break e;
-        }
-        assert!(std::time::Instant::now() < deadline, "no dead-letter event within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    wait_until!(Duration::from_secs(10), "a dead-letter event", dead_letter_event(&mut conn).await.is_some());
+    let event = dead_letter_event(&mut conn).await.expect("seen above");
     assert_eq!((event["stream"].as_str(), event["reason"].as_str()), (ASSIGNMENTS, "rejected"), "{event:?}");
     assert!(event["error"].contains("not JSON") && event["dead-letter"].ends_with(":dlq"), "{event:?}");
     w.terminate();
+}
+
+/// The first `dead-letter` event of `host:events`, if any.
+async fn dead_letter_event(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> Option<std::collections::HashMap<String, String>> {
+    let events: Vec<(String, std::collections::HashMap<String, String>)> =
+        redis::cmd("XRANGE").arg("host:events").arg("-").arg("+").query_async(conn).await.unwrap();
+    events.into_iter().map(|(_, e)| e).find(|e| e["kind"] == "dead-letter")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
